@@ -1,0 +1,2 @@
+//! pinhole's scenario model, runner and built-in agents.
+#![deny(missing_docs)]

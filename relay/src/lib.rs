@@ -1,0 +1,2 @@
+//! pinhole's servers as sans-IO cores.
+#![deny(missing_docs)]

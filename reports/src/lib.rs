@@ -1,0 +1,2 @@
+//! pinhole's run reports.
+#![deny(missing_docs)]
