@@ -24,9 +24,11 @@
 #![warn(unreachable_pub)]
 #![deny(unsafe_code)]
 
+pub mod prefix;
 pub mod rng;
 pub mod verdict;
 pub mod wire;
 
+pub use prefix::Prefix;
 pub use verdict::{Direction, DropReason, Verdict};
 pub use wire::PacketBuf;
