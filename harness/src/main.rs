@@ -1,3 +1,124 @@
-fn main() {
-    println!("pinhole");
+//! `pinhole`: NAT/firewall emulator and NAT-traversal test harness.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use harness::cli;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// NAT/firewall emulator and NAT-traversal test harness.
+///
+/// Exit codes: 0 every expectation held, 1 some expectation failed, 2 invalid input
+/// (nothing was started), 3 the environment cannot run it.
+#[derive(Parser, Debug)]
+#[command(name = "pinhole", version, about, long_about = None)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FabricArg {
+    /// In-process hosts under a virtual clock: deterministic, no privileges.
+    Virtual,
+    /// Linux network namespaces behind TUN devices (not available yet).
+    Kernel,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run scenarios (files, or folders searched for *.yaml) and their matrices.
+    Run {
+        /// Scenario files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Override every scenario's `fabric:`.
+        #[arg(long, value_enum)]
+        fabric: Option<FabricArg>,
+        /// Report folder (report.json is written there).
+        #[arg(long, default_value = "pinhole-report")]
+        report: PathBuf,
+        /// Write no report folder.
+        #[arg(long, conflicts_with = "report")]
+        no_report: bool,
+        /// Cells run at once (default: the number of CPUs).
+        #[arg(short, long)]
+        jobs: Option<usize>,
+        /// Run only shard I of N (1-based), cells dealt round-robin: `--shard 2/4`.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+        /// Print report.json on stdout instead of the readable summary.
+        #[arg(long)]
+        json: bool,
+        /// Print only failures and the summary.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Check scenarios without running them: syntax, names, addresses, expectations.
+    Validate {
+        /// Scenario files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let (i, n) = s
+        .split_once('/')
+        .context("--shard takes I/N, like 1/4")?;
+    let (i, n): (usize, usize) = (
+        i.trim().parse().context("--shard I must be a number")?,
+        n.trim().parse().context("--shard N must be a number")?,
+    );
+    if n == 0 || i == 0 || i > n {
+        bail!("--shard {s}: I must be between 1 and N");
+    }
+    Ok((i, n))
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PINHOLE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let result = match args.command {
+        Command::Validate { paths } => Ok(cli::validate(&paths)),
+        Command::Run {
+            paths,
+            fabric,
+            report,
+            no_report,
+            jobs,
+            shard,
+            json,
+            quiet,
+        } => (|| {
+            let shard = shard.as_deref().map(parse_shard).transpose()?;
+            let opts = cli::RunOptions {
+                fabric: fabric.map(|f| match f {
+                    FabricArg::Virtual => harness::scenario::model::Fabric::Virtual,
+                    FabricArg::Kernel => harness::scenario::model::Fabric::Kernel,
+                }),
+                report: (!no_report).then_some(report),
+                jobs: jobs
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+                    .max(1),
+                shard,
+                json,
+                quiet,
+            };
+            cli::run(&paths, &opts)
+        })(),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("pinhole: {e:#}");
+            ExitCode::from(cli::EXIT_ENVIRONMENT)
+        }
+    }
 }

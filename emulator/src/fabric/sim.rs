@@ -1,0 +1,889 @@
+//! The virtual fabric: a whole topology in one thread under a virtual clock.
+//!
+//! Each host is a smoltcp [`Interface`] on an in-memory device, so UDP, TCP and ICMP
+//! behave as on a real stack (retransmissions, simultaneous open, port-unreachable) without a
+//! home-made TCP. Agents (built-in clients and servers) open sockets on hosts through
+//! [`Sim`]'s socket methods, and the caller drives time:
+//!
+//! ```text
+//! loop {
+//!     let t = min(sim.poll_timeout(), agents' timeouts, next step);
+//!     sim.advance(t);            // deliver everything due up to t, in time order
+//!     agents read/write sockets; // then sim.flush() to push their packets out now
+//! }
+//! ```
+//!
+//! Packet path from a host: its `up` link → routing on its network ([`SegmentRoutes`]) →
+//! the next attachment's `down` link → that node (a host's stack, a NAT or firewall side).
+//! A NAT or firewall forwards to the other side: out through that attachment's `up` link.
+//! Attachments without a link forward instantly. Routers decrement the TTL.
+
+use crate::firewall::Firewall;
+use crate::link::{Admit, Link};
+use crate::nat::Nat;
+use crate::rng::SimRng;
+use crate::topology::{Attachment, SegmentRoutes, Topology, TopologyError};
+use crate::wire::{self, PacketBuf};
+use crate::{Direction, DropReason, Verdict};
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{Device, DeviceCapabilities, Medium};
+use smoltcp::socket::{tcp, udp};
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint};
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+pub use smoltcp::socket::tcp::State as TcpState;
+
+/// A socket on a virtual host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketId {
+    /// The host.
+    pub host: usize,
+    handle: SocketHandle,
+}
+
+/// Something that happened in the fabric, for reports.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum SimEvent {
+    /// A packet was dropped.
+    Dropped {
+        /// Where: a host, NAT, firewall or link name.
+        at: String,
+        /// Why.
+        reason: DropReason,
+    },
+    /// A NAT event (mapping created, expired, …).
+    Nat {
+        /// NAT name.
+        nat: String,
+        /// The event.
+        event: crate::nat::NatEvent,
+    },
+}
+
+/// Errors of socket operations on virtual hosts.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// The topology is invalid.
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    /// A NAT's configuration is invalid.
+    #[error("NAT `{0}`: {1}")]
+    Nat(String, String),
+    /// The address is not one of the host's.
+    #[error("{0} is not an address of host `{1}`")]
+    NotLocal(IpAddr, String),
+    /// The port is taken.
+    #[error("port {0} is already in use on host `{1}`")]
+    PortInUse(u16, String),
+    /// Sending failed (buffer full, unaddressable).
+    #[error("send failed: {0}")]
+    Send(String),
+    /// No such socket.
+    #[error("no such socket")]
+    NoSocket,
+}
+
+/// An in-memory device: frames in from the fabric, frames out to it.
+struct QueueDevice {
+    rx: VecDeque<Vec<u8>>,
+    tx: VecDeque<Vec<u8>>,
+    mtu: usize,
+}
+
+struct RxTok(Vec<u8>);
+struct TxTok<'a>(&'a mut VecDeque<Vec<u8>>);
+
+impl smoltcp::phy::RxToken for RxTok {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl smoltcp::phy::TxToken for TxTok<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut v = vec![0u8; len];
+        let r = f(&mut v);
+        self.0.push_back(v);
+        r
+    }
+}
+
+impl Device for QueueDevice {
+    type RxToken<'a> = RxTok;
+    type TxToken<'a> = TxTok<'a>;
+
+    fn receive(
+        &mut self,
+        _t: smoltcp::time::Instant,
+    ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let p = self.rx.pop_front()?;
+        Some((RxTok(p), TxTok(&mut self.tx)))
+    }
+
+    fn transmit(&mut self, _t: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
+        Some(TxTok(&mut self.tx))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut c = DeviceCapabilities::default();
+        c.medium = Medium::Ip;
+        c.max_transmission_unit = self.mtu;
+        c
+    }
+}
+
+struct SimHost {
+    iface: Interface,
+    device: QueueDevice,
+    sockets: SocketSet<'static>,
+    rng: SimRng,
+    used_ports: BTreeMap<(bool, u16), usize>,
+    socket_ports: BTreeMap<SocketHandle, (bool, u16)>,
+}
+
+/// Counters of a fabric run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SimStats {
+    /// Packets that left a host.
+    pub sent: u64,
+    /// Packets delivered to a host.
+    pub delivered: u64,
+    /// Drops by place and reason.
+    pub drops: BTreeMap<(String, DropReason), u64>,
+}
+
+/// Where a packet is headed next.
+#[derive(Clone, Copy, Debug)]
+enum Hop {
+    /// Leaving `at` into its network: through `at`'s up link, then routed.
+    Up(Attachment),
+    /// On a network, from `from`: route it.
+    Route(Attachment),
+    /// Arriving at `at` from its network: through its down link, then into the node.
+    Down(Attachment),
+    /// Into the node behind attachment `at`.
+    Node(Attachment),
+}
+
+const UDP_RX_PACKETS: usize = 256;
+const UDP_BUF_BYTES: usize = 256 * 1024;
+const TCP_BUF_BYTES: usize = 64 * 1024;
+/// Bound on events kept for [`Sim::poll_event`]; beyond it the oldest are discarded (and counted).
+const MAX_EVENTS: usize = 1 << 20;
+
+/// The virtual fabric. See the module docs for the drive loop.
+pub struct Sim {
+    epoch: Instant,
+    now: Instant,
+    topo: Topology,
+    routes: Vec<SegmentRoutes>,
+    hosts: Vec<SimHost>,
+    nats: Vec<Nat>,
+    firewalls: Vec<Firewall>,
+    /// Link per (attachment, up?): index into `links`.
+    link_index: BTreeMap<(Attachment, bool), usize>,
+    links: Vec<(Attachment, bool, Link)>,
+    work: VecDeque<(PacketBuf, Hop)>,
+    events: VecDeque<(Instant, SimEvent)>,
+    events_discarded: u64,
+    stats: SimStats,
+}
+
+fn smol_now(epoch: Instant, now: Instant) -> smoltcp::time::Instant {
+    smoltcp::time::Instant::from_micros(now.saturating_duration_since(epoch).as_micros() as i64)
+}
+
+fn to_smol(a: IpAddr) -> IpAddress {
+    match a {
+        IpAddr::V4(v) => IpAddress::Ipv4(v),
+        IpAddr::V6(v) => IpAddress::Ipv6(v),
+    }
+}
+
+fn from_smol(a: IpAddress) -> IpAddr {
+    match a {
+        IpAddress::Ipv4(v) => IpAddr::V4(v),
+        IpAddress::Ipv6(v) => IpAddr::V6(v),
+    }
+}
+
+fn from_ep(e: IpEndpoint) -> SocketAddr {
+    SocketAddr::new(from_smol(e.addr), e.port)
+}
+
+impl Sim {
+    /// Build the fabric at virtual time `epoch` (the scenario's t = 0). All randomness (NAT
+    /// port choice, link fates, TCP initial sequence numbers, ephemeral ports) derives from
+    /// `seed`.
+    pub fn new(topo: Topology, seed: u64, epoch: Instant) -> Result<Sim, SimError> {
+        topo.validate()?;
+        let root = SimRng::new(seed);
+        let routes = topo.routes();
+        let mut hosts = Vec::new();
+        for (i, h) in topo.hosts.iter().enumerate() {
+            let mut rng = root.fork(0x1000 + i as u64);
+            let mut device = QueueDevice {
+                rx: VecDeque::new(),
+                tx: VecDeque::new(),
+                mtu: 1500,
+            };
+            let mut config = Config::new(HardwareAddress::Ip);
+            config.random_seed = rng.next_u64();
+            let mut iface = Interface::new(config, &mut device, smol_now(epoch, epoch));
+            let prefix = topo.networks[h.network].prefix;
+            iface.update_ip_addrs(|addrs| {
+                for a in &h.addresses {
+                    // The address count is bounded by the smoltcp feature; the scenario
+                    // validator limits hosts to fewer addresses.
+                    let _ = addrs.push(IpCidr::new(to_smol(*a), prefix.len()));
+                }
+            });
+            if let Some(gw) = routes[h.network].gateway {
+                let gw_addr = match gw {
+                    Attachment::NatInside(n) => topo.nats[n].inside_address,
+                    Attachment::FirewallInside(f) => topo.firewalls[f].inside_address,
+                    _ => unreachable!("gateways are device inside attachments"),
+                };
+                match gw_addr {
+                    IpAddr::V4(v) => {
+                        let _ = iface.routes_mut().add_default_ipv4_route(v);
+                    }
+                    IpAddr::V6(v) => {
+                        let _ = iface.routes_mut().add_default_ipv6_route(v);
+                    }
+                }
+            } else if let Some(IpAddr::V4(v)) = prefix.nth(1) {
+                // A flat routed segment: the medium is IP (no neighbour discovery), so any
+                // gateway on-link makes smoltcp hand every off-prefix packet to the fabric,
+                // which routes it (e.g. to a firewall's inside network).
+                let _ = iface.routes_mut().add_default_ipv4_route(v);
+            } else if let Some(IpAddr::V6(v)) = prefix.nth(1) {
+                let _ = iface.routes_mut().add_default_ipv6_route(v);
+            }
+            hosts.push(SimHost {
+                iface,
+                device,
+                sockets: SocketSet::new(Vec::new()),
+                rng,
+                used_ports: BTreeMap::new(),
+                socket_ports: BTreeMap::new(),
+            });
+        }
+        let mut nats = Vec::new();
+        for (i, n) in topo.nats.iter().enumerate() {
+            let nat = Nat::new(n.config.clone(), root.fork(0x2000 + i as u64))
+                .map_err(|e| SimError::Nat(n.name.clone(), e.to_string()))?;
+            nats.push(nat);
+        }
+        let firewalls = topo
+            .firewalls
+            .iter()
+            .map(|f| Firewall::new(f.config.clone()))
+            .collect();
+        let mut links = Vec::new();
+        let mut link_index = BTreeMap::new();
+        for (i, l) in topo.links.iter().enumerate() {
+            for (up, cfg) in [(true, &l.up), (false, &l.down)] {
+                let rng = root.fork(0x3000 + 2 * i as u64 + up as u64);
+                link_index.insert((l.at, up), links.len());
+                links.push((l.at, up, Link::new(cfg.clone(), rng)));
+            }
+        }
+        Ok(Sim {
+            epoch,
+            now: epoch,
+            topo,
+            routes,
+            hosts,
+            nats,
+            firewalls,
+            link_index,
+            links,
+            work: VecDeque::new(),
+            events: VecDeque::new(),
+            events_discarded: 0,
+            stats: SimStats::default(),
+        })
+    }
+
+    /// The current virtual time.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// The virtual time of t = 0.
+    pub fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    /// The topology being run.
+    pub fn topology(&self) -> &Topology {
+        &self.topo
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &SimStats {
+        &self.stats
+    }
+
+    /// Events discarded because nobody drained [`Sim::poll_event`] (bounded memory).
+    pub fn events_discarded(&self) -> u64 {
+        self.events_discarded
+    }
+
+    /// A NAT by index.
+    pub fn nat(&self, id: usize) -> &Nat {
+        &self.nats[id]
+    }
+
+    /// A NAT by index, mutable (scenario `nat:` actions).
+    pub fn nat_mut(&mut self, id: usize) -> &mut Nat {
+        &mut self.nats[id]
+    }
+
+    /// A firewall by index.
+    pub fn firewall(&self, id: usize) -> &Firewall {
+        &self.firewalls[id]
+    }
+
+    /// The link of an attachment in one direction (`up`: away from it), if it has one.
+    pub fn link(&self, at: Attachment, up: bool) -> Option<&Link> {
+        self.link_index.get(&(at, up)).map(|&i| &self.links[i].2)
+    }
+
+    /// Replace the settings of an attachment's link in one direction (scenario `link:`
+    /// steps), creating the link if the attachment had none.
+    pub fn set_link(&mut self, at: Attachment, up: bool, config: crate::link::LinkConfig) {
+        match self.link_index.get(&(at, up)) {
+            Some(&i) => self.links[i].2.set_config(self.now, config),
+            None => {
+                let label = 0x4000 + self.links.len() as u64;
+                let rng = SimRng::new(label ^ self.hosts.len() as u64).fork(label);
+                self.link_index.insert((at, up), self.links.len());
+                self.links.push((at, up, Link::new(config, rng)));
+            }
+        }
+    }
+
+    /// The earliest time something is due: a link delivery, a NAT or firewall timer, or a
+    /// host stack's timer.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let mut t: Option<Instant> = None;
+        let mut consider = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t| t.min(x)));
+            }
+        };
+        for (_, _, l) in &self.links {
+            consider(l.poll_timeout());
+        }
+        for n in &self.nats {
+            consider(n.poll_timeout());
+        }
+        for f in &self.firewalls {
+            consider(f.poll_timeout());
+        }
+        let now_s = smol_now(self.epoch, self.now);
+        for h in &mut self.hosts {
+            if let Some(at) = h.iface.poll_at(now_s, &h.sockets) {
+                let d = Duration::from_micros(at.total_micros().max(0) as u64);
+                consider(Some((self.epoch + d).max(self.now)));
+            }
+        }
+        t
+    }
+
+    /// Run everything due up to and including `to`, in time order, and set the clock to `to`.
+    /// Times before the current time are treated as now.
+    pub fn advance(&mut self, to: Instant) {
+        let to = to.max(self.now);
+        // Bounded: every iteration either moves time forward or consumes due work.
+        let mut guard = 0u64;
+        loop {
+            self.flush();
+            match self.poll_timeout() {
+                Some(t) if t <= to => {
+                    let t = t.max(self.now);
+                    if t == self.now {
+                        guard += 1;
+                        if guard > 1_000_000 {
+                            // A stack asking to be polled now forever; move on.
+                            break;
+                        }
+                    } else {
+                        guard = 0;
+                    }
+                    self.now = t;
+                    self.run_due();
+                }
+                _ => break,
+            }
+        }
+        self.now = to;
+        self.flush();
+    }
+
+    /// Push out whatever agents wrote to sockets, processing it at the current time.
+    pub fn flush(&mut self) {
+        self.run_due();
+    }
+
+    fn run_due(&mut self) {
+        let now = self.now;
+        for n in 0..self.nats.len() {
+            self.nats[n].handle_timeout(now);
+            self.drain_nat_events(n);
+        }
+        for f in &mut self.firewalls {
+            f.handle_timeout(now);
+        }
+        loop {
+            let mut progress = false;
+            // Host stacks: receive, run timers, transmit.
+            for h in 0..self.hosts.len() {
+                let host = &mut self.hosts[h];
+                let ts = smol_now(self.epoch, now);
+                host.iface.poll(ts, &mut host.device, &mut host.sockets);
+                while let Some(p) = host.device.tx.pop_front() {
+                    self.stats.sent += 1;
+                    self.work
+                        .push_back((PacketBuf::from_slice(&p), Hop::Up(Attachment::Host(h))));
+                    progress = true;
+                }
+            }
+            // Links whose deliveries are due.
+            for i in 0..self.links.len() {
+                while let Some(p) = self.links[i].2.poll_transmit(now) {
+                    let (at, up, _) = self.links[i];
+                    let hop = if up { Hop::Route(at) } else { Hop::Node(at) };
+                    self.work.push_back((p, hop));
+                    progress = true;
+                }
+            }
+            while let Some((p, hop)) = self.work.pop_front() {
+                self.step(p, hop);
+                progress = true;
+            }
+            if !progress {
+                break;
+            }
+        }
+    }
+
+    fn drop_at(&mut self, at: String, reason: DropReason) {
+        *self.stats.drops.entry((at.clone(), reason)).or_insert(0) += 1;
+        self.push_event(SimEvent::Dropped { at, reason });
+    }
+
+    fn push_event(&mut self, e: SimEvent) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events.pop_front();
+            self.events_discarded += 1;
+        }
+        self.events.push_back((self.now, e));
+    }
+
+    fn drain_nat_events(&mut self, n: usize) {
+        while let Some(e) = self.nats[n].poll_event() {
+            let nat = self.topo.nats[n].name.clone();
+            self.push_event(SimEvent::Nat { nat, event: e });
+        }
+    }
+
+    /// The next fabric event, oldest first.
+    pub fn poll_event(&mut self) -> Option<(Instant, SimEvent)> {
+        self.events.pop_front()
+    }
+
+    fn through_link(&mut self, at: Attachment, up: bool, p: PacketBuf, then: Hop) {
+        let Some(&i) = self.link_index.get(&(at, up)) else {
+            self.work.push_front((p, then));
+            return;
+        };
+        let now = self.now;
+        match self.links[i].2.handle_packet(now, p) {
+            Admit::Queued => {}
+            Admit::Dropped(reason) => {
+                let name = format!("{}.{}", self.topo.attachment_name(at), if up { "up" } else { "down" });
+                self.drop_at(name, reason);
+            }
+            Admit::TooBig { mtu, packet } => {
+                let name = format!("{}.{}", self.topo.attachment_name(at), if up { "up" } else { "down" });
+                self.drop_at(name, DropReason::Mtu);
+                if let Some(from) = self.router_address(at)
+                    && let Some(err) = wire::reply::icmp_error(
+                        packet.as_slice(),
+                        from,
+                        wire::reply::IcmpError::TooBig { mtu },
+                    )
+                {
+                    // Back towards the sender, on the network of this attachment.
+                    self.work.push_back((err, Hop::Route(at)));
+                }
+            }
+        }
+    }
+
+    /// The address an ICMP error about a packet refused at `at`'s link comes from: the
+    /// attachment's own router address where it is a device, else the network's gateway,
+    /// else the host itself.
+    fn router_address(&self, at: Attachment) -> Option<IpAddr> {
+        match at {
+            Attachment::NatInside(n) => Some(self.topo.nats[n].inside_address),
+            Attachment::NatOutside(n) => self.topo.nats[n].config.external.first().copied(),
+            Attachment::FirewallInside(f) | Attachment::FirewallOutside(f) => {
+                Some(self.topo.firewalls[f].inside_address)
+            }
+            Attachment::Host(h) => {
+                let net = self.topo.hosts[h].network;
+                match self.routes[net].gateway {
+                    Some(Attachment::NatInside(n)) => Some(self.topo.nats[n].inside_address),
+                    Some(Attachment::FirewallInside(f)) => {
+                        Some(self.topo.firewalls[f].inside_address)
+                    }
+                    _ => self.topo.hosts[h].addresses.first().copied(),
+                }
+            }
+        }
+    }
+
+    fn step(&mut self, mut p: PacketBuf, hop: Hop) {
+        match hop {
+            Hop::Up(at) => self.through_link(at, true, p, Hop::Route(at)),
+            Hop::Route(from) => {
+                let net = self.topo.network_of(from);
+                let dst = match wire::parse(p.as_slice()) {
+                    Ok(i) => i.dst,
+                    Err(_) => {
+                        let name = self.topo.networks[net].name.clone();
+                        return self.drop_at(name, DropReason::Malformed);
+                    }
+                };
+                match self.routes[net].route(dst, from) {
+                    Some(next) => self.through_link(next, false, p, Hop::Node(next)),
+                    None => {
+                        let name = self.topo.networks[net].name.clone();
+                        self.drop_at(name, DropReason::NoRoute)
+                    }
+                }
+            }
+            Hop::Down(at) => self.through_link(at, false, p, Hop::Node(at)),
+            Hop::Node(at) => match at {
+                Attachment::Host(h) => {
+                    self.stats.delivered += 1;
+                    self.hosts[h].device.rx.push_back(p.as_slice().to_vec());
+                }
+                Attachment::NatInside(n) | Attachment::NatOutside(n) => {
+                    let dir = if matches!(at, Attachment::NatInside(_)) {
+                        Direction::Outbound
+                    } else {
+                        Direction::Inbound
+                    };
+                    let name = self.topo.nats[n].name.clone();
+                    if !self.router_hop(&mut p, &name) {
+                        return;
+                    }
+                    let verdict = self.nats[n].handle_packet(self.now, dir, &mut p);
+                    self.drain_nat_events(n);
+                    self.apply_verdict(
+                        verdict,
+                        p,
+                        name,
+                        Attachment::NatInside(n),
+                        Attachment::NatOutside(n),
+                        dir,
+                    );
+                }
+                Attachment::FirewallInside(f) | Attachment::FirewallOutside(f) => {
+                    let dir = if matches!(at, Attachment::FirewallInside(_)) {
+                        Direction::Outbound
+                    } else {
+                        Direction::Inbound
+                    };
+                    let name = self.topo.firewalls[f].name.clone();
+                    if !self.router_hop(&mut p, &name) {
+                        return;
+                    }
+                    let verdict = self.firewalls[f].handle_packet(self.now, dir, &mut p);
+                    self.apply_verdict(
+                        verdict,
+                        p,
+                        name,
+                        Attachment::FirewallInside(f),
+                        Attachment::FirewallOutside(f),
+                        dir,
+                    );
+                }
+            },
+        }
+    }
+
+    /// TTL handling at a router. Returns false if the packet was dropped.
+    fn router_hop(&mut self, p: &mut PacketBuf, name: &str) -> bool {
+        let Ok(mut info) = wire::parse(p.as_slice()) else {
+            self.drop_at(name.to_string(), DropReason::Malformed);
+            return false;
+        };
+        if info.ttl <= 1 {
+            self.drop_at(name.to_string(), DropReason::TtlExpired);
+            return false;
+        }
+        wire::decrement_ttl(p.as_mut_slice(), &mut info);
+        true
+    }
+
+    fn apply_verdict(
+        &mut self,
+        verdict: Verdict,
+        p: PacketBuf,
+        name: String,
+        inside: Attachment,
+        outside: Attachment,
+        dir: Direction,
+    ) {
+        let (onward, back) = match dir {
+            Direction::Outbound => (outside, inside),
+            Direction::Inbound => (inside, outside),
+        };
+        match verdict {
+            Verdict::Forward => self.work.push_back((p, Hop::Up(onward))),
+            Verdict::Hairpin => self.work.push_back((p, Hop::Up(back))),
+            Verdict::Drop(reason) => self.drop_at(name, reason),
+            Verdict::Reply(reason, reply) => {
+                self.drop_at(name, reason);
+                self.work.push_back((reply, Hop::Up(back)));
+            }
+        }
+    }
+
+    // ===== sockets for agents =====
+
+    /// A free ephemeral port on `host` (seeded choice in Linux's default range).
+    pub fn ephemeral_port(&mut self, host: usize, tcp: bool) -> Result<u16, SimError> {
+        self.pick_port(host, tcp)
+            .ok_or_else(|| SimError::PortInUse(0, self.topo.hosts[host].name.clone()))
+    }
+
+    fn pick_port(&mut self, host: usize, tcp: bool) -> Option<u16> {
+        let h = &mut self.hosts[host];
+        // Linux's default ephemeral range (net.ipv4.ip_local_port_range).
+        for _ in 0..64 {
+            let p = h.rng.range_inclusive(32768, 60999) as u16;
+            if !h.used_ports.contains_key(&(tcp, p)) {
+                return Some(p);
+            }
+        }
+        (32768..=60999).find(|p| !h.used_ports.contains_key(&(tcp, *p)))
+    }
+
+    fn check_local(&self, host: usize, addr: Option<IpAddr>) -> Result<(), SimError> {
+        if let Some(a) = addr
+            && !a.is_unspecified()
+            && !self.topo.hosts[host].addresses.contains(&a)
+        {
+            return Err(SimError::NotLocal(a, self.topo.hosts[host].name.clone()));
+        }
+        Ok(())
+    }
+
+    /// Open a UDP socket on `host` bound to `addr` (None or unspecified: every address) and
+    /// `port` (0: an ephemeral port). Returns the socket and its port.
+    pub fn udp_bind(
+        &mut self,
+        host: usize,
+        addr: Option<IpAddr>,
+        port: u16,
+    ) -> Result<(SocketId, u16), SimError> {
+        self.check_local(host, addr)?;
+        let port = if port == 0 {
+            self.pick_port(host, false)
+                .ok_or_else(|| SimError::PortInUse(0, self.topo.hosts[host].name.clone()))?
+        } else {
+            port
+        };
+        let specific = addr.filter(|a| !a.is_unspecified());
+        let h = &mut self.hosts[host];
+        // One socket per (port) unless each binds a distinct specific address.
+        let key = (false, port);
+        if specific.is_none() && h.used_ports.contains_key(&key) {
+            return Err(SimError::PortInUse(port, self.topo.hosts[host].name.clone()));
+        }
+        let mut s = udp::Socket::new(
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; UDP_RX_PACKETS],
+                vec![0; UDP_BUF_BYTES],
+            ),
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; UDP_RX_PACKETS],
+                vec![0; UDP_BUF_BYTES],
+            ),
+        );
+        let ep = IpListenEndpoint {
+            addr: specific.map(to_smol),
+            port,
+        };
+        s.bind(ep)
+            .map_err(|e| SimError::Send(format!("bind: {e}")))?;
+        let handle = h.sockets.add(s);
+        *h.used_ports.entry(key).or_insert(0) += 1;
+        h.socket_ports.insert(handle, key);
+        Ok((SocketId { host, handle }, port))
+    }
+
+    /// Send a datagram from a UDP socket. `from` picks the source address on a socket bound
+    /// to every address (None: the host's first address towards the destination).
+    pub fn udp_send(
+        &mut self,
+        s: SocketId,
+        to: SocketAddr,
+        from: Option<IpAddr>,
+        data: &[u8],
+    ) -> Result<(), SimError> {
+        let h = self.hosts.get_mut(s.host).ok_or(SimError::NoSocket)?;
+        let sock = h.sockets.get_mut::<udp::Socket>(s.handle);
+        let mut meta: udp::UdpMetadata = IpEndpoint::new(to_smol(to.ip()), to.port()).into();
+        meta.local_address = from.map(to_smol);
+        sock.send_slice(data, meta)
+            .map_err(|e| SimError::Send(e.to_string()))
+    }
+
+    /// Receive a datagram: `(source, local address it was sent to, payload)`.
+    pub fn udp_recv(&mut self, s: SocketId) -> Option<(SocketAddr, Option<IpAddr>, Vec<u8>)> {
+        let h = self.hosts.get_mut(s.host)?;
+        let sock = h.sockets.get_mut::<udp::Socket>(s.handle);
+        let (data, meta) = sock.recv().ok()?;
+        Some((
+            from_ep(meta.endpoint),
+            meta.local_address.map(from_smol),
+            data.to_vec(),
+        ))
+    }
+
+    /// Open a TCP connection from `host` (`local_port` 0: ephemeral) to `remote`.
+    pub fn tcp_connect(
+        &mut self,
+        host: usize,
+        local_port: u16,
+        remote: SocketAddr,
+    ) -> Result<(SocketId, u16), SimError> {
+        let port = if local_port == 0 {
+            self.pick_port(host, true)
+                .ok_or_else(|| SimError::PortInUse(0, self.topo.hosts[host].name.clone()))?
+        } else {
+            local_port
+        };
+        let h = &mut self.hosts[host];
+        let mut s = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; TCP_BUF_BYTES]),
+            tcp::SocketBuffer::new(vec![0; TCP_BUF_BYTES]),
+        );
+        s.connect(
+            h.iface.context(),
+            IpEndpoint::new(to_smol(remote.ip()), remote.port()),
+            port,
+        )
+        .map_err(|e| SimError::Send(format!("connect: {e}")))?;
+        let handle = h.sockets.add(s);
+        *h.used_ports.entry((true, port)).or_insert(0) += 1;
+        h.socket_ports.insert(handle, (true, port));
+        Ok((SocketId { host, handle }, port))
+    }
+
+    /// A TCP socket listening on `port` (one connection per socket, smoltcp style).
+    pub fn tcp_listen(&mut self, host: usize, port: u16) -> Result<SocketId, SimError> {
+        let h = &mut self.hosts[host];
+        let mut s = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; TCP_BUF_BYTES]),
+            tcp::SocketBuffer::new(vec![0; TCP_BUF_BYTES]),
+        );
+        s.listen(port)
+            .map_err(|e| SimError::Send(format!("listen: {e}")))?;
+        let handle = h.sockets.add(s);
+        *h.used_ports.entry((true, port)).or_insert(0) += 1;
+        h.socket_ports.insert(handle, (true, port));
+        Ok(SocketId { host, handle })
+    }
+
+    /// The state of a TCP socket.
+    pub fn tcp_state(&mut self, s: SocketId) -> tcp::State {
+        self.hosts[s.host]
+            .sockets
+            .get::<tcp::Socket>(s.handle)
+            .state()
+    }
+
+    /// The remote endpoint of a TCP socket, once known.
+    pub fn tcp_remote(&mut self, s: SocketId) -> Option<SocketAddr> {
+        self.hosts[s.host]
+            .sockets
+            .get::<tcp::Socket>(s.handle)
+            .remote_endpoint()
+            .map(from_ep)
+    }
+
+    /// Queue bytes on a TCP socket; returns how many fit.
+    pub fn tcp_send(&mut self, s: SocketId, data: &[u8]) -> Result<usize, SimError> {
+        let sock = self.hosts[s.host].sockets.get_mut::<tcp::Socket>(s.handle);
+        if !sock.may_send() {
+            return Ok(0);
+        }
+        sock.send_slice(data)
+            .map_err(|e| SimError::Send(e.to_string()))
+    }
+
+    /// Take whatever bytes arrived on a TCP socket.
+    pub fn tcp_recv(&mut self, s: SocketId) -> Vec<u8> {
+        let sock = self.hosts[s.host].sockets.get_mut::<tcp::Socket>(s.handle);
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while sock.can_recv() {
+            match sock.recv_slice(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        out
+    }
+
+    /// Close and remove a socket (TCP: abort, no lingering state).
+    pub fn close(&mut self, s: SocketId) {
+        let h = &mut self.hosts[s.host];
+        if let Some(key) = h.socket_ports.remove(&s.handle) {
+            if let Some(c) = h.used_ports.get_mut(&key) {
+                *c -= 1;
+                if *c == 0 {
+                    h.used_ports.remove(&key);
+                }
+            }
+            let removed = h.sockets.remove(s.handle);
+            if let smoltcp::socket::Socket::Tcp(mut t) = removed {
+                t.abort();
+            }
+        }
+    }
+
+    /// The addresses of a host.
+    pub fn host_addresses(&self, host: usize) -> &[IpAddr] {
+        &self.topo.hosts[host].addresses
+    }
+
+    /// Inject a raw IP packet as if `host` had sent it (tests of the packet path).
+    pub fn inject(&mut self, host: usize, packet: &[u8]) {
+        self.stats.sent += 1;
+        self.work
+            .push_back((PacketBuf::from_slice(packet), Hop::Up(Attachment::Host(host))));
+        self.run_due();
+    }
+
+    /// Deliver a raw packet straight into `at`'s node (tests).
+    #[doc(hidden)]
+    pub fn inject_down(&mut self, at: Attachment, packet: &[u8]) {
+        self.work
+            .push_back((PacketBuf::from_slice(packet), Hop::Down(at)));
+        self.run_due();
+    }
+}

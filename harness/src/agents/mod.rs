@@ -1,0 +1,5 @@
+//! Built-in agents and services, as thin drivers over the sans-IO cores.
+
+pub mod probe;
+pub mod punch;
+pub mod stun;

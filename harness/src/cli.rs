@@ -1,0 +1,291 @@
+//! The `run` and `validate` commands, as library functions the binary and tests share.
+
+use crate::runner;
+use crate::scenario::{self, Availability, Cell, model::Fabric};
+use reports::{Report, ScenarioReport};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+
+/// Every expectation held.
+pub const EXIT_PASS: u8 = 0;
+/// Some expectation failed.
+pub const EXIT_FAIL: u8 = 1;
+/// Invalid input; nothing was started.
+pub const EXIT_INVALID: u8 = 2;
+/// The environment cannot run it (I/O errors, missing privileges).
+pub const EXIT_ENVIRONMENT: u8 = 3;
+
+/// What this build can run. Everything else in the scenario format parses, and is then
+/// refused with "not available yet" (exit 2) rather than silently skipped.
+pub fn availability() -> Availability {
+    Availability::foundation()
+}
+
+/// Options of `pinhole run`.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Overrides every scenario's `fabric:`.
+    pub fabric: Option<Fabric>,
+    /// Report folder, if any.
+    pub report: Option<PathBuf>,
+    /// Cells run at once.
+    pub jobs: usize,
+    /// Only shard `i` of `n` (1-based).
+    pub shard: Option<(usize, usize)>,
+    /// Print report.json to stdout.
+    pub json: bool,
+    /// Only failures and the summary.
+    pub quiet: bool,
+}
+
+/// The scenario files named by `paths`: files as given, folders searched recursively for
+/// `*.yaml` / `*.yml`, sorted so that runs are reproducible.
+pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let before = out.len();
+            walk(p, &mut out).map_err(|e| format!("{}: {e}", p.display()))?;
+            if out.len() == before {
+                return Err(format!("{}: no *.yaml scenario files in this folder", p.display()));
+            }
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            return Err(format!("{}: no such file or folder", p.display()));
+        }
+    }
+    Ok(out)
+}
+
+/// `pinhole validate`: returns the exit code.
+pub fn validate(paths: &[PathBuf]) -> u8 {
+    let files = match collect_files(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("pinhole: {e}");
+            return EXIT_INVALID;
+        }
+    };
+    let mut bad = false;
+    for f in &files {
+        match scenario::load(f).and_then(|s| s.cells().map(|c| (s, c))) {
+            Ok((s, cells)) => {
+                let problems: Vec<_> = cells
+                    .iter()
+                    .flat_map(|c| scenario::check_available(c, &availability(), None))
+                    .collect();
+                if problems.is_empty() {
+                    println!("ok    {} ({}, {} cell{})", f.display(), s.name(), cells.len(), if cells.len() == 1 { "" } else { "s" });
+                } else {
+                    bad = true;
+                    print_errors(&dedup(problems));
+                }
+            }
+            Err(errs) => {
+                bad = true;
+                print_errors(&errs.0);
+            }
+        }
+    }
+    if bad { EXIT_INVALID } else { EXIT_PASS }
+}
+
+fn dedup(mut v: Vec<scenario::Error>) -> Vec<scenario::Error> {
+    let mut seen = std::collections::BTreeSet::new();
+    v.retain(|e| seen.insert(e.to_string()));
+    v
+}
+
+fn print_errors(errs: &[scenario::Error]) {
+    for e in errs {
+        eprintln!("{e}");
+    }
+}
+
+struct Job {
+    scenario: usize,
+    index: usize,
+    cell: Cell,
+}
+
+/// `pinhole run`: returns the exit code.
+pub fn run(paths: &[PathBuf], opts: &RunOptions) -> anyhow::Result<u8> {
+    let files = match collect_files(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("pinhole: {e}");
+            return Ok(EXIT_INVALID);
+        }
+    };
+    // Parse and check everything before anything starts.
+    let mut scenarios = Vec::new();
+    let mut jobs = Vec::new();
+    let mut errors = Vec::new();
+    for (si, f) in files.iter().enumerate() {
+        match scenario::load(f).and_then(|s| s.cells().map(|c| (s, c))) {
+            Ok((s, cells)) => {
+                for c in &cells {
+                    errors.extend(scenario::check_available(c, &availability(), opts.fabric));
+                }
+                scenarios.push(ScenarioReport {
+                    file: f.display().to_string(),
+                    name: s.name().to_string(),
+                    cells: Vec::new(),
+                });
+                for (ci, cell) in cells.into_iter().enumerate() {
+                    jobs.push(Job { scenario: si, index: ci, cell });
+                }
+            }
+            Err(errs) => errors.extend(errs.0),
+        }
+    }
+    if !errors.is_empty() {
+        print_errors(&dedup(errors));
+        eprintln!("pinhole: nothing was run (exit {EXIT_INVALID})");
+        return Ok(EXIT_INVALID);
+    }
+    if let Some((i, n)) = opts.shard {
+        let mut k = 0;
+        jobs.retain(|_| {
+            k += 1;
+            (k - 1) % n == i - 1
+        });
+    }
+    let total = jobs.len();
+    if !opts.quiet && !opts.json {
+        eprintln!(
+            "pinhole: running {total} cell{} from {} file{} on {} worker{}",
+            if total == 1 { "" } else { "s" },
+            files.len(),
+            if files.len() == 1 { "" } else { "s" },
+            opts.jobs.min(total.max(1)),
+            if opts.jobs.min(total.max(1)) == 1 { "" } else { "s" }
+        );
+    }
+    // Run cells in parallel; print each as it finishes; assemble the report in order.
+    let queue = Arc::new(Mutex::new(jobs.into_iter().collect::<std::collections::VecDeque<_>>()));
+    let (tx, rx) = mpsc::channel();
+    let workers: Vec<_> = (0..opts.jobs.min(total.max(1)))
+        .map(|_| {
+            let queue = Arc::clone(&queue);
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                loop {
+                    let job = match queue.lock() {
+                        Ok(mut q) => q.pop_front(),
+                        Err(_) => None,
+                    };
+                    let Some(job) = job else { break };
+                    let report = runner::run_cell(&job.cell);
+                    if tx.send((job.scenario, job.index, report)).is_err() {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let mut done: Vec<(usize, usize, reports::CellReport)> = Vec::new();
+    let stdout = std::io::stdout();
+    for (si, ci, cell) in rx {
+        if !opts.json {
+            let mut out = stdout.lock();
+            print_cell(&mut out, &files[si], &cell, opts.quiet)?;
+        }
+        done.push((si, ci, cell));
+    }
+    for w in workers {
+        let _ = w.join();
+    }
+    done.sort_by_key(|(s, c, _)| (*s, *c));
+    for (si, _, cell) in done {
+        scenarios[si].cells.push(cell);
+    }
+    let mut report = Report::new(env!("CARGO_PKG_VERSION"));
+    report.scenarios = scenarios;
+    report.summarize();
+    if let Some(dir) = &opts.report {
+        report
+            .write_to_dir(dir)
+            .map_err(|e| anyhow::anyhow!("cannot write the report to {}: {e}", dir.display()))?;
+    }
+    let s = &report.summary;
+    if opts.json {
+        print!("{}", report.to_json());
+    } else {
+        println!(
+            "\n{} cell{}: {} passed, {} failed ({} checks: {} held, {} failed){}",
+            s.cells,
+            if s.cells == 1 { "" } else { "s" },
+            s.cells_passed,
+            s.cells_failed,
+            s.checks_passed + s.checks_failed,
+            s.checks_passed,
+            s.checks_failed,
+            opts.report
+                .as_ref()
+                .map(|d| format!("; report: {}", d.join("report.json").display()))
+                .unwrap_or_default()
+        );
+    }
+    Ok(if s.cells_failed == 0 { EXIT_PASS } else { EXIT_FAIL })
+}
+
+fn print_cell(
+    out: &mut impl Write,
+    file: &Path,
+    cell: &reports::CellReport,
+    quiet: bool,
+) -> std::io::Result<()> {
+    if quiet && cell.passed {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{} {}  ({}, seed {}, {} ms scenario time)",
+        if cell.passed { "PASS" } else { "FAIL" },
+        cell.name,
+        file.display(),
+        cell.seed,
+        cell.ended_ms
+    )?;
+    if let Some(e) = &cell.error {
+        writeln!(out, "     error: {e}")?;
+    }
+    for c in &cell.checks {
+        if quiet && c.passed {
+            continue;
+        }
+        let measured = c
+            .measured
+            .as_ref()
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "—".into());
+        writeln!(
+            out,
+            "     {} {}.{}: expected {}, measured {}{}",
+            if c.passed { "ok  " } else { "FAIL" },
+            c.step,
+            c.measure,
+            c.expected,
+            measured,
+            c.message.as_ref().filter(|_| !c.passed).map(|m| format!(" — {m}")).unwrap_or_default()
+        )?;
+    }
+    Ok(())
+}

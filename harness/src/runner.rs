@@ -1,0 +1,533 @@
+//! Runs scenario cells on the virtual fabric and judges their expectations.
+//!
+//! A cell runs its steps in order (SCENARIO-FORMAT.md "Steps"): a step starts when the
+//! step before it is done and not before its `at:`. Between inputs the driver jumps the
+//! virtual clock to the earliest due event of the fabric, the services and the running
+//! step, so a 5-minute scenario takes milliseconds. Reaching `time_limit` fails the cell.
+
+use crate::agents::probe::Probe;
+use crate::agents::punch::{Punch, PunchOutcome, PunchProtocol};
+use crate::agents::stun::StunService;
+use crate::convert;
+use crate::scenario::model::{self as m, Measure, StepKind};
+use crate::scenario::Cell;
+use emulator::fabric::sim::Sim;
+use relay::stun::{Behavior as ProbeBehavior, ProbeReport, ProberConfig, ServerConfig, Tests};
+use reports::{CellReport, Check, DropCount, StepReport};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// What a step produced, for expectations and the report.
+#[derive(Clone, Debug)]
+enum StepResult {
+    Done,
+    Punch(PunchOutcome),
+    Probe(ProbeReport),
+}
+
+enum Active {
+    Punch(Punch),
+    Probe(Probe),
+}
+
+impl Active {
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Active::Punch(p) => p.poll_timeout(),
+            Active::Probe(p) => p.poll_timeout(),
+        }
+    }
+    fn poll(&mut self, sim: &mut Sim) {
+        match self {
+            Active::Punch(p) => p.poll(sim),
+            Active::Probe(p) => p.poll(sim),
+        }
+    }
+    fn is_done(&self) -> bool {
+        match self {
+            Active::Punch(p) => p.is_done(),
+            Active::Probe(p) => p.is_done(),
+        }
+    }
+}
+
+/// The cell ran out of scenario time or could not set something up.
+#[derive(Debug)]
+struct Abort(String);
+
+struct Driver {
+    sim: Sim,
+    services: Vec<StunService>,
+    deadline: Instant,
+    time_limit: Duration,
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+impl Driver {
+    fn elapsed(&self) -> Duration {
+        self.sim.now() - self.sim.epoch()
+    }
+
+    /// Let agents read and write until nothing more happens at the current instant
+    /// (zero-delay paths make request and answer land in the same instant).
+    fn settle(&mut self, active: &mut Option<Active>) {
+        for _ in 0..1000 {
+            let before = (self.sim.stats().delivered, self.sim.stats().sent);
+            for s in &mut self.services {
+                s.poll(&mut self.sim);
+            }
+            if let Some(a) = active.as_mut() {
+                a.poll(&mut self.sim);
+            }
+            self.sim.flush();
+            if (self.sim.stats().delivered, self.sim.stats().sent) == before {
+                return;
+            }
+        }
+    }
+
+    /// Run until `until`, or until the active step is done (then return early).
+    fn drive(&mut self, until: Instant, active: &mut Option<Active>) -> Result<(), Abort> {
+        loop {
+            self.settle(active);
+            if active.as_ref().is_some_and(Active::is_done) {
+                return Ok(());
+            }
+            let now = self.sim.now();
+            if now >= until {
+                return Ok(());
+            }
+            if now >= self.deadline {
+                return Err(Abort(format!(
+                    "time limit of {:?} reached",
+                    self.time_limit
+                )));
+            }
+            let mut next = until.min(self.deadline);
+            for t in [
+                self.sim.poll_timeout(),
+                active.as_ref().and_then(Active::poll_timeout),
+            ]
+            .into_iter()
+            .flatten()
+            .chain(self.services.iter().filter_map(StunService::poll_timeout))
+            {
+                next = next.min(t.max(now));
+            }
+            self.sim.advance(next);
+        }
+    }
+}
+
+/// The host index of a host name (validated by the parser).
+fn host(sim: &Sim, name: &str) -> Result<usize, Abort> {
+    sim.topology()
+        .host_id(name)
+        .ok_or_else(|| Abort(format!("unknown host `{name}`")))
+}
+
+fn step_name(i: usize, s: &m::Step) -> String {
+    s.name.clone().unwrap_or_else(|| format!("step-{}", i + 1))
+}
+
+fn step_kind(k: &StepKind) -> &'static str {
+    match k {
+        StepKind::Call { .. } => "call",
+        StepKind::Reinvite { .. } => "reinvite",
+        StepKind::Probe { .. } => "probe",
+        StepKind::Punch { .. } => "punch",
+        StepKind::Run { .. } => "run",
+        StepKind::Wait(_) => "wait",
+        StepKind::Link { .. } => "link",
+        StepKind::Nat { .. } => "nat",
+    }
+}
+
+fn behavior(b: ProbeBehavior) -> &'static str {
+    match b {
+        ProbeBehavior::EndpointIndependent => "endpoint-independent",
+        ProbeBehavior::AddressDependent => "address-dependent",
+        ProbeBehavior::AddressAndPortDependent => "address-and-port-dependent",
+    }
+}
+
+fn results_json(r: &StepResult) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    match r {
+        StepResult::Done => {}
+        StepResult::Punch(p) => {
+            out.insert("connected".into(), json!(p.connected));
+            out.insert(
+                "learned".into(),
+                json!(p.learned.iter().map(|a| a.map(|a| a.to_string())).collect::<Vec<_>>()),
+            );
+            out.insert("received".into(), json!(p.received));
+            if let Some(t) = p.time_to_connect {
+                out.insert("time_to_connect_ms".into(), json!(ms(t)));
+            }
+        }
+        StepResult::Probe(p) => {
+            if let Some(a) = p.mapped {
+                out.insert("mapped".into(), json!(a.to_string()));
+            }
+            if let Some(n) = p.nat_detected {
+                out.insert("nat_detected".into(), json!(n));
+            }
+            if let Some(b) = p.mapping {
+                out.insert("mapping".into(), json!(behavior(b)));
+            }
+            if let Some(b) = p.filtering {
+                out.insert("filtering".into(), json!(behavior(b)));
+            }
+            if let Some(h) = p.hairpinning {
+                out.insert("hairpinning".into(), json!(h));
+            }
+            if let Some(l) = p.binding_lifetime {
+                out.insert("binding_lifetime_ms".into(), json!(ms(l)));
+            }
+            if let Some(l) = p.lifetime_upper_bound {
+                out.insert("binding_lifetime_upper_bound_ms".into(), json!(ms(l)));
+            }
+            if !p.errors.is_empty() {
+                out.insert("errors".into(), json!(p.errors));
+            }
+        }
+    }
+    out
+}
+
+fn fmt_duration(d: Duration) -> String {
+    if d.as_millis() % 1000 == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Judge one measure against a step's result.
+fn judge(measure: &Measure, result: Option<&StepResult>) -> (Option<Value>, bool, Option<String>) {
+    let not_measured = |why: String| (None, false, Some(why));
+    match (measure, result) {
+        (Measure::Connected(want), Some(StepResult::Punch(p))) => (
+            Some(json!(p.connected)),
+            p.connected == *want,
+            (p.connected != *want).then(|| {
+                format!(
+                    "expected connected: {want}, but it was {}{}",
+                    p.connected,
+                    match p.received {
+                        [true, false] => " (only the first peer heard the second)",
+                        [false, true] => " (only the second peer heard the first)",
+                        _ => "",
+                    }
+                )
+            }),
+        ),
+        (Measure::Mapping(want) | Measure::Filtering(want), Some(StepResult::Probe(p))) => {
+            let got = match measure {
+                Measure::Mapping(_) => p.mapping,
+                _ => p.filtering,
+            };
+            match got {
+                Some(b) => {
+                    let ok = behavior(b) == want.as_str();
+                    (
+                        Some(json!(behavior(b))),
+                        ok,
+                        (!ok).then(|| format!("expected {want}, measured {}", behavior(b))),
+                    )
+                }
+                None => not_measured(format!(
+                    "the probe could not determine it: {}",
+                    p.errors.join("; ")
+                )),
+            }
+        }
+        (Measure::Hairpinning(want), Some(StepResult::Probe(p))) => match p.hairpinning {
+            Some(h) => (
+                Some(json!(h)),
+                h == *want,
+                (h != *want).then(|| format!("expected hairpinning: {want}, measured {h}")),
+            ),
+            None => not_measured(format!(
+                "the probe could not determine it: {}",
+                p.errors.join("; ")
+            )),
+        },
+        (Measure::BindingLifetime(cmp), Some(StepResult::Probe(p))) => match p.binding_lifetime {
+            Some(l) => {
+                let ok = cmp.check(&l);
+                (
+                    Some(json!(ms(l))),
+                    ok,
+                    (!ok).then(|| format!("expected {cmp}, measured {}", fmt_duration(l))),
+                )
+            }
+            None => not_measured(format!(
+                "the probe did not measure a binding lifetime: {}",
+                p.errors.join("; ")
+            )),
+        },
+        (_, None) => not_measured("the step did not run".into()),
+        (m, Some(_)) => not_measured(format!("`{}` is not produced by this step", m.key())),
+    }
+}
+
+/// Run one cell on the virtual fabric and judge it.
+pub fn run_cell(cell: &Cell) -> CellReport {
+    let spec = &cell.spec;
+    let mut report = CellReport {
+        name: cell.name.clone(),
+        seed: cell.seed,
+        fabric: "virtual".into(),
+        ..Default::default()
+    };
+    let mut results: BTreeMap<String, StepResult> = BTreeMap::new();
+    let outcome = run_steps(cell, &mut report, &mut results);
+    if let Err(Abort(msg)) = &outcome {
+        report.error = Some(msg.clone());
+    }
+    // Expectations.
+    for e in &spec.expect {
+        if !cell.when_holds(&e.when) {
+            continue;
+        }
+        let result = results.get(&e.step);
+        for c in &e.checks {
+            let (measured, passed, message) = judge(&c.measure, result);
+            report.checks.push(Check {
+                step: e.step.clone(),
+                measure: c.measure.key().to_string(),
+                expected: measure_text(&c.measure),
+                measured,
+                passed,
+                message,
+            });
+        }
+    }
+    report.passed = report.error.is_none() && report.checks.iter().all(|c| c.passed);
+    report
+}
+
+fn measure_text(m: &Measure) -> String {
+    match m {
+        Measure::Connected(b) | Measure::Hairpinning(b) | Measure::Established(b) => b.to_string(),
+        Measure::Mapping(b) | Measure::Filtering(b) => b.to_string(),
+        Measure::BindingLifetime(c) | Measure::SetupTime(c) | Measure::Jitter(c) | Measure::OneWayDelay(c) => {
+            c.text.clone()
+        }
+        Measure::Loss(c) | Measure::Mos(c) => c.text.clone(),
+        Measure::Exit(c) => c.text.clone(),
+        Measure::Media(p) => p.to_string(),
+        Measure::Stdout(t) | Measure::Stderr(t) => format!("contains {:?}", t.contains),
+    }
+}
+
+fn run_steps(
+    cell: &Cell,
+    report: &mut CellReport,
+    results: &mut BTreeMap<String, StepResult>,
+) -> Result<(), Abort> {
+    let spec = &cell.spec;
+    let topo = convert::topology(spec).map_err(Abort)?;
+    // The virtual clock's origin. Only differences from it reach the report.
+    #[allow(clippy::disallowed_methods)]
+    let epoch = Instant::now();
+    let sim = Sim::new(topo, cell.seed, epoch).map_err(|e| Abort(e.to_string()))?;
+    let mut d = Driver {
+        sim,
+        services: Vec::new(),
+        deadline: epoch + spec.time_limit,
+        time_limit: spec.time_limit,
+    };
+    // Services listen before t = 0.
+    for s in &spec.services {
+        if let Some(stun) = &s.stun {
+            let h = host(&d.sim, &s.host)?;
+            let primary = SocketAddr::new(d.sim.host_addresses(h)[0], stun.port);
+            let config = ServerConfig {
+                primary,
+                alternate: stun.alternate.as_ref().map(|a| a.address),
+                alternate_port: stun.alternate.as_ref().map(|a| a.port),
+                software: Some(format!("pinhole {}", env!("CARGO_PKG_VERSION"))),
+            };
+            let svc = StunService::start(&mut d.sim, h, config)
+                .map_err(|e| Abort(format!("stun service on `{}`: {e}", s.host)))?;
+            d.services.push(svc);
+        }
+    }
+    let result = run_timeline(cell, &mut d, report, results);
+    report.ended_ms = ms(d.elapsed());
+    // Fabric counters.
+    for ((at, reason), count) in &d.sim.stats().drops {
+        report.drops.push(DropCount {
+            at: at.clone(),
+            reason: reason.as_str().to_string(),
+            count: *count,
+        });
+    }
+    for (i, n) in d.sim.topology().nats.iter().enumerate() {
+        report
+            .nats
+            .insert(n.name.clone(), d.sim.nat(i).stats().to_counters());
+    }
+    result
+}
+
+fn run_timeline(
+    cell: &Cell,
+    d: &mut Driver,
+    report: &mut CellReport,
+    results: &mut BTreeMap<String, StepResult>,
+) -> Result<(), Abort> {
+    let spec = &cell.spec;
+    let epoch = d.sim.epoch();
+    for (i, step) in spec.steps.iter().enumerate() {
+        let name = step_name(i, step);
+        if let Some(at) = step.at {
+            let mut none = None;
+            d.drive(epoch + at, &mut none)?;
+        }
+        let started = d.elapsed();
+        let result = match &step.kind {
+            StepKind::Wait(dur) => {
+                let mut none = None;
+                let until = d.sim.now() + *dur;
+                d.drive(until, &mut none)?;
+                StepResult::Done
+            }
+            StepKind::Link { on, up, down } => {
+                let at = convert::attachment(d.sim.topology(), on)
+                    .ok_or_else(|| Abort(format!("link target `{on}` names nothing")))?;
+                for (is_up, change) in [(true, up), (false, down)] {
+                    let current = d.sim.link(at, is_up).map(|l| l.config().clone());
+                    let merged = merge_link(current, change);
+                    d.sim.set_link(at, is_up, merged);
+                }
+                StepResult::Done
+            }
+            StepKind::Nat { on, action } => {
+                let id = d
+                    .sim
+                    .topology()
+                    .nat_id(on)
+                    .ok_or_else(|| Abort(format!("unknown NAT `{on}`")))?;
+                let now = d.sim.now();
+                let nat = d.sim.nat_mut(id);
+                match action {
+                    m::NatAction::Reboot => nat.reboot(now),
+                    m::NatAction::Rebind => nat.rebind(now),
+                    m::NatAction::Renumber(addrs) => nat
+                        .renumber(now, addrs.clone())
+                        .map_err(|e| Abort(format!("renumber `{on}`: {e}")))?,
+                }
+                StepResult::Done
+            }
+            StepKind::Punch {
+                between,
+                rendezvous,
+                protocol,
+                timeout,
+            } => {
+                let a = host(&d.sim, &between[0])?;
+                let b = host(&d.sim, &between[1])?;
+                let r = host(&d.sim, rendezvous)?;
+                let proto = match protocol {
+                    m::PunchProtocol::Udp => PunchProtocol::Udp,
+                    m::PunchProtocol::Tcp => PunchProtocol::Tcp,
+                };
+                let p = Punch::start(&mut d.sim, proto, [a, b], r, *timeout)
+                    .map_err(|e| Abort(format!("punch `{name}`: {e}")))?;
+                let mut active = Some(Active::Punch(p));
+                let far = d.deadline + Duration::from_secs(1);
+                d.drive(far, &mut active)?;
+                match active {
+                    Some(Active::Punch(p)) => StepResult::Punch(p.outcome()),
+                    _ => StepResult::Done,
+                }
+            }
+            StepKind::Probe {
+                from,
+                server,
+                lifetime,
+                lifetime_max,
+            } => {
+                let h = host(&d.sim, from)?;
+                let sh = host(&d.sim, server)?;
+                let stun = spec
+                    .services_of(server)
+                    .and_then(|s| s.stun.as_ref())
+                    .ok_or_else(|| Abort(format!("host `{server}` runs no stun service")))?;
+                let server_addr = SocketAddr::new(d.sim.host_addresses(sh)[0], stun.port);
+                let wants_lifetime = *lifetime
+                    || spec.expect.iter().any(|e| {
+                        e.step == name
+                            && e.checks
+                                .iter()
+                                .any(|c| matches!(c.measure, Measure::BindingLifetime(_)))
+                    });
+                let mut config = ProberConfig::new(server_addr);
+                config.tests = Tests {
+                    mapping: true,
+                    filtering: true,
+                    hairpinning: true,
+                    lifetime: wants_lifetime.then_some(*lifetime_max),
+                };
+                let seed = cell.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let p = Probe::start(&mut d.sim, h, config, seed)
+                    .map_err(|e| Abort(format!("probe `{name}`: {e}")))?;
+                let mut active = Some(Active::Probe(p));
+                let far = d.deadline + Duration::from_secs(1);
+                d.drive(far, &mut active)?;
+                match active {
+                    Some(Active::Probe(p)) => match p.report() {
+                        Some(r) => StepResult::Probe(r.clone()),
+                        None => return Err(Abort(format!("probe `{name}` did not finish"))),
+                    },
+                    _ => StepResult::Done,
+                }
+            }
+            StepKind::Call { .. } | StepKind::Reinvite { .. } | StepKind::Run { .. } => {
+                // Rejected before the run by `check_available`; never silently skipped.
+                return Err(Abort(format!(
+                    "step `{name}` ({}) is not available yet",
+                    step_kind(&step.kind)
+                )));
+            }
+        };
+        report.steps.push(StepReport {
+            name: name.clone(),
+            kind: step_kind(&step.kind).to_string(),
+            started_ms: ms(started),
+            ended_ms: ms(d.elapsed()),
+            results: results_json(&result),
+        });
+        results.insert(name, result);
+    }
+    Ok(())
+}
+
+/// A `link:` step's settings merged into the link's current ones (SCENARIO-FORMAT.md:
+/// "merged into the link's current settings").
+fn merge_link(
+    current: Option<emulator::link::LinkConfig>,
+    change: &m::Impairment,
+) -> emulator::link::LinkConfig {
+    let base = current.unwrap_or_else(|| convert::link_config(&m::Impairment::default()));
+    let new = convert::link_config(change);
+    emulator::link::LinkConfig {
+        delay: if change.delay.is_some() { new.delay } else { base.delay },
+        jitter: if change.jitter.is_some() { new.jitter } else { base.jitter },
+        loss: if change.loss.is_some() { new.loss } else { base.loss },
+        duplicate: if change.duplicate.is_some() { new.duplicate } else { base.duplicate },
+        reorder: if change.reorder.is_some() { new.reorder } else { base.reorder },
+        rate: if change.rate.is_some() { new.rate } else { base.rate },
+        queue: if change.queue.is_some() { new.queue } else { base.queue },
+        mtu: if change.mtu.is_some() { new.mtu } else { base.mtu },
+    }
+}

@@ -1,0 +1,104 @@
+//! The `pinhole` binary's exit codes and messages (SCENARIO-FORMAT.md "Results").
+
+use std::path::Path;
+use std::process::Command;
+
+fn pinhole() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pinhole"))
+}
+
+fn tmpdir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("pinhole-cli-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const PASSING: &str = r#"
+version: 1
+name: tiny punch
+fabric: virtual
+time_limit: 20s
+networks: { internet: 203.0.113.0/24, home-a: 10.0.1.0/24, home-b: 10.0.2.0/24 }
+nats:
+  nat-a: { inside: home-a, outside: { network: internet, addresses: [203.0.113.11] }, type: full-cone }
+  nat-b: { inside: home-b, outside: { network: internet, addresses: [203.0.113.12] }, type: symmetric }
+hosts:
+  alice: { network: home-a }
+  bob: { network: home-b }
+  server: { network: internet }
+steps:
+  - punch: { name: h1, between: [alice, bob], rendezvous: server }
+expect:
+  - { punch: h1, connected: true }
+"#;
+
+#[test]
+fn run_passes_fails_and_rejects_with_the_documented_codes() {
+    let dir = tmpdir("codes");
+    let good = dir.join("good.yaml");
+    std::fs::write(&good, PASSING).unwrap();
+    let out = pinhole()
+        .args(["run", "--report"])
+        .arg(dir.join("report"))
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("PASS tiny punch"), "{text}");
+    assert!(dir.join("report/report.json").exists());
+
+    // The same topology, but expecting the wrong outcome: exit 1 with the reason.
+    let failing = dir.join("failing.yaml");
+    std::fs::write(&failing, PASSING.replace("connected: true", "connected: false")).unwrap();
+    let out = pinhole().args(["run", "--no-report"]).arg(&failing).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("FAIL h1.connected: expected false, measured true"), "{text}");
+
+    // Invalid input: exit 2, position in the message, nothing run (no report written).
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, PASSING.replace("time_limit: 20s", "time_limit: 20s\ncolour: blue")).unwrap();
+    let out = pinhole()
+        .args(["run", "--report"])
+        .arg(dir.join("bad-report"))
+        .arg(&good)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.yaml:6:1"), "{err}");
+    assert!(!dir.join("bad-report").exists(), "an invalid input must start nothing");
+
+    // A feature not built yet is refused, not skipped.
+    let kernel = dir.join("kernel.yaml");
+    std::fs::write(&kernel, PASSING.replace("fabric: virtual", "fabric: kernel")).unwrap();
+    let out = pinhole().args(["run", "--no-report"]).arg(&kernel).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not available yet"));
+    // …and `--fabric virtual` overrides it.
+    let out = pinhole()
+        .args(["run", "--no-report", "--fabric", "virtual"])
+        .arg(&kernel)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn validate_reports_ok_and_errors() {
+    let dir = tmpdir("validate");
+    let good = dir.join("good.yaml");
+    std::fs::write(&good, PASSING).unwrap();
+    let out = pinhole().arg("validate").arg(&good).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = pinhole().arg("validate").arg(dir.join("missing.yaml")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such file"));
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let out = pinhole().arg("validate").arg(&shipped).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,117 @@
+//! Every scenario shipped in `scenarios/` runs on the virtual fabric and every expectation
+//! of every cell holds; the same scenario and seed give a byte-identical report.json.
+
+use harness::cli::{self, RunOptions};
+use harness::runner;
+use harness::scenario;
+use std::path::{Path, PathBuf};
+
+fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+fn run_file(name: &str) {
+    let path = scenarios_dir().join(name);
+    let s = scenario::load(&path).unwrap_or_else(|e| panic!("{name} does not load:\n{e}"));
+    let cells = s.cells().unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut failures = Vec::new();
+    for cell in &cells {
+        let problems = scenario::check_available(cell, &cli::availability(), None);
+        assert!(problems.is_empty(), "{name}: {problems:?}");
+        let r = runner::run_cell(cell);
+        if !r.passed {
+            failures.push(format!(
+                "{}: error {:?}; failed checks: {:?}",
+                r.name,
+                r.error,
+                r.checks.iter().filter(|c| !c.passed).collect::<Vec<_>>()
+            ));
+        }
+        assert!(!r.checks.is_empty() || cell.spec.expect.is_empty(), "{}: no check was judged", r.name);
+    }
+    assert!(failures.is_empty(), "{name}:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn every_shipped_scenario_has_a_test() {
+    let tested = [
+        "punch-udp-presets.yaml",
+        "probe-presets.yaml",
+        "probe-mapping-filtering.yaml",
+        "probe-hairpinning.yaml",
+        "cgnat-hairpin-punch.yaml",
+        "link-steps.yaml",
+        "nat-actions.yaml",
+    ];
+    let mut shipped: Vec<String> = std::fs::read_dir(scenarios_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    shipped.sort();
+    for s in &shipped {
+        assert!(tested.contains(&s.as_str()), "scenarios/{s} is not run by any test: add it here");
+    }
+}
+
+#[test]
+fn punch_udp_presets() {
+    run_file("punch-udp-presets.yaml");
+}
+
+#[test]
+fn probe_presets() {
+    run_file("probe-presets.yaml");
+}
+
+#[test]
+fn probe_mapping_filtering() {
+    run_file("probe-mapping-filtering.yaml");
+}
+
+#[test]
+fn probe_hairpinning() {
+    run_file("probe-hairpinning.yaml");
+}
+
+#[test]
+fn cgnat_hairpin_punch() {
+    run_file("cgnat-hairpin-punch.yaml");
+}
+
+#[test]
+fn link_steps() {
+    run_file("link-steps.yaml");
+}
+
+#[test]
+fn nat_actions() {
+    run_file("nat-actions.yaml");
+}
+
+#[test]
+fn same_seed_gives_byte_identical_report() {
+    let tmp = std::env::temp_dir().join(format!("pinhole-determinism-{}", std::process::id()));
+    let mut texts = Vec::new();
+    for (k, jobs) in [(0, 1), (1, 4)] {
+        let dir = tmp.join(k.to_string());
+        let opts = RunOptions {
+            fabric: None,
+            report: Some(dir.clone()),
+            jobs,
+            shard: None,
+            json: false,
+            quiet: true,
+        };
+        let files = vec![
+            scenarios_dir().join("punch-udp-presets.yaml"),
+            scenarios_dir().join("link-steps.yaml"),
+            scenarios_dir().join("probe-presets.yaml"),
+        ];
+        let code = cli::run(&files, &opts).unwrap();
+        assert_eq!(code, cli::EXIT_PASS);
+        texts.push(std::fs::read(dir.join("report.json")).unwrap());
+    }
+    std::fs::remove_dir_all(&tmp).unwrap();
+    assert!(texts[0] == texts[1], "report.json differs between two runs with the same seeds");
+}
