@@ -2,7 +2,7 @@
 
 use crate::scenario::model::{self as m, Spec};
 use emulator::firewall::{
-    Action, FirewallClass, FirewallConfig, FirewallTimeouts, Rule, RuleProto,
+    Action, FirewallClass, FirewallConfig, Rule, RuleProto,
 };
 use emulator::link::{LinkConfig, Loss};
 use emulator::nat::{
@@ -186,16 +186,15 @@ pub fn topology(spec: &Spec) -> Result<Topology, String> {
             outside,
             inside_address: f.inside_address,
             config: FirewallConfig {
-                class: match f.class {
+                rules,
+                proxies: proxies.clone(),
+                ..FirewallConfig::new(match f.class {
                     m::FirewallClass::Open => FirewallClass::Open,
                     m::FirewallClass::UdpRepliesOnly => FirewallClass::UdpRepliesOnly,
                     m::FirewallClass::TcpOutboundOnly => FirewallClass::TcpOutboundOnly,
                     m::FirewallClass::HttpsOnly => FirewallClass::HttpsOnly,
                     m::FirewallClass::HttpProxyOnly => FirewallClass::HttpProxyOnly,
-                },
-                rules,
-                proxies: proxies.clone(),
-                timeouts: FirewallTimeouts::default(),
+                })
             },
         });
     }

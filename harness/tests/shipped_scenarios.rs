@@ -42,6 +42,8 @@ fn every_shipped_scenario_has_a_test() {
         "cgnat-hairpin-punch.yaml",
         "link-steps.yaml",
         "nat-actions.yaml",
+        "firewall-classes.yaml",
+        "punch-tcp-presets.yaml",
     ];
     let mut shipped: Vec<String> = std::fs::read_dir(scenarios_dir())
         .unwrap()
@@ -114,4 +116,14 @@ fn same_seed_gives_byte_identical_report() {
     }
     std::fs::remove_dir_all(&tmp).unwrap();
     assert!(texts[0] == texts[1], "report.json differs between two runs with the same seeds");
+}
+
+#[test]
+fn firewall_classes() {
+    run_file("firewall-classes.yaml");
+}
+
+#[test]
+fn punch_tcp_presets() {
+    run_file("punch-tcp-presets.yaml");
 }
