@@ -24,6 +24,7 @@
 #![warn(unreachable_pub)]
 #![deny(unsafe_code)]
 
+pub mod firewall;
 pub mod prefix;
 pub mod rng;
 pub mod verdict;
