@@ -25,6 +25,7 @@
 #![deny(unsafe_code)]
 
 pub mod firewall;
+pub mod link;
 pub mod prefix;
 pub mod rng;
 pub mod verdict;
