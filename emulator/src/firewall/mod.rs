@@ -38,6 +38,33 @@
 //! by [`TcpState`] (RFC 5382 REQ-5: established ≥ 2 h 4 min, transitory ≥ 4 min; RST handled
 //! as RFC 7857 §2.2). The table holds at most [`FirewallConfig::max_flows`] flows; a packet
 //! that would start one more is dropped with [`DropReason::BindingLimit`].
+//!
+//! # Example
+//!
+//! ```
+//! use emulator::firewall::{Firewall, FirewallClass, FirewallConfig};
+//! use emulator::{Direction, DropReason, PacketBuf, Verdict};
+//!
+//! let mut fw = Firewall::new(FirewallConfig::new(FirewallClass::UdpRepliesOnly));
+//! # #[allow(clippy::disallowed_methods)]
+//! let now = std::time::Instant::now(); // a driver's clock; the firewall never reads one
+//! # fn udp(src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16) -> PacketBuf {
+//! #     let mut v = Vec::new();
+//! #     etherparse::PacketBuilder::ipv4(src, dst, 64).udp(sp, dp).write(&mut v, b"x").unwrap();
+//! #     PacketBuf::from_slice(&v)
+//! # }
+//! let out = udp([10, 0, 0, 2], 5000, [203, 0, 113, 5], 3478);
+//! let reply = udp([203, 0, 113, 5], 3478, [10, 0, 0, 2], 5000);
+//! let stranger = udp([203, 0, 113, 9], 3478, [10, 0, 0, 2], 5000);
+//! assert!(matches!(fw.handle_packet(now, Direction::Inbound, &reply), Verdict::Drop(DropReason::Firewall)));
+//! assert!(matches!(fw.handle_packet(now, Direction::Outbound, &out), Verdict::Forward));
+//! assert!(matches!(fw.handle_packet(now, Direction::Inbound, &reply), Verdict::Forward));
+//! assert!(matches!(fw.handle_packet(now, Direction::Inbound, &stranger), Verdict::Drop(_)));
+//! while let Some(event) = fw.poll_event() {
+//!     // record (now, event) for the report
+//!     # let _ = event;
+//! }
+//! ```
 
 mod flow;
 mod rule;

@@ -47,6 +47,36 @@
 //! `delivered + dropped() = offered + duplicated + fragments − fragmented`
 //! (which is `delivered + dropped = offered + duplicated` when nothing was fragmented);
 //! [`Admit::TooBig`] counts as an MTU drop.
+//!
+//! Memory: the rate limiter's queue is bounded by [`LinkConfig::queue`]; packets already
+//! serialized and propagating are bounded only by what is offered during one delay.
+//!
+//! # Example
+//!
+//! ```
+//! use emulator::link::{Admit, Link, LinkConfig, Loss};
+//! use emulator::{rng::SimRng, PacketBuf};
+//! use std::time::Duration;
+//!
+//! let config = LinkConfig {
+//!     delay: Duration::from_millis(40),
+//!     jitter: Duration::from_millis(10),
+//!     loss: Loss::Bernoulli(0.02),
+//!     ..LinkConfig::default()
+//! };
+//! let mut link = Link::new(config, SimRng::new(7));
+//! # #[allow(clippy::disallowed_methods)]
+//! let now = std::time::Instant::now(); // a driver's clock; the link never reads one
+//! # let bytes = [0u8; 20];
+//! if link.handle_packet(now, PacketBuf::from_slice(&bytes)) == Admit::Queued {
+//!     let due = link.poll_timeout().unwrap();
+//!     assert!(due >= now + Duration::from_millis(30));
+//!     while let Some(pkt) = link.poll_transmit(due) {
+//!         // deliver `pkt` to the next device
+//!         # let _ = pkt;
+//!     }
+//! }
+//! ```
 
 mod fragment;
 mod loss;
