@@ -24,6 +24,8 @@
 #![warn(unreachable_pub)]
 #![deny(unsafe_code)]
 
+pub mod firewall;
+pub mod link;
 pub mod prefix;
 pub mod rng;
 pub mod verdict;
