@@ -96,7 +96,8 @@ impl ChangeRequest {
     const PORT: u32 = 0x2;
 
     fn to_u32(self) -> u32 {
-        (if self.change_ip { Self::IP } else { 0 }) | (if self.change_port { Self::PORT } else { 0 })
+        (if self.change_ip { Self::IP } else { 0 })
+            | (if self.change_port { Self::PORT } else { 0 })
     }
 }
 
@@ -112,7 +113,10 @@ pub struct ErrorCode {
 impl ErrorCode {
     /// An error code with a reason phrase.
     pub fn new(code: u16, reason: impl Into<String>) -> Self {
-        ErrorCode { code, reason: reason.into() }
+        ErrorCode {
+            code,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -141,7 +145,11 @@ pub struct RawAttribute {
 impl RawAttribute {
     /// A raw attribute with zero padding.
     pub fn new(typ: u16, value: Vec<u8>) -> Self {
-        RawAttribute { typ, value, padding: [0; 3] }
+        RawAttribute {
+            typ,
+            value,
+            padding: [0; 3],
+        }
     }
 }
 
@@ -220,7 +228,9 @@ impl Attribute {
             | Attribute::XorMappedAddress(a)
             | Attribute::ResponseOrigin(a)
             | Attribute::OtherAddress(a) => address_len(a),
-            Attribute::ChangeRequest(_) | Attribute::ResponsePort(_) | Attribute::Fingerprint(_) => 4,
+            Attribute::ChangeRequest(_)
+            | Attribute::ResponsePort(_)
+            | Attribute::Fingerprint(_) => 4,
             Attribute::ErrorCode(e) => 4 + e.reason.len(),
             Attribute::UnknownAttributes(types) => 2 * types.len(),
             Attribute::Padding(p) => p.len(),
@@ -284,7 +294,13 @@ impl Attribute {
         let mut pad = [0u8; 3];
         let n = padding.len().min(3);
         pad[..n].copy_from_slice(&padding[..n]);
-        let raw = || Attribute::Raw(RawAttribute { typ, value: value.to_vec(), padding: pad });
+        let raw = || {
+            Attribute::Raw(RawAttribute {
+                typ,
+                value: value.to_vec(),
+                padding: pad,
+            })
+        };
         let decoded = if padding.iter().all(|b| *b == 0) {
             Self::decode_value(typ, value, tid)
         } else {
@@ -338,14 +354,20 @@ impl Attribute {
                 if reason.chars().count() > MAX_REASON_CHARS {
                     return None;
                 }
-                Attribute::ErrorCode(ErrorCode { code: class * 100 + number, reason: reason.to_owned() })
+                Attribute::ErrorCode(ErrorCode {
+                    code: class * 100 + number,
+                    reason: reason.to_owned(),
+                })
             }
             UNKNOWN_ATTRIBUTES => {
                 if value.len() % 2 != 0 {
                     return None;
                 }
                 Attribute::UnknownAttributes(
-                    value.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect(),
+                    value
+                        .chunks_exact(2)
+                        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                        .collect(),
                 )
             }
             PADDING => Attribute::Padding(value.to_vec()),

@@ -41,7 +41,7 @@ pub mod server;
 pub use attr::{Attribute, ChangeRequest, ErrorCode, RawAttribute};
 pub use message::{Class, Message, Method, Packet, ParseError, TransactionId, is_stun};
 pub use prober::{
-    Behavior, ProbeEvent, ProbeReport, ProbeTest, ProbeTransmit, Prober, ProberConfig, SocketId, TestResult,
-    Tests,
+    Behavior, ProbeEvent, ProbeReport, ProbeTest, ProbeTransmit, Prober, ProberConfig, SocketId,
+    TestResult, Tests,
 };
 pub use server::{ConfigError, Server, ServerConfig, ServerEvent, ServerStats, Transmit};

@@ -72,7 +72,12 @@ pub struct Tests {
 impl Default for Tests {
     /// Mapping, filtering and hairpinning; no lifetime test (it takes minutes on a real NAT).
     fn default() -> Self {
-        Tests { mapping: true, filtering: true, hairpinning: true, lifetime: None }
+        Tests {
+            mapping: true,
+            filtering: true,
+            hairpinning: true,
+            lifetime: None,
+        }
     }
 }
 
@@ -247,9 +252,17 @@ enum Step {
     MappingIII,
     HairpinBinding,
     HairpinProbe,
-    LifetimeRefresh { wait: Duration },
-    LifetimeWait { wait: Duration, port: u16, until: Instant },
-    LifetimeProbe { wait: Duration },
+    LifetimeRefresh {
+        wait: Duration,
+    },
+    LifetimeWait {
+        wait: Duration,
+        port: u16,
+        until: Instant,
+    },
+    LifetimeProbe {
+        wait: Duration,
+    },
     Done,
 }
 
@@ -305,9 +318,14 @@ impl Prober {
             lifetime_upper: None,
             bisections: 0,
         };
-        p.events.push_back(ProbeEvent::TestStarted(ProbeTest::Binding));
+        p.events
+            .push_back(ProbeEvent::TestStarted(ProbeTest::Binding));
         let server = p.config.server;
-        p.start(now, Step::BindingI, &[(SocketId::Primary, server, None, None)]);
+        p.start(
+            now,
+            Step::BindingI,
+            &[(SocketId::Primary, server, None, None)],
+        );
         p
     }
 
@@ -350,12 +368,18 @@ impl Prober {
         if let Step::LifetimeWait { wait, port, until } = self.step {
             if now >= until {
                 let server = self.config.server;
-                self.start(now, Step::LifetimeProbe { wait }, &[(SocketId::Secondary, server, None, Some(port))]);
+                self.start(
+                    now,
+                    Step::LifetimeProbe { wait },
+                    &[(SocketId::Secondary, server, None, Some(port))],
+                );
             }
             return;
         }
         let max = self.config.max_retransmits;
-        let Some(attempt) = self.attempt.as_mut() else { return };
+        let Some(attempt) = self.attempt.as_mut() else {
+            return;
+        };
         if now < attempt.deadline {
             return;
         }
@@ -364,7 +388,11 @@ impl Prober {
             attempt.interval = attempt.interval.saturating_mul(2);
             attempt.deadline = now + attempt.interval;
             for r in &attempt.requests {
-                self.transmits.push_back(ProbeTransmit { socket: r.socket, to: r.to, data: r.data.clone() });
+                self.transmits.push_back(ProbeTransmit {
+                    socket: r.socket,
+                    to: r.to,
+                    data: r.data.clone(),
+                });
             }
         } else {
             self.attempt = None;
@@ -379,7 +407,11 @@ impl Prober {
             return;
         };
         let Some(attempt) = &self.attempt else { return };
-        let Some(req) = attempt.requests.iter().find(|r| r.tid == msg.transaction_id) else {
+        let Some(req) = attempt
+            .requests
+            .iter()
+            .find(|r| r.tid == msg.transaction_id)
+        else {
             return; // stale or foreign
         };
         let req_socket = req.socket;
@@ -410,7 +442,12 @@ impl Prober {
     }
 
     /// Starts a step with requests (socket, destination, CHANGE-REQUEST, RESPONSE-PORT).
-    fn start(&mut self, now: Instant, step: Step, reqs: &[(SocketId, SocketAddr, Option<ChangeRequest>, Option<u16>)]) {
+    fn start(
+        &mut self,
+        now: Instant,
+        step: Step,
+        reqs: &[(SocketId, SocketAddr, Option<ChangeRequest>, Option<u16>)],
+    ) {
         self.step = step;
         let mut requests = Vec::with_capacity(reqs.len());
         for &(socket, to, change, response_port) in reqs {
@@ -424,11 +461,25 @@ impl Prober {
             }
             msg.attributes.push(Attribute::Fingerprint(0));
             let data = msg.emit();
-            self.transmits.push_back(ProbeTransmit { socket, to, data: data.clone() });
-            requests.push(Request { tid, socket, to, data });
+            self.transmits.push_back(ProbeTransmit {
+                socket,
+                to,
+                data: data.clone(),
+            });
+            requests.push(Request {
+                tid,
+                socket,
+                to,
+                data,
+            });
         }
         let interval = self.config.rto.max(Duration::from_millis(1));
-        self.attempt = Some(Attempt { requests, sends: 1, interval, deadline: now + interval });
+        self.attempt = Some(Attempt {
+            requests,
+            sends: 1,
+            interval,
+            deadline: now + interval,
+        });
     }
 
     fn result(&mut self, test: ProbeTest, result: TestResult) {
@@ -447,23 +498,36 @@ impl Prober {
         Some(local != mapped)
     }
 
-    fn on_response(&mut self, now: Instant, socket: SocketId, req_socket: SocketId, from: SocketAddr, msg: &Message) {
-        let error = (msg.class == Class::Error).then(|| match msg.get(super::attr::kind::ERROR_CODE) {
-            Some(Attribute::ErrorCode(e)) => format!("{} {}", e.code, e.reason),
-            _ => "error response".to_owned(),
-        });
+    fn on_response(
+        &mut self,
+        now: Instant,
+        socket: SocketId,
+        req_socket: SocketId,
+        from: SocketAddr,
+        msg: &Message,
+    ) {
+        let error =
+            (msg.class == Class::Error).then(|| match msg.get(super::attr::kind::ERROR_CODE) {
+                Some(Attribute::ErrorCode(e)) => format!("{} {}", e.code, e.reason),
+                _ => "error response".to_owned(),
+            });
         match self.step {
             Step::BindingI => {
                 let mapped = msg.mapped_address();
                 match (error, mapped) {
                     (Some(e), _) => {
-                        self.result(ProbeTest::Binding, TestResult::Failed(format!("server answered Test I with {e}")));
+                        self.result(
+                            ProbeTest::Binding,
+                            TestResult::Failed(format!("server answered Test I with {e}")),
+                        );
                         self.finish();
                     }
                     (None, None) => {
                         self.result(
                             ProbeTest::Binding,
-                            TestResult::Failed("Test I response has no (XOR-)MAPPED-ADDRESS".into()),
+                            TestResult::Failed(
+                                "Test I response has no (XOR-)MAPPED-ADDRESS".into(),
+                            ),
                         );
                         self.finish();
                     }
@@ -473,7 +537,14 @@ impl Prober {
                         self.report.other_address = other;
                         self.report.nat_detected = self.nat_detected();
                         let nat_detected = self.report.nat_detected;
-                        self.result(ProbeTest::Binding, TestResult::Mapped { mapped, other, nat_detected });
+                        self.result(
+                            ProbeTest::Binding,
+                            TestResult::Mapped {
+                                mapped,
+                                other,
+                                nat_detected,
+                            },
+                        );
                         self.goto_filtering(now);
                     }
                 }
@@ -483,7 +554,9 @@ impl Prober {
                 if let Some(e) = error {
                     self.result(
                         ProbeTest::Filtering,
-                        TestResult::Failed(format!("server refused CHANGE-REQUEST ({e}): RFC 5780 tests need `alternate`")),
+                        TestResult::Failed(format!(
+                            "server refused CHANGE-REQUEST ({e}): RFC 5780 tests need `alternate`"
+                        )),
                     );
                     self.goto_mapping(now);
                 } else if from.ip() == self.config.server.ip() && change_ip
@@ -491,11 +564,17 @@ impl Prober {
                 {
                     self.result(
                         ProbeTest::Filtering,
-                        TestResult::Failed(format!("server ignored CHANGE-REQUEST (answered from {from})")),
+                        TestResult::Failed(format!(
+                            "server ignored CHANGE-REQUEST (answered from {from})"
+                        )),
                     );
                     self.goto_mapping(now);
                 } else {
-                    let b = if change_ip { Behavior::EndpointIndependent } else { Behavior::AddressDependent };
+                    let b = if change_ip {
+                        Behavior::EndpointIndependent
+                    } else {
+                        Behavior::AddressDependent
+                    };
                     self.report.filtering = Some(b);
                     self.result(ProbeTest::Filtering, TestResult::Behavior(b));
                     self.goto_mapping(now);
@@ -504,7 +583,10 @@ impl Prober {
             Step::MappingII | Step::MappingIII => {
                 let Some(mapped) = msg.mapped_address().filter(|_| error.is_none()) else {
                     let why = error.unwrap_or_else(|| "no (XOR-)MAPPED-ADDRESS".into());
-                    self.result(ProbeTest::Mapping, TestResult::Failed(format!("mapping test failed: {why}")));
+                    self.result(
+                        ProbeTest::Mapping,
+                        TestResult::Failed(format!("mapping test failed: {why}")),
+                    );
                     self.goto_hairpin(now);
                     return;
                 };
@@ -515,7 +597,11 @@ impl Prober {
                         self.mapping_x2 = Some(mapped);
                         let other = self.report.other_address;
                         if let Some(other) = other {
-                            self.start(now, Step::MappingIII, &[(SocketId::Primary, other, None, None)]);
+                            self.start(
+                                now,
+                                Step::MappingIII,
+                                &[(SocketId::Primary, other, None, None)],
+                            );
                         }
                         return;
                     }
@@ -534,7 +620,10 @@ impl Prober {
                     self.start(
                         now,
                         Step::HairpinProbe,
-                        &[(SocketId::Primary, y1, None, None), (SocketId::Secondary, x1, None, None)],
+                        &[
+                            (SocketId::Primary, y1, None, None),
+                            (SocketId::Secondary, x1, None, None),
+                        ],
                     );
                 }
                 (e, _, _) => {
@@ -548,11 +637,18 @@ impl Prober {
             },
             Step::LifetimeRefresh { wait } => match (error, msg.mapped_address()) {
                 (None, Some(mapped)) => {
-                    self.step = Step::LifetimeWait { wait, port: mapped.port(), until: now + wait };
+                    self.step = Step::LifetimeWait {
+                        wait,
+                        port: mapped.port(),
+                        until: now + wait,
+                    };
                 }
                 (e, _) => {
                     let why = e.unwrap_or_else(|| "no (XOR-)MAPPED-ADDRESS".into());
-                    self.result(ProbeTest::Lifetime, TestResult::Failed(format!("lifetime refresh failed: {why}")));
+                    self.result(
+                        ProbeTest::Lifetime,
+                        TestResult::Failed(format!("lifetime refresh failed: {why}")),
+                    );
                     self.finish();
                 }
             },
@@ -560,13 +656,18 @@ impl Prober {
                 if let Some(e) = error {
                     self.result(
                         ProbeTest::Lifetime,
-                        TestResult::Failed(format!("server refused RESPONSE-PORT ({e}): lifetime not measured")),
+                        TestResult::Failed(format!(
+                            "server refused RESPONSE-PORT ({e}): lifetime not measured"
+                        )),
                     );
                     self.finish();
                 } else if socket == req_socket {
                     self.result(
                         ProbeTest::Lifetime,
-                        TestResult::Failed("server ignored RESPONSE-PORT (answer came back to the sending socket)".into()),
+                        TestResult::Failed(
+                            "server ignored RESPONSE-PORT (answer came back to the sending socket)"
+                                .into(),
+                        ),
                     );
                     self.finish();
                 } else {
@@ -589,8 +690,15 @@ impl Prober {
             }
             Step::FilteringII => {
                 let server = self.config.server;
-                let change = ChangeRequest { change_ip: false, change_port: true };
-                self.start(now, Step::FilteringIII, &[(SocketId::Primary, server, Some(change), None)]);
+                let change = ChangeRequest {
+                    change_ip: false,
+                    change_port: true,
+                };
+                self.start(
+                    now,
+                    Step::FilteringIII,
+                    &[(SocketId::Primary, server, Some(change), None)],
+                );
             }
             Step::FilteringIII => {
                 let b = Behavior::AddressAndPortDependent;
@@ -602,14 +710,18 @@ impl Prober {
                 let to = self.attempt_target();
                 self.result(
                     ProbeTest::Mapping,
-                    TestResult::Failed(format!("no response from the server's alternate address {to}")),
+                    TestResult::Failed(format!(
+                        "no response from the server's alternate address {to}"
+                    )),
                 );
                 self.goto_hairpin(now);
             }
             Step::HairpinBinding => {
                 self.result(
                     ProbeTest::Hairpinning,
-                    TestResult::Failed("no response to the secondary socket's binding request".into()),
+                    TestResult::Failed(
+                        "no response to the secondary socket's binding request".into(),
+                    ),
                 );
                 self.goto_lifetime(now);
             }
@@ -628,7 +740,9 @@ impl Prober {
 
     fn attempt_target(&self) -> String {
         match (self.step, self.report.other_address) {
-            (Step::MappingII, Some(o)) => SocketAddr::new(o.ip(), self.config.server.port()).to_string(),
+            (Step::MappingII, Some(o)) => {
+                SocketAddr::new(o.ip(), self.config.server.port()).to_string()
+            }
             (_, Some(o)) => o.to_string(),
             _ => "?".into(),
         }
@@ -641,31 +755,44 @@ impl Prober {
                 None => "server has no OTHER-ADDRESS: RFC 5780 mapping/filtering tests need a server with `alternate`".into(),
                 Some(o) => format!("server's OTHER-ADDRESS {o} does not differ in IP and port from {}", self.config.server),
             };
-            let test = if tests.filtering { ProbeTest::Filtering } else { ProbeTest::Mapping };
+            let test = if tests.filtering {
+                ProbeTest::Filtering
+            } else {
+                ProbeTest::Mapping
+            };
             self.result(test, TestResult::Failed(why));
             self.goto_hairpin(now);
             return;
         }
         if self.config.tests.filtering {
-            self.events.push_back(ProbeEvent::TestStarted(ProbeTest::Filtering));
+            self.events
+                .push_back(ProbeEvent::TestStarted(ProbeTest::Filtering));
             let server = self.config.server;
-            let change = ChangeRequest { change_ip: true, change_port: true };
-            self.start(now, Step::FilteringII, &[(SocketId::Primary, server, Some(change), None)]);
+            let change = ChangeRequest {
+                change_ip: true,
+                change_port: true,
+            };
+            self.start(
+                now,
+                Step::FilteringII,
+                &[(SocketId::Primary, server, Some(change), None)],
+            );
         } else {
             self.goto_mapping(now);
         }
     }
 
     fn other_usable(&self) -> bool {
-        self.report
-            .other_address
-            .is_some_and(|o| o.ip() != self.config.server.ip() && o.port() != self.config.server.port())
+        self.report.other_address.is_some_and(|o| {
+            o.ip() != self.config.server.ip() && o.port() != self.config.server.port()
+        })
     }
 
     fn goto_mapping(&mut self, now: Instant) {
         match self.report.other_address {
             Some(other) if self.config.tests.mapping && self.other_usable() => {
-                self.events.push_back(ProbeEvent::TestStarted(ProbeTest::Mapping));
+                self.events
+                    .push_back(ProbeEvent::TestStarted(ProbeTest::Mapping));
                 let to = SocketAddr::new(other.ip(), self.config.server.port());
                 self.start(now, Step::MappingII, &[(SocketId::Primary, to, None, None)]);
             }
@@ -675,9 +802,14 @@ impl Prober {
 
     fn goto_hairpin(&mut self, now: Instant) {
         if self.config.tests.hairpinning {
-            self.events.push_back(ProbeEvent::TestStarted(ProbeTest::Hairpinning));
+            self.events
+                .push_back(ProbeEvent::TestStarted(ProbeTest::Hairpinning));
             let server = self.config.server;
-            self.start(now, Step::HairpinBinding, &[(SocketId::Secondary, server, None, None)]);
+            self.start(
+                now,
+                Step::HairpinBinding,
+                &[(SocketId::Secondary, server, None, None)],
+            );
         } else {
             self.goto_lifetime(now);
         }
@@ -692,7 +824,8 @@ impl Prober {
     fn goto_lifetime(&mut self, now: Instant) {
         match self.config.tests.lifetime {
             Some(max) => {
-                self.events.push_back(ProbeEvent::TestStarted(ProbeTest::Lifetime));
+                self.events
+                    .push_back(ProbeEvent::TestStarted(ProbeTest::Lifetime));
                 self.lifetime_round(now, max);
             }
             None => self.finish(),
@@ -701,11 +834,18 @@ impl Prober {
 
     fn lifetime_round(&mut self, now: Instant, wait: Duration) {
         let server = self.config.server;
-        self.start(now, Step::LifetimeRefresh { wait }, &[(SocketId::Primary, server, None, None)]);
+        self.start(
+            now,
+            Step::LifetimeRefresh { wait },
+            &[(SocketId::Primary, server, None, None)],
+        );
     }
 
     fn lifetime_result(&mut self, now: Instant, wait: Duration, alive: bool) {
-        self.result(ProbeTest::Lifetime, TestResult::LifetimeStep { wait, alive });
+        self.result(
+            ProbeTest::Lifetime,
+            TestResult::LifetimeStep { wait, alive },
+        );
         if alive {
             self.lifetime_lower = self.lifetime_lower.max(wait);
         } else {

@@ -54,7 +54,12 @@ pub struct ServerConfig {
 impl ServerConfig {
     /// A single-socket server at `primary`, with SOFTWARE "pinhole".
     pub fn new(primary: SocketAddr) -> Self {
-        ServerConfig { primary, alternate: None, alternate_port: None, software: Some("pinhole".into()) }
+        ServerConfig {
+            primary,
+            alternate: None,
+            alternate_port: None,
+            software: Some("pinhole".into()),
+        }
     }
 
     /// The alternate port in effect, if any.
@@ -72,16 +77,25 @@ impl ServerConfig {
     /// The sockets to bind: (A,P) alone; (A,P) (A,P') with an alternate port only; or
     /// (A,P) (A,P') (A',P) (A',P') with an alternate IP. Always in this order.
     pub fn listen_addresses(&self) -> Vec<SocketAddr> {
-        let ips: Vec<IpAddr> = std::iter::once(self.primary.ip()).chain(self.alternate).collect();
-        let ports: Vec<u16> = std::iter::once(self.primary.port()).chain(self.effective_alternate_port()).collect();
-        ips.iter().flat_map(|ip| ports.iter().map(move |p| SocketAddr::new(*ip, *p))).collect()
+        let ips: Vec<IpAddr> = std::iter::once(self.primary.ip())
+            .chain(self.alternate)
+            .collect();
+        let ports: Vec<u16> = std::iter::once(self.primary.port())
+            .chain(self.effective_alternate_port())
+            .collect();
+        ips.iter()
+            .flat_map(|ip| ports.iter().map(move |p| SocketAddr::new(*ip, *p)))
+            .collect()
     }
 
     /// Checks the configuration.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(alt) = self.alternate {
             if alt.is_ipv4() != self.primary.is_ipv4() {
-                return Err(ConfigError::FamilyMismatch { primary: self.primary.ip(), alternate: alt });
+                return Err(ConfigError::FamilyMismatch {
+                    primary: self.primary.ip(),
+                    alternate: alt,
+                });
             }
             if alt == self.primary.ip() {
                 return Err(ConfigError::SameAddress(alt));
@@ -209,8 +223,17 @@ pub struct Server {
 
 /// The outcome of processing one request.
 enum Reply {
-    Success { from: SocketAddr, to: SocketAddr, msg: Message, change: ChangeRequest },
-    Error { code: u16, reason: String, unknown: Vec<u16> },
+    Success {
+        from: SocketAddr,
+        to: SocketAddr,
+        msg: Message,
+        change: ChangeRequest,
+    },
+    Error {
+        code: u16,
+        reason: String,
+        unknown: Vec<u16>,
+    },
 }
 
 impl Server {
@@ -238,9 +261,19 @@ impl Server {
     }
 
     /// A datagram `data` from `remote` arrived on our socket `local`.
-    pub fn handle_input(&mut self, _now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+    pub fn handle_input(
+        &mut self,
+        _now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
         if !self.is_local(local) {
-            self.invalid(local, remote, format!("{local} is not one of the server's listen addresses"));
+            self.invalid(
+                local,
+                remote,
+                format!("{local} is not one of the server's listen addresses"),
+            );
             return;
         }
         let req = match Message::parse(data) {
@@ -261,9 +294,18 @@ impl Server {
             self.stats.legacy_requests += 1;
         }
         match self.process(local, remote, &req) {
-            Reply::Success { from, to, msg, change } => {
+            Reply::Success {
+                from,
+                to,
+                msg,
+                change,
+            } => {
                 self.stats.success_responses += 1;
-                self.transmits.push_back(Transmit { from, to, data: msg.emit() });
+                self.transmits.push_back(Transmit {
+                    from,
+                    to,
+                    data: msg.emit(),
+                });
                 self.events.push_back(ServerEvent::BindingRequest {
                     remote,
                     local,
@@ -274,7 +316,11 @@ impl Server {
                     legacy,
                 });
             }
-            Reply::Error { code, reason, unknown } => {
+            Reply::Error {
+                code,
+                reason,
+                unknown,
+            } => {
                 self.stats.error_responses += 1;
                 let mut msg = Message::new(Class::Error, req.method, req.transaction_id)
                     .with(Attribute::ErrorCode(ErrorCode::new(code, reason.clone())));
@@ -282,8 +328,17 @@ impl Server {
                     msg.attributes.push(Attribute::UnknownAttributes(unknown));
                 }
                 self.finish(&req, &mut msg);
-                self.transmits.push_back(Transmit { from: local, to: remote, data: msg.emit() });
-                self.events.push_back(ServerEvent::ErrorResponse { remote, local, code, reason });
+                self.transmits.push_back(Transmit {
+                    from: local,
+                    to: remote,
+                    data: msg.emit(),
+                });
+                self.events.push_back(ServerEvent::ErrorResponse {
+                    remote,
+                    local,
+                    code,
+                    reason,
+                });
             }
         }
     }
@@ -300,29 +355,46 @@ impl Server {
 
     fn is_local(&self, local: SocketAddr) -> bool {
         (local.ip() == self.config.primary.ip() || Some(local.ip()) == self.config.alternate)
-            && (local.port() == self.config.primary.port() || Some(local.port()) == self.alternate_port)
+            && (local.port() == self.config.primary.port()
+                || Some(local.port()) == self.alternate_port)
     }
 
     fn invalid(&mut self, local: SocketAddr, remote: SocketAddr, reason: String) {
         self.stats.malformed += 1;
         tracing::debug!(%remote, %local, %reason, "dropping invalid datagram");
-        self.events.push_back(ServerEvent::Invalid { remote, local, reason });
+        self.events.push_back(ServerEvent::Invalid {
+            remote,
+            local,
+            reason,
+        });
     }
 
     /// The other IP of a listen address's IP (A ↔ A').
     fn other_ip(&self, ip: IpAddr) -> Option<IpAddr> {
         let alt = self.config.alternate?;
-        Some(if ip == alt { self.config.primary.ip() } else { alt })
+        Some(if ip == alt {
+            self.config.primary.ip()
+        } else {
+            alt
+        })
     }
 
     /// The other port (P ↔ P').
     fn other_port(&self, port: u16) -> Option<u16> {
         let alt = self.alternate_port?;
-        Some(if port == alt { self.config.primary.port() } else { alt })
+        Some(if port == alt {
+            self.config.primary.port()
+        } else {
+            alt
+        })
     }
 
     fn process(&self, local: SocketAddr, remote: SocketAddr, req: &Message) -> Reply {
-        let bad = |reason: &str| Reply::Error { code: attr::error::BAD_REQUEST, reason: reason.into(), unknown: vec![] };
+        let bad = |reason: &str| Reply::Error {
+            code: attr::error::BAD_REQUEST,
+            reason: reason.into(),
+            unknown: vec![],
+        };
         if req.method != Method::Binding {
             return bad("unsupported method");
         }
@@ -340,7 +412,9 @@ impl Server {
                         return bad("malformed attribute");
                     }
                 }
-                Attribute::Raw(raw) if attr::is_comprehension_required(raw.typ) && !is_ignored(raw.typ) => {
+                Attribute::Raw(raw)
+                    if attr::is_comprehension_required(raw.typ) && !is_ignored(raw.typ) =>
+                {
                     if !unknown.contains(&raw.typ) {
                         unknown.push(raw.typ);
                     }
@@ -349,7 +423,11 @@ impl Server {
             }
         }
         if !unknown.is_empty() {
-            return Reply::Error { code: attr::error::UNKNOWN_ATTRIBUTE, reason: "Unknown Attribute".into(), unknown };
+            return Reply::Error {
+                code: attr::error::UNKNOWN_ATTRIBUTE,
+                reason: "Unknown Attribute".into(),
+                unknown,
+            };
         }
         if response_port.is_some() && padding_len.is_some() {
             return bad("PADDING with RESPONSE-PORT");
@@ -357,8 +435,16 @@ impl Server {
         if response_port == Some(0) {
             return bad("RESPONSE-PORT 0");
         }
-        let from_ip = if change.change_ip { self.other_ip(local.ip()) } else { Some(local.ip()) };
-        let from_port = if change.change_port { self.other_port(local.port()) } else { Some(local.port()) };
+        let from_ip = if change.change_ip {
+            self.other_ip(local.ip())
+        } else {
+            Some(local.ip())
+        };
+        let from_port = if change.change_port {
+            self.other_port(local.port())
+        } else {
+            Some(local.port())
+        };
         let (Some(from_ip), Some(from_port)) = (from_ip, from_port) else {
             return Reply::Error {
                 code: attr::error::UNKNOWN_ATTRIBUTE,
@@ -394,7 +480,12 @@ impl Server {
             msg.attributes.push(Attribute::Padding(vec![0; len]));
         }
         self.finish(req, &mut msg);
-        Reply::Success { from, to, msg, change }
+        Reply::Success {
+            from,
+            to,
+            msg,
+            change,
+        }
     }
 
     /// Adds SOFTWARE and, when the request had one, FINGERPRINT (modern requests only).
