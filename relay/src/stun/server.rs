@@ -514,3 +514,364 @@ fn is_ignored(typ: u16) -> bool {
             | kind::USERHASH
     )
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::stun::attr::RawAttribute;
+    use crate::stun::message::TransactionId;
+
+    const A: &str = "198.51.100.1";
+    const A2: &str = "198.51.100.2";
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn full() -> Server {
+        let mut c = ServerConfig::new(sa("198.51.100.1:3478"));
+        c.alternate = Some(A2.parse().unwrap());
+        Server::new(c).unwrap()
+    }
+
+    fn client() -> SocketAddr {
+        sa("203.0.113.9:40000")
+    }
+
+    fn request(attrs: Vec<Attribute>) -> Message {
+        let mut m = Message::new(Class::Request, Method::Binding, TransactionId::new([3; 12]));
+        m.attributes = attrs;
+        m
+    }
+
+    /// Sends `req` to `local`, returns the single transmit and its parsed message.
+    fn exchange(server: &mut Server, local: SocketAddr, req: &Message) -> (Transmit, Message) {
+        server.handle_input(Instant::now(), local, client(), &req.emit());
+        let t = server.poll_transmit().expect("a response");
+        assert!(server.poll_transmit().is_none());
+        let m = Message::parse(&t.data).unwrap();
+        assert_eq!(m.transaction_id, req.transaction_id);
+        (t, m)
+    }
+
+    fn change(change_ip: bool, change_port: bool) -> Attribute {
+        Attribute::ChangeRequest(ChangeRequest {
+            change_ip,
+            change_port,
+        })
+    }
+
+    #[test]
+    fn listen_addresses() {
+        let mut c = ServerConfig::new(sa("198.51.100.1:3478"));
+        assert_eq!(c.listen_addresses(), vec![sa("198.51.100.1:3478")]);
+        c.alternate_port = Some(4000);
+        assert_eq!(
+            c.listen_addresses(),
+            vec![sa("198.51.100.1:3478"), sa("198.51.100.1:4000")]
+        );
+        c.alternate_port = None;
+        c.alternate = Some(A2.parse().unwrap());
+        assert_eq!(
+            c.listen_addresses(),
+            vec![
+                sa("198.51.100.1:3478"),
+                sa("198.51.100.1:3479"),
+                sa("198.51.100.2:3478"),
+                sa("198.51.100.2:3479")
+            ]
+        );
+        c.primary = sa("198.51.100.1:65535");
+        assert_eq!(c.effective_alternate_port(), Some(65534));
+        c.alternate = Some("2001:db8::1".parse().unwrap());
+        assert!(matches!(
+            Server::new(c.clone()),
+            Err(ConfigError::FamilyMismatch { .. })
+        ));
+        c.alternate = Some(A.parse().unwrap());
+        assert_eq!(
+            Server::new(c.clone()).unwrap_err(),
+            ConfigError::SameAddress(A.parse().unwrap())
+        );
+        c.alternate = None;
+        c.alternate_port = Some(65535);
+        assert_eq!(Server::new(c).unwrap_err(), ConfigError::SamePort(65535));
+    }
+
+    #[test]
+    fn every_change_request_combination_from_every_socket() {
+        let mut s = full();
+        let addrs = s.config().listen_addresses();
+        for local in &addrs {
+            for (ci, cp) in [(false, false), (false, true), (true, false), (true, true)] {
+                let (t, m) = exchange(&mut s, *local, &request(vec![change(ci, cp)]));
+                let ip = if ci {
+                    if local.ip().to_string() == A { A2 } else { A }
+                } else {
+                    &local.ip().to_string()
+                };
+                let port = if cp {
+                    if local.port() == 3478 { 3479 } else { 3478 }
+                } else {
+                    local.port()
+                };
+                let expect_from = SocketAddr::new(ip.parse().unwrap(), port);
+                assert_eq!(
+                    t.from, expect_from,
+                    "local {local} change ip {ci} port {cp}"
+                );
+                assert!(addrs.contains(&t.from));
+                assert_eq!(t.to, client());
+                assert_eq!(m.class, Class::Success);
+                assert_eq!(
+                    m.get(kind::XOR_MAPPED_ADDRESS),
+                    Some(&Attribute::XorMappedAddress(client()))
+                );
+                assert_eq!(
+                    m.get(kind::RESPONSE_ORIGIN),
+                    Some(&Attribute::ResponseOrigin(expect_from))
+                );
+                // OTHER-ADDRESS: where change IP + port would answer from, relative to `local`.
+                let other_ip = if local.ip().to_string() == A { A2 } else { A };
+                let other_port = if local.port() == 3478 { 3479 } else { 3478 };
+                let other = SocketAddr::new(other_ip.parse().unwrap(), other_port);
+                assert_eq!(
+                    m.get(kind::OTHER_ADDRESS),
+                    Some(&Attribute::OtherAddress(other))
+                );
+                assert_eq!(
+                    m.get(kind::SOFTWARE),
+                    Some(&Attribute::Software("pinhole".into()))
+                );
+                assert!(m.get(kind::MAPPED_ADDRESS).is_none());
+                assert!(!m.has_fingerprint());
+                match s.poll_event() {
+                    Some(ServerEvent::BindingRequest {
+                        responded_from,
+                        change_ip,
+                        change_port,
+                        legacy,
+                        ..
+                    }) => {
+                        assert_eq!(
+                            (responded_from, change_ip, change_port, legacy),
+                            (expect_from, ci, cp, false)
+                        );
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        assert_eq!(s.stats().success_responses, 16);
+    }
+
+    #[test]
+    fn change_without_alternate_gets_420() {
+        let mut s = Server::new(ServerConfig::new(sa("198.51.100.1:3478"))).unwrap();
+        let (t, m) = exchange(
+            &mut s,
+            sa("198.51.100.1:3478"),
+            &request(vec![change(false, true)]),
+        );
+        assert_eq!(t.from, sa("198.51.100.1:3478"));
+        assert_eq!(m.class, Class::Error);
+        assert!(matches!(m.get(kind::ERROR_CODE), Some(Attribute::ErrorCode(e)) if e.code == 420));
+        assert_eq!(
+            m.get(kind::UNKNOWN_ATTRIBUTES),
+            Some(&Attribute::UnknownAttributes(vec![kind::CHANGE_REQUEST]))
+        );
+        // No alternate: no OTHER-ADDRESS on success either.
+        let (_, m) = exchange(
+            &mut s,
+            sa("198.51.100.1:3478"),
+            &request(vec![change(false, false)]),
+        );
+        assert!(m.get(kind::OTHER_ADDRESS).is_none());
+
+        // Two-socket server: change port works, change IP does not.
+        let mut c = ServerConfig::new(sa("198.51.100.1:3478"));
+        c.alternate_port = Some(3479);
+        let mut s = Server::new(c).unwrap();
+        let (t, m) = exchange(
+            &mut s,
+            sa("198.51.100.1:3478"),
+            &request(vec![change(false, true)]),
+        );
+        assert_eq!((t.from, m.class), (sa("198.51.100.1:3479"), Class::Success));
+        assert!(
+            m.get(kind::OTHER_ADDRESS).is_none(),
+            "OTHER-ADDRESS needs a second IP (RFC 5780 §7.4)"
+        );
+        let (_, m) = exchange(
+            &mut s,
+            sa("198.51.100.1:3478"),
+            &request(vec![change(true, false)]),
+        );
+        assert_eq!(m.class, Class::Error);
+        assert_eq!(s.stats().error_responses, 1);
+    }
+
+    #[test]
+    fn rfc3489_request_gets_classic_attributes() {
+        let mut s = full();
+        let tid = TransactionId::from_bytes([0x42; 16]);
+        let mut req = Message::new(Class::Request, Method::Binding, tid);
+        req.attributes.push(change(true, false));
+        req.attributes
+            .push(Attribute::ResponseAddress(sa("192.0.2.99:9")));
+        let (t, m) = exchange(&mut s, sa("198.51.100.1:3478"), &req);
+        assert_eq!(m.transaction_id, tid, "128-bit id echoed");
+        assert_eq!(t.from, sa("198.51.100.2:3478"));
+        assert_eq!(t.to, client(), "RESPONSE-ADDRESS is not honoured");
+        assert_eq!(
+            m.get(kind::MAPPED_ADDRESS),
+            Some(&Attribute::MappedAddress(client()))
+        );
+        assert_eq!(
+            m.get(kind::SOURCE_ADDRESS),
+            Some(&Attribute::SourceAddress(sa("198.51.100.2:3478")))
+        );
+        assert_eq!(
+            m.get(kind::CHANGED_ADDRESS),
+            Some(&Attribute::ChangedAddress(sa("198.51.100.2:3479")))
+        );
+        assert!(m.get(kind::XOR_MAPPED_ADDRESS).is_none());
+        assert!(m.get(kind::OTHER_ADDRESS).is_none());
+        assert_eq!(s.stats().legacy_requests, 1);
+    }
+
+    #[test]
+    fn response_port_and_padding() {
+        let mut s = full();
+        let (t, m) = exchange(
+            &mut s,
+            sa("198.51.100.1:3478"),
+            &request(vec![Attribute::ResponsePort(5555)]),
+        );
+        assert_eq!(t.to, sa("203.0.113.9:5555"));
+        assert_eq!(t.from, sa("198.51.100.1:3478"));
+        assert_eq!(
+            m.get(kind::XOR_MAPPED_ADDRESS),
+            Some(&Attribute::XorMappedAddress(client()))
+        );
+
+        let (_, m) = exchange(
+            &mut s,
+            sa("198.51.100.1:3478"),
+            &request(vec![Attribute::Padding(vec![0xaa; 1401])]),
+        );
+        assert_eq!(
+            m.get(kind::PADDING),
+            Some(&Attribute::Padding(vec![0; 1404]))
+        );
+
+        let (t, m) = exchange(
+            &mut s,
+            sa("198.51.100.1:3478"),
+            &request(vec![
+                Attribute::ResponsePort(5555),
+                Attribute::Padding(vec![0; 8]),
+            ]),
+        );
+        assert_eq!(t.to, client());
+        assert!(matches!(m.get(kind::ERROR_CODE), Some(Attribute::ErrorCode(e)) if e.code == 400));
+    }
+
+    #[test]
+    fn unknown_attributes_and_fingerprint() {
+        let mut s = full();
+        let req = request(vec![
+            Attribute::Raw(RawAttribute::new(0x0024, vec![0; 4])), // PRIORITY (ICE): unknown here
+            Attribute::Raw(RawAttribute::new(kind::USERNAME, b"a:b".to_vec())), // ignored: no auth
+            Attribute::Raw(RawAttribute::new(0x8029, vec![0; 8])), // optional: ignored
+            Attribute::Raw(RawAttribute::new(0x0025, vec![])),
+            Attribute::Raw(RawAttribute::new(0x0024, vec![0; 4])),
+            Attribute::Fingerprint(0),
+        ]);
+        let (_, m) = exchange(&mut s, sa("198.51.100.1:3478"), &req);
+        assert_eq!(m.class, Class::Error);
+        assert_eq!(
+            m.get(kind::UNKNOWN_ATTRIBUTES),
+            Some(&Attribute::UnknownAttributes(vec![0x0024, 0x0025]))
+        );
+        assert!(m.has_fingerprint(), "FINGERPRINT echoed on errors too");
+
+        let (_, m) = exchange(
+            &mut s,
+            sa("198.51.100.1:3478"),
+            &request(vec![Attribute::Fingerprint(0)]),
+        );
+        assert_eq!(m.class, Class::Success);
+        assert!(matches!(
+            m.attributes.last(),
+            Some(Attribute::Fingerprint(_))
+        ));
+
+        // A known comprehension-required attribute with a malformed value: 400.
+        let bad = request(vec![Attribute::Raw(RawAttribute::new(
+            kind::CHANGE_REQUEST,
+            vec![0; 2],
+        ))]);
+        let (_, m) = exchange(&mut s, sa("198.51.100.1:3478"), &bad);
+        assert!(matches!(m.get(kind::ERROR_CODE), Some(Attribute::ErrorCode(e)) if e.code == 400));
+        // Unknown method: 400.
+        let mut other = request(vec![]);
+        other.method = Method::Unknown(0x003);
+        let (_, m) = exchange(&mut s, sa("198.51.100.1:3478"), &other);
+        assert!(matches!(m.get(kind::ERROR_CODE), Some(Attribute::ErrorCode(e)) if e.code == 400));
+        assert_eq!(m.method, Method::Unknown(0x003));
+    }
+
+    #[test]
+    fn garbage_indications_and_responses_get_silence() {
+        let mut s = full();
+        let now = Instant::now();
+        let local = sa("198.51.100.1:3478");
+        s.handle_input(now, local, client(), b"\x80\x00garbage garbage garbage");
+        s.handle_input(now, local, client(), &[]);
+        let mut ind = request(vec![]);
+        ind.class = Class::Indication;
+        s.handle_input(now, local, client(), &ind.emit());
+        ind.class = Class::Success;
+        s.handle_input(now, local, client(), &ind.emit());
+        s.handle_input(now, sa("198.51.100.1:9"), client(), &request(vec![]).emit());
+        assert!(s.poll_transmit().is_none());
+        assert_eq!(s.stats().malformed, 3);
+        assert_eq!(s.stats().ignored, 2);
+        assert_eq!(s.stats().requests, 0);
+        let mut invalid = 0;
+        while let Some(e) = s.poll_event() {
+            assert!(matches!(e, ServerEvent::Invalid { .. }));
+            invalid += 1;
+        }
+        assert_eq!(invalid, 3);
+    }
+
+    #[test]
+    fn ipv6_server() {
+        let mut c = ServerConfig::new(sa("[2001:db8::1]:3478"));
+        c.alternate = Some("2001:db8::2".parse().unwrap());
+        let mut s = Server::new(c).unwrap();
+        let remote = sa("[2001:db8:ffff::9]:1234");
+        let req = request(vec![change(true, true)]);
+        s.handle_input(
+            Instant::now(),
+            sa("[2001:db8::1]:3478"),
+            remote,
+            &req.emit(),
+        );
+        let t = s.poll_transmit().unwrap();
+        assert_eq!(t.from, sa("[2001:db8::2]:3479"));
+        let m = Message::parse(&t.data).unwrap();
+        assert_eq!(m.mapped_address(), Some(remote));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120)) {
+            let mut s = full();
+            s.handle_input(Instant::now(), sa("198.51.100.1:3478"), client(), &bytes);
+            while s.poll_transmit().is_some() {}
+        }
+    }
+}
