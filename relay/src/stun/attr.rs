@@ -360,7 +360,7 @@ impl Attribute {
                 })
             }
             UNKNOWN_ATTRIBUTES => {
-                if value.len() % 2 != 0 {
+                if !value.len().is_multiple_of(2) {
                     return None;
                 }
                 Attribute::UnknownAttributes(
