@@ -1,6 +1,7 @@
 //! STUN (RFC 8489 / RFC 5389, classic RFC 3489) and NAT behaviour discovery (RFC 5780).
 //!
 //! - [`message`]: the lossless codec ([`Packet`] view, [`Message`] repr, [`is_stun`]).
+//! - [`integrity`]: MESSAGE-INTEGRITY (HMAC-SHA1) check and emission.
 //! - [`attr`]: attributes, including RFC 5780's CHANGE-REQUEST, RESPONSE-ORIGIN,
 //!   OTHER-ADDRESS, RESPONSE-PORT, PADDING and RFC 3489's SOURCE-/CHANGED-/RESPONSE-ADDRESS.
 //! - [`server`]: [`Server`], a sans-IO RFC 5780 binding server on up to four transport
@@ -34,6 +35,7 @@
 //! ```
 
 pub mod attr;
+pub mod integrity;
 pub mod message;
 pub mod prober;
 pub mod server;
