@@ -7,8 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use relay::stun::{
-    Behavior, ProbeEvent, ProbeReport, ProbeTest, Prober, ProberConfig, Server, ServerConfig,
-    SocketId, TestResult,
+    Attribute, Behavior, Message, ProbeEvent, ProbeReport, ProbeTest, Prober, ProberConfig, Server,
+    ServerConfig, SocketId, TestResult,
 };
 
 fn sa(s: &str) -> SocketAddr {
@@ -145,6 +145,9 @@ struct Net {
     drop_first: Option<HashSet<Vec<u8>>>,
     /// Drop everything the client sends.
     blackhole: bool,
+    /// Remove CHANGE-REQUEST from requests before the server sees them (a server that
+    /// ignores it, like a plain RFC 8489 server that does not check comprehension).
+    strip_change_request: bool,
     /// (time since start, socket, to, bytes) of every client transmit.
     log: Vec<(Duration, SocketId, SocketAddr, Vec<u8>)>,
     events: Vec<ProbeEvent>,
@@ -170,6 +173,7 @@ impl Net {
             nat,
             drop_first: None,
             blackhole: false,
+            strip_change_request: false,
             log: Vec::new(),
             events: Vec::new(),
         }
@@ -204,6 +208,14 @@ impl Net {
         {
             return;
         }
+        let data = if self.strip_change_request {
+            let mut m = Message::parse(&data).unwrap();
+            m.attributes
+                .retain(|a| !matches!(a, Attribute::ChangeRequest(_)));
+            m.emit()
+        } else {
+            data
+        };
         let src = Self::local(socket);
         let now = self.now;
         match &mut self.nat {
@@ -554,4 +566,47 @@ fn same_seed_same_probe() {
     let a = run(42);
     assert_eq!(a, run(42));
     assert_ne!(a.0, run(43).0, "transaction ids depend on the seed");
+}
+
+#[test]
+fn server_ignoring_change_request_is_reported() {
+    let nat = FakeNat::new(
+        Behavior::AddressDependent,
+        Behavior::AddressDependent,
+        false,
+        Duration::from_secs(60),
+    );
+    let mut net = Net::new(
+        Some(nat),
+        rfc5780_server(),
+        ProberConfig::new(sa(SERVER)),
+        5,
+    );
+    net.strip_change_request = true;
+    let report = net.run();
+    assert_eq!(report.filtering, None);
+    assert_eq!(report.mapping, Some(Behavior::AddressDependent));
+    assert!(
+        report.errors[0].contains("ignored CHANGE-REQUEST"),
+        "{report:?}"
+    );
+}
+
+#[test]
+fn absurd_timing_config_is_clamped() {
+    let nat = FakeNat::new(
+        Behavior::EndpointIndependent,
+        Behavior::AddressAndPortDependent,
+        false,
+        Duration::from_secs(60),
+    );
+    let mut config = ProberConfig::new(sa(SERVER));
+    config.rto = Duration::MAX;
+    config.max_retransmits = u32::MAX;
+    config.tests.lifetime = Some(Duration::MAX);
+    let mut net = Net::new(Some(nat), rfc5780_server(), config, 5);
+    let report = net.run();
+    assert_eq!(report.filtering, Some(Behavior::AddressAndPortDependent));
+    let lower = report.binding_lifetime.unwrap();
+    assert!(lower < Duration::from_secs(60), "{report:?}");
 }

@@ -55,6 +55,10 @@ use super::message::{Class, Message, Method, TransactionId};
 
 /// Most bisections of the lifetime search (after the first probe at `max`).
 const MAX_BISECTIONS: u32 = 10;
+/// Configuration clamps, so that no `Instant` arithmetic can overflow.
+const RTO_RANGE: (Duration, Duration) = (Duration::from_millis(1), Duration::from_secs(60));
+const MAX_RETRANSMITS: u32 = 16;
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// Which tests to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +85,8 @@ impl Default for Tests {
     }
 }
 
-/// Prober configuration.
+/// Prober configuration. Out-of-range values are clamped by [`Prober::new`]: `rto` to
+/// 1 ms..=60 s, `max_retransmits` to ≤ 16, the lifetime bound to ≤ 24 h.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProberConfig {
     /// The server's primary address A:P.
@@ -222,6 +227,7 @@ pub enum ProbeEvent {
 /// What the probe found. `None` means "not tested" or "could not be determined"
 /// (`errors` says why).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct ProbeReport {
     /// The primary socket's mapped (server-reflexive) address.
     pub mapped: Option<SocketAddr>,
@@ -302,7 +308,10 @@ pub struct Prober {
 
 impl Prober {
     /// A prober that starts Test I at `now`. Transaction ids come from `rng_seed`.
-    pub fn new(config: ProberConfig, now: Instant, rng_seed: u64) -> Self {
+    pub fn new(mut config: ProberConfig, now: Instant, rng_seed: u64) -> Self {
+        config.rto = config.rto.clamp(RTO_RANGE.0, RTO_RANGE.1);
+        config.max_retransmits = config.max_retransmits.min(MAX_RETRANSMITS);
+        config.tests.lifetime = config.tests.lifetime.map(|l| l.min(MAX_LIFETIME));
         let mut p = Prober {
             config,
             rng: rng_seed,
@@ -473,7 +482,7 @@ impl Prober {
                 data,
             });
         }
-        let interval = self.config.rto.max(Duration::from_millis(1));
+        let interval = self.config.rto;
         self.attempt = Some(Attempt {
             requests,
             sends: 1,
@@ -860,6 +869,12 @@ impl Prober {
         };
         if done {
             let (lower, upper) = (self.lifetime_lower, self.lifetime_upper);
+            if upper.is_some_and(|u| u < lower) {
+                self.report.errors.push(format!(
+                    "inconsistent lifetime results: survived {lower:?} but not {upper:?} (packet loss, or a NAT \
+                     that refreshes bindings on inbound traffic)"
+                ));
+            }
             self.report.binding_lifetime = Some(lower);
             self.report.lifetime_upper_bound = upper;
             self.result(ProbeTest::Lifetime, TestResult::Lifetime { lower, upper });
