@@ -9,6 +9,54 @@
 //! sockets' concrete local addresses (not `0.0.0.0`) so "no NAT" can be detected.
 //! The probe is over when [`ProbeEvent::Done`] is emitted / [`Prober::is_done`] is true.
 //!
+//! # Driving it
+//!
+//! A minimal blocking driver with std sockets (a tokio driver has the same shape). Both
+//! sockets are bound to the concrete local IP that routes to the server, and must stay
+//! unconnected (a connected UDP socket would drop the CHANGE-REQUEST answers).
+//!
+//! ```no_run
+//! use std::net::{SocketAddr, UdpSocket};
+//! use std::time::{Duration, Instant};
+//! use relay::stun::{ProbeEvent, Prober, ProberConfig, SocketId};
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let server: SocketAddr = "198.51.100.1:3478".parse().unwrap();
+//! let ip = {
+//!     let s = UdpSocket::bind("0.0.0.0:0")?;
+//!     s.connect(server)?; // only to learn the route's source IP
+//!     s.local_addr()?.ip()
+//! };
+//! let (x, y) = (UdpSocket::bind((ip, 0))?, UdpSocket::bind((ip, 0))?);
+//! x.set_nonblocking(true)?;
+//! y.set_nonblocking(true)?;
+//! let mut prober = Prober::new(ProberConfig::new(server), Instant::now(), 0x5eed);
+//! prober.set_local_addresses(x.local_addr()?, y.local_addr()?);
+//! let mut buf = [0u8; 2048];
+//! loop {
+//!     while let Some(t) = prober.poll_transmit() {
+//!         let sock = if t.socket == SocketId::Primary { &x } else { &y };
+//!         sock.send_to(&t.data, t.to)?;
+//!     }
+//!     while let Some(event) = prober.poll_event() {
+//!         if let ProbeEvent::Done(report) = event {
+//!             println!("{report:?}");
+//!             return Ok(());
+//!         }
+//!     }
+//!     for (id, sock) in [(SocketId::Primary, &x), (SocketId::Secondary, &y)] {
+//!         while let Ok((n, from)) = sock.recv_from(&mut buf) {
+//!             prober.handle_input(Instant::now(), id, from, &buf[..n]);
+//!         }
+//!     }
+//!     if prober.poll_timeout().is_some_and(|t| Instant::now() >= t) {
+//!         prober.handle_timeout(Instant::now());
+//!     }
+//!     std::thread::sleep(Duration::from_millis(5));
+//! }
+//! # }
+//! ```
+//!
 //! # Tests, in this fixed order (one request in flight at a time)
 //!
 //! 1. **Test I** (§4.3): X → A:P. Gives the mapped address X1 and OTHER-ADDRESS A':P'
