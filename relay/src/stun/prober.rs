@@ -653,12 +653,14 @@ impl Prober {
                     } else {
                         self.mapping_x2 = Some(mapped);
                         let other = self.report.other_address;
-                        if let Some(other) = other {
-                            self.start(
+                        match other {
+                            Some(other) => self.start(
                                 now,
                                 Step::MappingIII,
                                 &[(SocketId::Primary, other, None, None)],
-                            );
+                            ),
+                            // Unreachable: mapping tests start only with a usable OTHER-ADDRESS.
+                            None => self.goto_hairpin(now),
                         }
                         return;
                     }
