@@ -14,16 +14,16 @@ pub struct StunService {
 
 impl StunService {
     /// Bind every listen address of `config` on `host` and start serving.
-    pub fn start(sim: &mut Sim, host: usize, config: ServerConfig) -> Result<Self, SimError> {
+    pub fn start(sim: &mut Sim, host: usize, config: ServerConfig) -> Result<Self, String> {
+        let server = Server::new(config.clone()).map_err(|e| e.to_string())?;
         let mut sockets = Vec::new();
         for addr in config.listen_addresses() {
-            let (s, _) = sim.udp_bind(host, Some(addr.ip()), addr.port())?;
+            let (s, _) = sim
+                .udp_bind(host, Some(addr.ip()), addr.port())
+                .map_err(|e: SimError| e.to_string())?;
             sockets.push((addr, s));
         }
-        Ok(StunService {
-            server: Server::new(config),
-            sockets,
-        })
+        Ok(StunService { server, sockets })
     }
 
     /// The server never has timers of its own; it only answers.
