@@ -409,6 +409,9 @@ impl Parser {
         if self.networks.iter().any(|n| n.name == t) {
             return Some(t);
         }
+        if self.names.get(&t).is_some_and(|(_, k)| *k == "network") {
+            return None; // declared but broken: already reported
+        }
         let help = Self::list_names(self.networks.iter().map(|n| n.name.clone()));
         self.e.help(
             node.pos,
@@ -427,6 +430,9 @@ impl Parser {
     pub(crate) fn host_name_ok(&mut self, t: &str, pos: Pos, what: &str) -> bool {
         if self.hosts.iter().any(|n| n.name == t) {
             return true;
+        }
+        if self.names.get(t).is_some_and(|(_, k)| *k == "host") {
+            return false; // declared but broken: already reported
         }
         let help = Self::list_names(self.hosts.iter().map(|n| n.name.clone()));
         self.e.help(
@@ -541,8 +547,19 @@ impl Parser {
         );
         for e in entries {
             let ok = self.declare(&e.key.text, e.key.pos, "network");
-            let Some(prefix) = self.val(&e.value, "the network prefix", parse_prefix) else {
+            let Some(text) = self.text(&e.value, "the network prefix") else {
                 continue;
+            };
+            let prefix = match parse_prefix(text) {
+                Ok(p) => p,
+                Err(m) => {
+                    self.e.help(
+                        e.value.pos,
+                        m,
+                        "write the network as ADDRESS/LENGTH with the host bits zero, like 10.0.1.0/24",
+                    );
+                    continue;
+                }
             };
             if let Some(other) = self.networks.iter().find(|n| n.prefix.overlaps(&prefix)) {
                 self.e.help(
@@ -1127,7 +1144,9 @@ impl Parser {
             .as_map()
             .is_some_and(|m| m.iter().any(|e| e.key.text == "up" || e.key.text == "down"));
         if directional {
-            let Some(f) = self.map(node, what, &["up", "down"]) else {
+            let mut allowed = vec!["up", "down"];
+            allowed.extend_from_slice(IMPAIRMENT_KEYS);
+            let Some(f) = self.map(node, what, &allowed) else {
                 return Default::default();
             };
             let up = f
@@ -1141,7 +1160,7 @@ impl Parser {
             if let Some(x) = f
                 .entries
                 .iter()
-                .find(|e| e.key.text != "up" && e.key.text != "down")
+                .find(|e| IMPAIRMENT_KEYS.contains(&e.key.text.as_str()))
             {
                 self.e.at(
                     x.key.pos,

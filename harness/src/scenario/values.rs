@@ -42,7 +42,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "s" => (2, 1.0),
             "ms" => (3, 1e-3),
             "us" | "µs" => (4, 1e-6),
-            "" => return Err(format!("`{s}` has no unit; use h, m, s, ms or us")),
+            "" if after.is_empty() => {
+                return Err(format!("`{s}` has no unit; use h, m, s, ms or us"));
+            }
+            "" => return Err(bad()),
             u => {
                 return Err(format!(
                     "`{s}`: unknown duration unit `{u}`; use h, m, s, ms or us"
