@@ -20,7 +20,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(bad());
     }
     let mut rest = t;
-    let mut total: f64 = 0.0;
+    let mut total: f64 = 0.0; // nanoseconds
     let mut last_rank = usize::MAX;
     let mut parts = 0;
     while !rest.is_empty() {
@@ -37,11 +37,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .unwrap_or(after.len());
         let unit = &after[..unit_len];
         let (rank, secs) = match unit {
-            "h" => (0, 3600.0),
-            "m" => (1, 60.0),
-            "s" => (2, 1.0),
-            "ms" => (3, 1e-3),
-            "us" | "µs" => (4, 1e-6),
+            "h" => (0, 3600e9),
+            "m" => (1, 60e9),
+            "s" => (2, 1e9),
+            "ms" => (3, 1e6),
+            "us" | "µs" => (4, 1e3),
             "" if after.is_empty() => {
                 return Err(format!("`{s}` has no unit; use h, m, s, ms or us"));
             }
@@ -67,33 +67,31 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "`{s}`: only a single-unit duration may have a fraction"
         ));
     }
-    if !total.is_finite() || total > 1e12 {
+    // At most ~31 years; `total` is in nanoseconds so whole milliseconds stay exact.
+    if !total.is_finite() || total > 1e18 {
         return Err(format!("`{s}` is too long a duration"));
     }
-    Ok(Duration::from_secs_f64(total))
+    Ok(Duration::from_nanos(total.round() as u64))
 }
 
-/// Formats a duration the way the format writes them (`2h4m`, `150ms`, `1.5s`).
+/// Formats a duration the way the format writes them (`2h4m`, `150ms`, `1m30s500ms`);
+/// below a microsecond is dropped.
 pub fn format_duration(d: Duration) -> String {
-    let total_ms = d.as_millis();
-    if !d.as_nanos().is_multiple_of(1_000_000) {
-        return format!("{}us", d.as_micros());
-    }
-    if total_ms == 0 {
+    let mut us = d.as_micros();
+    if us == 0 {
         return "0s".into();
     }
-    if !total_ms.is_multiple_of(1000) {
-        if total_ms < 1000 {
-            return format!("{total_ms}ms");
-        }
-        return format!("{}s", d.as_secs_f64());
-    }
-    let mut secs = d.as_secs();
     let mut out = String::new();
-    for (unit, size) in [("h", 3600), ("m", 60), ("s", 1)] {
-        if secs >= size {
-            out.push_str(&format!("{}{unit}", secs / size));
-            secs %= size;
+    for (unit, size) in [
+        ("h", 3_600_000_000u128),
+        ("m", 60_000_000),
+        ("s", 1_000_000),
+        ("ms", 1000),
+        ("us", 1),
+    ] {
+        if us >= size {
+            out.push_str(&format!("{}{unit}", us / size));
+            us %= size;
         }
     }
     out
