@@ -368,3 +368,49 @@ fn load_str_and_error_display() {
     assert_eq!(ok.spec.fabric, Fabric::Kernel);
     assert_eq!(ok.spec.fabric_pos, None);
 }
+
+#[test]
+fn unavailable_over_all_cells_with_fabric_override() {
+    let s = load("format-examples.yaml");
+    let only_virtual = Availability {
+        virtual_fabric: true,
+        ..Availability::all()
+    };
+    let only_virtual = Availability {
+        kernel_fabric: false,
+        ..only_virtual
+    };
+    // The file says kernel: one error at `fabric: kernel`, reported once for all 7 cells.
+    let errs = s.unavailable(None, &only_virtual).unwrap();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].pos, Pos::new(6, 9));
+    // `--fabric virtual`: now the two run steps are the problem.
+    let errs = s.unavailable(Some(Fabric::Virtual), &only_virtual).unwrap();
+    let at: Vec<Pos> = errs.iter().map(|e| e.pos).collect();
+    assert_eq!(at, vec![Pos::new(106, 5), Pos::new(107, 5)]);
+}
+
+#[test]
+fn network_and_broadcast_addresses() {
+    let head =
+        "version: 1\nname: x\nnetworks: { n: 10.0.0.0/24, p: 10.0.9.0/31, w: \"::/0\" }\nhosts:\n";
+    let e = scenario::load_str(
+        &format!("{head}  a: {{ network: n, address: 10.0.0.255 }}\n"),
+        "x.yaml",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("x.yaml:5:29: address 10.0.0.255 is the network or broadcast"),
+        "{e}"
+    );
+    let ok = scenario::load_str(
+        &format!("{head}  a: {{ network: p, address: 10.0.9.0 }}\n  b: {{ network: w }}\n"),
+        "x.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        ok.spec.topology.host("b").unwrap().addresses,
+        vec![ip("::1")]
+    );
+}

@@ -146,8 +146,9 @@ impl Errors {
     }
 }
 
-/// Sorts errors by file and position (stable) and drops exact duplicates.
+/// Sorts errors by file and position (stable) and drops repeats of the same message at
+/// the same place (matrix cells repeat them), keeping the first.
 pub(crate) fn sort_dedup(list: &mut Vec<Error>) {
     list.sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
-    list.dedup();
+    list.dedup_by(|b, a| a.file == b.file && a.pos == b.pos && a.message == b.message);
 }

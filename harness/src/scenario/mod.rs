@@ -251,6 +251,28 @@ impl Scenario {
         &self.tree
     }
 
+    /// What `features` lacks to run every cell of this scenario, with `fabric` (the CLI's
+    /// `--fabric`) replacing the file's fabric when given. One error per place, in file
+    /// order; empty when the runner can run it all. See [`check_available`].
+    ///
+    /// # Errors
+    /// Matrix expansion errors (see [`Scenario::cells`]).
+    pub fn unavailable(
+        &self,
+        fabric: Option<Fabric>,
+        features: &Availability,
+    ) -> Result<Vec<Error>, ScenarioErrors> {
+        let mut out = Vec::new();
+        for mut cell in self.cells()? {
+            if let Some(f) = fabric {
+                cell.spec.fabric = f;
+            }
+            out.extend(check_available(&cell.spec, &self.file, features));
+        }
+        error::sort_dedup(&mut out);
+        Ok(out)
+    }
+
     /// The cells to run: one per matrix combination not excluded, in matrix order (first
     /// key slowest); one cell named after the scenario without a matrix.
     ///

@@ -468,7 +468,21 @@ impl Parser {
             }
         };
         let name = match f.get("name") {
-            Some(n) => self.text(n, "`name`").unwrap_or_default().to_string(),
+            Some(n) => {
+                let t = self
+                    .text(n, "`name`")
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
+                if t.is_empty() && n.as_scalar().is_some() {
+                    self.e.help(
+                        n.pos,
+                        "the scenario `name` is empty",
+                        "name the scenario: it names reports, cells and the default seed",
+                    );
+                }
+                t
+            }
             None => {
                 self.missing(Pos::new(1, 1), "name", "the scenario", "a short title");
                 String::new()
@@ -600,12 +614,14 @@ impl Parser {
                 );
                 return None;
             }
-            let idx = prefix.addr();
-            if a == idx
-                || (a.is_ipv4()
-                    && Some(a) == prefix.nth(prefix.last_host_index() + 1)
-                    && prefix.len() < 31)
-            {
+            // IPv4 /31 and /32 have no network or broadcast address (RFC 3021).
+            let v4_tiny = prefix.addr().is_ipv4() && prefix.len() >= 31;
+            let broadcast = prefix
+                .last_host_index()
+                .checked_add(1)
+                .and_then(|i| prefix.nth(i))
+                .filter(|b| b.is_ipv4());
+            if !v4_tiny && (a == prefix.addr() || Some(a) == broadcast) {
                 self.e.help(
                     node.pos,
                     format!("address {a} is the network or broadcast address of {prefix}"),
