@@ -25,6 +25,7 @@ pub mod matrix;
 pub mod model;
 mod parse;
 mod parse_run;
+mod parse_topology;
 mod validate;
 pub mod values;
 pub mod yaml;

@@ -1,4 +1,4 @@
-//! Node tree → typed model, part 2: services, agents, steps and expectations.
+//! Node tree → typed model, part 3: services, agents, steps and expectations.
 
 use super::error::Pos;
 use super::model::*;
