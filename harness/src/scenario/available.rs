@@ -1,0 +1,202 @@
+//! What this release of the runner can run. Parsing accepts the whole format; the runner
+//! calls [`check_available`] with what it implements and reports the rest, positioned,
+//! as invalid input (exit 2).
+
+use super::error::{Error, Pos};
+use super::model::{Fabric, SipAlg, Spec, StepKind};
+use std::path::Path;
+
+/// The features a runner implements. `Default` is "nothing"; [`Availability::all`] is
+/// everything.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Availability {
+    /// `fabric: kernel` (TUN + namespaces).
+    pub kernel_fabric: bool,
+    /// `fabric: virtual`.
+    pub virtual_fabric: bool,
+    /// `sip-proxy` services.
+    pub sip_proxy: bool,
+    /// `media-relay` services.
+    pub media_relay: bool,
+    /// `stun` services.
+    pub stun: bool,
+    /// `turn` services.
+    pub turn: bool,
+    /// `http-proxy` services.
+    pub http_proxy: bool,
+    /// Firewalls.
+    pub firewalls: bool,
+    /// `ua` agents.
+    pub ua_agents: bool,
+    /// `call` steps.
+    pub call_steps: bool,
+    /// `reinvite` steps.
+    pub reinvite_steps: bool,
+    /// `probe` steps.
+    pub probe_steps: bool,
+    /// `punch` steps (UDP).
+    pub punch_steps: bool,
+    /// `punch` steps with `protocol: tcp`.
+    pub tcp_punch: bool,
+    /// `run` steps.
+    pub run_steps: bool,
+    /// `link` steps.
+    pub link_steps: bool,
+    /// `nat` steps.
+    pub nat_steps: bool,
+    /// `sip_alg: rewrite`.
+    pub sip_alg: bool,
+    /// Binding lifetime measurement of probe steps.
+    pub probe_lifetime: bool,
+}
+
+impl Availability {
+    /// Everything in the format.
+    pub fn all() -> Self {
+        Availability {
+            kernel_fabric: true,
+            virtual_fabric: true,
+            sip_proxy: true,
+            media_relay: true,
+            stun: true,
+            turn: true,
+            http_proxy: true,
+            firewalls: true,
+            ua_agents: true,
+            call_steps: true,
+            reinvite_steps: true,
+            probe_steps: true,
+            punch_steps: true,
+            tcp_punch: true,
+            run_steps: true,
+            link_steps: true,
+            nat_steps: true,
+            sip_alg: true,
+            probe_lifetime: true,
+        }
+    }
+}
+
+/// The parts of `spec` (a scenario's base spec or a cell's) that `features` lacks, one
+/// positioned error each, in file order. Also rejects `run` steps on the virtual fabric
+/// (they need real namespaces), whatever `features` says. Set `spec.fabric` to the
+/// effective fabric (the CLI's `--fabric` overrides the file) before calling.
+pub fn check_available(spec: &Spec, file: &Path, features: &Availability) -> Vec<Error> {
+    let mut out = Vec::new();
+    let mut extra = Vec::new();
+    let mut no = |pos: Pos, what: &str, help: &str| {
+        let mut e = Error::new(file, pos, format!("{what} is not available yet"));
+        if !help.is_empty() {
+            e = e.help(help);
+        }
+        out.push(e);
+    };
+    let fabric_pos = spec.fabric_pos.unwrap_or(Pos::new(1, 1));
+    match spec.fabric {
+        Fabric::Kernel if !features.kernel_fabric => no(
+            fabric_pos,
+            "the kernel fabric",
+            "use `fabric: virtual` or `--fabric virtual`",
+        ),
+        Fabric::Virtual if !features.virtual_fabric => no(
+            fabric_pos,
+            "the virtual fabric",
+            "use `fabric: kernel` or `--fabric kernel`",
+        ),
+        _ => {}
+    }
+    for f in &spec.topology.firewalls {
+        if !features.firewalls {
+            no(f.pos, &format!("firewall `{}`", f.name), "");
+        }
+    }
+    for n in &spec.topology.nats {
+        if let (Some(pos), false) = (n.sip_alg_pos, features.sip_alg)
+            && n.config.sip_alg == SipAlg::Rewrite
+        {
+            no(
+                pos,
+                "the SIP ALG (`sip_alg: rewrite`)",
+                "use `sip_alg: off`",
+            );
+        }
+    }
+    for s in &spec.services {
+        if let (Some(x), false) = (&s.sip_proxy, features.sip_proxy) {
+            no(x.pos, "the `sip-proxy` service", "");
+        }
+        if let (Some(x), false) = (&s.media_relay, features.media_relay) {
+            no(x.pos, "the `media-relay` service", "");
+        }
+        if let (Some(x), false) = (&s.stun, features.stun) {
+            no(x.pos, "the `stun` service", "");
+        }
+        if let (Some(x), false) = (&s.turn, features.turn) {
+            no(x.pos, "the `turn` service", "");
+        }
+        if let (Some(x), false) = (&s.http_proxy, features.http_proxy) {
+            no(x.pos, "the `http-proxy` service", "");
+        }
+    }
+    for a in &spec.agents {
+        if let (Some(x), false) = (&a.ua, features.ua_agents) {
+            no(x.pos, "the built-in `ua` agent", "");
+        }
+    }
+    let lifetime_asked = |step: &str| {
+        spec.expect.iter().any(|x| {
+            x.step == step
+                && x.checks
+                    .iter()
+                    .any(|c| matches!(c.measure, super::model::Measure::BindingLifetime(_)))
+        })
+    };
+    for s in &spec.steps {
+        match &s.kind {
+            StepKind::Call { .. } if !features.call_steps => no(s.pos, "the `call` step", ""),
+            StepKind::Reinvite { .. } if !features.reinvite_steps => {
+                no(s.pos, "the `reinvite` step", "")
+            }
+            StepKind::Probe { lifetime, .. } => {
+                if !features.probe_steps {
+                    no(s.pos, "the `probe` step", "");
+                } else if !features.probe_lifetime
+                    && (*lifetime || s.name.as_deref().is_some_and(lifetime_asked))
+                {
+                    no(
+                        s.pos,
+                        "measuring the binding lifetime",
+                        "remove `lifetime: true` and `binding_lifetime` expectations",
+                    );
+                }
+            }
+            StepKind::Punch { protocol, .. } => {
+                if !features.punch_steps {
+                    no(s.pos, "the `punch` step", "");
+                } else if *protocol == super::model::PunchProtocol::Tcp && !features.tcp_punch {
+                    no(s.pos, "TCP hole punching", "use `protocol: udp`");
+                }
+            }
+            StepKind::Run { .. } => {
+                if spec.fabric == Fabric::Virtual {
+                    extra.push(
+                        Error::new(
+                            file,
+                            s.pos,
+                            "`run` steps execute real programs and need the kernel fabric",
+                        )
+                        .help("use `fabric: kernel` or `--fabric kernel`, or remove the run step"),
+                    );
+                } else if !features.run_steps {
+                    no(s.pos, "the `run` step", "");
+                }
+            }
+            StepKind::Link { .. } if !features.link_steps => no(s.pos, "the `link` step", ""),
+            StepKind::Nat { .. } if !features.nat_steps => no(s.pos, "the `nat` step", ""),
+            _ => {}
+        }
+    }
+    out.append(&mut extra);
+    super::error::sort_dedup(&mut out);
+    out
+}
