@@ -19,7 +19,18 @@ pub const EXIT_ENVIRONMENT: u8 = 3;
 /// What this build can run. Everything else in the scenario format parses, and is then
 /// refused with "not available yet" (exit 2) rather than silently skipped.
 pub fn availability() -> Availability {
-    Availability::foundation()
+    Availability {
+        virtual_fabric: true,
+        stun: true,
+        firewalls: true,
+        probe_steps: true,
+        punch_steps: true,
+        tcp_punch: true,
+        link_steps: true,
+        nat_steps: true,
+        probe_lifetime: true,
+        ..Availability::default()
+    }
 }
 
 /// Options of `pinhole run`.
@@ -83,14 +94,19 @@ pub fn validate(paths: &[PathBuf]) -> u8 {
     };
     let mut bad = false;
     for f in &files {
-        match scenario::load(f).and_then(|s| s.cells().map(|c| (s, c))) {
-            Ok((s, cells)) => {
-                let problems: Vec<_> = cells
-                    .iter()
-                    .flat_map(|c| scenario::check_available(c, &availability(), None))
-                    .collect();
+        match scenario::load(f).and_then(|s| {
+            let problems = s.unavailable(None, &availability())?;
+            s.cells().map(|c| (s, c, problems))
+        }) {
+            Ok((s, cells, problems)) => {
                 if problems.is_empty() {
-                    println!("ok    {} ({}, {} cell{})", f.display(), s.name(), cells.len(), if cells.len() == 1 { "" } else { "s" });
+                    println!(
+                        "ok    {} ({}, {} cell{})",
+                        f.display(),
+                        s.spec.name,
+                        cells.len(),
+                        if cells.len() == 1 { "" } else { "s" }
+                    );
                 } else {
                     bad = true;
                     print_errors(&dedup(problems));
@@ -137,14 +153,15 @@ pub fn run(paths: &[PathBuf], opts: &RunOptions) -> anyhow::Result<u8> {
     let mut jobs = Vec::new();
     let mut errors = Vec::new();
     for (si, f) in files.iter().enumerate() {
-        match scenario::load(f).and_then(|s| s.cells().map(|c| (s, c))) {
-            Ok((s, cells)) => {
-                for c in &cells {
-                    errors.extend(scenario::check_available(c, &availability(), opts.fabric));
-                }
+        match scenario::load(f).and_then(|s| {
+            let problems = s.unavailable(opts.fabric, &availability())?;
+            s.cells().map(|c| (s, c, problems))
+        }) {
+            Ok((s, cells, problems)) => {
+                errors.extend(problems);
                 scenarios.push(ScenarioReport {
                     file: f.display().to_string(),
-                    name: s.name().to_string(),
+                    name: s.spec.name.clone(),
                     cells: Vec::new(),
                 });
                 for (ci, cell) in cells.into_iter().enumerate() {

@@ -292,11 +292,8 @@ pub fn run_cell(cell: &Cell) -> CellReport {
     if let Err(Abort(msg)) = &outcome {
         report.error = Some(msg.clone());
     }
-    // Expectations.
+    // Expectations (the cell holds only those whose `when:` holds in it).
     for e in &spec.expect {
-        if !cell.when_holds(&e.when) {
-            continue;
-        }
         let result = results.get(&e.step);
         for c in &e.checks {
             let (measured, passed, message) = judge(&c.measure, result);
