@@ -73,6 +73,7 @@ impl Prefix {
     }
 
     /// The prefix length.
+    #[allow(clippy::len_without_is_empty)] // a prefix length, not a collection size
     pub fn len(&self) -> u8 {
         self.len
     }
