@@ -24,13 +24,17 @@
 #![warn(unreachable_pub)]
 #![deny(unsafe_code)]
 
+pub mod fabric;
 pub mod firewall;
 pub mod link;
+pub mod nat;
 pub mod prefix;
 pub mod rng;
+pub mod topology;
 pub mod verdict;
 pub mod wire;
 
+pub use nat::{Nat, NatConfig};
 pub use prefix::Prefix;
 pub use verdict::{Direction, DropReason, Verdict};
 pub use wire::PacketBuf;

@@ -70,6 +70,9 @@ pub enum DropReason {
     TtlExpired,
     /// No route to the destination in the topology.
     NoRoute,
+    /// The NAT has no external address of the packet's IP family (e.g. IPv6 through an
+    /// IPv4-only pool).
+    AddressFamily,
 }
 
 impl DropReason {
@@ -91,6 +94,7 @@ impl DropReason {
             DropReason::Mtu => "mtu",
             DropReason::TtlExpired => "ttl_expired",
             DropReason::NoRoute => "no_route",
+            DropReason::AddressFamily => "address_family",
         }
     }
 }

@@ -14,5 +14,5 @@ pub mod reply;
 pub use buf::{CapacityError, PacketBuf};
 pub use packet::{
     Endpoint, Fragment, IcmpKind, IpVersion, L4, PacketInfo, Proto, WireError, checksums_valid,
-    decrement_ttl, parse, parse_embedded, set_dst, set_src, tcp_flags,
+    decrement_ttl, parse, parse_embedded, set_dst, set_src, tcp_flags, update_icmp_checksum,
 };

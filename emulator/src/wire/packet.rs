@@ -566,6 +566,40 @@ fn patch_checksum(buf: &mut [u8], info: &PacketInfo, at: usize, old: &[u8], new:
     buf[at..at + 2].copy_from_slice(&n.to_be_bytes());
 }
 
+/// Recompute the whole ICMP (v4) / ICMPv6 checksum of an ICMP packet in place (ICMPv6
+/// includes the pseudo-header, RFC 4443 §2.3). Used after rewriting the packet embedded in
+/// an ICMP error (RFC 5508 §4.2), which the checksum covers. Returns `false` (and changes
+/// nothing) if the packet is not ICMP or is too short.
+pub fn update_icmp_checksum(buf: &mut [u8], info: &PacketInfo) -> bool {
+    if !matches!(info.l4, L4::Icmp { .. }) || info.fragment.is_some() {
+        return false;
+    }
+    let end = info.total_len.min(buf.len());
+    let at = info.l4_offset + 2;
+    if at + 2 > end {
+        return false;
+    }
+    buf[at] = 0;
+    buf[at + 1] = 0;
+    let seg_len = (end - info.l4_offset) as u32;
+    let acc = match info.version {
+        IpVersion::V4 => checksum::sum(&buf[info.l4_offset..end]),
+        IpVersion::V6 => {
+            let (s, d) = (&buf[8..24], &buf[24..40]);
+            let ph = checksum::pseudo_header_sum(s, d, 58, seg_len) as u64;
+            let body = checksum::sum(&buf[info.l4_offset..end]) as u64;
+            let mut t = ph + body;
+            while t > 0xffff_ffff {
+                t = (t & 0xffff_ffff) + (t >> 32);
+            }
+            t as u32
+        }
+    };
+    let c = checksum::finish(acc);
+    buf[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
 /// Decrement TTL / hop limit in place (with the IPv4 header checksum). Returns the new
 /// value; 0 means the packet must not be forwarded.
 pub fn decrement_ttl(buf: &mut [u8], info: &mut PacketInfo) -> u8 {
