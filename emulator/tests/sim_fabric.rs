@@ -1,6 +1,7 @@
 //! The virtual fabric end to end: smoltcp hosts, routing through nested NATs and a
 //! firewall, link delay in virtual time, TCP through a NAT, determinism.
 
+#![allow(clippy::disallowed_methods)] // a test takes one real Instant as the origin of virtual time
 use emulator::fabric::sim::{Sim, TcpState};
 use emulator::firewall::{FirewallClass, FirewallConfig};
 use emulator::link::LinkConfig;
@@ -30,9 +31,21 @@ fn topology() -> Topology {
         ..Default::default()
     };
     t.hosts = vec![
-        Host { name: "alice".into(), network: 2, addresses: vec![ip("10.0.1.2")] },
-        Host { name: "server".into(), network: 0, addresses: vec![ip("203.0.113.5")] },
-        Host { name: "carol".into(), network: 3, addresses: vec![ip("198.51.100.2")] },
+        Host {
+            name: "alice".into(),
+            network: 2,
+            addresses: vec![ip("10.0.1.2")],
+        },
+        Host {
+            name: "server".into(),
+            network: 0,
+            addresses: vec![ip("203.0.113.5")],
+        },
+        Host {
+            name: "carol".into(),
+            network: 3,
+            addresses: vec![ip("198.51.100.2")],
+        },
     ];
     t.nats = vec![
         NatNode {
@@ -82,7 +95,9 @@ fn udp_through_nested_nats_shows_the_cgn_address_and_returns() {
     assert_eq!(from, SocketAddr::new(ip("203.0.113.20"), 5000));
     sim.udp_send(srv, from, None, b"back").unwrap();
     settle(&mut sim, Duration::from_millis(1));
-    let (from2, _, data) = sim.udp_recv(cli).expect("reply came back through both NATs");
+    let (from2, _, data) = sim
+        .udp_recv(cli)
+        .expect("reply came back through both NATs");
     assert_eq!((from2, data.as_slice()), (server, &b"back"[..]));
     assert_eq!(sim.nat(0).mapping_count(), 1);
     assert_eq!(sim.nat(1).mapping_count(), 1);
@@ -92,7 +107,12 @@ fn udp_through_nested_nats_shows_the_cgn_address_and_returns() {
     sim.udp_send(other, from, None, b"sneaky").unwrap();
     settle(&mut sim, Duration::from_millis(1));
     assert!(sim.udp_recv(cli).is_none());
-    assert!(sim.stats().drops.iter().any(|((at, _), n)| at == "cgn" && *n > 0));
+    assert!(
+        sim.stats()
+            .drops
+            .iter()
+            .any(|((at, _), n)| at == "cgn" && *n > 0)
+    );
 }
 
 #[test]
@@ -106,7 +126,13 @@ fn firewall_routes_public_office_and_filters_unsolicited() {
     settle(&mut sim, Duration::from_millis(1));
     assert!(sim.udp_recv(carol).is_none());
     // Carol writes first, then the reply to that exact address:port comes in.
-    sim.udp_send(carol, SocketAddr::new(ip("203.0.113.5"), 7000), None, b"out").unwrap();
+    sim.udp_send(
+        carol,
+        SocketAddr::new(ip("203.0.113.5"), 7000),
+        None,
+        b"out",
+    )
+    .unwrap();
     settle(&mut sim, Duration::from_millis(1));
     let (from, _, _) = sim.udp_recv(srv).unwrap();
     assert_eq!(from, carol_addr, "a firewall does not translate");
@@ -120,16 +146,26 @@ fn link_delay_is_exact_in_virtual_time() {
     let mut t = topology();
     t.links.push(LinkSpec {
         at: Attachment::Host(1),
-        up: LinkConfig { delay: Duration::from_millis(40), ..LinkConfig::default() },
-        down: LinkConfig { delay: Duration::from_millis(25), ..LinkConfig::default() },
+        up: LinkConfig {
+            delay: Duration::from_millis(40),
+            ..LinkConfig::default()
+        },
+        down: LinkConfig {
+            delay: Duration::from_millis(25),
+            ..LinkConfig::default()
+        },
     });
     let epoch = Instant::now();
     let mut sim = Sim::new(t, 3, epoch).unwrap();
     let (srv, _) = sim.udp_bind(1, None, 3478).unwrap();
     let (cli, _) = sim.udp_bind(0, None, 5000).unwrap();
-    sim.udp_send(cli, SocketAddr::new(ip("203.0.113.5"), 3478), None, b"x").unwrap();
+    sim.udp_send(cli, SocketAddr::new(ip("203.0.113.5"), 3478), None, b"x")
+        .unwrap();
     sim.advance(epoch + Duration::from_millis(24));
-    assert!(sim.udp_recv(srv).is_none(), "arrived before the 25 ms down delay");
+    assert!(
+        sim.udp_recv(srv).is_none(),
+        "arrived before the 25 ms down delay"
+    );
     sim.advance(epoch + Duration::from_millis(25));
     let (from, _, _) = sim.udp_recv(srv).expect("arrives at exactly 25 ms");
     sim.udp_send(srv, from, None, b"y").unwrap();

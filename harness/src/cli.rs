@@ -72,7 +72,10 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
             let before = out.len();
             walk(p, &mut out).map_err(|e| format!("{}: {e}", p.display()))?;
             if out.len() == before {
-                return Err(format!("{}: no *.yaml scenario files in this folder", p.display()));
+                return Err(format!(
+                    "{}: no *.yaml scenario files in this folder",
+                    p.display()
+                ));
             }
         } else if p.exists() {
             out.push(p.clone());
@@ -165,7 +168,11 @@ pub fn run(paths: &[PathBuf], opts: &RunOptions) -> anyhow::Result<u8> {
                     cells: Vec::new(),
                 });
                 for (ci, cell) in cells.into_iter().enumerate() {
-                    jobs.push(Job { scenario: si, index: ci, cell });
+                    jobs.push(Job {
+                        scenario: si,
+                        index: ci,
+                        cell,
+                    });
                 }
             }
             Err(errs) => errors.extend(errs.0),
@@ -191,11 +198,17 @@ pub fn run(paths: &[PathBuf], opts: &RunOptions) -> anyhow::Result<u8> {
             files.len(),
             if files.len() == 1 { "" } else { "s" },
             opts.jobs.min(total.max(1)),
-            if opts.jobs.min(total.max(1)) == 1 { "" } else { "s" }
+            if opts.jobs.min(total.max(1)) == 1 {
+                ""
+            } else {
+                "s"
+            }
         );
     }
     // Run cells in parallel; print each as it finishes; assemble the report in order.
-    let queue = Arc::new(Mutex::new(jobs.into_iter().collect::<std::collections::VecDeque<_>>()));
+    let queue = Arc::new(Mutex::new(
+        jobs.into_iter().collect::<std::collections::VecDeque<_>>(),
+    ));
     let (tx, rx) = mpsc::channel();
     let workers: Vec<_> = (0..opts.jobs.min(total.max(1)))
         .map(|_| {
@@ -260,7 +273,11 @@ pub fn run(paths: &[PathBuf], opts: &RunOptions) -> anyhow::Result<u8> {
                 .unwrap_or_default()
         );
     }
-    Ok(if s.cells_failed == 0 { EXIT_PASS } else { EXIT_FAIL })
+    Ok(if s.cells_failed == 0 {
+        EXIT_PASS
+    } else {
+        EXIT_FAIL
+    })
 }
 
 fn print_cell(
@@ -301,7 +318,11 @@ fn print_cell(
             c.measure,
             c.expected,
             measured,
-            c.message.as_ref().filter(|_| !c.passed).map(|m| format!(" — {m}")).unwrap_or_default()
+            c.message
+                .as_ref()
+                .filter(|_| !c.passed)
+                .map(|m| format!(" — {m}"))
+                .unwrap_or_default()
         )?;
     }
     Ok(())

@@ -1,17 +1,15 @@
 //! From the scenario model to the emulator's configuration types.
 
 use crate::scenario::model::{self as m, Spec};
-use emulator::firewall::{
-    Action, FirewallClass, FirewallConfig, Rule, RuleProto,
-};
+use emulator::Direction;
+use emulator::firewall::{Action, FirewallClass, FirewallConfig, Rule, RuleProto};
 use emulator::link::{LinkConfig, Loss};
 use emulator::nat::{
-    Fragments, MappingBehavior, FilteringBehavior, NatConfig, PortAllocation, Pooling, Refresh,
+    FilteringBehavior, Fragments, MappingBehavior, NatConfig, Pooling, PortAllocation, Refresh,
     Timeouts, Unsolicited,
 };
 use emulator::topology::{self as t, Attachment, LinkSpec, Topology};
 use emulator::wire::Endpoint;
-use emulator::Direction;
 use std::time::Duration;
 
 /// The default rate-limiter queue, in packets (SCENARIO-FORMAT.md "Links").
@@ -92,7 +90,7 @@ pub fn link_config(i: &m::Impairment) -> LinkConfig {
         },
         duplicate: i.duplicate.unwrap_or(0.0),
         reorder: i.reorder.unwrap_or(0.0),
-        rate: i.rate.map(|r| r.bits_per_second),
+        rate: i.rate.map(|r| r.bits_per_sec),
         queue: i.queue.map(|q| q as usize).unwrap_or(DEFAULT_QUEUE),
         mtu: i.mtu.map(|m| m.min(u16::MAX as u32) as u16),
     }

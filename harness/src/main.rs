@@ -63,9 +63,7 @@ enum Command {
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize)> {
-    let (i, n) = s
-        .split_once('/')
-        .context("--shard takes I/N, like 1/4")?;
+    let (i, n) = s.split_once('/').context("--shard takes I/N, like 1/4")?;
     let (i, n): (usize, usize) = (
         i.trim().parse().context("--shard I must be a number")?,
         n.trim().parse().context("--shard N must be a number")?,

@@ -9,8 +9,8 @@ use crate::agents::probe::Probe;
 use crate::agents::punch::{Punch, PunchOutcome, PunchProtocol};
 use crate::agents::stun::StunService;
 use crate::convert;
-use crate::scenario::model::{self as m, Measure, StepKind};
 use crate::scenario::Cell;
+use crate::scenario::model::{self as m, Measure, StepKind};
 use emulator::fabric::sim::Sim;
 use relay::stun::{Behavior as ProbeBehavior, ProbeReport, ProberConfig, ServerConfig, Tests};
 use reports::{CellReport, Check, DropCount, StepReport};
@@ -28,8 +28,8 @@ enum StepResult {
 }
 
 enum Active {
-    Punch(Punch),
-    Probe(Probe),
+    Punch(Box<Punch>),
+    Probe(Box<Probe>),
 }
 
 impl Active {
@@ -153,7 +153,29 @@ fn behavior(b: ProbeBehavior) -> &'static str {
         ProbeBehavior::EndpointIndependent => "endpoint-independent",
         ProbeBehavior::AddressDependent => "address-dependent",
         ProbeBehavior::AddressAndPortDependent => "address-and-port-dependent",
+        _ => "unknown",
     }
+}
+
+/// A NAT's counters for the report, by stable names.
+fn nat_counters(s: &emulator::nat::NatStats) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for (k, v) in [
+        ("translated_out", s.translated_out),
+        ("translated_in", s.translated_in),
+        ("hairpinned", s.hairpinned),
+        ("mappings_created", s.created),
+        ("mappings_expired", s.expired),
+        ("mappings_removed", s.removed),
+        ("mappings_rebound", s.rebound),
+        ("replies", s.replies),
+    ] {
+        m.insert(k.to_string(), v);
+    }
+    for (reason, n) in &s.drops {
+        m.insert(format!("dropped_{}", reason.as_str()), *n);
+    }
+    m
 }
 
 fn results_json(r: &StepResult) -> BTreeMap<String, Value> {
@@ -164,7 +186,12 @@ fn results_json(r: &StepResult) -> BTreeMap<String, Value> {
             out.insert("connected".into(), json!(p.connected));
             out.insert(
                 "learned".into(),
-                json!(p.learned.iter().map(|a| a.map(|a| a.to_string())).collect::<Vec<_>>()),
+                json!(
+                    p.learned
+                        .iter()
+                        .map(|a| a.map(|a| a.to_string()))
+                        .collect::<Vec<_>>()
+                ),
             );
             out.insert("received".into(), json!(p.received));
             if let Some(t) = p.time_to_connect {
@@ -202,11 +229,7 @@ fn results_json(r: &StepResult) -> BTreeMap<String, Value> {
 }
 
 fn fmt_duration(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
+    crate::scenario::values::format_duration(d)
 }
 
 /// Judge one measure against a step's result.
@@ -315,9 +338,10 @@ fn measure_text(m: &Measure) -> String {
     match m {
         Measure::Connected(b) | Measure::Hairpinning(b) | Measure::Established(b) => b.to_string(),
         Measure::Mapping(b) | Measure::Filtering(b) => b.to_string(),
-        Measure::BindingLifetime(c) | Measure::SetupTime(c) | Measure::Jitter(c) | Measure::OneWayDelay(c) => {
-            c.text.clone()
-        }
+        Measure::BindingLifetime(c)
+        | Measure::SetupTime(c)
+        | Measure::Jitter(c)
+        | Measure::OneWayDelay(c) => c.text.clone(),
         Measure::Loss(c) | Measure::Mos(c) => c.text.clone(),
         Measure::Exit(c) => c.text.clone(),
         Measure::Media(p) => p.to_string(),
@@ -371,7 +395,7 @@ fn run_steps(
     for (i, n) in d.sim.topology().nats.iter().enumerate() {
         report
             .nats
-            .insert(n.name.clone(), d.sim.nat(i).stats().to_counters());
+            .insert(n.name.clone(), nat_counters(d.sim.nat(i).stats()));
     }
     result
 }
@@ -415,12 +439,12 @@ fn run_timeline(
                     .nat_id(on)
                     .ok_or_else(|| Abort(format!("unknown NAT `{on}`")))?;
                 let now = d.sim.now();
-                let nat = d.sim.nat_mut(id);
                 match action {
-                    m::NatAction::Reboot => nat.reboot(now),
-                    m::NatAction::Rebind => nat.rebind(now),
-                    m::NatAction::Renumber(addrs) => nat
-                        .renumber(now, addrs.clone())
+                    m::NatAction::Reboot => d.sim.nat_mut(id).reboot(now),
+                    m::NatAction::Rebind => d.sim.nat_mut(id).rebind(now),
+                    m::NatAction::Renumber(addrs) => d
+                        .sim
+                        .renumber_nat(id, addrs.clone())
                         .map_err(|e| Abort(format!("renumber `{on}`: {e}")))?,
                 }
                 StepResult::Done
@@ -440,7 +464,7 @@ fn run_timeline(
                 };
                 let p = Punch::start(&mut d.sim, proto, [a, b], r, *timeout)
                     .map_err(|e| Abort(format!("punch `{name}`: {e}")))?;
-                let mut active = Some(Active::Punch(p));
+                let mut active = Some(Active::Punch(Box::new(p)));
                 let far = d.deadline + Duration::from_secs(1);
                 d.drive(far, &mut active)?;
                 match active {
@@ -478,7 +502,7 @@ fn run_timeline(
                 let seed = cell.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 let p = Probe::start(&mut d.sim, h, config, seed)
                     .map_err(|e| Abort(format!("probe `{name}`: {e}")))?;
-                let mut active = Some(Active::Probe(p));
+                let mut active = Some(Active::Probe(Box::new(p)));
                 let far = d.deadline + Duration::from_secs(1);
                 d.drive(far, &mut active)?;
                 match active {
@@ -518,13 +542,45 @@ fn merge_link(
     let base = current.unwrap_or_else(|| convert::link_config(&m::Impairment::default()));
     let new = convert::link_config(change);
     emulator::link::LinkConfig {
-        delay: if change.delay.is_some() { new.delay } else { base.delay },
-        jitter: if change.jitter.is_some() { new.jitter } else { base.jitter },
-        loss: if change.loss.is_some() { new.loss } else { base.loss },
-        duplicate: if change.duplicate.is_some() { new.duplicate } else { base.duplicate },
-        reorder: if change.reorder.is_some() { new.reorder } else { base.reorder },
-        rate: if change.rate.is_some() { new.rate } else { base.rate },
-        queue: if change.queue.is_some() { new.queue } else { base.queue },
-        mtu: if change.mtu.is_some() { new.mtu } else { base.mtu },
+        delay: if change.delay.is_some() {
+            new.delay
+        } else {
+            base.delay
+        },
+        jitter: if change.jitter.is_some() {
+            new.jitter
+        } else {
+            base.jitter
+        },
+        loss: if change.loss.is_some() {
+            new.loss
+        } else {
+            base.loss
+        },
+        duplicate: if change.duplicate.is_some() {
+            new.duplicate
+        } else {
+            base.duplicate
+        },
+        reorder: if change.reorder.is_some() {
+            new.reorder
+        } else {
+            base.reorder
+        },
+        rate: if change.rate.is_some() {
+            new.rate
+        } else {
+            base.rate
+        },
+        queue: if change.queue.is_some() {
+            new.queue
+        } else {
+            base.queue
+        },
+        mtu: if change.mtu.is_some() {
+            new.mtu
+        } else {
+            base.mtu
+        },
     }
 }

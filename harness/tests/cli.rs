@@ -43,22 +43,42 @@ fn run_passes_fails_and_rejects_with_the_documented_codes() {
         .arg(&good)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("PASS tiny punch"), "{text}");
     assert!(dir.join("report/report.json").exists());
 
     // The same topology, but expecting the wrong outcome: exit 1 with the reason.
     let failing = dir.join("failing.yaml");
-    std::fs::write(&failing, PASSING.replace("connected: true", "connected: false")).unwrap();
-    let out = pinhole().args(["run", "--no-report"]).arg(&failing).output().unwrap();
+    std::fs::write(
+        &failing,
+        PASSING.replace("connected: true", "connected: false"),
+    )
+    .unwrap();
+    let out = pinhole()
+        .args(["run", "--no-report"])
+        .arg(&failing)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("FAIL h1.connected: expected false, measured true"), "{text}");
+    assert!(
+        text.contains("FAIL h1.connected: expected false, measured true"),
+        "{text}"
+    );
 
     // Invalid input: exit 2, position in the message, nothing run (no report written).
     let bad = dir.join("bad.yaml");
-    std::fs::write(&bad, PASSING.replace("time_limit: 20s", "time_limit: 20s\ncolour: blue")).unwrap();
+    std::fs::write(
+        &bad,
+        PASSING.replace("time_limit: 20s", "time_limit: 20s\ncolour: blue"),
+    )
+    .unwrap();
     let out = pinhole()
         .args(["run", "--report"])
         .arg(dir.join("bad-report"))
@@ -69,12 +89,23 @@ fn run_passes_fails_and_rejects_with_the_documented_codes() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.yaml:6:1"), "{err}");
-    assert!(!dir.join("bad-report").exists(), "an invalid input must start nothing");
+    assert!(
+        !dir.join("bad-report").exists(),
+        "an invalid input must start nothing"
+    );
 
     // A feature not built yet is refused, not skipped.
     let kernel = dir.join("kernel.yaml");
-    std::fs::write(&kernel, PASSING.replace("fabric: virtual", "fabric: kernel")).unwrap();
-    let out = pinhole().args(["run", "--no-report"]).arg(&kernel).output().unwrap();
+    std::fs::write(
+        &kernel,
+        PASSING.replace("fabric: virtual", "fabric: kernel"),
+    )
+    .unwrap();
+    let out = pinhole()
+        .args(["run", "--no-report"])
+        .arg(&kernel)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not available yet"));
     // …and `--fabric virtual` overrides it.
@@ -83,7 +114,12 @@ fn run_passes_fails_and_rejects_with_the_documented_codes() {
         .arg(&kernel)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -93,12 +129,26 @@ fn validate_reports_ok_and_errors() {
     let good = dir.join("good.yaml");
     std::fs::write(&good, PASSING).unwrap();
     let out = pinhole().arg("validate").arg(&good).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = pinhole().arg("validate").arg(dir.join("missing.yaml")).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = pinhole()
+        .arg("validate")
+        .arg(dir.join("missing.yaml"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such file"));
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let out = pinhole().arg("validate").arg(&shipped).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

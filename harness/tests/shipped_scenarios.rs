@@ -27,7 +27,11 @@ fn run_file(name: &str) {
                 r.checks.iter().filter(|c| !c.passed).collect::<Vec<_>>()
             ));
         }
-        assert!(!r.checks.is_empty() || cell.spec.expect.is_empty(), "{}: no check was judged", r.name);
+        assert!(
+            !r.checks.is_empty() || cell.spec.expect.is_empty(),
+            "{}: no check was judged",
+            r.name
+        );
     }
     assert!(failures.is_empty(), "{name}:\n{}", failures.join("\n"));
 }
@@ -52,7 +56,10 @@ fn every_shipped_scenario_has_a_test() {
         .collect();
     shipped.sort();
     for s in &shipped {
-        assert!(tested.contains(&s.as_str()), "scenarios/{s} is not run by any test: add it here");
+        assert!(
+            tested.contains(&s.as_str()),
+            "scenarios/{s} is not run by any test: add it here"
+        );
     }
 }
 
@@ -115,7 +122,10 @@ fn same_seed_gives_byte_identical_report() {
         texts.push(std::fs::read(dir.join("report.json")).unwrap());
     }
     std::fs::remove_dir_all(&tmp).unwrap();
-    assert!(texts[0] == texts[1], "report.json differs between two runs with the same seeds");
+    assert!(
+        texts[0] == texts[1],
+        "report.json differs between two runs with the same seeds"
+    );
 }
 
 #[test]

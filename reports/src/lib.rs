@@ -185,14 +185,23 @@ mod test {
             cells: vec![
                 CellReport {
                     passed: true,
-                    checks: vec![Check { passed: true, ..Default::default() }],
+                    checks: vec![Check {
+                        passed: true,
+                        ..Default::default()
+                    }],
                     ..Default::default()
                 },
                 CellReport {
                     passed: false,
                     checks: vec![
-                        Check { passed: true, ..Default::default() },
-                        Check { passed: false, ..Default::default() },
+                        Check {
+                            passed: true,
+                            ..Default::default()
+                        },
+                        Check {
+                            passed: false,
+                            ..Default::default()
+                        },
                     ],
                     ..Default::default()
                 },
@@ -201,7 +210,13 @@ mod test {
         r.summarize();
         assert_eq!(
             r.summary,
-            Summary { cells: 2, cells_passed: 1, cells_failed: 1, checks_passed: 2, checks_failed: 1 }
+            Summary {
+                cells: 2,
+                cells_passed: 1,
+                cells_failed: 1,
+                checks_passed: 2,
+                checks_failed: 1
+            }
         );
         let back: Report = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(back, r);

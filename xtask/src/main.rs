@@ -53,7 +53,9 @@ fn is_root() -> bool {
 fn have_program(p: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| {
         std::env::split_paths(&paths).any(|d| d.join(p).is_file())
-            || ["/usr/sbin", "/sbin"].iter().any(|d| std::path::Path::new(d).join(p).is_file())
+            || ["/usr/sbin", "/sbin"]
+                .iter()
+                .any(|d| std::path::Path::new(d).join(p).is_file())
     })
 }
 
@@ -66,7 +68,9 @@ fn have_module(m: &str) -> bool {
 
 fn run(cmd: &mut Command) -> Result<(), String> {
     eprintln!("xtask: running {cmd:?}");
-    let st = cmd.status().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let st = cmd
+        .status()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
     if st.success() {
         Ok(())
     } else {
@@ -94,7 +98,8 @@ fn ensure_deps() -> Result<(), String> {
     );
     let pip_line = format!("python3 -m pip install {}", missing_py.join(" "));
     if !is_root() {
-        let mut msg = String::from("the interop tests need programs that are not installed; as root run:\n");
+        let mut msg =
+            String::from("the interop tests need programs that are not installed; as root run:\n");
         if !missing_deb.is_empty() {
             msg += &format!("  {apt_line}\n");
         }
@@ -109,7 +114,9 @@ fn ensure_deps() -> Result<(), String> {
         let had_policy = policy.exists();
         if !had_policy {
             std::fs::write(policy, "#!/bin/sh\nexit 101\n").map_err(|e| e.to_string())?;
-            let _ = Command::new("chmod").args(["+x", "/usr/sbin/policy-rc.d"]).status();
+            let _ = Command::new("chmod")
+                .args(["+x", "/usr/sbin/policy-rc.d"])
+                .status();
         }
         let r = run(Command::new("apt-get").arg("update")).and_then(|()| {
             run(Command::new("apt-get")
@@ -123,7 +130,9 @@ fn ensure_deps() -> Result<(), String> {
         r?;
     }
     if !missing_py.is_empty() {
-        run(Command::new("python3").args(["-m", "pip", "install", "--quiet"]).args(&missing_py))?;
+        run(Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet"])
+            .args(&missing_py))?;
     }
     Ok(())
 }

@@ -345,6 +345,43 @@ impl Sim {
         &mut self.nats[id]
     }
 
+    /// Give NAT `id` a new external address pool (scenario `nat: renumber`): the NAT drops
+    /// its bindings and the outside network routes the new addresses to it.
+    pub fn renumber_nat(&mut self, id: usize, external: Vec<IpAddr>) -> Result<(), SimError> {
+        let name = self.topo.nats[id].name.clone();
+        let outside = self.topo.nats[id].outside;
+        let prefix = self.topo.networks[outside].prefix;
+        for a in &external {
+            if !prefix.contains(*a) {
+                return Err(SimError::Nat(
+                    name,
+                    format!("{a} is not in its outside network {prefix}"),
+                ));
+            }
+            match self.routes[outside].owners.get(a) {
+                Some(Attachment::NatOutside(n)) if *n == id => {}
+                Some(other) => {
+                    return Err(SimError::Nat(
+                        name,
+                        format!(
+                            "{a} already belongs to {}",
+                            self.topo.attachment_name(*other)
+                        ),
+                    ));
+                }
+                None => {}
+            }
+        }
+        let now = self.now;
+        self.nats[id]
+            .renumber(now, external.clone())
+            .map_err(|e| SimError::Nat(name, e.to_string()))?;
+        self.drain_nat_events(id);
+        self.topo.nats[id].config.external = external;
+        self.routes = self.topo.routes();
+        Ok(())
+    }
+
     /// A firewall by index.
     pub fn firewall(&self, id: usize) -> &Firewall {
         &self.firewalls[id]
@@ -508,11 +545,19 @@ impl Sim {
         match self.links[i].2.handle_packet(now, p) {
             Admit::Queued => {}
             Admit::Dropped(reason) => {
-                let name = format!("{}.{}", self.topo.attachment_name(at), if up { "up" } else { "down" });
+                let name = format!(
+                    "{}.{}",
+                    self.topo.attachment_name(at),
+                    if up { "up" } else { "down" }
+                );
                 self.drop_at(name, reason);
             }
             Admit::TooBig { mtu, packet } => {
-                let name = format!("{}.{}", self.topo.attachment_name(at), if up { "up" } else { "down" });
+                let name = format!(
+                    "{}.{}",
+                    self.topo.attachment_name(at),
+                    if up { "up" } else { "down" }
+                );
                 self.drop_at(name, DropReason::Mtu);
                 if let Some(from) = self.router_address(at)
                     && let Some(err) = wire::reply::icmp_error(
@@ -608,7 +653,7 @@ impl Sim {
                     if !self.router_hop(&mut p, &name) {
                         return;
                     }
-                    let verdict = self.firewalls[f].handle_packet(self.now, dir, &mut p);
+                    let verdict = self.firewalls[f].handle_packet(self.now, dir, &p);
                     self.apply_verdict(
                         verdict,
                         p,
@@ -710,7 +755,10 @@ impl Sim {
         // One socket per (port) unless each binds a distinct specific address.
         let key = (false, port);
         if specific.is_none() && h.used_ports.contains_key(&key) {
-            return Err(SimError::PortInUse(port, self.topo.hosts[host].name.clone()));
+            return Err(SimError::PortInUse(
+                port,
+                self.topo.hosts[host].name.clone(),
+            ));
         }
         let mut s = udp::Socket::new(
             udp::PacketBuffer::new(
@@ -874,8 +922,10 @@ impl Sim {
     /// Inject a raw IP packet as if `host` had sent it (tests of the packet path).
     pub fn inject(&mut self, host: usize, packet: &[u8]) {
         self.stats.sent += 1;
-        self.work
-            .push_back((PacketBuf::from_slice(packet), Hop::Up(Attachment::Host(host))));
+        self.work.push_back((
+            PacketBuf::from_slice(packet),
+            Hop::Up(Attachment::Host(host)),
+        ));
         self.run_due();
     }
 

@@ -16,7 +16,12 @@ pub struct Probe {
 
 impl Probe {
     /// Open the two probe sockets on `host` and start probing.
-    pub fn start(sim: &mut Sim, host: usize, config: ProberConfig, seed: u64) -> Result<Self, SimError> {
+    pub fn start(
+        sim: &mut Sim,
+        host: usize,
+        config: ProberConfig,
+        seed: u64,
+    ) -> Result<Self, SimError> {
         let addr = sim.host_addresses(host)[0];
         let (primary, p1) = sim.udp_bind(host, Some(addr), 0)?;
         let (secondary, p2) = sim.udp_bind(host, Some(addr), 0)?;
@@ -57,7 +62,10 @@ impl Probe {
             return;
         }
         let now = sim.now();
-        for (id, s) in [(ProbeSocket::Primary, self.primary), (ProbeSocket::Secondary, self.secondary)] {
+        for (id, s) in [
+            (ProbeSocket::Primary, self.primary),
+            (ProbeSocket::Secondary, self.secondary),
+        ] {
             while let Some((from, _, data)) = sim.udp_recv(s) {
                 self.prober.handle_input(now, id, from, &data);
             }

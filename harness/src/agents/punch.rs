@@ -268,7 +268,10 @@ impl Punch {
         for id in 0..2 {
             if !self.told[id]
                 && let (Some(conn), Some(other)) = (self.seen_conn[id], self.seen[1 - id])
-                && sim.tcp_send(conn, format!("PEER {other}\n").as_bytes()).unwrap_or(0) > 0
+                && sim
+                    .tcp_send(conn, format!("PEER {other}\n").as_bytes())
+                    .unwrap_or(0)
+                    > 0
             {
                 self.told[id] = true;
             }
@@ -305,7 +308,14 @@ impl Punch {
                 }
                 Some(addr) => {
                     let d = match self.peers[i].direct {
-                        Some(d) if !matches!(sim.tcp_state(d), TcpState::Closed | TcpState::TimeWait) => d,
+                        Some(d)
+                            if !matches!(
+                                sim.tcp_state(d),
+                                TcpState::Closed | TcpState::TimeWait
+                            ) =>
+                        {
+                            d
+                        }
                         other => {
                             // (Re)open the simultaneous-open attempt from the punch port.
                             if let Some(old) = other {
