@@ -305,11 +305,7 @@ fn print_cell(
         if quiet && c.passed {
             continue;
         }
-        let measured = c
-            .measured
-            .as_ref()
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| "—".into());
+        let measured = c.measured_text.clone().unwrap_or_else(|| "—".into());
         writeln!(
             out,
             "     {} {}.{}: expected {}, measured {}{}",

@@ -324,6 +324,7 @@ pub fn run_cell(cell: &Cell) -> CellReport {
                 step: e.step.clone(),
                 measure: c.measure.key().to_string(),
                 expected: measure_text(&c.measure),
+                measured_text: measured.as_ref().map(|v| value_text(&c.measure, v)),
                 measured,
                 passed,
                 message,
@@ -332,6 +333,27 @@ pub fn run_cell(cell: &Cell) -> CellReport {
     }
     report.passed = report.error.is_none() && report.checks.iter().all(|c| c.passed);
     report
+}
+
+/// A measured value in the units its expectation is written in.
+fn value_text(m: &Measure, v: &Value) -> String {
+    match (m, v) {
+        (
+            Measure::BindingLifetime(_)
+            | Measure::SetupTime(_)
+            | Measure::Jitter(_)
+            | Measure::OneWayDelay(_),
+            Value::Number(n),
+        ) => n
+            .as_u64()
+            .map(|ms| fmt_duration(Duration::from_millis(ms)))
+            .unwrap_or_else(|| n.to_string()),
+        (Measure::Loss(_), Value::Number(n)) => {
+            format!("{}%", n.as_f64().unwrap_or(0.0) * 100.0)
+        }
+        (_, Value::String(s)) => s.clone(),
+        (_, v) => v.to_string(),
+    }
 }
 
 fn measure_text(m: &Measure) -> String {

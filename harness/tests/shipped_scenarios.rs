@@ -48,6 +48,8 @@ fn every_shipped_scenario_has_a_test() {
         "nat-actions.yaml",
         "firewall-classes.yaml",
         "punch-tcp-presets.yaml",
+        "probe-binding-lifetime.yaml",
+        "probe-profile.yaml",
     ];
     let mut shipped: Vec<String> = std::fs::read_dir(scenarios_dir())
         .unwrap()
@@ -136,4 +138,14 @@ fn firewall_classes() {
 #[test]
 fn punch_tcp_presets() {
     run_file("punch-tcp-presets.yaml");
+}
+
+#[test]
+fn probe_binding_lifetime() {
+    run_file("probe-binding-lifetime.yaml");
+}
+
+#[test]
+fn probe_profile() {
+    run_file("probe-profile.yaml");
 }

@@ -104,8 +104,11 @@ pub struct Check {
     pub measure: String,
     /// The expectation as written (`"< 3%"`, `endpoint-independent`).
     pub expected: String,
-    /// What was measured, absent if the step did not produce it.
+    /// What was measured, absent if the step did not produce it. Durations are in
+    /// milliseconds, percentages as fractions, behaviours as their scenario keywords.
     pub measured: Option<serde_json::Value>,
+    /// The measurement as a person reads it, in the expectation's units (`19.687s`).
+    pub measured_text: Option<String>,
     /// Whether it held.
     pub passed: bool,
     /// Why it failed, in words.
