@@ -13,18 +13,16 @@
 //! }
 //! ```
 //!
-//! Packet path from a host: its `up` link → routing on its network ([`SegmentRoutes`]) →
-//! the next attachment's `down` link → that node (a host's stack, a NAT or firewall side).
-//! A NAT or firewall forwards to the other side: out through that attachment's `up` link.
-//! Attachments without a link forward instantly. Routers decrement the TTL.
+//! Packets between hosts take the path of [`Engine`](super::engine::Engine): links,
+//! routing, NATs and firewalls, the same code the kernel fabric runs.
 
+use super::engine::{Engine, EngineError, EngineEvent, EngineStats};
 use crate::firewall::Firewall;
-use crate::link::{Admit, Link};
+use crate::link::Link;
 use crate::nat::Nat;
 use crate::rng::SimRng;
-use crate::topology::{Attachment, SegmentRoutes, Topology, TopologyError};
-use crate::wire::{self, PacketBuf};
-use crate::{Direction, DropReason, Verdict};
+use crate::topology::{Attachment, Topology};
+use crate::wire::PacketBuf;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium};
 use smoltcp::socket::{tcp, udp};
@@ -44,35 +42,18 @@ pub struct SocketId {
 }
 
 /// Something that happened in the fabric, for reports.
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub enum SimEvent {
-    /// A packet was dropped.
-    Dropped {
-        /// Where: a host, NAT, firewall or link name.
-        at: String,
-        /// Why.
-        reason: DropReason,
-    },
-    /// A NAT event (mapping created, expired, …).
-    Nat {
-        /// NAT name.
-        nat: String,
-        /// The event.
-        event: crate::nat::NatEvent,
-    },
-}
+pub type SimEvent = EngineEvent;
+
+/// Counters of a fabric run.
+pub type SimStats = EngineStats;
 
 /// Errors of socket operations on virtual hosts.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SimError {
-    /// The topology is invalid.
+    /// The topology or a NAT action is invalid.
     #[error(transparent)]
-    Topology(#[from] TopologyError),
-    /// A NAT's configuration is invalid.
-    #[error("NAT `{0}`: {1}")]
-    Nat(String, String),
+    Engine(#[from] EngineError),
     /// The address is not one of the host's.
     #[error("{0} is not an address of host `{1}`")]
     NotLocal(IpAddr, String),
@@ -145,52 +126,16 @@ struct SimHost {
     socket_ports: BTreeMap<SocketHandle, (bool, u16)>,
 }
 
-/// Counters of a fabric run.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct SimStats {
-    /// Packets that left a host.
-    pub sent: u64,
-    /// Packets delivered to a host.
-    pub delivered: u64,
-    /// Drops by place and reason.
-    pub drops: BTreeMap<(String, DropReason), u64>,
-}
-
-/// Where a packet is headed next.
-#[derive(Clone, Copy, Debug)]
-enum Hop {
-    /// Leaving `at` into its network: through `at`'s up link, then routed.
-    Up(Attachment),
-    /// On a network, from `from`: route it.
-    Route(Attachment),
-    /// Arriving at `at` from its network: through its down link, then into the node.
-    Down(Attachment),
-    /// Into the node behind attachment `at`.
-    Node(Attachment),
-}
-
 const UDP_RX_PACKETS: usize = 256;
 const UDP_BUF_BYTES: usize = 256 * 1024;
 const TCP_BUF_BYTES: usize = 64 * 1024;
-/// Bound on events kept for [`Sim::poll_event`]; beyond it the oldest are discarded (and counted).
-const MAX_EVENTS: usize = 1 << 20;
 
 /// The virtual fabric. See the module docs for the drive loop.
 pub struct Sim {
     epoch: Instant,
     now: Instant,
-    topo: Topology,
-    routes: Vec<SegmentRoutes>,
+    engine: Engine,
     hosts: Vec<SimHost>,
-    nats: Vec<Nat>,
-    firewalls: Vec<Firewall>,
-    /// Link per (attachment, up?): index into `links`.
-    link_index: BTreeMap<(Attachment, bool), usize>,
-    links: Vec<(Attachment, bool, Link)>,
-    work: VecDeque<(PacketBuf, Hop)>,
-    events: VecDeque<(Instant, SimEvent)>,
-    events_discarded: u64,
-    stats: SimStats,
 }
 
 fn smol_now(epoch: Instant, now: Instant) -> smoltcp::time::Instant {
@@ -220,9 +165,10 @@ impl Sim {
     /// port choice, link fates, TCP initial sequence numbers, ephemeral ports) derives from
     /// `seed`.
     pub fn new(topo: Topology, seed: u64, epoch: Instant) -> Result<Sim, SimError> {
-        topo.validate()?;
         let root = SimRng::new(seed);
-        let routes = topo.routes();
+        let engine = Engine::new(topo, root.fork(0x1), epoch)?;
+        let topo = engine.topology();
+        let routes = engine.routes();
         let mut hosts = Vec::new();
         for (i, h) in topo.hosts.iter().enumerate() {
             let mut rng = root.fork(0x1000 + i as u64);
@@ -242,27 +188,22 @@ impl Sim {
                     let _ = addrs.push(IpCidr::new(to_smol(*a), prefix.len()));
                 }
             });
-            if let Some(gw) = routes[h.network].gateway {
-                let gw_addr = match gw {
-                    Attachment::NatInside(n) => topo.nats[n].inside_address,
-                    Attachment::FirewallInside(f) => topo.firewalls[f].inside_address,
-                    _ => unreachable!("gateways are device inside attachments"),
-                };
-                match gw_addr {
-                    IpAddr::V4(v) => {
-                        let _ = iface.routes_mut().add_default_ipv4_route(v);
-                    }
-                    IpAddr::V6(v) => {
-                        let _ = iface.routes_mut().add_default_ipv6_route(v);
-                    }
-                }
-            } else if let Some(IpAddr::V4(v)) = prefix.nth(1) {
+            let gateway = match routes[h.network].gateway {
+                Some(Attachment::NatInside(n)) => Some(topo.nats[n].inside_address),
+                Some(Attachment::FirewallInside(f)) => Some(topo.firewalls[f].inside_address),
                 // A flat routed segment: the medium is IP (no neighbour discovery), so any
                 // gateway on-link makes smoltcp hand every off-prefix packet to the fabric,
                 // which routes it (e.g. to a firewall's inside network).
-                let _ = iface.routes_mut().add_default_ipv4_route(v);
-            } else if let Some(IpAddr::V6(v)) = prefix.nth(1) {
-                let _ = iface.routes_mut().add_default_ipv6_route(v);
+                _ => prefix.nth(1),
+            };
+            match gateway {
+                Some(IpAddr::V4(v)) => {
+                    let _ = iface.routes_mut().add_default_ipv4_route(v);
+                }
+                Some(IpAddr::V6(v)) => {
+                    let _ = iface.routes_mut().add_default_ipv6_route(v);
+                }
+                None => {}
             }
             hosts.push(SimHost {
                 iface,
@@ -273,40 +214,11 @@ impl Sim {
                 socket_ports: BTreeMap::new(),
             });
         }
-        let mut nats = Vec::new();
-        for (i, n) in topo.nats.iter().enumerate() {
-            let nat = Nat::new(n.config.clone(), root.fork(0x2000 + i as u64))
-                .map_err(|e| SimError::Nat(n.name.clone(), e.to_string()))?;
-            nats.push(nat);
-        }
-        let firewalls = topo
-            .firewalls
-            .iter()
-            .map(|f| Firewall::new(f.config.clone()))
-            .collect();
-        let mut links = Vec::new();
-        let mut link_index = BTreeMap::new();
-        for (i, l) in topo.links.iter().enumerate() {
-            for (up, cfg) in [(true, &l.up), (false, &l.down)] {
-                let rng = root.fork(0x3000 + 2 * i as u64 + up as u64);
-                link_index.insert((l.at, up), links.len());
-                links.push((l.at, up, Link::new(cfg.clone(), rng)));
-            }
-        }
         Ok(Sim {
             epoch,
             now: epoch,
-            topo,
-            routes,
+            engine,
             hosts,
-            nats,
-            firewalls,
-            link_index,
-            links,
-            work: VecDeque::new(),
-            events: VecDeque::new(),
-            events_discarded: 0,
-            stats: SimStats::default(),
         })
     }
 
@@ -322,113 +234,65 @@ impl Sim {
 
     /// The topology being run.
     pub fn topology(&self) -> &Topology {
-        &self.topo
+        self.engine.topology()
+    }
+
+    /// The packet engine (routing, NATs, firewalls, links).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// Counters so far.
     pub fn stats(&self) -> &SimStats {
-        &self.stats
+        self.engine.stats()
     }
 
     /// Events discarded because nobody drained [`Sim::poll_event`] (bounded memory).
     pub fn events_discarded(&self) -> u64 {
-        self.events_discarded
+        self.engine.events_discarded()
     }
 
     /// A NAT by index.
     pub fn nat(&self, id: usize) -> &Nat {
-        &self.nats[id]
+        self.engine.nat(id)
     }
 
-    /// A NAT by index, mutable (scenario `nat:` actions).
+    /// A NAT by index, mutable (scenario `nat:` reboot and rebind).
     pub fn nat_mut(&mut self, id: usize) -> &mut Nat {
-        &mut self.nats[id]
+        self.engine.nat_mut(id)
     }
 
-    /// Give NAT `id` a new external address pool (scenario `nat: renumber`): the NAT drops
-    /// its bindings and the outside network routes the new addresses to it.
+    /// Give NAT `id` a new external address pool (scenario `nat: renumber`).
     pub fn renumber_nat(&mut self, id: usize, external: Vec<IpAddr>) -> Result<(), SimError> {
-        let name = self.topo.nats[id].name.clone();
-        let outside = self.topo.nats[id].outside;
-        let prefix = self.topo.networks[outside].prefix;
-        for a in &external {
-            if !prefix.contains(*a) {
-                return Err(SimError::Nat(
-                    name,
-                    format!("{a} is not in its outside network {prefix}"),
-                ));
-            }
-            match self.routes[outside].owners.get(a) {
-                Some(Attachment::NatOutside(n)) if *n == id => {}
-                Some(other) => {
-                    return Err(SimError::Nat(
-                        name,
-                        format!(
-                            "{a} already belongs to {}",
-                            self.topo.attachment_name(*other)
-                        ),
-                    ));
-                }
-                None => {}
-            }
-        }
-        let now = self.now;
-        self.nats[id]
-            .renumber(now, external.clone())
-            .map_err(|e| SimError::Nat(name, e.to_string()))?;
-        self.drain_nat_events(id);
-        self.topo.nats[id].config.external = external;
-        self.routes = self.topo.routes();
-        Ok(())
+        Ok(self.engine.renumber_nat(self.now, id, external)?)
     }
 
     /// A firewall by index.
     pub fn firewall(&self, id: usize) -> &Firewall {
-        &self.firewalls[id]
+        self.engine.firewall(id)
     }
 
     /// The link of an attachment in one direction (`up`: away from it), if it has one.
     pub fn link(&self, at: Attachment, up: bool) -> Option<&Link> {
-        self.link_index.get(&(at, up)).map(|&i| &self.links[i].2)
+        self.engine.link(at, up)
     }
 
     /// Replace the settings of an attachment's link in one direction (scenario `link:`
     /// steps), creating the link if the attachment had none.
     pub fn set_link(&mut self, at: Attachment, up: bool, config: crate::link::LinkConfig) {
-        match self.link_index.get(&(at, up)) {
-            Some(&i) => self.links[i].2.set_config(self.now, config),
-            None => {
-                let label = 0x4000 + self.links.len() as u64;
-                let rng = SimRng::new(label ^ self.hosts.len() as u64).fork(label);
-                self.link_index.insert((at, up), self.links.len());
-                self.links.push((at, up, Link::new(config, rng)));
-            }
-        }
+        self.engine.set_link(at, up, config)
     }
 
     /// The earliest time something is due: a link delivery, a NAT or firewall timer, or a
     /// host stack's timer.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        let mut t: Option<Instant> = None;
-        let mut consider = |x: Option<Instant>| {
-            if let Some(x) = x {
-                t = Some(t.map_or(x, |t| t.min(x)));
-            }
-        };
-        for (_, _, l) in &self.links {
-            consider(l.poll_timeout());
-        }
-        for n in &self.nats {
-            consider(n.poll_timeout());
-        }
-        for f in &self.firewalls {
-            consider(f.poll_timeout());
-        }
+        let mut t = self.engine.poll_timeout();
         let now_s = smol_now(self.epoch, self.now);
         for h in &mut self.hosts {
             if let Some(at) = h.iface.poll_at(now_s, &h.sockets) {
                 let d = Duration::from_micros(at.total_micros().max(0) as u64);
-                consider(Some((self.epoch + d).max(self.now)));
+                let x = (self.epoch + d).max(self.now);
+                t = Some(t.map_or(x, |t| t.min(x)));
             }
         }
         t
@@ -455,55 +319,35 @@ impl Sim {
                         guard = 0;
                     }
                     self.now = t;
-                    self.run_due();
+                    self.engine.handle_timeout(t);
                 }
                 _ => break,
             }
         }
         self.now = to;
+        self.engine.handle_timeout(to);
         self.flush();
     }
 
-    /// Push out whatever agents wrote to sockets, processing it at the current time.
+    /// Push out whatever agents wrote to sockets, and deliver whatever is due, at the
+    /// current time, until nothing moves.
     pub fn flush(&mut self) {
-        self.run_due();
-    }
-
-    fn run_due(&mut self) {
         let now = self.now;
-        for n in 0..self.nats.len() {
-            self.nats[n].handle_timeout(now);
-            self.drain_nat_events(n);
-        }
-        for f in &mut self.firewalls {
-            f.handle_timeout(now);
-        }
+        let ts = smol_now(self.epoch, now);
         loop {
             let mut progress = false;
-            // Host stacks: receive, run timers, transmit.
+            while let Some((h, p)) = self.engine.poll_to_host() {
+                self.hosts[h].device.rx.push_back(p.as_slice().to_vec());
+                progress = true;
+            }
             for h in 0..self.hosts.len() {
                 let host = &mut self.hosts[h];
-                let ts = smol_now(self.epoch, now);
                 host.iface.poll(ts, &mut host.device, &mut host.sockets);
                 while let Some(p) = host.device.tx.pop_front() {
-                    self.stats.sent += 1;
-                    self.work
-                        .push_back((PacketBuf::from_slice(&p), Hop::Up(Attachment::Host(h))));
+                    self.engine
+                        .handle_from_host(now, h, PacketBuf::from_slice(&p));
                     progress = true;
                 }
-            }
-            // Links whose deliveries are due.
-            for i in 0..self.links.len() {
-                while let Some(p) = self.links[i].2.poll_transmit(now) {
-                    let (at, up, _) = self.links[i];
-                    let hop = if up { Hop::Route(at) } else { Hop::Node(at) };
-                    self.work.push_back((p, hop));
-                    progress = true;
-                }
-            }
-            while let Some((p, hop)) = self.work.pop_front() {
-                self.step(p, hop);
-                progress = true;
             }
             if !progress {
                 break;
@@ -511,198 +355,9 @@ impl Sim {
         }
     }
 
-    fn drop_at(&mut self, at: String, reason: DropReason) {
-        *self.stats.drops.entry((at.clone(), reason)).or_insert(0) += 1;
-        self.push_event(SimEvent::Dropped { at, reason });
-    }
-
-    fn push_event(&mut self, e: SimEvent) {
-        if self.events.len() >= MAX_EVENTS {
-            self.events.pop_front();
-            self.events_discarded += 1;
-        }
-        self.events.push_back((self.now, e));
-    }
-
-    fn drain_nat_events(&mut self, n: usize) {
-        while let Some(e) = self.nats[n].poll_event() {
-            let nat = self.topo.nats[n].name.clone();
-            self.push_event(SimEvent::Nat { nat, event: e });
-        }
-    }
-
     /// The next fabric event, oldest first.
     pub fn poll_event(&mut self) -> Option<(Instant, SimEvent)> {
-        self.events.pop_front()
-    }
-
-    fn through_link(&mut self, at: Attachment, up: bool, p: PacketBuf, then: Hop) {
-        let Some(&i) = self.link_index.get(&(at, up)) else {
-            self.work.push_front((p, then));
-            return;
-        };
-        let now = self.now;
-        match self.links[i].2.handle_packet(now, p) {
-            Admit::Queued => {}
-            Admit::Dropped(reason) => {
-                let name = format!(
-                    "{}.{}",
-                    self.topo.attachment_name(at),
-                    if up { "up" } else { "down" }
-                );
-                self.drop_at(name, reason);
-            }
-            Admit::TooBig { mtu, packet } => {
-                let name = format!(
-                    "{}.{}",
-                    self.topo.attachment_name(at),
-                    if up { "up" } else { "down" }
-                );
-                self.drop_at(name, DropReason::Mtu);
-                if let Some(from) = self.router_address(at)
-                    && let Some(err) = wire::reply::icmp_error(
-                        packet.as_slice(),
-                        from,
-                        wire::reply::IcmpError::TooBig { mtu },
-                    )
-                {
-                    // Back towards the sender, on the network of this attachment.
-                    self.work.push_back((err, Hop::Route(at)));
-                }
-            }
-        }
-    }
-
-    /// The address an ICMP error about a packet refused at `at`'s link comes from: the
-    /// attachment's own router address where it is a device, else the network's gateway,
-    /// else the host itself.
-    fn router_address(&self, at: Attachment) -> Option<IpAddr> {
-        match at {
-            Attachment::NatInside(n) => Some(self.topo.nats[n].inside_address),
-            Attachment::NatOutside(n) => self.topo.nats[n].config.external.first().copied(),
-            Attachment::FirewallInside(f) | Attachment::FirewallOutside(f) => {
-                Some(self.topo.firewalls[f].inside_address)
-            }
-            Attachment::Host(h) => {
-                let net = self.topo.hosts[h].network;
-                match self.routes[net].gateway {
-                    Some(Attachment::NatInside(n)) => Some(self.topo.nats[n].inside_address),
-                    Some(Attachment::FirewallInside(f)) => {
-                        Some(self.topo.firewalls[f].inside_address)
-                    }
-                    _ => self.topo.hosts[h].addresses.first().copied(),
-                }
-            }
-        }
-    }
-
-    fn step(&mut self, mut p: PacketBuf, hop: Hop) {
-        match hop {
-            Hop::Up(at) => self.through_link(at, true, p, Hop::Route(at)),
-            Hop::Route(from) => {
-                let net = self.topo.network_of(from);
-                let dst = match wire::parse(p.as_slice()) {
-                    Ok(i) => i.dst,
-                    Err(_) => {
-                        let name = self.topo.networks[net].name.clone();
-                        return self.drop_at(name, DropReason::Malformed);
-                    }
-                };
-                match self.routes[net].route(dst, from) {
-                    Some(next) => self.through_link(next, false, p, Hop::Node(next)),
-                    None => {
-                        let name = self.topo.networks[net].name.clone();
-                        self.drop_at(name, DropReason::NoRoute)
-                    }
-                }
-            }
-            Hop::Down(at) => self.through_link(at, false, p, Hop::Node(at)),
-            Hop::Node(at) => match at {
-                Attachment::Host(h) => {
-                    self.stats.delivered += 1;
-                    self.hosts[h].device.rx.push_back(p.as_slice().to_vec());
-                }
-                Attachment::NatInside(n) | Attachment::NatOutside(n) => {
-                    let dir = if matches!(at, Attachment::NatInside(_)) {
-                        Direction::Outbound
-                    } else {
-                        Direction::Inbound
-                    };
-                    let name = self.topo.nats[n].name.clone();
-                    if !self.router_hop(&mut p, &name) {
-                        return;
-                    }
-                    let verdict = self.nats[n].handle_packet(self.now, dir, &mut p);
-                    self.drain_nat_events(n);
-                    self.apply_verdict(
-                        verdict,
-                        p,
-                        name,
-                        Attachment::NatInside(n),
-                        Attachment::NatOutside(n),
-                        dir,
-                    );
-                }
-                Attachment::FirewallInside(f) | Attachment::FirewallOutside(f) => {
-                    let dir = if matches!(at, Attachment::FirewallInside(_)) {
-                        Direction::Outbound
-                    } else {
-                        Direction::Inbound
-                    };
-                    let name = self.topo.firewalls[f].name.clone();
-                    if !self.router_hop(&mut p, &name) {
-                        return;
-                    }
-                    let verdict = self.firewalls[f].handle_packet(self.now, dir, &p);
-                    self.apply_verdict(
-                        verdict,
-                        p,
-                        name,
-                        Attachment::FirewallInside(f),
-                        Attachment::FirewallOutside(f),
-                        dir,
-                    );
-                }
-            },
-        }
-    }
-
-    /// TTL handling at a router. Returns false if the packet was dropped.
-    fn router_hop(&mut self, p: &mut PacketBuf, name: &str) -> bool {
-        let Ok(mut info) = wire::parse(p.as_slice()) else {
-            self.drop_at(name.to_string(), DropReason::Malformed);
-            return false;
-        };
-        if info.ttl <= 1 {
-            self.drop_at(name.to_string(), DropReason::TtlExpired);
-            return false;
-        }
-        wire::decrement_ttl(p.as_mut_slice(), &mut info);
-        true
-    }
-
-    fn apply_verdict(
-        &mut self,
-        verdict: Verdict,
-        p: PacketBuf,
-        name: String,
-        inside: Attachment,
-        outside: Attachment,
-        dir: Direction,
-    ) {
-        let (onward, back) = match dir {
-            Direction::Outbound => (outside, inside),
-            Direction::Inbound => (inside, outside),
-        };
-        match verdict {
-            Verdict::Forward => self.work.push_back((p, Hop::Up(onward))),
-            Verdict::Hairpin => self.work.push_back((p, Hop::Up(back))),
-            Verdict::Drop(reason) => self.drop_at(name, reason),
-            Verdict::Reply(reason, reply) => {
-                self.drop_at(name, reason);
-                self.work.push_back((reply, Hop::Up(back)));
-            }
-        }
+        self.engine.poll_event()
     }
 
     // ===== sockets for agents =====
@@ -710,7 +365,7 @@ impl Sim {
     /// A free ephemeral port on `host` (seeded choice in Linux's default range).
     pub fn ephemeral_port(&mut self, host: usize, tcp: bool) -> Result<u16, SimError> {
         self.pick_port(host, tcp)
-            .ok_or_else(|| SimError::PortInUse(0, self.topo.hosts[host].name.clone()))
+            .ok_or_else(|| SimError::PortInUse(0, self.engine.topology().hosts[host].name.clone()))
     }
 
     fn pick_port(&mut self, host: usize, tcp: bool) -> Option<u16> {
@@ -728,9 +383,12 @@ impl Sim {
     fn check_local(&self, host: usize, addr: Option<IpAddr>) -> Result<(), SimError> {
         if let Some(a) = addr
             && !a.is_unspecified()
-            && !self.topo.hosts[host].addresses.contains(&a)
+            && !self.engine.topology().hosts[host].addresses.contains(&a)
         {
-            return Err(SimError::NotLocal(a, self.topo.hosts[host].name.clone()));
+            return Err(SimError::NotLocal(
+                a,
+                self.engine.topology().hosts[host].name.clone(),
+            ));
         }
         Ok(())
     }
@@ -745,8 +403,9 @@ impl Sim {
     ) -> Result<(SocketId, u16), SimError> {
         self.check_local(host, addr)?;
         let port = if port == 0 {
-            self.pick_port(host, false)
-                .ok_or_else(|| SimError::PortInUse(0, self.topo.hosts[host].name.clone()))?
+            self.pick_port(host, false).ok_or_else(|| {
+                SimError::PortInUse(0, self.engine.topology().hosts[host].name.clone())
+            })?
         } else {
             port
         };
@@ -757,7 +416,7 @@ impl Sim {
         if specific.is_none() && h.used_ports.contains_key(&key) {
             return Err(SimError::PortInUse(
                 port,
-                self.topo.hosts[host].name.clone(),
+                self.engine.topology().hosts[host].name.clone(),
             ));
         }
         let mut s = udp::Socket::new(
@@ -819,8 +478,9 @@ impl Sim {
         remote: SocketAddr,
     ) -> Result<(SocketId, u16), SimError> {
         let port = if local_port == 0 {
-            self.pick_port(host, true)
-                .ok_or_else(|| SimError::PortInUse(0, self.topo.hosts[host].name.clone()))?
+            self.pick_port(host, true).ok_or_else(|| {
+                SimError::PortInUse(0, self.engine.topology().hosts[host].name.clone())
+            })?
         } else {
             local_port
         };
@@ -916,24 +576,13 @@ impl Sim {
 
     /// The addresses of a host.
     pub fn host_addresses(&self, host: usize) -> &[IpAddr] {
-        &self.topo.hosts[host].addresses
+        &self.engine.topology().hosts[host].addresses
     }
 
     /// Inject a raw IP packet as if `host` had sent it (tests of the packet path).
     pub fn inject(&mut self, host: usize, packet: &[u8]) {
-        self.stats.sent += 1;
-        self.work.push_back((
-            PacketBuf::from_slice(packet),
-            Hop::Up(Attachment::Host(host)),
-        ));
-        self.run_due();
-    }
-
-    /// Deliver a raw packet straight into `at`'s node (tests).
-    #[doc(hidden)]
-    pub fn inject_down(&mut self, at: Attachment, packet: &[u8]) {
-        self.work
-            .push_back((PacketBuf::from_slice(packet), Hop::Down(at)));
-        self.run_due();
+        self.engine
+            .handle_from_host(self.now, host, PacketBuf::from_slice(packet));
+        self.flush();
     }
 }

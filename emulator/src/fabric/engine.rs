@@ -1,0 +1,608 @@
+//! The packet engine both fabrics share: routing between networks, the NAT and firewall
+//! devices, and the links, as one sans-IO state machine.
+//!
+//! A fabric feeds it the packets its hosts send ([`Engine::handle_from_host`]) and takes
+//! the packets to deliver to hosts ([`Engine::poll_to_host`]); it runs due timers with
+//! [`Engine::handle_timeout`] at [`Engine::poll_timeout`]. The virtual fabric connects it to
+//! smoltcp stacks under a virtual clock, the kernel fabric to TUN devices under the real one.
+//!
+//! Packet path from a host: its `up` link → routing on its network
+//! ([`SegmentRoutes`]) → the next attachment's `down` link → that node (a host, or one
+//! side of a NAT or firewall). A NAT or firewall forwards to its other side, out through
+//! that attachment's `up` link; a hairpinned packet or a reply (ICMP error, RST) goes back
+//! out the side it came in. Attachments without a link forward instantly. Routers
+//! decrement the TTL.
+
+use crate::firewall::Firewall;
+use crate::link::{Admit, Link, LinkConfig};
+use crate::nat::Nat;
+use crate::rng::SimRng;
+use crate::topology::{Attachment, SegmentRoutes, Topology, TopologyError};
+use crate::wire::{self, PacketBuf};
+use crate::{Direction, DropReason, Verdict};
+use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
+use std::time::Instant;
+
+/// Something that happened in the engine, for reports.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum EngineEvent {
+    /// A packet was dropped.
+    Dropped {
+        /// Where: a host, NAT, firewall, link (`alice.up`) or network name.
+        at: String,
+        /// Why.
+        reason: DropReason,
+    },
+    /// A NAT event (mapping created, expired, …).
+    Nat {
+        /// NAT name.
+        nat: String,
+        /// The event.
+        event: crate::nat::NatEvent,
+    },
+}
+
+/// Errors building or reconfiguring an engine.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The topology is invalid.
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    /// A NAT's configuration or action is invalid.
+    #[error("NAT `{0}`: {1}")]
+    Nat(String, String),
+}
+
+/// Counters of an engine run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EngineStats {
+    /// Packets hosts sent into the engine.
+    pub sent: u64,
+    /// Packets delivered to hosts.
+    pub delivered: u64,
+    /// Drops by place and reason.
+    pub drops: BTreeMap<(String, DropReason), u64>,
+}
+
+/// Where a packet is headed next.
+#[derive(Clone, Copy, Debug)]
+enum Hop {
+    /// Leaving `at` into its network: through `at`'s up link, then routed.
+    Up(Attachment),
+    /// On a network, from `from`: route it.
+    Route(Attachment),
+    /// Into the node behind attachment `at` (its down link already passed).
+    Node(Attachment),
+}
+
+/// Bound on events kept for [`Engine::poll_event`]; beyond it the oldest are discarded
+/// (and counted), so an undrained engine cannot grow without limit.
+pub const MAX_EVENTS: usize = 1 << 20;
+
+/// Bound on packets waiting for the fabric to take them with [`Engine::poll_to_host`];
+/// beyond it deliveries are dropped as [`DropReason::QueueFull`].
+pub const MAX_TO_HOSTS: usize = 1 << 16;
+
+/// The shared packet engine. See the module docs.
+pub struct Engine {
+    now: Instant,
+    topo: Topology,
+    routes: Vec<SegmentRoutes>,
+    rng: SimRng,
+    nats: Vec<Nat>,
+    firewalls: Vec<Firewall>,
+    link_index: BTreeMap<(Attachment, bool), usize>,
+    links: Vec<(Attachment, bool, Link)>,
+    work: VecDeque<(PacketBuf, Hop)>,
+    to_hosts: VecDeque<(usize, PacketBuf)>,
+    events: VecDeque<(Instant, EngineEvent)>,
+    events_discarded: u64,
+    stats: EngineStats,
+}
+
+impl Engine {
+    /// Build the engine at time `now`. NAT port choices and link fates derive from `rng`.
+    pub fn new(topo: Topology, rng: SimRng, now: Instant) -> Result<Engine, EngineError> {
+        topo.validate()?;
+        let routes = topo.routes();
+        let mut nats = Vec::new();
+        for (i, n) in topo.nats.iter().enumerate() {
+            let nat = Nat::new(n.config.clone(), rng.fork(0x2000 + i as u64))
+                .map_err(|e| EngineError::Nat(n.name.clone(), e.to_string()))?;
+            nats.push(nat);
+        }
+        let firewalls = topo
+            .firewalls
+            .iter()
+            .map(|f| Firewall::new(f.config.clone()))
+            .collect();
+        let mut e = Engine {
+            now,
+            routes,
+            rng,
+            nats,
+            firewalls,
+            link_index: BTreeMap::new(),
+            links: Vec::new(),
+            work: VecDeque::new(),
+            to_hosts: VecDeque::new(),
+            events: VecDeque::new(),
+            events_discarded: 0,
+            stats: EngineStats::default(),
+            topo,
+        };
+        for l in e.topo.links.clone() {
+            e.set_link(l.at, true, l.up);
+            e.set_link(l.at, false, l.down);
+        }
+        Ok(e)
+    }
+
+    /// The topology being run.
+    pub fn topology(&self) -> &Topology {
+        &self.topo
+    }
+
+    /// The routing table of every network.
+    pub fn routes(&self) -> &[SegmentRoutes] {
+        &self.routes
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// Events discarded because nobody drained [`Engine::poll_event`].
+    pub fn events_discarded(&self) -> u64 {
+        self.events_discarded
+    }
+
+    /// A NAT by index.
+    pub fn nat(&self, id: usize) -> &Nat {
+        &self.nats[id]
+    }
+
+    /// A NAT by index, mutable (scenario `nat:` reboot and rebind).
+    pub fn nat_mut(&mut self, id: usize) -> &mut Nat {
+        &mut self.nats[id]
+    }
+
+    /// A firewall by index.
+    pub fn firewall(&self, id: usize) -> &Firewall {
+        &self.firewalls[id]
+    }
+
+    /// Give NAT `id` a new external address pool (scenario `nat: renumber`): the NAT drops
+    /// its bindings and the outside network routes the new addresses to it.
+    pub fn renumber_nat(
+        &mut self,
+        now: Instant,
+        id: usize,
+        external: Vec<IpAddr>,
+    ) -> Result<(), EngineError> {
+        let name = self.topo.nats[id].name.clone();
+        let outside = self.topo.nats[id].outside;
+        let prefix = self.topo.networks[outside].prefix;
+        for a in &external {
+            if !prefix.contains(*a) {
+                return Err(EngineError::Nat(
+                    name,
+                    format!("{a} is not in its outside network {prefix}"),
+                ));
+            }
+            match self.routes[outside].owners.get(a) {
+                Some(Attachment::NatOutside(n)) if *n == id => {}
+                Some(other) => {
+                    return Err(EngineError::Nat(
+                        name,
+                        format!(
+                            "{a} already belongs to {}",
+                            self.topo.attachment_name(*other)
+                        ),
+                    ));
+                }
+                None => {}
+            }
+        }
+        self.now = self.now.max(now);
+        self.nats[id]
+            .renumber(self.now, external.clone())
+            .map_err(|e| EngineError::Nat(name, e.to_string()))?;
+        self.drain_nat_events(id);
+        self.topo.nats[id].config.external = external;
+        self.routes = self.topo.routes();
+        Ok(())
+    }
+
+    /// The link of an attachment in one direction (`up`: away from it), if it has one.
+    pub fn link(&self, at: Attachment, up: bool) -> Option<&Link> {
+        self.link_index.get(&(at, up)).map(|&i| &self.links[i].2)
+    }
+
+    /// Replace the settings of an attachment's link in one direction (scenario `link:`
+    /// steps), creating the link if the attachment had none. Each link draws from its own
+    /// random stream, labelled by attachment and direction, so adding one link does not
+    /// change the fates of packets on the others.
+    pub fn set_link(&mut self, at: Attachment, up: bool, config: LinkConfig) {
+        match self.link_index.get(&(at, up)) {
+            Some(&i) => self.links[i].2.set_config(self.now, config),
+            None => {
+                let (kind, idx) = match at {
+                    Attachment::Host(i) => (1u64, i),
+                    Attachment::NatInside(i) => (2, i),
+                    Attachment::NatOutside(i) => (3, i),
+                    Attachment::FirewallInside(i) => (4, i),
+                    Attachment::FirewallOutside(i) => (5, i),
+                };
+                let label = 0x3000_0000 + (kind << 20) + ((idx as u64) << 1) + up as u64;
+                let rng = self.rng.fork(label);
+                self.link_index.insert((at, up), self.links.len());
+                self.links.push((at, up, Link::new(config, rng)));
+            }
+        }
+    }
+
+    /// The earliest time a link delivery or a NAT or firewall timer is due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let links = self.links.iter().filter_map(|(_, _, l)| l.poll_timeout());
+        let nats = self.nats.iter().filter_map(Nat::poll_timeout);
+        let fws = self.firewalls.iter().filter_map(Firewall::poll_timeout);
+        links.chain(nats).chain(fws).min()
+    }
+
+    /// Run the timers and link deliveries due at `now`, moving the packets on.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        let now = self.now;
+        for n in 0..self.nats.len() {
+            self.nats[n].handle_timeout(now);
+            self.drain_nat_events(n);
+        }
+        for f in &mut self.firewalls {
+            f.handle_timeout(now);
+        }
+        self.run(now);
+    }
+
+    /// A packet host `host` sent, at `now`. What reaches hosts at once comes out of
+    /// [`Engine::poll_to_host`]; delayed packets after [`Engine::handle_timeout`].
+    pub fn handle_from_host(&mut self, now: Instant, host: usize, packet: PacketBuf) {
+        self.now = self.now.max(now);
+        self.stats.sent += 1;
+        self.work
+            .push_back((packet, Hop::Up(Attachment::Host(host))));
+        self.run(self.now);
+    }
+
+    /// Deliver a packet into the node behind `at`, as if it had come through `at`'s down
+    /// link (tests of one device's behaviour in the topology).
+    pub fn inject_into(&mut self, now: Instant, at: Attachment, packet: PacketBuf) {
+        self.now = self.now.max(now);
+        self.work.push_back((packet, Hop::Node(at)));
+        self.run(self.now);
+    }
+
+    /// The next packet for a host: `(host index, packet)`.
+    pub fn poll_to_host(&mut self) -> Option<(usize, PacketBuf)> {
+        self.to_hosts.pop_front()
+    }
+
+    /// The next event, oldest first, with the time it happened.
+    pub fn poll_event(&mut self) -> Option<(Instant, EngineEvent)> {
+        self.events.pop_front()
+    }
+
+    fn run(&mut self, now: Instant) {
+        loop {
+            let mut progress = false;
+            for i in 0..self.links.len() {
+                while let Some(p) = self.links[i].2.poll_transmit(now) {
+                    let (at, up, _) = self.links[i];
+                    let hop = if up { Hop::Route(at) } else { Hop::Node(at) };
+                    self.work.push_back((p, hop));
+                    progress = true;
+                }
+            }
+            while let Some((p, hop)) = self.work.pop_front() {
+                self.step(p, hop);
+                progress = true;
+            }
+            if !progress {
+                break;
+            }
+        }
+    }
+
+    fn drop_at(&mut self, at: String, reason: DropReason) {
+        *self.stats.drops.entry((at.clone(), reason)).or_insert(0) += 1;
+        self.push_event(EngineEvent::Dropped { at, reason });
+    }
+
+    fn push_event(&mut self, e: EngineEvent) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events.pop_front();
+            self.events_discarded += 1;
+        }
+        self.events.push_back((self.now, e));
+    }
+
+    fn drain_nat_events(&mut self, n: usize) {
+        while let Some(e) = self.nats[n].poll_event() {
+            let nat = self.topo.nats[n].name.clone();
+            self.push_event(EngineEvent::Nat { nat, event: e });
+        }
+    }
+
+    fn link_name(&self, at: Attachment, up: bool) -> String {
+        format!(
+            "{}.{}",
+            self.topo.attachment_name(at),
+            if up { "up" } else { "down" }
+        )
+    }
+
+    fn through_link(&mut self, at: Attachment, up: bool, p: PacketBuf, then: Hop) {
+        let Some(&i) = self.link_index.get(&(at, up)) else {
+            self.work.push_front((p, then));
+            return;
+        };
+        match self.links[i].2.handle_packet(self.now, p) {
+            Admit::Queued => {}
+            Admit::Dropped(reason) => {
+                let name = self.link_name(at, up);
+                self.drop_at(name, reason);
+            }
+            Admit::TooBig { mtu, packet } => {
+                let name = self.link_name(at, up);
+                self.drop_at(name, DropReason::Mtu);
+                if let Some(from) = self.router_address(at)
+                    && let Some(err) = wire::reply::icmp_error(
+                        packet.as_slice(),
+                        from,
+                        wire::reply::IcmpError::TooBig { mtu },
+                    )
+                {
+                    // Back towards the sender, on the network of this attachment.
+                    self.work.push_back((err, Hop::Route(at)));
+                }
+            }
+        }
+    }
+
+    /// The address an ICMP error about a packet refused at `at`'s link comes from: the
+    /// attachment's own router address where it is a device, else the network's gateway,
+    /// else the host itself.
+    fn router_address(&self, at: Attachment) -> Option<IpAddr> {
+        match at {
+            Attachment::NatInside(n) => Some(self.topo.nats[n].inside_address),
+            Attachment::NatOutside(n) => self.topo.nats[n].config.external.first().copied(),
+            Attachment::FirewallInside(f) | Attachment::FirewallOutside(f) => {
+                Some(self.topo.firewalls[f].inside_address)
+            }
+            Attachment::Host(h) => {
+                let net = self.topo.hosts[h].network;
+                match self.routes[net].gateway {
+                    Some(Attachment::NatInside(n)) => Some(self.topo.nats[n].inside_address),
+                    Some(Attachment::FirewallInside(f)) => {
+                        Some(self.topo.firewalls[f].inside_address)
+                    }
+                    _ => self.topo.hosts[h].addresses.first().copied(),
+                }
+            }
+        }
+    }
+
+    fn step(&mut self, mut p: PacketBuf, hop: Hop) {
+        match hop {
+            Hop::Up(at) => self.through_link(at, true, p, Hop::Route(at)),
+            Hop::Route(from) => {
+                let net = self.topo.network_of(from);
+                let dst = match wire::parse(p.as_slice()) {
+                    Ok(i) => i.dst,
+                    Err(_) => {
+                        let name = self.topo.networks[net].name.clone();
+                        return self.drop_at(name, DropReason::Malformed);
+                    }
+                };
+                match self.routes[net].route(dst, from) {
+                    Some(next) => self.through_link(next, false, p, Hop::Node(next)),
+                    None => {
+                        let name = self.topo.networks[net].name.clone();
+                        self.drop_at(name, DropReason::NoRoute)
+                    }
+                }
+            }
+            Hop::Node(Attachment::Host(h)) => {
+                if self.to_hosts.len() >= MAX_TO_HOSTS {
+                    let name = self.topo.hosts[h].name.clone();
+                    return self.drop_at(name, DropReason::QueueFull);
+                }
+                self.stats.delivered += 1;
+                self.to_hosts.push_back((h, p));
+            }
+            Hop::Node(at @ (Attachment::NatInside(n) | Attachment::NatOutside(n))) => {
+                let dir = if matches!(at, Attachment::NatInside(_)) {
+                    Direction::Outbound
+                } else {
+                    Direction::Inbound
+                };
+                let name = self.topo.nats[n].name.clone();
+                if !self.router_hop(&mut p, &name) {
+                    return;
+                }
+                let verdict = self.nats[n].handle_packet(self.now, dir, &mut p);
+                self.drain_nat_events(n);
+                self.apply_verdict(
+                    verdict,
+                    p,
+                    name,
+                    Attachment::NatInside(n),
+                    Attachment::NatOutside(n),
+                    dir,
+                );
+            }
+            Hop::Node(at @ (Attachment::FirewallInside(f) | Attachment::FirewallOutside(f))) => {
+                let dir = if matches!(at, Attachment::FirewallInside(_)) {
+                    Direction::Outbound
+                } else {
+                    Direction::Inbound
+                };
+                let name = self.topo.firewalls[f].name.clone();
+                if !self.router_hop(&mut p, &name) {
+                    return;
+                }
+                let verdict = self.firewalls[f].handle_packet(self.now, dir, &p);
+                self.apply_verdict(
+                    verdict,
+                    p,
+                    name,
+                    Attachment::FirewallInside(f),
+                    Attachment::FirewallOutside(f),
+                    dir,
+                );
+            }
+        }
+    }
+
+    /// TTL handling at a router. Returns false if the packet was dropped.
+    fn router_hop(&mut self, p: &mut PacketBuf, name: &str) -> bool {
+        let Ok(mut info) = wire::parse(p.as_slice()) else {
+            self.drop_at(name.to_string(), DropReason::Malformed);
+            return false;
+        };
+        if info.ttl <= 1 {
+            self.drop_at(name.to_string(), DropReason::TtlExpired);
+            return false;
+        }
+        wire::decrement_ttl(p.as_mut_slice(), &mut info);
+        true
+    }
+
+    fn apply_verdict(
+        &mut self,
+        verdict: Verdict,
+        p: PacketBuf,
+        name: String,
+        inside: Attachment,
+        outside: Attachment,
+        dir: Direction,
+    ) {
+        let (onward, back) = match dir {
+            Direction::Outbound => (outside, inside),
+            Direction::Inbound => (inside, outside),
+        };
+        match verdict {
+            Verdict::Forward => self.work.push_back((p, Hop::Up(onward))),
+            Verdict::Hairpin => self.work.push_back((p, Hop::Up(back))),
+            Verdict::Drop(reason) => self.drop_at(name, reason),
+            Verdict::Reply(reason, reply) => {
+                self.drop_at(name, reason);
+                self.work.push_back((reply, Hop::Up(back)));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::link::LinkConfig;
+    use crate::nat::{NatConfig, Preset};
+    use crate::topology::{Host, LinkSpec, NatNode, Network};
+    use std::time::Duration;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn udp(src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16) -> PacketBuf {
+        let mut v = Vec::new();
+        etherparse::PacketBuilder::ipv4(src, dst, 64)
+            .udp(sp, dp)
+            .write(&mut v, b"payload")
+            .unwrap();
+        PacketBuf::from_slice(&v)
+    }
+
+    #[test]
+    fn raw_packets_cross_a_nat_with_link_delay() {
+        let topo = Topology {
+            networks: vec![
+                Network {
+                    name: "internet".into(),
+                    prefix: "203.0.113.0/24".parse().unwrap(),
+                },
+                Network {
+                    name: "home".into(),
+                    prefix: "10.0.1.0/24".parse().unwrap(),
+                },
+            ],
+            hosts: vec![
+                Host {
+                    name: "alice".into(),
+                    network: 1,
+                    addresses: vec![ip("10.0.1.2")],
+                },
+                Host {
+                    name: "server".into(),
+                    network: 0,
+                    addresses: vec![ip("203.0.113.5")],
+                },
+            ],
+            nats: vec![NatNode {
+                name: "nat".into(),
+                inside: 1,
+                outside: 0,
+                inside_address: ip("10.0.1.1"),
+                config: NatConfig::preset(Preset::PortRestricted, vec![ip("203.0.113.11")]),
+            }],
+            firewalls: vec![],
+            links: vec![LinkSpec {
+                at: Attachment::Host(1),
+                up: LinkConfig::default(),
+                down: LinkConfig {
+                    delay: Duration::from_millis(30),
+                    ..LinkConfig::default()
+                },
+            }],
+        };
+        #[allow(clippy::disallowed_methods)] // the origin of test time
+        let t0 = Instant::now();
+        let mut e = Engine::new(topo, SimRng::new(1), t0).unwrap();
+        e.handle_from_host(t0, 0, udp([10, 0, 1, 2], 5000, [203, 0, 113, 5], 3478));
+        assert!(e.poll_to_host().is_none(), "held by the 30 ms link");
+        assert_eq!(e.poll_timeout(), Some(t0 + Duration::from_millis(30)));
+        e.handle_timeout(t0 + Duration::from_millis(30));
+        let (h, p) = e.poll_to_host().unwrap();
+        assert_eq!(h, 1);
+        let info = wire::parse(p.as_slice()).unwrap();
+        assert_eq!(
+            info.src_endpoint().unwrap().to_string(),
+            "203.0.113.11:5000"
+        );
+        assert_eq!(info.ttl, 63, "the NAT is a router hop");
+        assert!(wire::checksums_valid(p.as_slice()));
+        // Unsolicited from another server port: filtered, counted, nothing delivered.
+        e.handle_from_host(t0, 1, udp([203, 0, 113, 5], 9999, [203, 0, 113, 11], 5000));
+        assert!(e.poll_to_host().is_none());
+        assert_eq!(
+            e.stats()
+                .drops
+                .get(&("nat".to_string(), DropReason::Filtered)),
+            Some(&1)
+        );
+        // Private addresses are not routed on the internet.
+        e.handle_from_host(t0, 1, udp([203, 0, 113, 5], 3478, [10, 0, 1, 2], 5000));
+        assert_eq!(
+            e.stats()
+                .drops
+                .get(&("internet".to_string(), DropReason::NoRoute)),
+            Some(&1)
+        );
+        assert!(e.poll_event().is_some());
+    }
+}
