@@ -12,7 +12,8 @@
 //! | [`firewall`] | the stateful firewall: enterprise classes and ordered rules |
 //! | [`link`] | per-direction impairments: delay, jitter, loss, duplication, reordering, rate, MTU |
 //! | [`topology`] | networks, hosts, NATs, firewalls and links, validated before anything starts |
-//! | [`fabric`] | runs a topology: [`fabric::sim`] in one thread under a virtual clock |
+//! | [`fabric`] | runs a topology: [`fabric::engine`] (the shared packet path), [`fabric::sim`] in one thread under a virtual clock |
+//! | [`pcap`] | capture files (raw IP, scenario time) for tshark/Wireshark |
 //!
 //! # Drive contract
 //!
@@ -28,6 +29,7 @@ pub mod fabric;
 pub mod firewall;
 pub mod link;
 pub mod nat;
+pub mod pcap;
 pub mod prefix;
 pub mod rng;
 pub mod topology;

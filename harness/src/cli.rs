@@ -48,6 +48,8 @@ pub struct RunOptions {
     pub json: bool,
     /// Only failures and the summary.
     pub quiet: bool,
+    /// Write pcap files into `DIR/CELL/ATTACHMENT.pcap`.
+    pub pcap: Option<PathBuf>,
 }
 
 /// The scenario files named by `paths`: files as given, folders searched recursively for
@@ -214,6 +216,7 @@ pub fn run(paths: &[PathBuf], opts: &RunOptions) -> anyhow::Result<u8> {
         .map(|_| {
             let queue = Arc::clone(&queue);
             let tx = tx.clone();
+            let pcap = opts.pcap.clone();
             std::thread::spawn(move || {
                 loop {
                     let job = match queue.lock() {
@@ -221,7 +224,12 @@ pub fn run(paths: &[PathBuf], opts: &RunOptions) -> anyhow::Result<u8> {
                         Err(_) => None,
                     };
                     let Some(job) = job else { break };
-                    let report = runner::run_cell(&job.cell);
+                    let cell_opts = runner::CellOptions {
+                        pcap_dir: pcap
+                            .as_ref()
+                            .map(|d| d.join(runner::cell_dir_name(&job.cell.name))),
+                    };
+                    let report = runner::run_cell_with(&job.cell, &cell_opts);
                     if tx.send((job.scenario, job.index, report)).is_err() {
                         break;
                     }

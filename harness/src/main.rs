@@ -53,6 +53,9 @@ enum Command {
         /// Print only failures and the summary.
         #[arg(short, long)]
         quiet: bool,
+        /// Write a pcap file per interface (host, NAT or firewall side) and cell into DIR.
+        #[arg(long, value_name = "DIR")]
+        pcap: Option<PathBuf>,
     },
     /// Check scenarios without running them: syntax, names, addresses, expectations.
     Validate {
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
             shard,
             json,
             quiet,
+            pcap,
         } => (|| {
             let shard = shard.as_deref().map(parse_shard).transpose()?;
             let opts = cli::RunOptions {
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
                 shard,
                 json,
                 quiet,
+                pcap,
             };
             cli::run(&paths, &opts)
         })(),

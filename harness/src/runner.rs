@@ -11,12 +11,18 @@ use crate::agents::stun::StunService;
 use crate::convert;
 use crate::scenario::Cell;
 use crate::scenario::model::{self as m, Measure, StepKind};
+use emulator::fabric::engine::Captured;
 use emulator::fabric::sim::Sim;
+use emulator::pcap::PcapWriter;
+use emulator::topology::Attachment;
 use relay::stun::{Behavior as ProbeBehavior, ProbeReport, ProberConfig, ServerConfig, Tests};
 use reports::{CellReport, Check, DropCount, StepReport};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufWriter;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// What a step produced, for expectations and the report.
@@ -62,6 +68,70 @@ struct Driver {
     services: Vec<StunService>,
     deadline: Instant,
     time_limit: Duration,
+    pcap: Option<PcapSink>,
+}
+
+/// One pcap file per attachment (host interface, NAT or firewall side) of a cell.
+struct PcapSink {
+    dir: PathBuf,
+    writers: BTreeMap<Attachment, PcapWriter<BufWriter<File>>>,
+    error: Option<String>,
+}
+
+impl PcapSink {
+    fn drain(&mut self, sim: &mut Sim) {
+        let epoch = sim.epoch();
+        while let Some(c) = sim.engine_mut().poll_capture() {
+            if self.error.is_some() {
+                continue;
+            }
+            if let Err(e) = self.write(sim, epoch, &c) {
+                self.error = Some(format!(
+                    "cannot write pcap files to {}: {e}",
+                    self.dir.display()
+                ));
+            }
+        }
+    }
+
+    fn write(&mut self, sim: &Sim, epoch: Instant, c: &Captured) -> std::io::Result<()> {
+        if !self.writers.contains_key(&c.at) {
+            std::fs::create_dir_all(&self.dir)?;
+            let name = sim.topology().attachment_name(c.at);
+            let f = File::create(self.dir.join(format!("{name}.pcap")))?;
+            self.writers
+                .insert(c.at, PcapWriter::new(BufWriter::new(f))?);
+        }
+        match self.writers.get_mut(&c.at) {
+            Some(w) => w.write_packet(c.time.saturating_duration_since(epoch), &c.packet),
+            None => Ok(()),
+        }
+    }
+
+    fn finish(self) -> Result<(), String> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        for (_, w) in self.writers {
+            w.finish()
+                .map_err(|e| format!("cannot write pcap files to {}: {e}", self.dir.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// A folder name for a cell: its name with anything but letters, digits and `-.=,`
+/// replaced by `_`.
+pub fn cell_dir_name(cell: &str) -> String {
+    cell.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-.=,".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn ms(d: Duration) -> u64 {
@@ -76,6 +146,9 @@ impl Driver {
     /// Let agents read and write until nothing more happens at the current instant
     /// (zero-delay paths make request and answer land in the same instant).
     fn settle(&mut self, active: &mut Option<Active>) {
+        if let Some(p) = self.pcap.as_mut() {
+            p.drain(&mut self.sim);
+        }
         for _ in 0..1000 {
             let before = (self.sim.stats().delivered, self.sim.stats().sent);
             for s in &mut self.services {
@@ -85,6 +158,9 @@ impl Driver {
                 a.poll(&mut self.sim);
             }
             self.sim.flush();
+            if let Some(p) = self.pcap.as_mut() {
+                p.drain(&mut self.sim);
+            }
             if (self.sim.stats().delivered, self.sim.stats().sent) == before {
                 return;
             }
@@ -303,6 +379,18 @@ fn judge(measure: &Measure, result: Option<&StepResult>) -> (Option<Value>, bool
 
 /// Run one cell on the virtual fabric and judge it.
 pub fn run_cell(cell: &Cell) -> CellReport {
+    run_cell_with(cell, &CellOptions::default())
+}
+
+/// Per-run options of a cell.
+#[derive(Clone, Debug, Default)]
+pub struct CellOptions {
+    /// Write one pcap file per attachment into this folder.
+    pub pcap_dir: Option<PathBuf>,
+}
+
+/// Run one cell on the virtual fabric with options, and judge it.
+pub fn run_cell_with(cell: &Cell, opts: &CellOptions) -> CellReport {
     let spec = &cell.spec;
     let mut report = CellReport {
         name: cell.name.clone(),
@@ -311,7 +399,7 @@ pub fn run_cell(cell: &Cell) -> CellReport {
         ..Default::default()
     };
     let mut results: BTreeMap<String, StepResult> = BTreeMap::new();
-    let outcome = run_steps(cell, &mut report, &mut results);
+    let outcome = run_steps(cell, opts, &mut report, &mut results);
     if let Err(Abort(msg)) = &outcome {
         report.error = Some(msg.clone());
     }
@@ -373,6 +461,7 @@ fn measure_text(m: &Measure) -> String {
 
 fn run_steps(
     cell: &Cell,
+    opts: &CellOptions,
     report: &mut CellReport,
     results: &mut BTreeMap<String, StepResult>,
 ) -> Result<(), Abort> {
@@ -381,12 +470,20 @@ fn run_steps(
     // The virtual clock's origin. Only differences from it reach the report.
     #[allow(clippy::disallowed_methods)]
     let epoch = Instant::now();
-    let sim = Sim::new(topo, cell.seed, epoch).map_err(|e| Abort(e.to_string()))?;
+    let mut sim = Sim::new(topo, cell.seed, epoch).map_err(|e| Abort(e.to_string()))?;
+    if opts.pcap_dir.is_some() {
+        sim.engine_mut().set_capture(true);
+    }
     let mut d = Driver {
         sim,
         services: Vec::new(),
         deadline: epoch + spec.time_limit,
         time_limit: spec.time_limit,
+        pcap: opts.pcap_dir.as_ref().map(|dir| PcapSink {
+            dir: dir.clone(),
+            writers: BTreeMap::new(),
+            error: None,
+        }),
     };
     // Services listen before t = 0.
     for s in &spec.services {
@@ -404,8 +501,14 @@ fn run_steps(
             d.services.push(svc);
         }
     }
-    let result = run_timeline(cell, &mut d, report, results);
+    let mut result = run_timeline(cell, &mut d, report, results);
     report.ended_ms = ms(d.elapsed());
+    if let Some(mut p) = d.pcap.take() {
+        p.drain(&mut d.sim);
+        if let Err(e) = p.finish() {
+            result = result.and(Err(Abort(e)));
+        }
+    }
     // Fabric counters.
     for ((at, reason), count) in &d.sim.stats().drops {
         report.drops.push(DropCount {

@@ -113,6 +113,7 @@ fn same_seed_gives_byte_identical_report() {
             shard: None,
             json: false,
             quiet: true,
+            pcap: None,
         };
         let files = vec![
             scenarios_dir().join("punch-udp-presets.yaml"),

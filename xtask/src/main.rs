@@ -8,8 +8,11 @@
 use std::process::{Command, ExitCode};
 
 /// Debian packages the interop tests need, with a program each provides (to check for it).
-/// Grows as interop tests come in (see the issues); empty while no interop test exists.
-const DEBIAN_PACKAGES: &[(&str, &str)] = &[];
+/// Grows as interop tests come in (see the issues).
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[
+    // Decodes every pcap pinhole writes (harness/tests/pcap_tshark.rs).
+    ("tshark", "tshark"),
+];
 
 /// PyPI packages the interop tests need, with the module to import (to check for it).
 const PYPI_PACKAGES: &[(&str, &str)] = &[];

@@ -86,6 +86,25 @@ pub const MAX_EVENTS: usize = 1 << 20;
 /// beyond it deliveries are dropped as [`DropReason::QueueFull`].
 pub const MAX_TO_HOSTS: usize = 1 << 16;
 
+/// Bound on captured packets waiting for [`Engine::poll_capture`]; beyond it captures are
+/// discarded and counted in [`Engine::captures_discarded`].
+pub const MAX_CAPTURES: usize = 1 << 16;
+
+/// A packet as seen on an attachment's interface, like a capture on that interface:
+/// outgoing packets as the node sends them, incoming ones as it receives them (after the
+/// link). A NAT's outside interface therefore shows translated packets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Captured {
+    /// The interface.
+    pub at: Attachment,
+    /// When.
+    pub time: Instant,
+    /// `true` for packets the node sent, `false` for packets it received.
+    pub outgoing: bool,
+    /// The packet.
+    pub packet: Vec<u8>,
+}
+
 /// The shared packet engine. See the module docs.
 pub struct Engine {
     now: Instant,
@@ -101,6 +120,9 @@ pub struct Engine {
     events: VecDeque<(Instant, EngineEvent)>,
     events_discarded: u64,
     stats: EngineStats,
+    capture: bool,
+    captured: VecDeque<Captured>,
+    captures_discarded: u64,
 }
 
 impl Engine {
@@ -132,6 +154,9 @@ impl Engine {
             events: VecDeque::new(),
             events_discarded: 0,
             stats: EngineStats::default(),
+            capture: false,
+            captured: VecDeque::new(),
+            captures_discarded: 0,
             topo,
         };
         for l in e.topo.links.clone() {
@@ -286,6 +311,35 @@ impl Engine {
         self.run(self.now);
     }
 
+    /// Start (or stop) recording every packet on every attachment for
+    /// [`Engine::poll_capture`] (pcap files).
+    pub fn set_capture(&mut self, on: bool) {
+        self.capture = on;
+    }
+
+    /// The next captured packet, oldest first.
+    pub fn poll_capture(&mut self) -> Option<Captured> {
+        self.captured.pop_front()
+    }
+
+    /// Captures discarded because nobody drained [`Engine::poll_capture`].
+    pub fn captures_discarded(&self) -> u64 {
+        self.captures_discarded
+    }
+
+    fn record(&mut self, at: Attachment, outgoing: bool, p: &PacketBuf) {
+        if self.captured.len() >= MAX_CAPTURES {
+            self.captures_discarded += 1;
+            return;
+        }
+        self.captured.push_back(Captured {
+            at,
+            time: self.now,
+            outgoing,
+            packet: p.as_slice().to_vec(),
+        });
+    }
+
     /// The next packet for a host: `(host index, packet)`.
     pub fn poll_to_host(&mut self) -> Option<(usize, PacketBuf)> {
         self.to_hosts.pop_front()
@@ -397,6 +451,13 @@ impl Engine {
     }
 
     fn step(&mut self, mut p: PacketBuf, hop: Hop) {
+        if self.capture {
+            match hop {
+                Hop::Up(at) => self.record(at, true, &p),
+                Hop::Node(at) => self.record(at, false, &p),
+                Hop::Route(_) => {}
+            }
+        }
         match hop {
             Hop::Up(at) => self.through_link(at, true, p, Hop::Route(at)),
             Hop::Route(from) => {

@@ -242,6 +242,11 @@ impl Sim {
         &self.engine
     }
 
+    /// The packet engine, mutable (capture, direct injection).
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> &SimStats {
         self.engine.stats()
