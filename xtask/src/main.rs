@@ -146,18 +146,22 @@ fn test(extra: &[String]) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    // One build of the workspace in the test profile (optimised, see Cargo.toml), then
-    // every unit, integration, doc and scenario test.
-    let st = Command::new(cargo)
-        .args(["test", "--workspace", "--all-targets"])
-        .args(extra)
-        .status();
-    match st {
-        Ok(s) if s.success() => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("xtask: cannot run cargo: {e}");
-            ExitCode::FAILURE
+    // One build of the workspace in the test profile (optimised, see Cargo.toml): every
+    // unit, integration and scenario test (benchmarks run once each, as tests), then the
+    // documentation examples.
+    for args in [
+        &["test", "--workspace", "--all-targets"][..],
+        &["test", "--workspace", "--doc"][..],
+    ] {
+        let st = Command::new(&cargo).args(args).args(extra).status();
+        match st {
+            Ok(s) if s.success() => {}
+            Ok(_) => return ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("xtask: cannot run cargo: {e}");
+                return ExitCode::FAILURE;
+            }
         }
     }
+    ExitCode::SUCCESS
 }
