@@ -15,6 +15,44 @@
 //!
 //! Packets between hosts take the path of [`Engine`](super::engine::Engine): links,
 //! routing, NATs and firewalls, the same code the kernel fabric runs.
+//!
+//! ```
+//! # #![allow(clippy::disallowed_methods)]
+//! use emulator::fabric::sim::Sim;
+//! use emulator::nat::{NatConfig, Preset};
+//! use emulator::topology::{Host, NatNode, Network, Topology};
+//! use std::time::{Duration, Instant};
+//!
+//! let topo = Topology {
+//!     networks: vec![
+//!         Network { name: "internet".into(), prefix: "203.0.113.0/24".parse()? },
+//!         Network { name: "home".into(), prefix: "10.0.1.0/24".parse()? },
+//!     ],
+//!     hosts: vec![
+//!         Host { name: "alice".into(), network: 1, addresses: vec!["10.0.1.2".parse()?] },
+//!         Host { name: "server".into(), network: 0, addresses: vec!["203.0.113.5".parse()?] },
+//!     ],
+//!     nats: vec![NatNode {
+//!         name: "nat".into(),
+//!         inside: 1,
+//!         outside: 0,
+//!         inside_address: "10.0.1.1".parse()?,
+//!         config: NatConfig::preset(Preset::Symmetric, vec!["203.0.113.11".parse()?]),
+//!     }],
+//!     ..Topology::default()
+//! };
+//! let epoch = Instant::now(); // the only clock read: t = 0 of virtual time
+//! let mut sim = Sim::new(topo, 7, epoch)?;
+//! let (server, _) = sim.udp_bind(1, None, 3478)?;
+//! let (alice, _) = sim.udp_bind(0, None, 5000)?;
+//! sim.udp_send(alice, "203.0.113.5:3478".parse()?, None, b"hello")?;
+//! // Drive: jump to what is due, let agents read and write, repeat.
+//! sim.advance(epoch + Duration::from_millis(1));
+//! let (from, _, data) = sim.udp_recv(server).expect("delivered");
+//! assert_eq!(data, b"hello");
+//! assert_eq!(from.ip().to_string(), "203.0.113.11"); // translated by the NAT
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use super::engine::{Engine, EngineError, EngineEvent, EngineStats};
 use crate::firewall::Firewall;
