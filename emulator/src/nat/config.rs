@@ -37,9 +37,10 @@ pub enum FilteringBehavior {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PortAllocation {
-    /// Port preservation: the internal port if it is free (and in range) on the chosen
-    /// external address; otherwise the next free port above it, wrapping inside the range
-    /// (i.e. the fallback is sequential search starting at the internal port).
+    /// Port preservation: the internal port if it is in range (and of the right parity)
+    /// and free on the chosen external address; otherwise the fallback is
+    /// [`Sequential`](Self::Sequential): the next free port after the last one allocated
+    /// on that address and protocol (O(1) amortised even when many hosts use one port).
     Preserve,
     /// The next free port after the last one allocated on that external address and
     /// protocol, wrapping inside the range.

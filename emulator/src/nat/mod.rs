@@ -282,7 +282,7 @@ fn dur_ns(d: Duration) -> u64 {
 }
 
 /// The NAT. See the [module docs](self).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Nat {
     config: NatConfig,
     rng: SimRng,
@@ -366,7 +366,7 @@ impl Nat {
             .table
             .slab
             .iter()
-            .filter(|b| b.live)
+            .filter(|b| b.live())
             .filter_map(|b| {
                 Some(MappingInfo {
                     proto: proto_of_slot(b.slot()),
@@ -698,7 +698,17 @@ impl Nat {
         let start = match self.config.port_allocation {
             PortAllocation::Preserve => {
                 let ip = int_port as u32;
-                if (lo..=hi).contains(&ip) { ip } else { lo }
+                if (lo..=hi).contains(&ip) && free(self, ip) {
+                    self.ports[ps_i].cursor = if ip + 1 > hi {
+                        lo as u16
+                    } else {
+                        ip as u16 + 1
+                    };
+                    return Some(ip as u16);
+                }
+                // Fallback: sequential (O(1) amortised even when many hosts use the
+                // same internal port).
+                ps.cursor as u32
             }
             PortAllocation::Sequential => ps.cursor as u32,
             PortAllocation::Random => {
@@ -719,10 +729,8 @@ impl Nat {
         }
         for _ in 0..capacity {
             if free(self, p) {
-                if self.config.port_allocation == PortAllocation::Sequential {
-                    let next = p + 1;
-                    self.ports[ps_i].cursor = if next > hi { lo as u16 } else { next as u16 };
-                }
+                let next = p + 1;
+                self.ports[ps_i].cursor = if next > hi { lo as u16 } else { next as u16 };
                 return Some(p as u16);
             }
             p += step;
@@ -752,14 +760,13 @@ impl Nat {
             rem_addr: rem,
             expires: 0,
             timer_at: 0,
-            extra: None,
             int_port,
             rem_port,
             ext_port,
             ext_idx,
             pkey: pk,
             tcp: 0,
-            live: true,
+            flags: 0,
         };
         b.expires = t.saturating_add(self.timeout_of(&b));
         let idx = self.table.insert(b);
@@ -854,7 +861,7 @@ impl Nat {
             },
         };
         let filtering = self.config.filtering;
-        self.table.slab[idx as usize].permit(filtering, &rem, dport);
+        self.table.permit(idx, filtering, &rem, dport);
         self.touch(idx, t, true, (slot == P_TCP).then_some((flags, true)));
         let ext = self.ext_endpoint(&self.table.slab[idx as usize]);
         let (orig_src, orig_dst) = (info.src, info.dst);
@@ -899,14 +906,14 @@ impl Nat {
         let Some(tidx) = self.lookup_ext(t, pkey(slot, v6), target_ext, dport) else {
             return Verdict::Drop(DropReason::NoMapping);
         };
-        let tb = &self.table.slab[tidx as usize];
-        if !tb.permits(
-            self.config.filtering,
-            &a16(sender_ext.addr),
-            sender_ext.port,
-        ) {
+        let f = self.config.filtering;
+        if !self
+            .table
+            .permits(tidx, f, &a16(sender_ext.addr), sender_ext.port)
+        {
             return Verdict::Drop(DropReason::Filtered);
         }
+        let tb = &self.table.slab[tidx as usize];
         let target_int = Endpoint::new(ip_of(tb.int_addr, tb.v6()), tb.int_port);
         self.touch(
             tidx,
@@ -976,10 +983,10 @@ impl Nat {
             return self.unsolicited(buf, &info, DropReason::NoMapping);
         };
         let rem = a16(info.src);
-        let b = &self.table.slab[idx as usize];
-        if !b.permits(self.config.filtering, &rem, sport) {
+        if !self.table.permits(idx, self.config.filtering, &rem, sport) {
             return self.unsolicited(buf, &info, DropReason::Filtered);
         }
+        let b = &self.table.slab[idx as usize];
         let int = Endpoint::new(ip_of(b.int_addr, b.v6()), b.int_port);
         self.touch(
             idx,
@@ -1056,10 +1063,13 @@ impl Nat {
         let Some(idx) = self.lookup_ext(t, pkey(slot, v6), ext_idx, ext_port) else {
             return Verdict::Drop(DropReason::IcmpNoMapping);
         };
-        let b = &self.table.slab[idx as usize];
-        if !b.permits(self.config.filtering, &a16(inner.dst), rem_port) {
+        if !self
+            .table
+            .permits(idx, self.config.filtering, &a16(inner.dst), rem_port)
+        {
             return Verdict::Drop(DropReason::Filtered);
         }
+        let b = &self.table.slab[idx as usize];
         let int = Endpoint::new(ip_of(b.int_addr, b.v6()), b.int_port);
         wire::set_src(&mut buf[off..end], &mut inner, int);
         let outer_id = match info.l4 {
