@@ -144,6 +144,30 @@ fn run(
     }
 }
 
+fn run_batched(
+    nat: &mut Nat,
+    now: Instant,
+    pkts: &Flat,
+    at: &mut usize,
+    dir: Direction,
+    bufs: &mut [PacketBuf],
+    verdicts: &mut Vec<Verdict>,
+) {
+    for _ in 0..BATCH / bufs.len() {
+        for b in bufs.iter_mut() {
+            b.set_contents(pkts.get(*at));
+            *at += 1;
+            if *at == pkts.len() {
+                *at = 0;
+            }
+        }
+        verdicts.clear();
+        nat.handle_batch(now, dir, bufs, verdicts);
+        black_box(&verdicts);
+        while nat.poll_event().is_some() {}
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let mut s = setup();
     let mut buf = PacketBuf::zeroed(64);
@@ -189,6 +213,40 @@ fn bench(c: &mut Criterion) {
             )
         })
     });
+    let mut bufs = vec![PacketBuf::zeroed(64); 32];
+    let mut verdicts = Vec::with_capacity(32);
+    for (name, pkts, dir) in [
+        (
+            "batch32_translate_outbound_100k_flows",
+            &s.outbound,
+            Direction::Outbound,
+        ),
+        (
+            "batch32_translate_inbound_100k_flows",
+            &s.inbound,
+            Direction::Inbound,
+        ),
+        (
+            "batch32_filter_denied_inbound_100k_flows",
+            &s.denied,
+            Direction::Inbound,
+        ),
+    ] {
+        let mut at = 0;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                run_batched(
+                    &mut s.nat,
+                    s.now,
+                    pkts,
+                    &mut at,
+                    dir,
+                    &mut bufs,
+                    &mut verdicts,
+                )
+            })
+        });
+    }
     assert_eq!(s.nat.mapping_count(), FLOWS);
 
     g.finish();

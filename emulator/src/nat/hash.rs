@@ -124,6 +124,14 @@ impl IndexTable {
         self.buckets.len() - 1
     }
 
+    /// The index in `tag`'s home bucket if that bucket holds `tag` (a guess, for warming
+    /// caches: loads the bucket line).
+    #[inline]
+    pub(crate) fn peek(&self, tag: u32) -> Option<u32> {
+        let b = self.buckets[tag as usize & self.mask()];
+        ((b >> 32) as u32 == tag && b != 0).then(|| (b as u32).wrapping_sub(1))
+    }
+
     /// The index whose tag is `tag` and for which `eq` holds.
     #[inline]
     pub(crate) fn find(&self, tag: u32, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {

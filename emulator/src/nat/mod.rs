@@ -470,10 +470,23 @@ impl Nat {
     /// Handle one packet at `now` travelling in `dir`; rewrite it in place and say what to
     /// do with it (see the [module docs](self)).
     pub fn handle_packet(&mut self, now: Instant, dir: Direction, pkt: &mut PacketBuf) -> Verdict {
+        let info = wire::parse(pkt.as_slice()).ok();
+        self.handle_parsed(now, dir, pkt, info)
+    }
+
+    /// [`handle_packet`](Self::handle_packet) for a packet already parsed (`None`: it
+    /// did not parse).
+    fn handle_parsed(
+        &mut self,
+        now: Instant,
+        dir: Direction,
+        pkt: &mut PacketBuf,
+        info: Option<PacketInfo>,
+    ) -> Verdict {
         let t = self.tick(now);
         let v = match dir {
-            Direction::Outbound => self.outbound(t, pkt.as_mut_slice()),
-            Direction::Inbound => self.inbound(t, pkt.as_mut_slice()),
+            Direction::Outbound => self.outbound(t, pkt.as_mut_slice(), info),
+            Direction::Inbound => self.inbound(t, pkt.as_mut_slice(), info),
         };
         match &v {
             Verdict::Forward => match dir {
@@ -488,6 +501,92 @@ impl Nat {
             }
         }
         v
+    }
+
+    /// Handle packets travelling in the same direction, in order, appending one verdict
+    /// per packet to `verdicts`. The results, events and stats are exactly those of
+    /// calling [`handle_packet`](Self::handle_packet) on each in turn; the difference is
+    /// speed: the table lookups of up to 32 packets are started together so that their
+    /// memory latencies overlap (memory-level parallelism), which matters once the table
+    /// no longer fits in cache.
+    pub fn handle_batch(
+        &mut self,
+        now: Instant,
+        dir: Direction,
+        pkts: &mut [PacketBuf],
+        verdicts: &mut Vec<Verdict>,
+    ) {
+        const CHUNK: usize = 32;
+        verdicts.reserve(pkts.len());
+        for chunk in pkts.chunks_mut(CHUNK) {
+            // 1. Parse and hash (packet data is hot), 2. load every home bucket,
+            // 3. load every guessed binding; each loop's loads are independent of each
+            // other, so the CPU keeps many cache misses in flight at once.
+            let mut infos = [None; CHUNK];
+            let mut tags = [(false, 0u32, false); CHUNK];
+            for ((h, info), p) in tags.iter_mut().zip(infos.iter_mut()).zip(chunk.iter()) {
+                *info = wire::parse(p.as_slice()).ok();
+                if let Some(i) = info
+                    && let Some((by_ext, tag)) = self.lookup_hint(dir, i)
+                {
+                    *h = (by_ext, tag, true);
+                }
+            }
+            let mut guess = [u32::MAX; CHUNK];
+            for (g, &(by_ext, tag, ok)) in guess.iter_mut().zip(tags.iter()) {
+                if ok && let Some(i) = self.table.peek(by_ext, tag) {
+                    *g = i;
+                }
+            }
+            let mut acc = 0u64;
+            for &g in guess.iter().take(chunk.len()) {
+                if let Some(b) = self.table.slab.get(g as usize) {
+                    acc ^= b.expires;
+                }
+            }
+            std::hint::black_box(acc);
+            for (p, info) in chunk.iter_mut().zip(infos) {
+                verdicts.push(self.handle_parsed(now, dir, p, info));
+            }
+        }
+    }
+
+    /// Which index and tag a packet's lookup will use (UDP/TCP/ICMP echo only).
+    #[inline]
+    fn lookup_hint(&self, dir: Direction, info: &PacketInfo) -> Option<(bool, u32)> {
+        if info.fragment.is_some() {
+            return None;
+        }
+        let (slot, sport, dport) = match info.l4 {
+            L4::Udp { src_port, dst_port }
+            | L4::Tcp {
+                src_port, dst_port, ..
+            } => {
+                let slot = if matches!(info.l4, L4::Udp { .. }) {
+                    P_UDP
+                } else {
+                    P_TCP
+                };
+                (slot, src_port, dst_port)
+            }
+            L4::Icmp {
+                kind: IcmpKind::EchoRequest | IcmpKind::EchoReply,
+                id,
+            } => (P_ICMP, id, id),
+            _ => return None,
+        };
+        let pk = pkey(slot, info.version == IpVersion::V6);
+        match dir {
+            Direction::Outbound => {
+                let rport = if slot == P_ICMP { 0 } else { dport };
+                let (mr, mp) = table::mask_remote(self.config.mapping, &a16(info.dst), rport);
+                Some((false, table::out_tag(pk, &a16(info.src), sport, &mr, mp)))
+            }
+            Direction::Inbound => {
+                let ext = self.pool.index_of(info.dst)?;
+                Some((true, table::ext_tag(pk, ext, dport)))
+            }
+        }
     }
 
     // ----- time -----
@@ -807,8 +906,8 @@ impl Nat {
 
     // ----- outbound -----
 
-    fn outbound(&mut self, t: u64, buf: &mut [u8]) -> Verdict {
-        let Ok(mut info) = wire::parse(buf) else {
+    fn outbound(&mut self, t: u64, buf: &mut [u8], info: Option<PacketInfo>) -> Verdict {
+        let Some(mut info) = info else {
             return Verdict::Drop(DropReason::Malformed);
         };
         if let Some(f) = info.fragment {
@@ -945,8 +1044,8 @@ impl Nat {
 
     // ----- inbound -----
 
-    fn inbound(&mut self, t: u64, buf: &mut [u8]) -> Verdict {
-        let Ok(mut info) = wire::parse(buf) else {
+    fn inbound(&mut self, t: u64, buf: &mut [u8], info: Option<PacketInfo>) -> Verdict {
+        let Some(mut info) = info else {
             return Verdict::Drop(DropReason::Malformed);
         };
         let Some(ext_idx) = self.pool.index_of(info.dst) else {

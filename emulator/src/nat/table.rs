@@ -202,6 +202,17 @@ impl Table {
         })
     }
 
+    /// Warm the caches for a lookup by outbound (`by_ext == false`) or external tag: load
+    /// the home bucket, and return the guessed slab index.
+    #[inline]
+    pub(crate) fn peek(&self, by_ext: bool, tag: u32) -> Option<u32> {
+        if by_ext {
+            self.by_ext.peek(tag)
+        } else {
+            self.by_int.peek(tag)
+        }
+    }
+
     /// The mapping holding an external endpoint.
     #[inline]
     pub(crate) fn find_ext(&self, pk: u8, ext_idx: u16, port: u16) -> Option<u32> {

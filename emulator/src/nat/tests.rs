@@ -915,3 +915,59 @@ fn events_report_creation() {
     assert_eq!(n.stats().created, 1);
     assert_eq!(n.stats().translated_out, 1);
 }
+
+#[test]
+fn batches_match_one_by_one() {
+    let c = clock();
+    let mk = || {
+        nat(cfg(Preset::Symmetric)
+            .hairpinning(true)
+            .unsolicited(Unsolicited::Icmp))
+    };
+    let (mut a, mut b) = (mk(), mk());
+    let mut pkts: Vec<PacketBuf> = (0..70u16)
+        .map(|i| match i % 5 {
+            0 => udp(ALICE, 1000 + i % 7, SRV, 3478),
+            1 => tcp(BOB, 2000 + i % 3, SRV2, 80, tcp_flags::SYN),
+            2 => echo(ALICE, SRV, i % 4, true),
+            3 => udp(BOB, 2000, EXT, 1000 + i),
+            _ => PacketBuf::from_slice(&[0x45, 1, 2]),
+        })
+        .collect();
+    let mut one: Vec<(String, PacketBuf)> = Vec::new();
+    for p in pkts.iter() {
+        let mut p = p.clone();
+        let v = a.handle_packet(c.at(1.0), Direction::Outbound, &mut p);
+        one.push((format!("{v:?}"), p));
+    }
+    let mut verdicts = Vec::new();
+    b.handle_batch(c.at(1.0), Direction::Outbound, &mut pkts, &mut verdicts);
+    let batch: Vec<(String, PacketBuf)> = verdicts
+        .iter()
+        .map(|v| format!("{v:?}"))
+        .zip(pkts)
+        .collect();
+    assert_eq!(one, batch);
+    let ea: Vec<_> = std::iter::from_fn(|| a.poll_event()).collect();
+    let eb: Vec<_> = std::iter::from_fn(|| b.poll_event()).collect();
+    assert_eq!(ea, eb);
+    assert_eq!(a.stats(), b.stats());
+    // Inbound replies to every external endpoint, batched.
+    let mut inb: Vec<PacketBuf> = a
+        .mappings()
+        .iter()
+        .map(|m| udp(SRV, 3478, EXT, m.external.port))
+        .collect();
+    let mut one = Vec::new();
+    for p in inb.iter() {
+        let mut p = p.clone();
+        let v = a.handle_packet(c.at(2.0), Direction::Inbound, &mut p);
+        one.push((format!("{v:?}"), p));
+    }
+    verdicts.clear();
+    b.handle_batch(c.at(2.0), Direction::Inbound, &mut inb, &mut verdicts);
+    let batch: Vec<(String, PacketBuf)> =
+        verdicts.iter().map(|v| format!("{v:?}")).zip(inb).collect();
+    assert_eq!(one, batch);
+    assert!(one.iter().any(|(v, _)| v == "Forward"));
+}

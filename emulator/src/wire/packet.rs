@@ -502,7 +502,8 @@ fn set_endpoint(buf: &mut [u8], info: &mut PacketInfo, new: Endpoint, src: bool)
     let old_bytes = &old_arr[..range.len()];
     let csum = l4_checksum(info);
     // Transport checksum covers the pseudo-header addresses (UDP, TCP, ICMPv6).
-    if old_bytes != new_bytes {
+    // (Compare the zero-padded fixed arrays: no memcmp call on the hot path.)
+    if old_arr != new_arr {
         if let Some((at, true)) = csum {
             patch_checksum(buf, info, at, old_bytes, new_bytes);
         }
