@@ -494,10 +494,11 @@ impl Nat {
                 Direction::Inbound => self.stats.translated_in += 1,
             },
             Verdict::Hairpin => self.stats.hairpinned += 1,
-            Verdict::Drop(r) => self.note_drop(dir, *r, pkt.as_slice()),
+            // Every drop is decided before the packet is rewritten: `info` describes it.
+            Verdict::Drop(r) => self.note_drop(dir, *r, info.as_ref()),
             Verdict::Reply(r, _) => {
                 self.stats.replies += 1;
-                self.note_drop(dir, *r, pkt.as_slice());
+                self.note_drop(dir, *r, info.as_ref());
             }
         }
         v
@@ -627,11 +628,11 @@ impl Nat {
         }
     }
 
-    fn note_drop(&mut self, dir: Direction, reason: DropReason, pkt: &[u8]) {
+    fn note_drop(&mut self, dir: Direction, reason: DropReason, info: Option<&PacketInfo>) {
         *self.stats.drops.entry(reason).or_insert(0) += 1;
-        let (proto, src, dst) = match wire::parse(pkt) {
-            Ok(i) => (Some(i.proto), i.src_endpoint(), i.dst_endpoint()),
-            Err(_) => (None, None, None),
+        let (proto, src, dst) = match info {
+            Some(i) => (Some(i.proto), i.src_endpoint(), i.dst_endpoint()),
+            None => (None, None, None),
         };
         self.push_event(NatEvent::PacketDropped {
             dir,

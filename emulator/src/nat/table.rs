@@ -11,10 +11,9 @@
 //! the heap's minimum is never later than the earliest real expiry.
 
 use super::config::{FilteringBehavior, MappingBehavior};
-use super::hash::{FxHashMap, FxHasher, IndexTable, mix};
+use super::hash::{FxHashMap, IndexTable, mix};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::hash::Hasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// An address in 16 bytes (IPv4 as IPv4-mapped IPv6; the family lives in the proto key).
@@ -125,18 +124,30 @@ fn a16_words(a: &A16) -> (u64, u64) {
     (u64::from_le_bytes(x), u64::from_le_bytes(y))
 }
 
-/// The outbound index tag of a key.
+/// 64×64→128-bit multiply, folded (the foldhash/wyhash mixing step).
+#[inline]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = (a as u128).wrapping_mul(b as u128);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// The outbound index tag of a key: three folded multiplies, two of them independent (a
+/// short dependency chain matters on the per-packet path).
 #[inline]
 pub(crate) fn out_tag(pk: u8, int: &A16, int_port: u16, rem: &A16, rem_port: u16) -> u32 {
-    let mut h = FxHasher::default();
+    const K: [u64; 5] = [
+        0x243f_6a88_85a3_08d3,
+        0x1319_8a2e_0370_7344,
+        0xa409_3822_299f_31d0,
+        0x082e_fa98_ec4e_6c89,
+        0x4528_21e6_38d0_1377,
+    ];
     let (a, b) = a16_words(int);
     let (c, d) = a16_words(rem);
-    h.add(a);
-    h.add(b);
-    h.add(c);
-    h.add(d);
-    h.add((pk as u64) << 32 | (int_port as u64) << 16 | rem_port as u64);
-    h.finish() as u32
+    let e = (pk as u64) << 32 | (int_port as u64) << 16 | rem_port as u64;
+    let h1 = fold_mul(a ^ K[0], b ^ K[1]);
+    let h2 = fold_mul(c ^ K[2], d ^ K[3]);
+    fold_mul(h1 ^ e, h2 ^ K[4]) as u32
 }
 
 /// The inbound index tag of an external endpoint.
