@@ -293,6 +293,8 @@ pub struct Nat {
     pairs: FxHashMap<(A16, bool), (u16, u32)>,
     frags: FxHashMap<FragKey, FragEntry>,
     epoch: Option<Instant>,
+    /// The last `now` seen and its tick (packets of a burst share `now`).
+    last_tick: Option<(Instant, u64)>,
     events: VecDeque<NatEvent>,
     stats: NatStats,
     /// Timeouts in ns: UDP, TCP established, TCP transitory, ICMP.
@@ -318,6 +320,7 @@ impl Nat {
             pairs: FxHashMap::default(),
             frags: FxHashMap::default(),
             epoch: None,
+            last_tick: None,
             events: VecDeque::new(),
             stats: NatStats::default(),
             config,
@@ -593,10 +596,18 @@ impl Nat {
     // ----- time -----
 
     fn tick(&mut self, now: Instant) -> u64 {
+        if let Some((at, t)) = self.last_tick
+            && at == now
+        {
+            return t;
+        }
         let e = *self.epoch.get_or_insert(now);
-        now.saturating_duration_since(e)
+        let t = now
+            .saturating_duration_since(e)
             .as_nanos()
-            .min(u64::MAX as u128) as u64
+            .min(u64::MAX as u128) as u64;
+        self.last_tick = Some((now, t));
+        t
     }
 
     /// The instant of tick `t`; `None` before the first call that passed a time (then
