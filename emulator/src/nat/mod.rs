@@ -862,7 +862,8 @@ impl Nat {
         rem: A16,
         rem_port: u16,
     ) -> Result<u32, DropReason> {
-        if self.table.len() >= self.config.max_bindings {
+        // The table holds at most 2^24 - 1 bindings whatever `max_bindings` says.
+        if self.table.len() >= self.config.max_bindings || self.table.full() {
             return Err(DropReason::BindingLimit);
         }
         let (ext_idx, ext_port) = self.allocate(pk, &int, int_port)?;

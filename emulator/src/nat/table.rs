@@ -11,7 +11,7 @@
 //! the heap's minimum is never later than the earliest real expiry.
 
 use super::config::{FilteringBehavior, MappingBehavior};
-use super::hash::{FxHashMap, IndexTable, mix};
+use super::hash::{FxHashMap, IndexTable, MAX_INDEX, mix};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -156,6 +156,15 @@ pub(crate) fn ext_tag(pk: u8, ext_idx: u16, port: u16) -> u32 {
     mix((pk as u64) << 32 | (ext_idx as u64) << 16 | port as u64) as u32
 }
 
+fn out_tag_of(m: MappingBehavior, b: &Binding) -> u32 {
+    let (mr, mp) = mask_remote(m, &b.rem_addr, b.rem_port);
+    out_tag(b.pkey, &b.int_addr, b.int_port, &mr, mp)
+}
+
+fn ext_tag_of(b: &Binding) -> u32 {
+    ext_tag(b.pkey, b.ext_idx, b.ext_port)
+}
+
 /// The binding table.
 #[derive(Clone, Debug)]
 pub(crate) struct Table {
@@ -240,8 +249,12 @@ impl Table {
     }
 
     fn out_tag_of(&self, b: &Binding) -> u32 {
-        let (mr, mp) = mask_remote(self.mapping, &b.rem_addr, b.rem_port);
-        out_tag(b.pkey, &b.int_addr, b.int_port, &mr, mp)
+        out_tag_of(self.mapping, b)
+    }
+
+    /// Whether the slab can take another binding.
+    pub(crate) fn full(&self) -> bool {
+        self.free.is_empty() && self.slab.len() as u64 > MAX_INDEX as u64
     }
 
     /// Insert a live binding; arms its timer at `b.expires`.
@@ -261,8 +274,11 @@ impl Table {
                 (self.slab.len() - 1) as u32
             }
         };
-        self.by_int.insert(ot, idx);
-        self.by_ext.insert(et, idx);
+        let (slab, m) = (&self.slab, self.mapping);
+        self.by_int
+            .insert(ot, idx, |i| out_tag_of(m, &slab[i as usize]));
+        self.by_ext
+            .insert(et, idx, |i| ext_tag_of(&slab[i as usize]));
         self.timers.push(Reverse((at, idx)));
         self.live += 1;
         idx
@@ -274,8 +290,11 @@ impl Table {
         debug_assert!(b.live());
         let ot = self.out_tag_of(b);
         let et = ext_tag(b.pkey, b.ext_idx, b.ext_port);
-        self.by_int.remove(ot, idx);
-        self.by_ext.remove(et, idx);
+        let (slab, m) = (&self.slab, self.mapping);
+        self.by_int
+            .remove(ot, idx, |i| out_tag_of(m, &slab[i as usize]));
+        self.by_ext
+            .remove(et, idx, |i| ext_tag_of(&slab[i as usize]));
         let b = &mut self.slab[idx as usize];
         if b.flags & HAS_EXTRAS != 0 {
             self.extras.remove(&idx);
@@ -292,11 +311,15 @@ impl Table {
         let b = &self.slab[idx as usize];
         let old = ext_tag(b.pkey, b.ext_idx, b.ext_port);
         let new = ext_tag(b.pkey, ext_idx, port);
-        self.by_ext.remove(old, idx);
+        let slab = &self.slab;
+        self.by_ext
+            .remove(old, idx, |i| ext_tag_of(&slab[i as usize]));
         let b = &mut self.slab[idx as usize];
         b.ext_idx = ext_idx;
         b.ext_port = port;
-        self.by_ext.insert(new, idx);
+        let slab = &self.slab;
+        self.by_ext
+            .insert(new, idx, |i| ext_tag_of(&slab[i as usize]));
     }
 
     /// Whether inbound traffic from `addr:port` passes binding `idx`'s filter (RFC 4787 §5).
