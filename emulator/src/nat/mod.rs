@@ -45,7 +45,24 @@
 //!   applied with the sender's external endpoint as remote. ICMP echo to an external
 //!   address is not hairpinned (dropped as `NoMapping`).
 //!
-//! See [`table`](self) internals for the memory layout: about 120 bytes per binding.
+//! - **Fragments** (RFC 4787 §11, REQ-14): see [`Fragments`]; fragments that come before
+//!   their first fragment are dropped (`Fragment`), nothing is reassembled.
+//! - **Unsolicited** inbound packets (no mapping: `NoMapping`; filtered: `Filtered`) are
+//!   dropped or answered per [`Unsolicited`], from the external address they were sent to.
+//!
+//! # Table layout and cost
+//!
+//! Bindings live in a slab of 64-byte entries (one cache line: internal and first remote
+//! address as 16 bytes each, IPv4 mapped into IPv6 space with the family in a protocol
+//! byte; expiry; ports; pool index; TCP state). Two open-addressing indexes of 4-byte
+//! buckets (8-bit hash tag + 24-bit slab index, load ≤ 3/4) find a binding by outbound
+//! key and by external (protocol, address, port); hashes are seedless (no `RandomState`).
+//! Filter permissions beyond the first remote sit in a side map for the few bindings that
+//! have them. Expiry uses a binary heap of `(deadline, slot)` with lazy re-arming (a
+//! refresh only stores the new deadline), so the per-packet path never touches the heap;
+//! ties expire in slot order, which is deterministic. Measured (benches/nat_memory.rs):
+//! about 105 bytes per binding at 1M live bindings; at most 2^24 - 1 bindings.
+//! [`Nat::handle_batch`] overlaps the table lookups of up to 32 packets.
 
 mod config;
 mod hash;
