@@ -488,25 +488,34 @@ pub fn set_dst(buf: &mut [u8], info: &mut PacketInfo, new: Endpoint) -> bool {
 }
 
 fn set_endpoint(buf: &mut [u8], info: &mut PacketInfo, new: Endpoint, src: bool) -> bool {
-    let (new_arr, n) = match (&new.addr, info.version) {
-        (IpAddr::V4(a), IpVersion::V4) => {
-            let mut x = [0u8; 16];
-            x[..4].copy_from_slice(&a.octets());
-            (x, 4)
-        }
-        (IpAddr::V6(a), IpVersion::V6) => (a.octets(), 16),
-        _ => return false,
-    };
     let range = addr_range(info, src);
-    let mut old_arr = [0u8; 16];
-    old_arr[..n].copy_from_slice(&buf[range.clone()]);
     let csum = l4_checksum(info);
     // RFC 1624 eqn. 3 with every change summed once: HC' = ~(~HC + Σ(~m + m')).
     let mut l4_diff = 0u32;
     let mut l4_changed = false;
-    // (Compare the zero-padded fixed arrays: no memcmp call on the hot path.)
-    if old_arr != new_arr {
-        let d = word_diff(&old_arr[..n], &new_arr[..n]);
+    // Whole-array compares of the right size (no memcmp, no store-forwarding stall).
+    let addr_diff = match (&new.addr, info.version) {
+        (IpAddr::V4(a), IpVersion::V4) => {
+            let o = &buf[range.clone()];
+            let old = [o[0], o[1], o[2], o[3]];
+            let new = a.octets();
+            (old != new).then(|| {
+                buf[range].copy_from_slice(&new);
+                word_diff(&old, &new)
+            })
+        }
+        (IpAddr::V6(a), IpVersion::V6) => {
+            let mut old = [0u8; 16];
+            old.copy_from_slice(&buf[range.clone()]);
+            let new = a.octets();
+            (old != new).then(|| {
+                buf[range].copy_from_slice(&new);
+                word_diff(&old, &new)
+            })
+        }
+        _ => return false,
+    };
+    if let Some(d) = addr_diff {
         // The transport checksum covers the pseudo-header addresses (UDP, TCP, ICMPv6).
         if let Some((_, true)) = csum {
             l4_diff += d;
@@ -516,7 +525,6 @@ fn set_endpoint(buf: &mut [u8], info: &mut PacketInfo, new: Endpoint, src: bool)
             let c = u16::from_be_bytes([buf[10], buf[11]]);
             buf[10..12].copy_from_slice(&apply_diff(c, d).to_be_bytes());
         }
-        buf[range].copy_from_slice(&new_arr[..n]);
     }
     // Port / identifier.
     let port_at = match info.l4 {
