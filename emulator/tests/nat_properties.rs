@@ -669,7 +669,7 @@ fn fuzz_nat(seed: u64) -> Nat {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    // 256 cases by default; PROPTEST_CASES=… runs more.
 
     /// Arbitrary bytes never panic the NAT.
     #[test]
