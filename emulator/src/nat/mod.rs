@@ -1170,7 +1170,7 @@ impl Nat {
         let Ok(mut inner) = wire::parse_embedded(inner_buf) else {
             return Verdict::Drop(DropReason::Malformed);
         };
-        if inner.version != info.version {
+        if inner.version != info.version || !icmp_error_checksums_ok(buf, info, &inner) {
             return Verdict::Drop(DropReason::Malformed);
         }
         // The embedded packet is one we sent: source = our external endpoint.
@@ -1219,7 +1219,7 @@ impl Nat {
         let Ok(mut inner) = wire::parse_embedded(inner_buf) else {
             return Verdict::Drop(DropReason::Malformed);
         };
-        if inner.version != info.version {
+        if inner.version != info.version || !icmp_error_checksums_ok(buf, info, &inner) {
             return Verdict::Drop(DropReason::Malformed);
         }
         // The embedded packet is one we delivered: destination = the internal endpoint.
@@ -1309,6 +1309,23 @@ impl Nat {
         } else {
             Verdict::Forward
         }
+    }
+}
+
+/// RFC 5508 §4.2 (REQ-3): an ICMP error whose ICMP checksum, or whose embedded IPv4
+/// header checksum, does not verify is dropped (the NAT would otherwise "fix" it when it
+/// recomputes the checksum). The embedded transport checksum is not checked (REQ-3 c).
+fn icmp_error_checksums_ok(buf: &[u8], info: &PacketInfo, inner: &PacketInfo) -> bool {
+    let end = info.total_len.min(buf.len());
+    if !wire::checksums_valid(&buf[..end]) {
+        return false;
+    }
+    let off = info.l4_offset + 8;
+    match inner.version {
+        IpVersion::V4 => buf
+            .get(off..off + inner.l4_offset)
+            .is_some_and(|h| wire::checksum::checksum(h) == 0),
+        IpVersion::V6 => true,
     }
 }
 

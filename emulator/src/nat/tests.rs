@@ -551,6 +551,18 @@ fn inbound_icmp_errors_are_translated_v4_and_v6() {
             let ii = parse_embedded(inner).unwrap();
             assert_eq!(ii.src, ip(alice));
         }
+        // A corrupted ICMP checksum is dropped, not repaired (RFC 5508 REQ-3).
+        let (_, translated) = send(
+            &mut n,
+            c.at(0.0),
+            udp(alice, 6000, srv, 1),
+            Direction::Outbound,
+        );
+        let mut err = icmp_err_about(&translated, srv);
+        let info = parse(err.as_slice()).unwrap();
+        err.as_mut_slice()[info.l4_offset + 2] ^= 0x55;
+        let (v, _) = send(&mut n, c.at(1.0), err, Direction::Inbound);
+        assert!(matches!(v, Verdict::Drop(DropReason::Malformed)), "{v:?}");
         // An error about a packet we never sent.
         let stray = udp(ext, 4444, srv, 1);
         let err = icmp_err_about(&stray, srv);
