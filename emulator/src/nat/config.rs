@@ -181,7 +181,8 @@ pub struct NatConfig {
     pub timeouts: Timeouts,
     /// Refresh direction.
     pub refresh: Refresh,
-    /// The most live mappings the NAT holds; a new one beyond is refused.
+    /// The most live mappings the NAT holds; a new one beyond is refused
+    /// (`DropReason::BindingLimit`). The table itself holds at most 2^24 - 1.
     pub max_bindings: usize,
     /// What unsolicited inbound packets get.
     pub unsolicited: Unsolicited,
