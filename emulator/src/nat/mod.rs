@@ -312,6 +312,9 @@ pub struct Nat {
     epoch: Option<Instant>,
     /// The last `now` seen and its tick (packets of a burst share `now`).
     last_tick: Option<(Instant, u64)>,
+    /// [`Nat::handle_batch`]: the precomputed tag (by external endpoint?, tag) of the
+    /// current packet's first lookup.
+    hint: Option<(bool, u32)>,
     events: VecDeque<NatEvent>,
     stats: NatStats,
     /// Timeouts in ns: UDP, TCP established, TCP transitory, ICMP.
@@ -338,6 +341,7 @@ impl Nat {
             frags: FxHashMap::default(),
             epoch: None,
             last_tick: None,
+            hint: None,
             events: VecDeque::new(),
             stats: NatStats::default(),
             config,
@@ -566,8 +570,11 @@ impl Nat {
                 }
             }
             std::hint::black_box(acc);
-            for (p, info) in chunk.iter_mut().zip(infos) {
+            for ((p, info), &(by_ext, tag, ok)) in chunk.iter_mut().zip(infos).zip(tags.iter()) {
+                // The first table lookup of this packet reuses the tag computed above.
+                self.hint = ok.then_some((by_ext, tag));
                 verdicts.push(self.handle_parsed(now, dir, p, info));
+                self.hint = None;
             }
         }
     }
@@ -741,7 +748,11 @@ impl Nat {
     /// A live mapping by external endpoint; one whose time has come is removed first.
     #[inline]
     fn lookup_ext(&mut self, t: u64, pk: u8, ext_idx: u16, port: u16) -> Option<u32> {
-        let idx = self.table.find_ext(pk, ext_idx, port)?;
+        let tag = match self.hint {
+            Some((true, tag)) => self.hint.take().map(|_| tag),
+            _ => None,
+        };
+        let idx = self.table.find_ext_tagged(tag, pk, ext_idx, port)?;
         if self.table.slab[idx as usize].expires <= t {
             self.remove_binding(idx, ExpiryCause::Timeout);
             return None;
@@ -760,7 +771,13 @@ impl Nat {
         rem: &A16,
         rem_port: u16,
     ) -> Option<u32> {
-        let idx = self.table.find_out(pk, int, int_port, rem, rem_port)?;
+        let tag = match self.hint {
+            Some((false, tag)) => self.hint.take().map(|_| tag),
+            _ => None,
+        };
+        let idx = self
+            .table
+            .find_out_tagged(tag, pk, int, int_port, rem, rem_port)?;
         if self.table.slab[idx as usize].expires <= t {
             self.remove_binding(idx, ExpiryCause::Timeout);
             return None;

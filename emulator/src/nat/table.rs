@@ -199,7 +199,7 @@ impl Table {
     }
 
     /// The mapping an outbound packet from `int:int_port` to `rem:rem_port` uses.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn find_out(
         &self,
         pk: u8,
@@ -208,8 +208,23 @@ impl Table {
         rem: &A16,
         rem_port: u16,
     ) -> Option<u32> {
+        self.find_out_tagged(None, pk, int, int_port, rem, rem_port)
+    }
+
+    /// [`find_out`](Self::find_out) with the key's tag when the caller already has it
+    /// (it must be `out_tag` of the masked key).
+    #[inline]
+    pub(crate) fn find_out_tagged(
+        &self,
+        tag: Option<u32>,
+        pk: u8,
+        int: &A16,
+        int_port: u16,
+        rem: &A16,
+        rem_port: u16,
+    ) -> Option<u32> {
         let (mr, mp) = mask_remote(self.mapping, rem, rem_port);
-        let tag = out_tag(pk, int, int_port, &mr, mp);
+        let tag = tag.unwrap_or_else(|| out_tag(pk, int, int_port, &mr, mp));
         let m = self.mapping;
         self.by_int.find(tag, |i| {
             let b = &self.slab[i as usize];
@@ -236,7 +251,20 @@ impl Table {
     /// The mapping holding an external endpoint.
     #[inline]
     pub(crate) fn find_ext(&self, pk: u8, ext_idx: u16, port: u16) -> Option<u32> {
-        self.by_ext.find(ext_tag(pk, ext_idx, port), |i| {
+        self.find_ext_tagged(None, pk, ext_idx, port)
+    }
+
+    /// [`find_ext`](Self::find_ext) with the endpoint's tag when the caller already has it.
+    #[inline]
+    pub(crate) fn find_ext_tagged(
+        &self,
+        tag: Option<u32>,
+        pk: u8,
+        ext_idx: u16,
+        port: u16,
+    ) -> Option<u32> {
+        let tag = tag.unwrap_or_else(|| ext_tag(pk, ext_idx, port));
+        self.by_ext.find(tag, |i| {
             let b = &self.slab[i as usize];
             b.pkey == pk && b.ext_idx == ext_idx && b.ext_port == port
         })
