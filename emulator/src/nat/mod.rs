@@ -40,11 +40,12 @@
 //!   rewritten back to the internal endpoint, the embedded IP header checksum and, when
 //!   quoted, the embedded transport checksum are updated incrementally, and the outer ICMP
 //!   checksum is recomputed (ICMPv6 with its pseudo-header). Outbound errors about an
-//!   inbound packet are translated the other way. Errors never refresh a mapping.
+//!   inbound packet are translated the other way. Errors never refresh a mapping. An
+//!   error whose ICMP checksum or embedded IPv4 header checksum fails is dropped as
+//!   `Malformed` (RFC 5508 REQ-3); one matching no mapping as `IcmpNoMapping`.
 //! - **Hairpinning** (RFC 4787 §6, REQ-9; RFC 5382 REQ-8): the target mapping's filter is
 //!   applied with the sender's external endpoint as remote. ICMP echo to an external
 //!   address is not hairpinned (dropped as `NoMapping`).
-//!
 //! - **Fragments** (RFC 4787 §11, REQ-14): see [`Fragments`]; fragments that come before
 //!   their first fragment are dropped (`Fragment`), nothing is reassembled.
 //! - **Unsolicited** inbound packets (no mapping: `NoMapping`; filtered: `Filtered`) are
