@@ -11,34 +11,53 @@ use emulator::{Direction, DropReason, PacketBuf, Verdict};
 use etherparse::PacketBuilder;
 use proptest::prelude::*;
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 const HOST_PORTS: [u16; 4] = [1000, 1001, 2000, 2001];
 const REMOTE_PORTS: [u16; 3] = [3478, 3479, 5060];
 
-fn host(i: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1 + i % 3))
+fn host(i: u8, v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1 + (i % 3) as u16))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1 + i % 3))
+    }
 }
 
-fn remote(i: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1 + i % 3))
+fn remote(i: u8, v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            1,
+            0,
+            0,
+            0,
+            0,
+            1 + (i % 3) as u16,
+        ))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1 + i % 3))
+    }
 }
 
-fn pool_addr(i: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(203, 0, 113, 11 + i as u8))
-}
-
-fn v4(a: IpAddr) -> [u8; 4] {
-    match a {
-        IpAddr::V4(a) => a.octets(),
-        IpAddr::V6(_) => unreachable!("IPv4 only here"),
+fn pool_addr(i: usize, v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x11 + i as u16))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(203, 0, 113, 11 + i as u8))
     }
 }
 
 /// proto: 0 UDP, 1 TCP (ACK only, so it stays transitory), 2 ICMP echo.
 fn packet(proto: u8, src: Endpoint, dst: Endpoint, inbound: bool) -> PacketBuf {
-    let b = PacketBuilder::ipv4(v4(src.addr), v4(dst.addr), 64);
+    let b = match (src.addr, dst.addr) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => PacketBuilder::ipv4(s.octets(), d.octets(), 64),
+        (IpAddr::V6(s), IpAddr::V6(d)) => PacketBuilder::ipv6(s.octets(), d.octets(), 64),
+        _ => unreachable!("one family per run"),
+    };
+    let v6 = src.addr.is_ipv6();
     let mut v = Vec::new();
     match proto {
         0 => b.udp(src.port, dst.port).write(&mut v, b"data").unwrap(),
@@ -50,10 +69,11 @@ fn packet(proto: u8, src: Endpoint, dst: Endpoint, inbound: bool) -> PacketBuf {
         _ => {
             // ICMP: the identifier is the internal "port" (outbound) / external id (inbound).
             let id = if inbound { dst.port } else { src.port };
-            if inbound {
-                b.icmpv4_echo_reply(id, 1).write(&mut v, b"data").unwrap()
-            } else {
-                b.icmpv4_echo_request(id, 1).write(&mut v, b"data").unwrap()
+            match (v6, inbound) {
+                (false, true) => b.icmpv4_echo_reply(id, 1).write(&mut v, b"data").unwrap(),
+                (false, false) => b.icmpv4_echo_request(id, 1).write(&mut v, b"data").unwrap(),
+                (true, true) => b.icmpv6_echo_reply(id, 1).write(&mut v, b"data").unwrap(),
+                (true, false) => b.icmpv6_echo_request(id, 1).write(&mut v, b"data").unwrap(),
             }
         }
     }
@@ -127,14 +147,15 @@ fn config() -> impl Strategy<Value = NatConfig> {
             0..3usize,
             any::<bool>(),
         ),
-        (1..=5u64, 1..=5u64, 1..=5u64),
+        (1..=5u64, 1..=5u64, 1..=5u64, 0..3u8),
     )
         .prop_map(
             |(
                 (m, f, a, parity, paired),
                 (pool, both, hairpin, unsol, small_range),
-                (tu, tt, ti),
+                (tu, tt, ti, fam),
             )| {
+                let v6 = fam == 0;
                 let mapping = [
                     MappingBehavior::EndpointIndependent,
                     MappingBehavior::AddressDependent,
@@ -155,30 +176,33 @@ fn config() -> impl Strategy<Value = NatConfig> {
                 } else {
                     (1024, 65535)
                 };
-                NatConfig::preset(Preset::FullCone, (0..pool).map(pool_addr).collect())
-                    .mapping(mapping)
-                    .filtering(filtering)
-                    .port_allocation(alloc)
-                    .port_parity(parity)
-                    .port_range(lo, hi)
-                    .pooling(if paired {
-                        Pooling::Paired
-                    } else {
-                        Pooling::Arbitrary
-                    })
-                    .refresh(if both {
-                        Refresh::Both
-                    } else {
-                        Refresh::Outbound
-                    })
-                    .hairpinning(hairpin)
-                    .unsolicited([Unsolicited::Drop, Unsolicited::Icmp, Unsolicited::Rst][unsol])
-                    .timeouts(Timeouts {
-                        udp: Duration::from_secs(tu),
-                        tcp_established: Duration::from_secs(7440),
-                        tcp_transitory: Duration::from_secs(tt),
-                        icmp: Duration::from_secs(ti),
-                    })
+                NatConfig::preset(
+                    Preset::FullCone,
+                    (0..pool).map(|i| pool_addr(i, v6)).collect(),
+                )
+                .mapping(mapping)
+                .filtering(filtering)
+                .port_allocation(alloc)
+                .port_parity(parity)
+                .port_range(lo, hi)
+                .pooling(if paired {
+                    Pooling::Paired
+                } else {
+                    Pooling::Arbitrary
+                })
+                .refresh(if both {
+                    Refresh::Both
+                } else {
+                    Refresh::Outbound
+                })
+                .hairpinning(hairpin)
+                .unsolicited([Unsolicited::Drop, Unsolicited::Icmp, Unsolicited::Rst][unsol])
+                .timeouts(Timeouts {
+                    udp: Duration::from_secs(tu),
+                    tcp_established: Duration::from_secs(7440),
+                    tcp_transitory: Duration::from_secs(tt),
+                    icmp: Duration::from_secs(ti),
+                })
             },
         )
 }
@@ -305,6 +329,7 @@ impl Model {
 }
 
 struct Run {
+    v6: bool,
     nat: Nat,
     model: Model,
     t0: Instant,
@@ -347,8 +372,8 @@ impl Run {
                 remote: r,
                 rport,
             } => {
-                let int = Endpoint::new(host(h), HOST_PORTS[port as usize]);
-                let rem = Endpoint::new(remote(r), REMOTE_PORTS[rport as usize]);
+                let int = Endpoint::new(host(h, self.v6), HOST_PORTS[port as usize]);
+                let rem = Endpoint::new(remote(r, self.v6), REMOTE_PORTS[rport as usize]);
                 let mut p = packet(proto, int, rem, false);
                 let v = self.handle(Direction::Outbound, &mut p);
                 assert!(matches!(v, Verdict::Forward), "outbound {v:?}");
@@ -369,7 +394,7 @@ impl Run {
             } => {
                 self.model.expire(self.now);
                 let from = Endpoint::new(
-                    remote(r),
+                    remote(r, self.v6),
                     if proto == 2 {
                         0
                     } else {
@@ -386,7 +411,7 @@ impl Run {
                 let ext = if target < 200 && !known.is_empty() {
                     known[known.len() - 1 - target as usize % known.len().min(8)]
                 } else {
-                    Endpoint::new(pool_addr(0), raw_port)
+                    Endpoint::new(pool_addr(0, self.v6), raw_port)
                 };
                 let mut p = packet(proto, from, ext, true);
                 let v = self.handle(Direction::Inbound, &mut p);
@@ -426,7 +451,7 @@ impl Run {
                 target,
             } => {
                 self.model.expire(self.now);
-                let int = Endpoint::new(host(h), HOST_PORTS[port as usize]);
+                let int = Endpoint::new(host(h, self.v6), HOST_PORTS[port as usize]);
                 let known: Vec<Endpoint> = self
                     .model
                     .history
@@ -437,7 +462,7 @@ impl Run {
                 let ext = if !known.is_empty() {
                     known[known.len() - 1 - target as usize % known.len().min(8)]
                 } else {
-                    Endpoint::new(pool_addr(0), 4242)
+                    Endpoint::new(pool_addr(0, self.v6), 4242)
                 };
                 let mut p = packet(proto, int, ext, false);
                 let v = self.handle(Direction::Outbound, &mut p);
@@ -548,7 +573,7 @@ proptest! {
         #[allow(clippy::disallowed_methods)]
         let t0 = Instant::now();
         let nat = Nat::new(cfg.clone(), SimRng::new(seed)).unwrap();
-        let mut run = Run { nat, model: Model { cfg: cfg.clone(), live: Vec::new(), history: Vec::new() }, t0, now: 0 };
+        let mut run = Run { v6: cfg.external[0].is_ipv6(), nat, model: Model { cfg: cfg.clone(), live: Vec::new(), history: Vec::new() }, t0, now: 0 };
         for op in &ops {
             run.step(op);
         }
@@ -661,7 +686,7 @@ fn seeds_icmp_errors() -> Vec<Vec<u8>> {
 fn fuzz_nat(seed: u64) -> Nat {
     let cfg = NatConfig::preset(
         Preset::FullCone,
-        vec![pool_addr(0), "2001:db8::11".parse().unwrap()],
+        vec![pool_addr(0, false), pool_addr(0, true)],
     )
     .hairpinning(true)
     .unsolicited(Unsolicited::Rst);
@@ -669,7 +694,7 @@ fn fuzz_nat(seed: u64) -> Nat {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    // 256 cases by default; PROPTEST_CASES=… runs more.
 
     /// Arbitrary bytes never panic the NAT.
     #[test]

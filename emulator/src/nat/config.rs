@@ -37,9 +37,10 @@ pub enum FilteringBehavior {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PortAllocation {
-    /// Port preservation: the internal port if it is free (and in range) on the chosen
-    /// external address; otherwise the next free port above it, wrapping inside the range
-    /// (i.e. the fallback is sequential search starting at the internal port).
+    /// Port preservation: the internal port if it is in range (and of the right parity)
+    /// and free on the chosen external address; otherwise the fallback is
+    /// [`Sequential`](Self::Sequential): the next free port after the last one allocated
+    /// on that address and protocol (O(1) amortised even when many hosts use one port).
     Preserve,
     /// The next free port after the last one allocated on that external address and
     /// protocol, wrapping inside the range.
@@ -180,7 +181,8 @@ pub struct NatConfig {
     pub timeouts: Timeouts,
     /// Refresh direction.
     pub refresh: Refresh,
-    /// The most live mappings the NAT holds; a new one beyond is refused.
+    /// The most live mappings the NAT holds; a new one beyond is refused
+    /// (`DropReason::BindingLimit`). The table itself holds at most 2^24 - 1.
     pub max_bindings: usize,
     /// What unsolicited inbound packets get.
     pub unsolicited: Unsolicited,

@@ -84,15 +84,27 @@ pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
 /// A `HashMap` with the fixed hasher.
 pub(crate) type FxHashMap<K, V> = std::collections::HashMap<K, V, FxBuild>;
 
-/// An open-addressing (linear probing) hash index from a key's 32-bit hash to a `u32` slot
-/// index in a slab; the keys themselves live in the slab, so each entry costs 8 bytes
-/// (hash tag + index). Deletion is by backward shift, so there are no tombstones.
+/// An open-addressing (linear probing) hash index from a key's 32-bit hash to a slab
+/// index; the keys themselves live in the slab, so each entry costs 4 bytes: an 8-bit
+/// tag (the hash's top byte, to skip most non-matching slab reads) and a 24-bit index.
+/// Small buckets keep the index of a 100k-binding table in a core's L2 cache. Deletion is
+/// by backward shift (no tombstones); growth and deletion recompute hashes from the slab
+/// through a `hash_of(index)` callback.
 ///
-/// Each bucket holds `tag << 32 | (index + 1)`, 0 = empty; the home bucket is `tag & mask`.
+/// Each bucket holds `tag << 24 | (index + 1)`, 0 = empty; the home bucket is
+/// `hash & mask`.
 #[derive(Clone, Debug)]
 pub(crate) struct IndexTable {
-    buckets: Vec<u64>,
+    buckets: Vec<u32>,
     len: usize,
+}
+
+/// The largest slab index an [`IndexTable`] can hold (`2^24 - 2`).
+pub(crate) const MAX_INDEX: u32 = (1 << 24) - 2;
+
+#[inline]
+fn entry(hash: u32, idx: u32) -> u32 {
+    (hash & 0xff00_0000) | (idx + 1)
 }
 
 impl IndexTable {
@@ -116,7 +128,7 @@ impl IndexTable {
     /// Heap bytes used.
     #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {
-        self.buckets.len() * 8
+        self.buckets.len() * 4
     }
 
     #[inline]
@@ -124,19 +136,27 @@ impl IndexTable {
         self.buckets.len() - 1
     }
 
-    /// The index whose tag is `tag` and for which `eq` holds.
+    /// The index in `hash`'s home bucket if its tag matches (a guess, for warming caches:
+    /// loads the bucket line).
     #[inline]
-    pub(crate) fn find(&self, tag: u32, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
+    pub(crate) fn peek(&self, hash: u32) -> Option<u32> {
+        let b = self.buckets[hash as usize & self.mask()];
+        (b != 0 && (b ^ hash) & 0xff00_0000 == 0).then(|| (b & 0x00ff_ffff) - 1)
+    }
+
+    /// The index with hash `hash` for which `eq` holds.
+    #[inline]
+    pub(crate) fn find(&self, hash: u32, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
         let mask = self.mask();
-        let mut i = tag as usize & mask;
+        let mut i = hash as usize & mask;
         loop {
             // `i` is always masked into the bucket range.
             let b = self.buckets[i];
             if b == 0 {
                 return None;
             }
-            if (b >> 32) as u32 == tag {
-                let idx = (b as u32).wrapping_sub(1);
+            if (b ^ hash) & 0xff00_0000 == 0 {
+                let idx = (b & 0x00ff_ffff) - 1;
                 if eq(idx) {
                     return Some(idx);
                 }
@@ -145,37 +165,40 @@ impl IndexTable {
         }
     }
 
-    /// Insert `idx` under `tag` (the caller made sure the key is not present).
-    pub(crate) fn insert(&mut self, tag: u32, idx: u32) {
+    /// Insert `idx` (≤ [`MAX_INDEX`]) under `hash`; the caller made sure the key is not
+    /// present. `hash_of` gives the hash of any index already in the table.
+    pub(crate) fn insert(&mut self, hash: u32, idx: u32, hash_of: impl Fn(u32) -> u32) {
+        debug_assert!(idx <= MAX_INDEX);
         if (self.len + 1) * 4 > self.buckets.len() * 3 {
-            self.grow();
+            self.grow(&hash_of);
         }
-        self.place((tag as u64) << 32 | (idx as u64 + 1));
+        self.place(hash, entry(hash, idx));
         self.len += 1;
     }
 
-    fn place(&mut self, entry: u64) {
+    fn place(&mut self, hash: u32, e: u32) {
         let mask = self.mask();
-        let mut i = (entry >> 32) as usize & mask;
+        let mut i = hash as usize & mask;
         while self.buckets[i] != 0 {
             i = (i + 1) & mask;
         }
-        self.buckets[i] = entry;
+        self.buckets[i] = e;
     }
 
-    fn grow(&mut self) {
+    fn grow(&mut self, hash_of: &impl Fn(u32) -> u32) {
         let n = self.buckets.len() * 2;
         let old = std::mem::replace(&mut self.buckets, vec![0; n]);
         for e in old.into_iter().filter(|e| *e != 0) {
-            self.place(e);
+            self.place(hash_of((e & 0x00ff_ffff) - 1), e);
         }
     }
 
-    /// Remove the entry `(tag, idx)`; returns whether it was there.
-    pub(crate) fn remove(&mut self, tag: u32, idx: u32) -> bool {
+    /// Remove the entry `(hash, idx)`; returns whether it was there. `hash_of` gives the
+    /// hash of any index in the table.
+    pub(crate) fn remove(&mut self, hash: u32, idx: u32, hash_of: impl Fn(u32) -> u32) -> bool {
         let mask = self.mask();
-        let want = (tag as u64) << 32 | (idx as u64 + 1);
-        let mut i = tag as usize & mask;
+        let want = entry(hash, idx);
+        let mut i = hash as usize & mask;
         loop {
             let b = self.buckets[i];
             if b == 0 {
@@ -195,7 +218,7 @@ impl IndexTable {
             if b == 0 {
                 break;
             }
-            let home = (b >> 32) as usize & mask;
+            let home = hash_of((b & 0x00ff_ffff) - 1) as usize & mask;
             // Move b into the hole if its home is not cyclically in (hole, j].
             let in_range = if hole <= j {
                 hole < home && home <= j
@@ -216,32 +239,31 @@ impl IndexTable {
 #[cfg(test)]
 mod test {
     use super::*;
-    use std::collections::HashMap;
 
     #[test]
     fn index_table_matches_a_map() {
         let mut t = IndexTable::new();
-        let mut model: HashMap<u32, u32> = HashMap::new(); // idx -> tag
+        // idx -> hash; few distinct hashes so that collisions and long probe runs happen.
+        let hash_of = |idx: u32| (mix(idx as u64 % 97) as u32) & 0xff00_00ff;
+        let mut model: std::collections::BTreeSet<u32> = Default::default();
         let mut x = 12345u64;
         for step in 0..20_000u32 {
             x = mix(x.wrapping_add(step as u64));
-            // Few distinct tags so that collisions and long probe runs happen.
-            let tag = ((x % 64) as u32).wrapping_mul(0x1000_0001);
             let idx = (x >> 20) as u32 % 3000;
-            if let Some(old_tag) = model.get(&idx).copied() {
-                assert!(t.remove(old_tag, idx));
-                model.remove(&idx);
+            if model.remove(&idx) {
+                assert!(t.remove(hash_of(idx), idx, hash_of));
             } else {
-                t.insert(tag, idx);
-                model.insert(idx, tag);
+                t.insert(hash_of(idx), idx, hash_of);
+                model.insert(idx);
             }
             assert_eq!(t.len(), model.len());
         }
-        for (idx, tag) in &model {
-            assert_eq!(t.find(*tag, |i| i == *idx), Some(*idx));
+        for idx in &model {
+            assert_eq!(t.find(hash_of(*idx), |i| i == *idx), Some(*idx));
         }
-        assert_eq!(t.find(7, |_| true), None);
-        assert!(t.bytes() >= model.len() * 8);
+        assert_eq!(t.find(hash_of(5000), |i| i == 5000), None);
+        assert!(!t.remove(hash_of(3001), 3001, hash_of));
+        assert!(t.bytes() >= model.len() * 4);
     }
 
     #[test]

@@ -40,12 +40,30 @@
 //!   rewritten back to the internal endpoint, the embedded IP header checksum and, when
 //!   quoted, the embedded transport checksum are updated incrementally, and the outer ICMP
 //!   checksum is recomputed (ICMPv6 with its pseudo-header). Outbound errors about an
-//!   inbound packet are translated the other way. Errors never refresh a mapping.
+//!   inbound packet are translated the other way. Errors never refresh a mapping. An
+//!   error whose ICMP checksum or embedded IPv4 header checksum fails is dropped as
+//!   `Malformed` (RFC 5508 REQ-3); one matching no mapping as `IcmpNoMapping`.
 //! - **Hairpinning** (RFC 4787 §6, REQ-9; RFC 5382 REQ-8): the target mapping's filter is
 //!   applied with the sender's external endpoint as remote. ICMP echo to an external
 //!   address is not hairpinned (dropped as `NoMapping`).
+//! - **Fragments** (RFC 4787 §11, REQ-14): see [`Fragments`]; fragments that come before
+//!   their first fragment are dropped (`Fragment`), nothing is reassembled.
+//! - **Unsolicited** inbound packets (no mapping: `NoMapping`; filtered: `Filtered`) are
+//!   dropped or answered per [`Unsolicited`], from the external address they were sent to.
 //!
-//! See [`table`](self) internals for the memory layout: about 120 bytes per binding.
+//! # Table layout and cost
+//!
+//! Bindings live in a slab of 64-byte entries (one cache line: internal and first remote
+//! address as 16 bytes each, IPv4 mapped into IPv6 space with the family in a protocol
+//! byte; expiry; ports; pool index; TCP state). Two open-addressing indexes of 4-byte
+//! buckets (8-bit hash tag + 24-bit slab index, load ≤ 3/4) find a binding by outbound
+//! key and by external (protocol, address, port); hashes are seedless (no `RandomState`).
+//! Filter permissions beyond the first remote sit in a side map for the few bindings that
+//! have them. Expiry uses a binary heap of `(deadline, slot)` with lazy re-arming (a
+//! refresh only stores the new deadline), so the per-packet path never touches the heap;
+//! ties expire in slot order, which is deterministic. Measured (benches/nat_memory.rs):
+//! about 105 bytes per binding at 1M live bindings; at most 2^24 - 1 bindings.
+//! [`Nat::handle_batch`] overlaps the table lookups of up to 32 packets.
 
 mod config;
 mod hash;
@@ -282,7 +300,7 @@ fn dur_ns(d: Duration) -> u64 {
 }
 
 /// The NAT. See the [module docs](self).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Nat {
     config: NatConfig,
     rng: SimRng,
@@ -293,6 +311,11 @@ pub struct Nat {
     pairs: FxHashMap<(A16, bool), (u16, u32)>,
     frags: FxHashMap<FragKey, FragEntry>,
     epoch: Option<Instant>,
+    /// The last `now` seen and its tick (packets of a burst share `now`).
+    last_tick: Option<(Instant, u64)>,
+    /// [`Nat::handle_batch`]: the precomputed tag (by external endpoint?, tag) of the
+    /// current packet's first lookup.
+    hint: Option<(bool, u32)>,
     events: VecDeque<NatEvent>,
     stats: NatStats,
     /// Timeouts in ns: UDP, TCP established, TCP transitory, ICMP.
@@ -318,6 +341,8 @@ impl Nat {
             pairs: FxHashMap::default(),
             frags: FxHashMap::default(),
             epoch: None,
+            last_tick: None,
+            hint: None,
             events: VecDeque::new(),
             stats: NatStats::default(),
             config,
@@ -366,7 +391,7 @@ impl Nat {
             .table
             .slab
             .iter()
-            .filter(|b| b.live)
+            .filter(|b| b.live())
             .filter_map(|b| {
                 Some(MappingInfo {
                     proto: proto_of_slot(b.slot()),
@@ -470,10 +495,23 @@ impl Nat {
     /// Handle one packet at `now` travelling in `dir`; rewrite it in place and say what to
     /// do with it (see the [module docs](self)).
     pub fn handle_packet(&mut self, now: Instant, dir: Direction, pkt: &mut PacketBuf) -> Verdict {
+        let info = wire::parse(pkt.as_slice()).ok();
+        self.handle_parsed(now, dir, pkt, info)
+    }
+
+    /// [`handle_packet`](Self::handle_packet) for a packet already parsed (`None`: it
+    /// did not parse).
+    fn handle_parsed(
+        &mut self,
+        now: Instant,
+        dir: Direction,
+        pkt: &mut PacketBuf,
+        info: Option<PacketInfo>,
+    ) -> Verdict {
         let t = self.tick(now);
         let v = match dir {
-            Direction::Outbound => self.outbound(t, pkt.as_mut_slice()),
-            Direction::Inbound => self.inbound(t, pkt.as_mut_slice()),
+            Direction::Outbound => self.outbound(t, pkt.as_mut_slice(), info),
+            Direction::Inbound => self.inbound(t, pkt.as_mut_slice(), info),
         };
         match &v {
             Verdict::Forward => match dir {
@@ -481,22 +519,120 @@ impl Nat {
                 Direction::Inbound => self.stats.translated_in += 1,
             },
             Verdict::Hairpin => self.stats.hairpinned += 1,
-            Verdict::Drop(r) => self.note_drop(dir, *r, pkt.as_slice()),
+            // Every drop is decided before the packet is rewritten: `info` describes it.
+            Verdict::Drop(r) => self.note_drop(dir, *r, info.as_ref()),
             Verdict::Reply(r, _) => {
                 self.stats.replies += 1;
-                self.note_drop(dir, *r, pkt.as_slice());
+                self.note_drop(dir, *r, info.as_ref());
             }
         }
         v
     }
 
+    /// Handle packets travelling in the same direction, in order, appending one verdict
+    /// per packet to `verdicts`. The results, events and stats are exactly those of
+    /// calling [`handle_packet`](Self::handle_packet) on each in turn; the difference is
+    /// speed: the table lookups of up to 32 packets are started together so that their
+    /// memory latencies overlap (memory-level parallelism), which matters once the table
+    /// no longer fits in cache.
+    pub fn handle_batch(
+        &mut self,
+        now: Instant,
+        dir: Direction,
+        pkts: &mut [PacketBuf],
+        verdicts: &mut Vec<Verdict>,
+    ) {
+        const CHUNK: usize = 32;
+        verdicts.reserve(pkts.len());
+        for chunk in pkts.chunks_mut(CHUNK) {
+            // 1. Parse and hash (packet data is hot), 2. load every home bucket,
+            // 3. load every guessed binding; each loop's loads are independent of each
+            // other, so the CPU keeps many cache misses in flight at once.
+            let mut infos = [None; CHUNK];
+            let mut tags = [(false, 0u32, false); CHUNK];
+            for ((h, info), p) in tags.iter_mut().zip(infos.iter_mut()).zip(chunk.iter()) {
+                *info = wire::parse(p.as_slice()).ok();
+                if let Some(i) = info
+                    && let Some((by_ext, tag)) = self.lookup_hint(dir, i)
+                {
+                    *h = (by_ext, tag, true);
+                }
+            }
+            let mut guess = [u32::MAX; CHUNK];
+            for (g, &(by_ext, tag, ok)) in guess.iter_mut().zip(tags.iter()) {
+                if ok && let Some(i) = self.table.peek(by_ext, tag) {
+                    *g = i;
+                }
+            }
+            let mut acc = 0u64;
+            for &g in guess.iter().take(chunk.len()) {
+                if let Some(b) = self.table.slab.get(g as usize) {
+                    acc ^= b.expires;
+                }
+            }
+            std::hint::black_box(acc);
+            for ((p, info), &(by_ext, tag, ok)) in chunk.iter_mut().zip(infos).zip(tags.iter()) {
+                // The first table lookup of this packet reuses the tag computed above.
+                self.hint = ok.then_some((by_ext, tag));
+                verdicts.push(self.handle_parsed(now, dir, p, info));
+                self.hint = None;
+            }
+        }
+    }
+
+    /// Which index and tag a packet's lookup will use (UDP/TCP/ICMP echo only).
+    #[inline]
+    fn lookup_hint(&self, dir: Direction, info: &PacketInfo) -> Option<(bool, u32)> {
+        if info.fragment.is_some() {
+            return None;
+        }
+        let (slot, sport, dport) = match info.l4 {
+            L4::Udp { src_port, dst_port }
+            | L4::Tcp {
+                src_port, dst_port, ..
+            } => {
+                let slot = if matches!(info.l4, L4::Udp { .. }) {
+                    P_UDP
+                } else {
+                    P_TCP
+                };
+                (slot, src_port, dst_port)
+            }
+            L4::Icmp {
+                kind: IcmpKind::EchoRequest | IcmpKind::EchoReply,
+                id,
+            } => (P_ICMP, id, id),
+            _ => return None,
+        };
+        let pk = pkey(slot, info.version == IpVersion::V6);
+        match dir {
+            Direction::Outbound => {
+                let rport = if slot == P_ICMP { 0 } else { dport };
+                let (mr, mp) = table::mask_remote(self.config.mapping, &a16(info.dst), rport);
+                Some((false, table::out_tag(pk, &a16(info.src), sport, &mr, mp)))
+            }
+            Direction::Inbound => {
+                let ext = self.pool.index_of(info.dst)?;
+                Some((true, table::ext_tag(pk, ext, dport)))
+            }
+        }
+    }
+
     // ----- time -----
 
     fn tick(&mut self, now: Instant) -> u64 {
+        if let Some((at, t)) = self.last_tick
+            && at == now
+        {
+            return t;
+        }
         let e = *self.epoch.get_or_insert(now);
-        now.saturating_duration_since(e)
+        let t = now
+            .saturating_duration_since(e)
             .as_nanos()
-            .min(u64::MAX as u128) as u64
+            .min(u64::MAX as u128) as u64;
+        self.last_tick = Some((now, t));
+        t
     }
 
     /// The instant of tick `t`; `None` before the first call that passed a time (then
@@ -528,11 +664,11 @@ impl Nat {
         }
     }
 
-    fn note_drop(&mut self, dir: Direction, reason: DropReason, pkt: &[u8]) {
+    fn note_drop(&mut self, dir: Direction, reason: DropReason, info: Option<&PacketInfo>) {
         *self.stats.drops.entry(reason).or_insert(0) += 1;
-        let (proto, src, dst) = match wire::parse(pkt) {
-            Ok(i) => (Some(i.proto), i.src_endpoint(), i.dst_endpoint()),
-            Err(_) => (None, None, None),
+        let (proto, src, dst) = match info {
+            Some(i) => (Some(i.proto), i.src_endpoint(), i.dst_endpoint()),
+            None => (None, None, None),
         };
         self.push_event(NatEvent::PacketDropped {
             dir,
@@ -613,7 +749,11 @@ impl Nat {
     /// A live mapping by external endpoint; one whose time has come is removed first.
     #[inline]
     fn lookup_ext(&mut self, t: u64, pk: u8, ext_idx: u16, port: u16) -> Option<u32> {
-        let idx = self.table.find_ext(pk, ext_idx, port)?;
+        let tag = match self.hint {
+            Some((true, tag)) => self.hint.take().map(|_| tag),
+            _ => None,
+        };
+        let idx = self.table.find_ext_tagged(tag, pk, ext_idx, port)?;
         if self.table.slab[idx as usize].expires <= t {
             self.remove_binding(idx, ExpiryCause::Timeout);
             return None;
@@ -632,7 +772,13 @@ impl Nat {
         rem: &A16,
         rem_port: u16,
     ) -> Option<u32> {
-        let idx = self.table.find_out(pk, int, int_port, rem, rem_port)?;
+        let tag = match self.hint {
+            Some((false, tag)) => self.hint.take().map(|_| tag),
+            _ => None,
+        };
+        let idx = self
+            .table
+            .find_out_tagged(tag, pk, int, int_port, rem, rem_port)?;
         if self.table.slab[idx as usize].expires <= t {
             self.remove_binding(idx, ExpiryCause::Timeout);
             return None;
@@ -698,7 +844,17 @@ impl Nat {
         let start = match self.config.port_allocation {
             PortAllocation::Preserve => {
                 let ip = int_port as u32;
-                if (lo..=hi).contains(&ip) { ip } else { lo }
+                if (lo..=hi).contains(&ip) && free(self, ip) {
+                    self.ports[ps_i].cursor = if ip + 1 > hi {
+                        lo as u16
+                    } else {
+                        ip as u16 + 1
+                    };
+                    return Some(ip as u16);
+                }
+                // Fallback: sequential (O(1) amortised even when many hosts use the
+                // same internal port).
+                ps.cursor as u32
             }
             PortAllocation::Sequential => ps.cursor as u32,
             PortAllocation::Random => {
@@ -719,10 +875,8 @@ impl Nat {
         }
         for _ in 0..capacity {
             if free(self, p) {
-                if self.config.port_allocation == PortAllocation::Sequential {
-                    let next = p + 1;
-                    self.ports[ps_i].cursor = if next > hi { lo as u16 } else { next as u16 };
-                }
+                let next = p + 1;
+                self.ports[ps_i].cursor = if next > hi { lo as u16 } else { next as u16 };
                 return Some(p as u16);
             }
             p += step;
@@ -743,7 +897,8 @@ impl Nat {
         rem: A16,
         rem_port: u16,
     ) -> Result<u32, DropReason> {
-        if self.table.len() >= self.config.max_bindings {
+        // The table holds at most 2^24 - 1 bindings whatever `max_bindings` says.
+        if self.table.len() >= self.config.max_bindings || self.table.full() {
             return Err(DropReason::BindingLimit);
         }
         let (ext_idx, ext_port) = self.allocate(pk, &int, int_port)?;
@@ -752,14 +907,13 @@ impl Nat {
             rem_addr: rem,
             expires: 0,
             timer_at: 0,
-            extra: None,
             int_port,
             rem_port,
             ext_port,
             ext_idx,
             pkey: pk,
             tcp: 0,
-            live: true,
+            flags: 0,
         };
         b.expires = t.saturating_add(self.timeout_of(&b));
         let idx = self.table.insert(b);
@@ -800,8 +954,8 @@ impl Nat {
 
     // ----- outbound -----
 
-    fn outbound(&mut self, t: u64, buf: &mut [u8]) -> Verdict {
-        let Ok(mut info) = wire::parse(buf) else {
+    fn outbound(&mut self, t: u64, buf: &mut [u8], info: Option<PacketInfo>) -> Verdict {
+        let Some(mut info) = info else {
             return Verdict::Drop(DropReason::Malformed);
         };
         if let Some(f) = info.fragment {
@@ -854,7 +1008,7 @@ impl Nat {
             },
         };
         let filtering = self.config.filtering;
-        self.table.slab[idx as usize].permit(filtering, &rem, dport);
+        self.table.permit(idx, filtering, &rem, dport);
         self.touch(idx, t, true, (slot == P_TCP).then_some((flags, true)));
         let ext = self.ext_endpoint(&self.table.slab[idx as usize]);
         let (orig_src, orig_dst) = (info.src, info.dst);
@@ -899,14 +1053,14 @@ impl Nat {
         let Some(tidx) = self.lookup_ext(t, pkey(slot, v6), target_ext, dport) else {
             return Verdict::Drop(DropReason::NoMapping);
         };
-        let tb = &self.table.slab[tidx as usize];
-        if !tb.permits(
-            self.config.filtering,
-            &a16(sender_ext.addr),
-            sender_ext.port,
-        ) {
+        let f = self.config.filtering;
+        if !self
+            .table
+            .permits(tidx, f, &a16(sender_ext.addr), sender_ext.port)
+        {
             return Verdict::Drop(DropReason::Filtered);
         }
+        let tb = &self.table.slab[tidx as usize];
         let target_int = Endpoint::new(ip_of(tb.int_addr, tb.v6()), tb.int_port);
         self.touch(
             tidx,
@@ -938,8 +1092,8 @@ impl Nat {
 
     // ----- inbound -----
 
-    fn inbound(&mut self, t: u64, buf: &mut [u8]) -> Verdict {
-        let Ok(mut info) = wire::parse(buf) else {
+    fn inbound(&mut self, t: u64, buf: &mut [u8], info: Option<PacketInfo>) -> Verdict {
+        let Some(mut info) = info else {
             return Verdict::Drop(DropReason::Malformed);
         };
         let Some(ext_idx) = self.pool.index_of(info.dst) else {
@@ -976,10 +1130,10 @@ impl Nat {
             return self.unsolicited(buf, &info, DropReason::NoMapping);
         };
         let rem = a16(info.src);
-        let b = &self.table.slab[idx as usize];
-        if !b.permits(self.config.filtering, &rem, sport) {
+        if !self.table.permits(idx, self.config.filtering, &rem, sport) {
             return self.unsolicited(buf, &info, DropReason::Filtered);
         }
+        let b = &self.table.slab[idx as usize];
         let int = Endpoint::new(ip_of(b.int_addr, b.v6()), b.int_port);
         self.touch(
             idx,
@@ -1034,7 +1188,7 @@ impl Nat {
         let Ok(mut inner) = wire::parse_embedded(inner_buf) else {
             return Verdict::Drop(DropReason::Malformed);
         };
-        if inner.version != info.version {
+        if inner.version != info.version || !icmp_error_checksums_ok(buf, info, &inner) {
             return Verdict::Drop(DropReason::Malformed);
         }
         // The embedded packet is one we sent: source = our external endpoint.
@@ -1056,10 +1210,13 @@ impl Nat {
         let Some(idx) = self.lookup_ext(t, pkey(slot, v6), ext_idx, ext_port) else {
             return Verdict::Drop(DropReason::IcmpNoMapping);
         };
-        let b = &self.table.slab[idx as usize];
-        if !b.permits(self.config.filtering, &a16(inner.dst), rem_port) {
+        if !self
+            .table
+            .permits(idx, self.config.filtering, &a16(inner.dst), rem_port)
+        {
             return Verdict::Drop(DropReason::Filtered);
         }
+        let b = &self.table.slab[idx as usize];
         let int = Endpoint::new(ip_of(b.int_addr, b.v6()), b.int_port);
         wire::set_src(&mut buf[off..end], &mut inner, int);
         let outer_id = match info.l4 {
@@ -1080,7 +1237,7 @@ impl Nat {
         let Ok(mut inner) = wire::parse_embedded(inner_buf) else {
             return Verdict::Drop(DropReason::Malformed);
         };
-        if inner.version != info.version {
+        if inner.version != info.version || !icmp_error_checksums_ok(buf, info, &inner) {
             return Verdict::Drop(DropReason::Malformed);
         }
         // The embedded packet is one we delivered: destination = the internal endpoint.
@@ -1170,6 +1327,23 @@ impl Nat {
         } else {
             Verdict::Forward
         }
+    }
+}
+
+/// RFC 5508 §4.2 (REQ-3): an ICMP error whose ICMP checksum, or whose embedded IPv4
+/// header checksum, does not verify is dropped (the NAT would otherwise "fix" it when it
+/// recomputes the checksum). The embedded transport checksum is not checked (REQ-3 c).
+fn icmp_error_checksums_ok(buf: &[u8], info: &PacketInfo, inner: &PacketInfo) -> bool {
+    let end = info.total_len.min(buf.len());
+    if !wire::checksums_valid(&buf[..end]) {
+        return false;
+    }
+    let off = info.l4_offset + 8;
+    match inner.version {
+        IpVersion::V4 => buf
+            .get(off..off + inner.l4_offset)
+            .is_some_and(|h| wire::checksum::checksum(h) == 0),
+        IpVersion::V6 => true,
     }
 }
 

@@ -2,8 +2,8 @@
 //! flow key for outbound packets, by external address:port for inbound ones) and an expiry
 //! heap.
 //!
-//! Layout per binding: 72 bytes in the slab, 2 × 8 bytes of index buckets at ≤ 3/4 load,
-//! 16 bytes of heap entry; about 120 bytes with growth slack.
+//! Layout per binding: 64 bytes (one cache line) in the slab, 2 × 8 bytes of index
+//! buckets at ≤ 3/4 load, 16 bytes of heap entry; about 120 bytes with growth slack.
 //!
 //! Expiry is lazy: a refresh only moves `expires` forward; the binding's single pending
 //! heap entry (`timer_at`) fires at the old time and is re-armed at the new one. A
@@ -11,10 +11,9 @@
 //! the heap's minimum is never later than the earliest real expiry.
 
 use super::config::{FilteringBehavior, MappingBehavior};
-use super::hash::{FxHasher, IndexTable, mix};
+use super::hash::{FxHashMap, IndexTable, MAX_INDEX, mix};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::hash::Hasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// An address in 16 bytes (IPv4 as IPv4-mapped IPv6; the family lives in the proto key).
@@ -59,8 +58,10 @@ pub(crate) fn tcp_established(s: u8) -> bool {
         && s & (TCP_FIN_OUT | TCP_FIN_IN | TCP_RST) == 0
 }
 
-/// One mapping.
+/// One mapping: 64 bytes, one cache line (further filter permissions live in
+/// [`Table::extras`]).
 #[derive(Clone, Debug)]
+#[repr(align(64))]
 pub(crate) struct Binding {
     pub(crate) int_addr: A16,
     /// The remote that created the mapping: part of the key under ADM/APDM, and the
@@ -70,20 +71,26 @@ pub(crate) struct Binding {
     pub(crate) expires: u64,
     /// Deadline of this binding's pending heap entry.
     pub(crate) timer_at: u64,
-    /// Further permitted remotes (sorted), for ADF/APDF. ADF stores port 0.
-    // Boxed: 8 bytes in every binding instead of 24; most bindings have no extras.
-    #[allow(clippy::box_collection)]
-    pub(crate) extra: Option<Box<Vec<(A16, u16)>>>,
     pub(crate) int_port: u16,
     pub(crate) rem_port: u16,
     pub(crate) ext_port: u16,
     pub(crate) ext_idx: u16,
     pub(crate) pkey: u8,
     pub(crate) tcp: u8,
-    pub(crate) live: bool,
+    /// [`LIVE`] | [`HAS_EXTRAS`].
+    pub(crate) flags: u8,
 }
 
+/// The slab slot holds a live binding.
+pub(crate) const LIVE: u8 = 1;
+/// The binding has entries in [`Table::extras`].
+const HAS_EXTRAS: u8 = 2;
+
 impl Binding {
+    pub(crate) fn live(&self) -> bool {
+        self.flags & LIVE != 0
+    }
+
     pub(crate) fn v6(&self) -> bool {
         self.pkey & 4 != 0
     }
@@ -91,45 +98,11 @@ impl Binding {
     pub(crate) fn slot(&self) -> u8 {
         self.pkey & 3
     }
+}
 
-    /// Whether inbound traffic from `addr:port` passes this mapping's filter.
-    #[inline]
-    pub(crate) fn permits(&self, f: FilteringBehavior, addr: &A16, port: u16) -> bool {
-        match f {
-            FilteringBehavior::EndpointIndependent => true,
-            FilteringBehavior::AddressDependent => {
-                self.rem_addr == *addr
-                    || self
-                        .extra
-                        .as_ref()
-                        .is_some_and(|e| e.binary_search(&(*addr, 0)).is_ok())
-            }
-            FilteringBehavior::AddressAndPortDependent => {
-                (self.rem_addr == *addr && self.rem_port == port)
-                    || self
-                        .extra
-                        .as_ref()
-                        .is_some_and(|e| e.binary_search(&(*addr, port)).is_ok())
-            }
-        }
-    }
-
-    /// Record that the mapping sent to `addr:port`.
-    #[inline]
-    pub(crate) fn permit(&mut self, f: FilteringBehavior, addr: &A16, port: u16) {
-        if self.permits(f, addr, port) {
-            return;
-        }
-        let entry = match f {
-            FilteringBehavior::EndpointIndependent => return,
-            FilteringBehavior::AddressDependent => (*addr, 0),
-            FilteringBehavior::AddressAndPortDependent => (*addr, port),
-        };
-        let e = self.extra.get_or_insert_with(Default::default);
-        if let Err(at) = e.binary_search(&entry) {
-            e.insert(at, entry);
-        }
-    }
+#[inline]
+fn eq16(a: &A16, b: &A16) -> bool {
+    u128::from_ne_bytes(*a) == u128::from_ne_bytes(*b)
 }
 
 /// The remote part of the outbound key under a mapping behaviour.
@@ -151,18 +124,30 @@ fn a16_words(a: &A16) -> (u64, u64) {
     (u64::from_le_bytes(x), u64::from_le_bytes(y))
 }
 
-/// The outbound index tag of a key.
+/// 64×64→128-bit multiply, folded (the foldhash/wyhash mixing step).
+#[inline]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = (a as u128).wrapping_mul(b as u128);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// The outbound index tag of a key: three folded multiplies, two of them independent (a
+/// short dependency chain matters on the per-packet path).
 #[inline]
 pub(crate) fn out_tag(pk: u8, int: &A16, int_port: u16, rem: &A16, rem_port: u16) -> u32 {
-    let mut h = FxHasher::default();
+    const K: [u64; 5] = [
+        0x243f_6a88_85a3_08d3,
+        0x1319_8a2e_0370_7344,
+        0xa409_3822_299f_31d0,
+        0x082e_fa98_ec4e_6c89,
+        0x4528_21e6_38d0_1377,
+    ];
     let (a, b) = a16_words(int);
     let (c, d) = a16_words(rem);
-    h.add(a);
-    h.add(b);
-    h.add(c);
-    h.add(d);
-    h.add((pk as u64) << 32 | (int_port as u64) << 16 | rem_port as u64);
-    h.finish() as u32
+    let e = (pk as u64) << 32 | (int_port as u64) << 16 | rem_port as u64;
+    let h1 = fold_mul(a ^ K[0], b ^ K[1]);
+    let h2 = fold_mul(c ^ K[2], d ^ K[3]);
+    fold_mul(h1 ^ e, h2 ^ K[4]) as u32
 }
 
 /// The inbound index tag of an external endpoint.
@@ -171,8 +156,17 @@ pub(crate) fn ext_tag(pk: u8, ext_idx: u16, port: u16) -> u32 {
     mix((pk as u64) << 32 | (ext_idx as u64) << 16 | port as u64) as u32
 }
 
+fn out_tag_of(m: MappingBehavior, b: &Binding) -> u32 {
+    let (mr, mp) = mask_remote(m, &b.rem_addr, b.rem_port);
+    out_tag(b.pkey, &b.int_addr, b.int_port, &mr, mp)
+}
+
+fn ext_tag_of(b: &Binding) -> u32 {
+    ext_tag(b.pkey, b.ext_idx, b.ext_port)
+}
+
 /// The binding table.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Table {
     pub(crate) slab: Vec<Binding>,
     free: Vec<u32>,
@@ -180,6 +174,9 @@ pub(crate) struct Table {
     by_int: IndexTable,
     by_ext: IndexTable,
     timers: BinaryHeap<Reverse<(u64, u32)>>,
+    /// Filter permissions beyond a binding's first remote (sorted), for ADF/APDF; ADF
+    /// stores port 0. Most bindings have none.
+    extras: FxHashMap<u32, Vec<(A16, u16)>>,
     pub(crate) mapping: MappingBehavior,
 }
 
@@ -192,6 +189,7 @@ impl Table {
             by_int: IndexTable::new(),
             by_ext: IndexTable::new(),
             timers: BinaryHeap::new(),
+            extras: FxHashMap::default(),
             mapping,
         }
     }
@@ -201,7 +199,7 @@ impl Table {
     }
 
     /// The mapping an outbound packet from `int:int_port` to `rem:rem_port` uses.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn find_out(
         &self,
         pk: u8,
@@ -210,22 +208,63 @@ impl Table {
         rem: &A16,
         rem_port: u16,
     ) -> Option<u32> {
+        self.find_out_tagged(None, pk, int, int_port, rem, rem_port)
+    }
+
+    /// [`find_out`](Self::find_out) with the key's tag when the caller already has it
+    /// (it must be `out_tag` of the masked key).
+    #[inline]
+    pub(crate) fn find_out_tagged(
+        &self,
+        tag: Option<u32>,
+        pk: u8,
+        int: &A16,
+        int_port: u16,
+        rem: &A16,
+        rem_port: u16,
+    ) -> Option<u32> {
         let (mr, mp) = mask_remote(self.mapping, rem, rem_port);
-        let tag = out_tag(pk, int, int_port, &mr, mp);
+        let tag = tag.unwrap_or_else(|| out_tag(pk, int, int_port, &mr, mp));
         let m = self.mapping;
         self.by_int.find(tag, |i| {
             let b = &self.slab[i as usize];
+            let (br, bp) = mask_remote(m, &b.rem_addr, b.rem_port);
             b.pkey == pk
                 && b.int_port == int_port
-                && b.int_addr == *int
-                && mask_remote(m, &b.rem_addr, b.rem_port) == (mr, mp)
+                && bp == mp
+                && eq16(&b.int_addr, int)
+                && eq16(&br, &mr)
         })
+    }
+
+    /// Warm the caches for a lookup by outbound (`by_ext == false`) or external tag: load
+    /// the home bucket, and return the guessed slab index.
+    #[inline]
+    pub(crate) fn peek(&self, by_ext: bool, tag: u32) -> Option<u32> {
+        if by_ext {
+            self.by_ext.peek(tag)
+        } else {
+            self.by_int.peek(tag)
+        }
     }
 
     /// The mapping holding an external endpoint.
     #[inline]
     pub(crate) fn find_ext(&self, pk: u8, ext_idx: u16, port: u16) -> Option<u32> {
-        self.by_ext.find(ext_tag(pk, ext_idx, port), |i| {
+        self.find_ext_tagged(None, pk, ext_idx, port)
+    }
+
+    /// [`find_ext`](Self::find_ext) with the endpoint's tag when the caller already has it.
+    #[inline]
+    pub(crate) fn find_ext_tagged(
+        &self,
+        tag: Option<u32>,
+        pk: u8,
+        ext_idx: u16,
+        port: u16,
+    ) -> Option<u32> {
+        let tag = tag.unwrap_or_else(|| ext_tag(pk, ext_idx, port));
+        self.by_ext.find(tag, |i| {
             let b = &self.slab[i as usize];
             b.pkey == pk && b.ext_idx == ext_idx && b.ext_port == port
         })
@@ -238,13 +277,17 @@ impl Table {
     }
 
     fn out_tag_of(&self, b: &Binding) -> u32 {
-        let (mr, mp) = mask_remote(self.mapping, &b.rem_addr, b.rem_port);
-        out_tag(b.pkey, &b.int_addr, b.int_port, &mr, mp)
+        out_tag_of(self.mapping, b)
+    }
+
+    /// Whether the slab can take another binding.
+    pub(crate) fn full(&self) -> bool {
+        self.free.is_empty() && self.slab.len() as u64 > MAX_INDEX as u64
     }
 
     /// Insert a live binding; arms its timer at `b.expires`.
     pub(crate) fn insert(&mut self, mut b: Binding) -> u32 {
-        b.live = true;
+        b.flags = LIVE;
         b.timer_at = b.expires;
         let ot = self.out_tag_of(&b);
         let et = ext_tag(b.pkey, b.ext_idx, b.ext_port);
@@ -259,8 +302,11 @@ impl Table {
                 (self.slab.len() - 1) as u32
             }
         };
-        self.by_int.insert(ot, idx);
-        self.by_ext.insert(et, idx);
+        let (slab, m) = (&self.slab, self.mapping);
+        self.by_int
+            .insert(ot, idx, |i| out_tag_of(m, &slab[i as usize]));
+        self.by_ext
+            .insert(et, idx, |i| ext_tag_of(&slab[i as usize]));
         self.timers.push(Reverse((at, idx)));
         self.live += 1;
         idx
@@ -269,16 +315,20 @@ impl Table {
     /// Remove a live binding and return it.
     pub(crate) fn remove(&mut self, idx: u32) -> Binding {
         let b = &self.slab[idx as usize];
-        debug_assert!(b.live);
+        debug_assert!(b.live());
         let ot = self.out_tag_of(b);
         let et = ext_tag(b.pkey, b.ext_idx, b.ext_port);
-        self.by_int.remove(ot, idx);
-        self.by_ext.remove(et, idx);
+        let (slab, m) = (&self.slab, self.mapping);
+        self.by_int
+            .remove(ot, idx, |i| out_tag_of(m, &slab[i as usize]));
+        self.by_ext
+            .remove(et, idx, |i| ext_tag_of(&slab[i as usize]));
         let b = &mut self.slab[idx as usize];
-        let extra = b.extra.take();
-        b.live = false;
-        let mut out = b.clone();
-        out.extra = extra;
+        if b.flags & HAS_EXTRAS != 0 {
+            self.extras.remove(&idx);
+        }
+        b.flags = 0;
+        let out = b.clone();
         self.free.push(idx);
         self.live -= 1;
         out
@@ -289,11 +339,56 @@ impl Table {
         let b = &self.slab[idx as usize];
         let old = ext_tag(b.pkey, b.ext_idx, b.ext_port);
         let new = ext_tag(b.pkey, ext_idx, port);
-        self.by_ext.remove(old, idx);
+        let slab = &self.slab;
+        self.by_ext
+            .remove(old, idx, |i| ext_tag_of(&slab[i as usize]));
         let b = &mut self.slab[idx as usize];
         b.ext_idx = ext_idx;
         b.ext_port = port;
-        self.by_ext.insert(new, idx);
+        let slab = &self.slab;
+        self.by_ext
+            .insert(new, idx, |i| ext_tag_of(&slab[i as usize]));
+    }
+
+    /// Whether inbound traffic from `addr:port` passes binding `idx`'s filter (RFC 4787 §5).
+    #[inline]
+    pub(crate) fn permits(&self, idx: u32, f: FilteringBehavior, addr: &A16, port: u16) -> bool {
+        let b = &self.slab[idx as usize];
+        let first = match f {
+            FilteringBehavior::EndpointIndependent => return true,
+            FilteringBehavior::AddressDependent => eq16(&b.rem_addr, addr),
+            FilteringBehavior::AddressAndPortDependent => {
+                b.rem_port == port && eq16(&b.rem_addr, addr)
+            }
+        };
+        if first || b.flags & HAS_EXTRAS == 0 {
+            return first;
+        }
+        let want = match f {
+            FilteringBehavior::AddressDependent => (*addr, 0),
+            _ => (*addr, port),
+        };
+        self.extras
+            .get(&idx)
+            .is_some_and(|e| e.binary_search(&want).is_ok())
+    }
+
+    /// Record that binding `idx` sent to `addr:port`.
+    #[inline]
+    pub(crate) fn permit(&mut self, idx: u32, f: FilteringBehavior, addr: &A16, port: u16) {
+        if self.permits(idx, f, addr, port) {
+            return;
+        }
+        let entry = match f {
+            FilteringBehavior::EndpointIndependent => return,
+            FilteringBehavior::AddressDependent => (*addr, 0),
+            FilteringBehavior::AddressAndPortDependent => (*addr, port),
+        };
+        self.slab[idx as usize].flags |= HAS_EXTRAS;
+        let e = self.extras.entry(idx).or_default();
+        if let Err(at) = e.binary_search(&entry) {
+            e.insert(at, entry);
+        }
     }
 
     /// Set a binding's expiry; re-arms its timer only if the expiry moved earlier.
@@ -323,7 +418,7 @@ impl Table {
             let Some(b) = self.slab.get_mut(idx as usize) else {
                 continue;
             };
-            if !b.live || b.timer_at != t {
+            if !b.live() || b.timer_at != t {
                 continue; // stale entry
             }
             if b.expires <= now {
@@ -340,7 +435,7 @@ impl Table {
         self.slab
             .iter()
             .enumerate()
-            .filter(|(_, b)| b.live)
+            .filter(|(_, b)| b.live())
             .map(|(i, _)| i as u32)
             .collect()
     }
@@ -353,13 +448,14 @@ impl Table {
         self.by_int.clear();
         self.by_ext.clear();
         self.timers.clear();
+        self.extras.clear();
     }
 
     #[cfg(test)]
     pub(crate) fn check_invariants(&self) {
         assert_eq!(self.by_int.len(), self.live);
         assert_eq!(self.by_ext.len(), self.live);
-        for (i, b) in self.slab.iter().enumerate().filter(|(_, b)| b.live) {
+        for (i, b) in self.slab.iter().enumerate().filter(|(_, b)| b.live()) {
             assert_eq!(
                 self.find_out(b.pkey, &b.int_addr, b.int_port, &b.rem_addr, b.rem_port),
                 Some(i as u32)
@@ -379,20 +475,19 @@ mod test {
             rem_addr: a16("198.51.100.1".parse().unwrap()),
             expires,
             timer_at: 0,
-            extra: None,
             int_port: i,
             rem_port: 3478,
             ext_port: 1024 + i,
             ext_idx: 0,
             pkey: P_UDP,
             tcp: 0,
-            live: false,
+            flags: 0,
         }
     }
 
     #[test]
     fn binding_is_compact() {
-        assert!(std::mem::size_of::<Binding>() <= 72);
+        assert_eq!(std::mem::size_of::<Binding>(), 64);
     }
 
     #[test]
@@ -424,17 +519,26 @@ mod test {
 
     #[test]
     fn permissions() {
-        let mut b = binding(1, 0);
+        let mut t = Table::new(MappingBehavior::EndpointIndependent);
+        let i = t.insert(binding(1, 10));
+        let j = t.insert(binding(2, 10));
+        let r1 = a16("198.51.100.1".parse().unwrap());
         let r2 = a16("198.51.100.2".parse().unwrap());
         let apdf = FilteringBehavior::AddressAndPortDependent;
         let adf = FilteringBehavior::AddressDependent;
-        assert!(b.permits(apdf, &b.rem_addr.clone(), 3478));
-        assert!(!b.permits(apdf, &r2, 3478));
-        b.permit(apdf, &r2, 9);
-        assert!(b.permits(apdf, &r2, 9));
-        assert!(!b.permits(apdf, &r2, 10));
-        let mut c = binding(1, 0);
-        c.permit(adf, &r2, 9);
-        assert!(c.permits(adf, &r2, 10));
+        assert!(t.permits(i, apdf, &r1, 3478));
+        assert!(!t.permits(i, apdf, &r2, 3478));
+        t.permit(i, apdf, &r2, 9);
+        assert!(t.permits(i, apdf, &r2, 9));
+        assert!(!t.permits(i, apdf, &r2, 10));
+        t.permit(j, adf, &r2, 9);
+        assert!(t.permits(j, adf, &r2, 10));
+        t.remove(i);
+        let k = t.insert(binding(3, 10));
+        assert_eq!(k, i, "slot reused");
+        assert!(
+            !t.permits(k, apdf, &r2, 9),
+            "extras went with the old binding"
+        );
     }
 }

@@ -232,17 +232,16 @@ fn port_preservation_falls_back_to_the_next_free_port() {
     );
     assert_eq!(out_udp(&mut n, c.at(0.0), BOB, 5000, SRV, 1), ep(EXT, 5001));
     assert_eq!(out_udp(&mut n, c.at(0.0), BOB, 5001, SRV, 1), ep(EXT, 5002));
-    // Below the range: first free port from the bottom.
-    assert_eq!(out_udp(&mut n, c.at(0.0), ALICE, 53, SRV, 1), ep(EXT, 1024));
+    // Below the range: the next port after the last allocated.
+    assert_eq!(out_udp(&mut n, c.at(0.0), ALICE, 53, SRV, 1), ep(EXT, 5003));
     // Wraps at the top.
-    assert_eq!(
-        out_udp(&mut n, c.at(0.0), ALICE, 65535, SRV, 1),
-        ep(EXT, 65535)
-    );
+    let e = out_udp(&mut n, c.at(0.0), ALICE, 65535, SRV, 1);
+    assert_eq!(e, ep(EXT, 65535));
     assert_eq!(
         out_udp(&mut n, c.at(0.0), BOB, 65535, SRV, 1),
-        ep(EXT, 1025)
+        ep(EXT, 1024)
     );
+    assert_eq!(out_udp(&mut n, c.at(0.0), BOB, 5003, SRV, 1), ep(EXT, 1025));
     // TCP has its own port space.
     let (v, p) = send(
         &mut n,
@@ -552,6 +551,18 @@ fn inbound_icmp_errors_are_translated_v4_and_v6() {
             let ii = parse_embedded(inner).unwrap();
             assert_eq!(ii.src, ip(alice));
         }
+        // A corrupted ICMP checksum is dropped, not repaired (RFC 5508 REQ-3).
+        let (_, translated) = send(
+            &mut n,
+            c.at(0.0),
+            udp(alice, 6000, srv, 1),
+            Direction::Outbound,
+        );
+        let mut err = icmp_err_about(&translated, srv);
+        let info = parse(err.as_slice()).unwrap();
+        err.as_mut_slice()[info.l4_offset + 2] ^= 0x55;
+        let (v, _) = send(&mut n, c.at(1.0), err, Direction::Inbound);
+        assert!(matches!(v, Verdict::Drop(DropReason::Malformed)), "{v:?}");
         // An error about a packet we never sent.
         let stray = udp(ext, 4444, srv, 1);
         let err = icmp_err_about(&stray, srv);
@@ -915,4 +926,60 @@ fn events_report_creation() {
     assert_eq!(n.poll_event(), None);
     assert_eq!(n.stats().created, 1);
     assert_eq!(n.stats().translated_out, 1);
+}
+
+#[test]
+fn batches_match_one_by_one() {
+    let c = clock();
+    let mk = || {
+        nat(cfg(Preset::Symmetric)
+            .hairpinning(true)
+            .unsolicited(Unsolicited::Icmp))
+    };
+    let (mut a, mut b) = (mk(), mk());
+    let mut pkts: Vec<PacketBuf> = (0..70u16)
+        .map(|i| match i % 5 {
+            0 => udp(ALICE, 1000 + i % 7, SRV, 3478),
+            1 => tcp(BOB, 2000 + i % 3, SRV2, 80, tcp_flags::SYN),
+            2 => echo(ALICE, SRV, i % 4, true),
+            3 => udp(BOB, 2000, EXT, 1000 + i),
+            _ => PacketBuf::from_slice(&[0x45, 1, 2]),
+        })
+        .collect();
+    let mut one: Vec<(String, PacketBuf)> = Vec::new();
+    for p in pkts.iter() {
+        let mut p = p.clone();
+        let v = a.handle_packet(c.at(1.0), Direction::Outbound, &mut p);
+        one.push((format!("{v:?}"), p));
+    }
+    let mut verdicts = Vec::new();
+    b.handle_batch(c.at(1.0), Direction::Outbound, &mut pkts, &mut verdicts);
+    let batch: Vec<(String, PacketBuf)> = verdicts
+        .iter()
+        .map(|v| format!("{v:?}"))
+        .zip(pkts)
+        .collect();
+    assert_eq!(one, batch);
+    let ea: Vec<_> = std::iter::from_fn(|| a.poll_event()).collect();
+    let eb: Vec<_> = std::iter::from_fn(|| b.poll_event()).collect();
+    assert_eq!(ea, eb);
+    assert_eq!(a.stats(), b.stats());
+    // Inbound replies to every external endpoint, batched.
+    let mut inb: Vec<PacketBuf> = a
+        .mappings()
+        .iter()
+        .map(|m| udp(SRV, 3478, EXT, m.external.port))
+        .collect();
+    let mut one = Vec::new();
+    for p in inb.iter() {
+        let mut p = p.clone();
+        let v = a.handle_packet(c.at(2.0), Direction::Inbound, &mut p);
+        one.push((format!("{v:?}"), p));
+    }
+    verdicts.clear();
+    b.handle_batch(c.at(2.0), Direction::Inbound, &mut inb, &mut verdicts);
+    let batch: Vec<(String, PacketBuf)> =
+        verdicts.iter().map(|v| format!("{v:?}")).zip(inb).collect();
+    assert_eq!(one, batch);
+    assert!(one.iter().any(|(v, _)| v == "Forward"));
 }

@@ -488,30 +488,43 @@ pub fn set_dst(buf: &mut [u8], info: &mut PacketInfo, new: Endpoint) -> bool {
 }
 
 fn set_endpoint(buf: &mut [u8], info: &mut PacketInfo, new: Endpoint, src: bool) -> bool {
-    let new_bytes: &[u8] = match (&new.addr, info.version) {
-        (IpAddr::V4(a), IpVersion::V4) => &a.octets(),
-        (IpAddr::V6(a), IpVersion::V6) => &a.octets(),
+    let range = addr_range(info, src);
+    let csum = l4_checksum(info);
+    // RFC 1624 eqn. 3 with every change summed once: HC' = ~(~HC + Σ(~m + m')).
+    let mut l4_diff = 0u32;
+    let mut l4_changed = false;
+    // Whole-array compares of the right size (no memcmp, no store-forwarding stall).
+    let addr_diff = match (&new.addr, info.version) {
+        (IpAddr::V4(a), IpVersion::V4) => {
+            let o = &buf[range.clone()];
+            let old = [o[0], o[1], o[2], o[3]];
+            let new = a.octets();
+            (old != new).then(|| {
+                buf[range].copy_from_slice(&new);
+                word_diff(&old, &new)
+            })
+        }
+        (IpAddr::V6(a), IpVersion::V6) => {
+            let mut old = [0u8; 16];
+            old.copy_from_slice(&buf[range.clone()]);
+            let new = a.octets();
+            (old != new).then(|| {
+                buf[range].copy_from_slice(&new);
+                word_diff(&old, &new)
+            })
+        }
         _ => return false,
     };
-    let mut new_arr = [0u8; 16];
-    new_arr[..new_bytes.len()].copy_from_slice(new_bytes);
-    let new_bytes = &new_arr[..new_bytes.len()];
-    let range = addr_range(info, src);
-    let mut old_arr = [0u8; 16];
-    old_arr[..range.len()].copy_from_slice(&buf[range.clone()]);
-    let old_bytes = &old_arr[..range.len()];
-    let csum = l4_checksum(info);
-    // Transport checksum covers the pseudo-header addresses (UDP, TCP, ICMPv6).
-    if old_bytes != new_bytes {
-        if let Some((at, true)) = csum {
-            patch_checksum(buf, info, at, old_bytes, new_bytes);
+    if let Some(d) = addr_diff {
+        // The transport checksum covers the pseudo-header addresses (UDP, TCP, ICMPv6).
+        if let Some((_, true)) = csum {
+            l4_diff += d;
+            l4_changed = true;
         }
         if info.version == IpVersion::V4 {
             let c = u16::from_be_bytes([buf[10], buf[11]]);
-            let c = checksum::update(c, old_bytes, new_bytes);
-            buf[10..12].copy_from_slice(&c.to_be_bytes());
+            buf[10..12].copy_from_slice(&apply_diff(c, d).to_be_bytes());
         }
-        buf[range].copy_from_slice(new_bytes);
     }
     // Port / identifier.
     let port_at = match info.l4 {
@@ -522,11 +535,13 @@ fn set_endpoint(buf: &mut [u8], info: &mut PacketInfo, new: Endpoint, src: bool)
     if let Some(p) = port_at {
         let old = u16::from_be_bytes([buf[p], buf[p + 1]]);
         if old != new.port {
-            if let Some((at, _)) = csum {
-                patch_checksum(buf, info, at, &old.to_be_bytes(), &new.port.to_be_bytes());
-            }
+            l4_diff += (!old) as u32 + new.port as u32;
+            l4_changed |= csum.is_some();
             buf[p..p + 2].copy_from_slice(&new.port.to_be_bytes());
         }
+    }
+    if l4_changed && let Some((at, _)) = csum {
+        patch_checksum_diff(buf, info, at, l4_diff);
     }
     if src {
         info.src = new.addr;
@@ -548,22 +563,6 @@ fn set_endpoint(buf: &mut [u8], info: &mut PacketInfo, new: Endpoint, src: bool)
         _ => {}
     }
     true
-}
-
-fn patch_checksum(buf: &mut [u8], info: &PacketInfo, at: usize, old: &[u8], new: &[u8]) {
-    let Some(field) = buf.get(at..at + 2) else {
-        return;
-    };
-    let c = u16::from_be_bytes([field[0], field[1]]);
-    // UDP over IPv4 with checksum 0 carries no checksum (RFC 768): keep it that way.
-    if matches!(info.l4, L4::Udp { .. }) && info.version == IpVersion::V4 && c == 0 {
-        return;
-    }
-    let mut n = checksum::update(c, old, new);
-    if matches!(info.l4, L4::Udp { .. }) && n == 0 {
-        n = 0xffff;
-    }
-    buf[at..at + 2].copy_from_slice(&n.to_be_bytes());
 }
 
 /// Recompute the whole ICMP (v4) / ICMPv6 checksum of an ICMP packet in place (ICMPv6
@@ -598,6 +597,41 @@ pub fn update_icmp_checksum(buf: &mut [u8], info: &PacketInfo) -> bool {
     let c = checksum::finish(acc);
     buf[at..at + 2].copy_from_slice(&c.to_be_bytes());
     true
+}
+
+/// Σ(~m + m') over the 16-bit words of an even-length change (RFC 1624).
+#[inline]
+fn word_diff(old: &[u8], new: &[u8]) -> u32 {
+    old.chunks_exact(2)
+        .zip(new.chunks_exact(2))
+        .map(|(o, n)| {
+            (!u16::from_be_bytes([o[0], o[1]])) as u32 + u16::from_be_bytes([n[0], n[1]]) as u32
+        })
+        .sum()
+}
+
+/// `HC' = ~(~HC + diff)` (RFC 1624 eqn. 3).
+#[inline]
+fn apply_diff(check: u16, diff: u32) -> u16 {
+    !checksum::fold((!check) as u32 + diff)
+}
+
+/// Apply a summed change to the transport checksum at `at`, keeping UDP's rules.
+fn patch_checksum_diff(buf: &mut [u8], info: &PacketInfo, at: usize, diff: u32) {
+    let Some(field) = buf.get(at..at + 2) else {
+        return;
+    };
+    let c = u16::from_be_bytes([field[0], field[1]]);
+    let udp = matches!(info.l4, L4::Udp { .. });
+    // UDP over IPv4 with checksum 0 carries no checksum (RFC 768): keep it that way.
+    if udp && info.version == IpVersion::V4 && c == 0 {
+        return;
+    }
+    let mut n = apply_diff(c, diff);
+    if udp && n == 0 {
+        n = 0xffff;
+    }
+    buf[at..at + 2].copy_from_slice(&n.to_be_bytes());
 }
 
 /// Decrement TTL / hop limit in place (with the IPv4 header checksum). Returns the new
