@@ -33,6 +33,11 @@ const CHECKS: &[Check] = &[
     ("sigkill_of_outer_process_removes_everything", check_sigkill),
     ("panic_inside_sandbox_removes_everything", check_panic),
     ("sigint_is_forwarded_and_removes_everything", check_sigint),
+    ("threads_before_enter_sandbox_are_refused", check_threaded),
+    (
+        "normal_user_runs_the_demo_with_a_single_id_map",
+        check_unprivileged,
+    ),
 ];
 
 fn main() -> ExitCode {
@@ -40,6 +45,7 @@ fn main() -> ExitCode {
         Ok("probe") => role_probe(),
         Ok("demo") => role_demo(),
         Ok("hold") => role_hold(),
+        Ok("threaded") => role_threaded(),
         Ok(other) => {
             eprintln!("unknown {ROLE}={other}");
             ExitCode::FAILURE
@@ -255,6 +261,60 @@ fn check_sigint() -> Result<(), String> {
     compare_root_netns(&before)
 }
 
+fn check_threaded() -> Result<(), String> {
+    let out = self_command("threaded")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() != Some(0) || !stderr.contains("before any thread exists") {
+        return Err(format!("threaded role: {} {stderr}", out.status));
+    }
+    println!("  {}", stderr.trim());
+    Ok(())
+}
+
+/// As root: run the demo again as `nobody` (uid 65534), whose user namespace maps only
+/// itself. /dev/net/tun may be mode 0600 on the machine, so that run gets a 0666 copy of
+/// the device node on a tmpfs in a private mount namespace (`unshare -m`), which leaves
+/// the machine's /dev alone.
+fn check_unprivileged() -> Result<(), String> {
+    let euid = status_field(std::process::id(), "Uid")
+        .and_then(|v| v.split_whitespace().nth(1).map(str::to_string));
+    if euid.as_deref() != Some("0") {
+        println!("  skipped: needs root to become another user");
+        return Ok(());
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let script = "mount -t tmpfs -o mode=755 tmpfs /dev/net && \
+                  mknod -m 666 /dev/net/tun c 10 200 && \
+                  exec setpriv --reuid=65534 --regid=65534 --clear-groups \"$0\"";
+    let out = match Command::new("unshare")
+        .args(["-m", "sh", "-c", script])
+        .arg(&exe)
+        .env(ROLE, "demo")
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            println!("  skipped: cannot run unshare(1): {e}");
+            return Ok(());
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() || !stdout.contains("DEMO OK") || !stdout.contains("Single") {
+        return Err(format!(
+            "demo as nobody: {}\n--- stdout\n{stdout}--- stderr\n{stderr}",
+            out.status
+        ));
+    }
+    print!("{stdout}");
+    Ok(())
+}
+
 fn processes() -> Vec<u32> {
     fs::read_dir("/proc")
         .map(|d| {
@@ -376,6 +436,26 @@ fn role_hold() -> ExitCode {
     }
     loop {
         thread::sleep(Duration::from_secs(60));
+    }
+}
+
+fn role_threaded() -> ExitCode {
+    let worker = thread::spawn(|| thread::sleep(Duration::from_millis(200)));
+    let result = sys::enter_sandbox();
+    let _ = worker.join();
+    match result {
+        Err(e @ SysError::Threaded { .. }) => {
+            eprintln!("{e}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("wrong error: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(_) => {
+            eprintln!("entered the sandbox from a threaded process");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -543,6 +623,24 @@ fn demo(sandbox: sys::Sandbox) -> Result<(), Box<dyn std::error::Error>> {
         return Err("alice's /tmp is the sandbox's /tmp".into());
     }
     println!("  /etc/hosts, /etc/resolv.conf and a private /tmp per host: ok");
+
+    // Programs that drop privileges: with the whole id range mapped, they can.
+    let dropped = run_in(
+        &alice,
+        "setpriv --reuid=65534 --regid=65534 --clear-groups id -u 2>&1",
+    );
+    match (sandbox.id_map(), dropped) {
+        (sys::IdMap::Full, Ok(uid)) if uid.trim() == "65534" => {
+            println!("  dropping privileges to uid 65534 inside alice: ok")
+        }
+        (sys::IdMap::Full, other) => {
+            return Err(format!("setpriv inside alice with a full id map: {other:?}").into());
+        }
+        (map, Ok(uid)) => {
+            return Err(format!("with id map {map:?} uid 65534 should not exist: {uid:?}").into());
+        }
+        (map, Err(_)) => println!("  id map {map:?}: dropping privileges fails, as expected"),
+    }
 
     println!("DEMO OK");
     Ok(())

@@ -108,7 +108,8 @@ impl HostNs {
     ///
     /// [`SysError::Invalid`] for a bad interface name (1..=15 bytes, no `/`, whitespace or
     /// NUL), prefix length, or a gateway of a family without an address;
-    /// [`SysError::Os`] when the kernel refuses.
+    /// [`SysError::Unsupported`] when `/dev/net/tun` may not be opened; [`SysError::Os`]
+    /// when the kernel refuses anything else (e.g. `EBUSY`: the name is taken).
     pub fn add_tun(
         &self,
         ifname: &str,
@@ -145,6 +146,17 @@ impl HostNs {
         let ctx = |what: &str| format!("{what} for {ifname} in host {}", self.name);
         let _in_host = self.enter_net()?;
         let fd = tun::create(ifname).map_err(|e| match e {
+            SysError::Os { op, source }
+                if matches!(source.raw_os_error(), Some(libc::EACCES | libc::EPERM)) =>
+            {
+                SysError::Unsupported {
+                    reason: format!(
+                        "{op} in host {}: {source}; /dev/net/tun must be readable and writable \
+                         by the user running pinhole (usual mode 0666)",
+                        self.name
+                    ),
+                }
+            }
             SysError::Os { op, source } => {
                 SysError::os(format!("{op} in host {}", self.name), source)
             }

@@ -422,6 +422,16 @@ fn preflight() -> Result<(), SysError> {
                 .into(),
         });
     }
+    // SAFETY: access(2) on a NUL-terminated literal.
+    if unsafe { libc::access(c"/dev/net/tun".as_ptr(), libc::R_OK | libc::W_OK) } == -1 {
+        return Err(SysError::Unsupported {
+            reason: format!(
+                "/dev/net/tun is not readable and writable by this user ({}); its usual mode \
+                 is 0666 (`chmod 0666 /dev/net/tun`), or run pinhole as root",
+                io::Error::last_os_error()
+            ),
+        });
+    }
     if read_sysctl("/proc/sys/user/max_user_namespaces") == Some(0) {
         return Err(SysError::Unsupported {
             reason: "user namespaces are disabled (sysctl user.max_user_namespaces = 0)".into(),
