@@ -624,6 +624,18 @@ fn demo(sandbox: sys::Sandbox) -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("  /etc/hosts, /etc/resolv.conf and a private /tmp per host: ok");
 
+    // Orphans are re-parented to the sandbox's init, which reaps them.
+    run_in(&bob, "sleep 0.2 >/dev/null 2>&1 & exit 0")?;
+    thread::sleep(Duration::from_millis(600));
+    let zombies: Vec<u32> = processes()
+        .into_iter()
+        .filter(|&p| status_field(p, "State").is_some_and(|s| s.starts_with('Z')))
+        .collect();
+    if !zombies.is_empty() {
+        return Err(format!("zombies in the sandbox: {zombies:?}").into());
+    }
+    println!("  an orphaned background process was reaped by init");
+
     // Programs that drop privileges: with the whole id range mapped, they can.
     let dropped = run_in(
         &alice,
