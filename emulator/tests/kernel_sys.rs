@@ -34,6 +34,7 @@ const CHECKS: &[Check] = &[
     ("panic_inside_sandbox_removes_everything", check_panic),
     ("sigint_is_forwarded_and_removes_everything", check_sigint),
     ("threads_before_enter_sandbox_are_refused", check_threaded),
+    ("exec_from_another_process_runs_in_a_host", check_exec),
     (
         "normal_user_runs_the_demo_with_a_single_id_map",
         check_unprivileged,
@@ -46,6 +47,8 @@ fn main() -> ExitCode {
         Ok("demo") => role_demo(),
         Ok("hold") => role_hold(),
         Ok("threaded") => role_threaded(),
+        Ok("exec-server") => role_exec_server(),
+        Ok("exec-client") => role_exec_client(),
         Ok(other) => {
             eprintln!("unknown {ROLE}={other}");
             ExitCode::FAILURE
@@ -154,15 +157,7 @@ fn start_hold() -> Result<Held, String> {
         .strip_prefix("READY ")
         .and_then(|p| p.trim().parse().ok())
         .ok_or_else(|| format!("hold role said {line:?}"))?;
-    let init = processes()
-        .into_iter()
-        .find(|&p| status_field(p, "PPid").as_deref() == Some(&outer.id().to_string()))
-        .ok_or("no init process below the outer process")?;
-    let pidns = fs::read_link(format!("/proc/{init}/ns/pid")).map_err(|e| e.to_string())?;
-    let members: Vec<u32> = processes()
-        .into_iter()
-        .filter(|p| fs::read_link(format!("/proc/{p}/ns/pid")).ok().as_ref() == Some(&pidns))
-        .collect();
+    let members = sandbox_members(outer.id())?;
     let sleep_host_pid = members
         .iter()
         .copied()
@@ -315,6 +310,142 @@ fn check_unprivileged() -> Result<(), String> {
     Ok(())
 }
 
+fn check_exec() -> Result<(), String> {
+    let socket = std::env::temp_dir().join(format!("pinhole-ksys-{}.sock", std::process::id()));
+    let mut server = self_command("exec-server")
+        .env("PINHOLE_KSYS_SOCKET", &socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let result = exec_against(&mut server, &socket);
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = fs::remove_file(&socket);
+    result
+}
+
+fn exec_against(server: &mut Child, socket: &Path) -> Result<(), String> {
+    let mut ready = String::new();
+    BufReader::new(server.stdout.take().expect("piped"))
+        .read_line(&mut ready)
+        .map_err(|e| e.to_string())?;
+    if ready.trim() != "READY" {
+        return Err(format!("exec server said {ready:?}"));
+    }
+    let devnull = fs::File::open("/dev/null").map_err(|e| e.to_string())?;
+    let (mut out_r, out_w) = std::io::pipe().map_err(|e| e.to_string())?;
+    let code = sys::exec_remote(
+        socket,
+        "alice",
+        &[
+            "sh".into(),
+            "-c".into(),
+            "grep bob /etc/hosts; echo \"X=$X\"; exit 7".into(),
+        ],
+        &[("X".into(), "from-client".into())],
+        [devnull.as_fd(), out_w.as_fd(), out_w.as_fd()],
+        false,
+    )
+    .map_err(|e| e.to_string())?;
+    drop(out_w);
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut out_r, &mut out).map_err(|e| e.to_string())?;
+    if code != 7 || !out.contains("10.0.0.3 bob") || !out.contains("X=from-client") {
+        return Err(format!("exec in alice: code {code}, output {out:?}"));
+    }
+    println!(
+        "  exec in alice from outside: exit {code}, output {:?}",
+        out.trim()
+    );
+
+    match sys::exec_remote(
+        socket,
+        "carol",
+        &["true".into()],
+        &[],
+        [devnull.as_fd(), devnull.as_fd(), devnull.as_fd()],
+        false,
+    ) {
+        Err(e) if e.to_string().contains("no host named carol") => {
+            println!("  unknown host: {e}")
+        }
+        other => return Err(format!("exec in a missing host: {other:?}")),
+    }
+
+    // A client forwards SIGINT to the remote program.
+    let mut client = self_command("exec-client")
+        .env("PINHOLE_KSYS_SOCKET", socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut up = String::new();
+    BufReader::new(client.stdout.take().expect("piped"))
+        .read_line(&mut up)
+        .map_err(|e| e.to_string())?;
+    if up.trim() != "up" {
+        let _ = client.kill();
+        return Err(format!("remote program said {up:?}"));
+    }
+    let pid = client.id().to_string();
+    Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .map_err(|e| e.to_string())?;
+    let status = client.wait().map_err(|e| e.to_string())?;
+    if status.code() != Some(130) {
+        return Err(format!("client after SIGINT: {status} (want exit 130)"));
+    }
+    println!("  SIGINT to the client ended the remote program: client {status}");
+
+    // A client that dies leaves no remote program behind (SIGHUP).
+    let mut client = self_command("exec-client")
+        .env("PINHOLE_KSYS_SOCKET", socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut up = String::new();
+    BufReader::new(client.stdout.take().expect("piped"))
+        .read_line(&mut up)
+        .map_err(|e| e.to_string())?;
+    let is_sleep =
+        |p: &u32| fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sleep");
+    let remote: Vec<u32> = sandbox_members(server.id())?
+        .into_iter()
+        .filter(is_sleep)
+        .collect();
+    if remote.len() != 1 {
+        let _ = client.kill();
+        return Err(format!("expected one remote sleep, found {remote:?}"));
+    }
+    client.kill().map_err(|e| e.to_string())?;
+    let _ = client.wait();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while alive(remote[0]) {
+        if Instant::now() > deadline {
+            return Err(format!("remote sleep {} survived its client", remote[0]));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    println!("  SIGKILL of a client hung up its remote program");
+    Ok(())
+}
+
+/// Host pids of every process in the PID namespace of the sandbox started as `outer`.
+fn sandbox_members(outer: u32) -> Result<Vec<u32>, String> {
+    let init = processes()
+        .into_iter()
+        .find(|&p| status_field(p, "PPid").as_deref() == Some(&outer.to_string()))
+        .ok_or("no init process below the outer process")?;
+    let pidns = fs::read_link(format!("/proc/{init}/ns/pid")).map_err(|e| e.to_string())?;
+    Ok(processes()
+        .into_iter()
+        .filter(|p| fs::read_link(format!("/proc/{p}/ns/pid")).ok().as_ref() == Some(&pidns))
+        .collect())
+}
+
 fn processes() -> Vec<u32> {
     fs::read_dir("/proc")
         .map(|d| {
@@ -454,6 +585,39 @@ fn role_threaded() -> ExitCode {
         }
         Ok(_) => {
             eprintln!("entered the sandbox from a threaded process");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn role_exec_server() -> ExitCode {
+    let socket = std::env::var_os("PINHOLE_KSYS_SOCKET").expect("PINHOLE_KSYS_SOCKET");
+    let _sandbox = enter();
+    let alice = Arc::new(HostNs::create("alice", HOSTS).expect("create host"));
+    let server = sys::ExecServer::bind(Path::new(&socket)).expect("bind");
+    println!("READY");
+    std::io::stdout().flush().expect("flush");
+    loop {
+        let request = server.accept().expect("accept");
+        if request.host() == alice.name() {
+            let alice = alice.clone();
+            thread::spawn(move || request.run(&alice));
+        } else {
+            let why = format!("no host named {}", request.host());
+            request.reject(&why);
+        }
+    }
+}
+
+fn role_exec_client() -> ExitCode {
+    let socket = std::env::var_os("PINHOLE_KSYS_SOCKET").expect("PINHOLE_KSYS_SOCKET");
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let stdio = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
+    let argv = ["sh", "-c", "echo up; exec sleep 100"].map(String::from);
+    match sys::exec_remote(Path::new(&socket), "alice", &argv, &[], stdio, true) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("{e}");
             ExitCode::FAILURE
         }
     }

@@ -28,21 +28,26 @@
 //! }
 //! ```
 //!
-//! # `pinhole exec HOST -- CMD` from another process (design, not built)
+//! # `pinhole exec HOST -- CMD` from another process
 //!
 //! `pinhole up` keeps its sandbox running. Host namespaces live only as long as some
 //! process or fd of the sandbox holds them, and nothing outside may hold them (that is
 //! what makes SIGKILL teardown complete), so a second pinhole process cannot `setns` into
-//! them itself. Instead the sandboxed `pinhole up` process listens on a unix stream socket
-//! `$XDG_RUNTIME_DIR/pinhole/<id>.sock` (root: `/run/pinhole/<id>.sock`, mode 0600, created
-//! *before* entering the sandbox and passed in as an inherited fd, because the sandbox's
-//! own mount namespace is private). `pinhole exec` connects and sends the host name,
-//! argv, env and its stdin/stdout/stderr fds (`SCM_RIGHTS`); `up` checks the peer's
-//! credentials (`SO_PEERCRED`, same uid as the creator), runs [`sys::HostNs::spawn`]
-//! with those fds and writes the exit status back when the child ends. `exec` forwards
-//! SIGINT/SIGTERM as a one-byte message on the socket and exits with the status. `pinhole
-//! down` sends a shutdown message; a stale socket (connect refused) is removed by the next
-//! `up`.
+//! them itself. Instead the sandboxed `pinhole up` binds a [`sys::ExecServer`] on a unix
+//! socket (`$XDG_RUNTIME_DIR/pinhole/<id>.sock`, root: `/run/pinhole/<id>.sock`; path
+//! computed before entering the sandbox) and serves each accepted [`sys::ExecRequest`] on
+//! a thread with [`sys::ExecRequest::run`]. `pinhole exec` calls [`sys::exec_remote`]
+//! with its own stdin/stdout/stderr (passed as `SCM_RIGHTS`) and exits with the returned
+//! code; its SIGINT/SIGTERM/SIGHUP/SIGQUIT are forwarded to the program, and if it dies
+//! the program gets SIGHUP. Only the sandbox's own user may connect (`SO_PEERCRED`, socket
+//! mode 0600). `pinhole down` is the CLI's business (e.g. SIGTERM to the `up` process,
+//! whose pid it can keep next to the socket).
+//!
+//! # What the sandbox does not have
+//!
+//! The sandboxed program's own network namespace has only `lo`: commands that must reach
+//! the real network (`pinhole probe` against a real NAT) must not call
+//! [`sys::enter_sandbox`].
 
 #[allow(unsafe_code)]
 pub mod sys;

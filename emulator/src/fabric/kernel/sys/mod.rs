@@ -9,7 +9,10 @@
 //!   [`HostNs::enter_net`] switches the calling thread's network namespace for a while.
 //! - [`read_packet`], [`write_packet`], [`read_batch`], [`write_batch`] and
 //!   [`wait_readable`] move packets through TUN fds.
+//! - [`ExecServer`] and [`exec_remote`] let another process run programs in the hosts of
+//!   a running sandbox (`pinhole exec`).
 
+mod exec;
 mod host;
 mod netlink;
 mod sandbox;
@@ -17,6 +20,7 @@ mod tun;
 
 use std::io;
 
+pub use exec::{ExecRequest, ExecServer, exec_remote};
 pub use host::{HostNs, NetnsGuard, RESOLV_CONF};
 pub use sandbox::{IdMap, Sandbox, enter_sandbox, in_sandbox};
 pub use tun::{read_batch, read_packet, wait_readable, write_batch, write_packet};
