@@ -412,10 +412,16 @@ fn exec_against(server: &mut Child, socket: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let is_sleep =
         |p: &u32| fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sleep");
-    let remote: Vec<u32> = sandbox_members(server.id())?
-        .into_iter()
-        .filter(is_sleep)
-        .collect();
+    // "up" comes from sh just before it execs sleep: wait for the exec.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut remote: Vec<u32> = Vec::new();
+    while remote.is_empty() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+        remote = sandbox_members(server.id())?
+            .into_iter()
+            .filter(is_sleep)
+            .collect();
+    }
     if remote.len() != 1 {
         let _ = client.kill();
         return Err(format!("expected one remote sleep, found {remote:?}"));
