@@ -254,8 +254,8 @@ extern "C" fn send_signal(sig: libc::c_int) {
 /// The client side of `pinhole exec`: run `argv` in `host` of the sandbox serving
 /// `socket`, with `stdio` (usually this process's fds 0, 1 and 2) as the program's stdin,
 /// stdout and stderr, and wait for it. With `forward_signals`, SIGINT, SIGTERM, SIGHUP and
-/// SIGQUIT received meanwhile are handlers that pass the signal on to the program (one
-/// call at a time per process). Returns the program's exit code (128 + signal number when
+/// SIGQUIT received meanwhile are passed on to the program instead of acting here (their
+/// previous handlers are restored on return; one forwarding call at a time per process). Returns the program's exit code (128 + signal number when
 /// killed).
 ///
 /// # Errors
@@ -308,21 +308,29 @@ pub fn exec_remote(
     let fds = stdio.map(|fd| fd.as_raw_fd());
     send_with_fds(&conn, &message, &fds).map_err(|e| SysError::os("send the exec request", e))?;
 
+    const FORWARD: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+    // SAFETY: sigaction is plain data; zeroed is a valid placeholder until overwritten.
+    let mut previous: [libc::sigaction; 4] = unsafe { std::mem::zeroed() };
     if forward_signals {
         CLIENT_FD.store(conn.as_raw_fd(), Ordering::Relaxed);
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
-            // SAFETY: a zeroed sigaction is valid; the handler only calls send(2).
+        for (sig, old) in FORWARD.iter().zip(previous.iter_mut()) {
+            // SAFETY: a zeroed sigaction is valid; the handler only calls send(2); the
+            // previous action is saved to be restored below.
             unsafe {
                 let mut sa: libc::sigaction = std::mem::zeroed();
                 sa.sa_sigaction = send_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
                 sa.sa_flags = libc::SA_RESTART;
                 libc::sigemptyset(&raw mut sa.sa_mask);
-                libc::sigaction(sig, &raw const sa, std::ptr::null_mut());
+                libc::sigaction(*sig, &raw const sa, old);
             }
         }
     }
     let result = read_replies(&conn);
     if forward_signals {
+        for (sig, old) in FORWARD.iter().zip(previous.iter()) {
+            // SAFETY: restoring the action saved above.
+            unsafe { libc::sigaction(*sig, old, std::ptr::null_mut()) };
+        }
         CLIENT_FD.store(-1, Ordering::Relaxed);
     }
     result

@@ -47,8 +47,9 @@ const FORWARDED: [libc::c_int; 6] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum IdMap {
-    /// Every id 0..4294967295 maps to itself (pinhole started as root): programs that drop
-    /// privileges (`kamailio -u`) work.
+    /// Every id maps to itself (pinhole started as root): 0..4294967295 on the machine
+    /// itself, or every id the surrounding container has. Programs that drop privileges
+    /// (`kamailio -u`) work.
     Full,
     /// Root inside is the invoking user; ids from 1 on map to the user's subordinate ranges
     /// from `/etc/subuid` and `/etc/subgid` (set by `newuidmap`/`newgidmap`).
@@ -107,8 +108,8 @@ pub fn in_sandbox() -> bool {
 /// SIGKILLed (init and the program have `PR_SET_PDEATHSIG(SIGKILL)`; PID 1's death kills
 /// the namespace).
 ///
-/// Inside: uid/gid 0 is the invoking user. As root the whole 0..4294967295 range maps to
-/// itself ([`IdMap::Full`]); as a normal user `newuidmap`/`newgidmap` map the ranges of
+/// Inside: uid/gid 0 is the invoking user. As root the whole 0..4294967295 range (or every
+/// id of the surrounding container) maps to itself ([`IdMap::Full`]); as a normal user `newuidmap`/`newgidmap` map the ranges of
 /// `/etc/subuid`/`/etc/subgid` when installed and configured ([`IdMap::Subordinate`]),
 /// else only root ([`IdMap::Single`]). Mounts are private, `/proc` is fresh for the new PID
 /// namespace (kept as it was where the kernel forbids a new one, e.g. in containers with
@@ -314,9 +315,14 @@ fn write_id_maps(pid: libc::pid_t, uid: libc::uid_t, gid: libc::gid_t) -> Result
     let proc = format!("/proc/{pid}");
     // SAFETY: never fails.
     let euid = unsafe { libc::geteuid() };
-    if euid == 0 && fs::write(format!("{proc}/uid_map"), "0 0 4294967295\n").is_ok() {
-        fs::write(format!("{proc}/gid_map"), "0 0 4294967295\n")
-            .map_err(|e| format!("writing the full gid map as root failed: {e}"))?;
+    // As root: every id our own user namespace has (0..4294967295 on the machine itself,
+    // fewer inside a container), mapped to itself.
+    if euid == 0
+        && let (Some(uids), Some(gids)) = (identity_map("uid_map"), identity_map("gid_map"))
+        && fs::write(format!("{proc}/uid_map"), uids).is_ok()
+    {
+        fs::write(format!("{proc}/gid_map"), gids)
+            .map_err(|e| format!("writing the gid map as root failed: {e}"))?;
         return Ok(IdMap::Full);
     }
     if euid != 0
@@ -335,6 +341,21 @@ fn write_id_maps(pid: libc::pid_t, uid: libc::uid_t, gid: libc::gid_t) -> Result
     fs::write(format!("{proc}/gid_map"), format!("0 {gid} 1\n"))
         .map_err(|e| format!("writing {proc}/gid_map (\"0 {gid} 1\") failed: {e}"))?;
     Ok(IdMap::Single)
+}
+
+/// `/proc/self/<file>` turned into an identity map of the same ids ("first first count"
+/// per extent), so the child namespace gets every id this one has.
+fn identity_map(file: &str) -> Option<String> {
+    let text = fs::read_to_string(format!("/proc/self/{file}")).ok()?;
+    let mut map = String::new();
+    for line in text.lines() {
+        let mut f = line.split_whitespace();
+        let first: u64 = f.next()?.parse().ok()?;
+        let _outside = f.next()?;
+        let count: u64 = f.next()?.parse().ok()?;
+        map.push_str(&format!("{first} {first} {count}\n"));
+    }
+    (!map.is_empty()).then_some(map)
 }
 
 /// `newuidmap`/`newgidmap` with the user's first `/etc/subuid`, `/etc/subgid` ranges.
