@@ -16,21 +16,40 @@ pub const EXIT_INVALID: u8 = 2;
 /// The environment cannot run it (I/O errors, missing privileges).
 pub const EXIT_ENVIRONMENT: u8 = 3;
 
-/// What this build can run. Everything else in the scenario format parses, and is then
-/// refused with "not available yet" (exit 2) rather than silently skipped.
-pub fn availability() -> Availability {
-    Availability {
-        virtual_fabric: true,
-        stun: true,
-        firewalls: true,
-        probe_steps: true,
-        punch_steps: true,
-        tcp_punch: true,
-        link_steps: true,
-        nat_steps: true,
-        probe_lifetime: true,
-        ..Availability::default()
+/// What this build can run on `fabric`. Everything else in the scenario format parses, and
+/// is then refused with "not available yet" (exit 2) rather than silently skipped.
+pub fn availability(fabric: Fabric) -> Availability {
+    match fabric {
+        Fabric::Virtual => Availability {
+            virtual_fabric: true,
+            stun: true,
+            firewalls: true,
+            probe_steps: true,
+            punch_steps: true,
+            tcp_punch: true,
+            link_steps: true,
+            nat_steps: true,
+            probe_lifetime: true,
+            ..Availability::default()
+        },
+        // The built-in agents and services do not run on real sockets yet: on the kernel
+        // fabric only real programs (`run:` steps) talk.
+        Fabric::Kernel => Availability {
+            kernel_fabric: true,
+            firewalls: true,
+            run_steps: true,
+            link_steps: true,
+            nat_steps: true,
+            ..Availability::default()
+        },
     }
+}
+
+/// Problems that keep `cell` from running on `fabric` with this build.
+pub fn cell_problems(cell: &Cell, file: &Path, fabric: Fabric) -> Vec<scenario::Error> {
+    let mut spec = cell.spec.clone();
+    spec.fabric = fabric;
+    scenario::check_available(&spec, file, &availability(fabric))
 }
 
 /// Options of `pinhole run`.
@@ -99,11 +118,12 @@ pub fn validate(paths: &[PathBuf]) -> u8 {
     };
     let mut bad = false;
     for f in &files {
-        match scenario::load(f).and_then(|s| {
-            let problems = s.unavailable(None, &availability())?;
-            s.cells().map(|c| (s, c, problems))
-        }) {
-            Ok((s, cells, problems)) => {
+        match scenario::load(f).and_then(|s| s.cells().map(|c| (s, c))) {
+            Ok((s, cells)) => {
+                let problems: Vec<_> = cells
+                    .iter()
+                    .flat_map(|c| cell_problems(c, f, c.spec.fabric))
+                    .collect();
                 if problems.is_empty() {
                     println!(
                         "ok    {} ({}, {} cell{})",
@@ -138,6 +158,37 @@ fn print_errors(errs: &[scenario::Error]) {
     }
 }
 
+/// Whether `program` can be executed: a path that exists, or a name found on `PATH`.
+fn program_exists(program: &str) -> bool {
+    if program.contains('/') {
+        return Path::new(program).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+}
+
+/// One message per `run:` step (of a kernel cell) whose program is not installed.
+fn missing_programs(jobs: &[Job], files: &[PathBuf]) -> Vec<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for j in jobs.iter().filter(|j| j.cell.spec.fabric == Fabric::Kernel) {
+        for step in &j.cell.spec.steps {
+            if let scenario::model::StepKind::Run { cmd, .. } = &step.kind
+                && let Some(program) = cmd.first()
+                && !program_exists(program)
+            {
+                out.insert(format!(
+                    "{}:{}:{}: `{program}` is not installed or not on PATH\n  help: install it \
+                     (`cargo xtask deps` installs the programs the shipped scenarios use)",
+                    files[j.scenario].display(),
+                    step.pos.line,
+                    step.pos.col
+                ));
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
 struct Job {
     scenario: usize,
     index: usize,
@@ -158,12 +209,13 @@ pub fn run(paths: &[PathBuf], opts: &RunOptions) -> anyhow::Result<u8> {
     let mut jobs = Vec::new();
     let mut errors = Vec::new();
     for (si, f) in files.iter().enumerate() {
-        match scenario::load(f).and_then(|s| {
-            let problems = s.unavailable(opts.fabric, &availability())?;
-            s.cells().map(|c| (s, c, problems))
-        }) {
-            Ok((s, cells, problems)) => {
-                errors.extend(problems);
+        match scenario::load(f).and_then(|s| s.cells().map(|c| (s, c))) {
+            Ok((s, mut cells)) => {
+                for c in &mut cells {
+                    let fabric = opts.fabric.unwrap_or(c.spec.fabric);
+                    errors.extend(cell_problems(c, f, fabric));
+                    c.spec.fabric = fabric;
+                }
                 scenarios.push(ScenarioReport {
                     file: f.display().to_string(),
                     name: s.spec.name.clone(),
@@ -192,7 +244,30 @@ pub fn run(paths: &[PathBuf], opts: &RunOptions) -> anyhow::Result<u8> {
             (k - 1) % n == i - 1
         });
     }
+    // A program a `run:` step needs but the machine lacks: the environment cannot run it.
+    let missing = missing_programs(&jobs, &files);
+    if !missing.is_empty() {
+        for m in &missing {
+            eprintln!("{m}");
+        }
+        eprintln!("pinhole: nothing was run (exit {EXIT_ENVIRONMENT})");
+        return Ok(EXIT_ENVIRONMENT);
+    }
     let total = jobs.len();
+    // The kernel fabric lives in a sandbox of namespaces that must be entered before any
+    // thread exists; the process continues inside it (the outer one only waits).
+    if jobs.iter().any(|j| j.cell.spec.fabric == Fabric::Kernel)
+        && let Err(e) = emulator::fabric::kernel::sys::enter_sandbox()
+    {
+        {
+            eprintln!("pinhole: {e}");
+            return Ok(if e.is_unsupported() {
+                EXIT_ENVIRONMENT
+            } else {
+                EXIT_FAIL
+            });
+        }
+    }
     if !opts.quiet && !opts.json {
         eprintln!(
             "pinhole: running {total} cell{} from {} file{} on {} worker{}",
@@ -227,9 +302,12 @@ pub fn run(paths: &[PathBuf], opts: &RunOptions) -> anyhow::Result<u8> {
                     let cell_opts = runner::CellOptions {
                         pcap_dir: pcap
                             .as_ref()
-                            .map(|d| d.join(runner::cell_dir_name(&job.cell.name))),
+                            .map(|d| d.join(crate::capture::cell_dir_name(&job.cell.name))),
                     };
-                    let report = runner::run_cell_with(&job.cell, &cell_opts);
+                    let report = match job.cell.spec.fabric {
+                        Fabric::Virtual => runner::run_cell_with(&job.cell, &cell_opts),
+                        Fabric::Kernel => crate::kernel_runner::run_cell(&job.cell, &cell_opts),
+                    };
                     if tx.send((job.scenario, job.index, report)).is_err() {
                         break;
                     }

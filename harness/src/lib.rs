@@ -6,11 +6,15 @@
 //! | [`convert`] | scenario model → emulator configuration |
 //! | [`agents`] | built-in agents and services (punch rendezvous and peers, STUN service, RFC 5780 probe) |
 //! | [`runner`] | runs one cell on the virtual fabric and judges its expectations |
+//! | [`kernel_runner`] | runs one cell on the kernel fabric (network namespaces, real programs) |
+//! | [`capture`] | `--pcap DIR`: a capture file per interface and cell |
 //! | [`cli`] | `pinhole run` / `pinhole validate` as library functions |
 #![deny(missing_docs)]
 
 pub mod agents;
+pub mod capture;
 pub mod cli;
 pub mod convert;
+pub mod kernel_runner;
 pub mod runner;
 pub mod scenario;

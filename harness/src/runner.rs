@@ -8,19 +8,15 @@
 use crate::agents::probe::Probe;
 use crate::agents::punch::{Punch, PunchOutcome, PunchProtocol};
 use crate::agents::stun::StunService;
+use crate::capture::PcapSink;
 use crate::convert;
 use crate::scenario::Cell;
 use crate::scenario::model::{self as m, Measure, StepKind};
-use emulator::fabric::engine::Captured;
 use emulator::fabric::sim::Sim;
-use emulator::pcap::PcapWriter;
-use emulator::topology::Attachment;
 use relay::stun::{Behavior as ProbeBehavior, ProbeReport, ProberConfig, ServerConfig, Tests};
 use reports::{CellReport, Check, DropCount, StepReport};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::BufWriter;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -71,71 +67,17 @@ struct Driver {
     pcap: Option<PcapSink>,
 }
 
-/// One pcap file per attachment (host interface, NAT or firewall side) of a cell.
-struct PcapSink {
-    dir: PathBuf,
-    writers: BTreeMap<Attachment, PcapWriter<BufWriter<File>>>,
-    error: Option<String>,
+pub(crate) fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
 }
 
-impl PcapSink {
-    fn drain(&mut self, sim: &mut Sim) {
+fn drain_captures(pcap: &mut Option<PcapSink>, sim: &mut Sim) {
+    if let Some(p) = pcap.as_mut() {
         let epoch = sim.epoch();
         while let Some(c) = sim.engine_mut().poll_capture() {
-            if self.error.is_some() {
-                continue;
-            }
-            if let Err(e) = self.write(sim, epoch, &c) {
-                self.error = Some(format!(
-                    "cannot write pcap files to {}: {e}",
-                    self.dir.display()
-                ));
-            }
+            p.record(sim.topology(), epoch, &c);
         }
     }
-
-    fn write(&mut self, sim: &Sim, epoch: Instant, c: &Captured) -> std::io::Result<()> {
-        if !self.writers.contains_key(&c.at) {
-            std::fs::create_dir_all(&self.dir)?;
-            let name = sim.topology().attachment_name(c.at);
-            let f = File::create(self.dir.join(format!("{name}.pcap")))?;
-            self.writers
-                .insert(c.at, PcapWriter::new(BufWriter::new(f))?);
-        }
-        match self.writers.get_mut(&c.at) {
-            Some(w) => w.write_packet(c.time.saturating_duration_since(epoch), &c.packet),
-            None => Ok(()),
-        }
-    }
-
-    fn finish(self) -> Result<(), String> {
-        if let Some(e) = self.error {
-            return Err(e);
-        }
-        for (_, w) in self.writers {
-            w.finish()
-                .map_err(|e| format!("cannot write pcap files to {}: {e}", self.dir.display()))?;
-        }
-        Ok(())
-    }
-}
-
-/// A folder name for a cell: its name with anything but letters, digits and `-.=,`
-/// replaced by `_`.
-pub fn cell_dir_name(cell: &str) -> String {
-    cell.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-.=,".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-fn ms(d: Duration) -> u64 {
-    d.as_millis() as u64
 }
 
 impl Driver {
@@ -146,9 +88,7 @@ impl Driver {
     /// Let agents read and write until nothing more happens at the current instant
     /// (zero-delay paths make request and answer land in the same instant).
     fn settle(&mut self, active: &mut Option<Active>) {
-        if let Some(p) = self.pcap.as_mut() {
-            p.drain(&mut self.sim);
-        }
+        drain_captures(&mut self.pcap, &mut self.sim);
         for _ in 0..1000 {
             let before = (self.sim.stats().delivered, self.sim.stats().sent);
             for s in &mut self.services {
@@ -158,9 +98,7 @@ impl Driver {
                 a.poll(&mut self.sim);
             }
             self.sim.flush();
-            if let Some(p) = self.pcap.as_mut() {
-                p.drain(&mut self.sim);
-            }
+            drain_captures(&mut self.pcap, &mut self.sim);
             if (self.sim.stats().delivered, self.sim.stats().sent) == before {
                 return;
             }
@@ -207,11 +145,11 @@ fn host(sim: &Sim, name: &str) -> Result<usize, Abort> {
         .ok_or_else(|| Abort(format!("unknown host `{name}`")))
 }
 
-fn step_name(i: usize, s: &m::Step) -> String {
+pub(crate) fn step_name(i: usize, s: &m::Step) -> String {
     s.name.clone().unwrap_or_else(|| format!("step-{}", i + 1))
 }
 
-fn step_kind(k: &StepKind) -> &'static str {
+pub(crate) fn step_kind(k: &StepKind) -> &'static str {
     match k {
         StepKind::Call { .. } => "call",
         StepKind::Reinvite { .. } => "reinvite",
@@ -234,7 +172,7 @@ fn behavior(b: ProbeBehavior) -> &'static str {
 }
 
 /// A NAT's counters for the report, by stable names.
-fn nat_counters(s: &emulator::nat::NatStats) -> BTreeMap<String, u64> {
+pub(crate) fn nat_counters(s: &emulator::nat::NatStats) -> BTreeMap<String, u64> {
     let mut m = BTreeMap::new();
     for (k, v) in [
         ("translated_out", s.translated_out),
@@ -423,6 +361,52 @@ pub fn run_cell_with(cell: &Cell, opts: &CellOptions) -> CellReport {
     report
 }
 
+/// Judge a `run` step's measure against what its program did.
+pub(crate) fn judge_run(
+    measure: &Measure,
+    out: Option<&crate::kernel_runner::RunOutcome>,
+) -> (Option<Value>, bool, Option<String>) {
+    let Some(out) = out else {
+        return (None, false, Some("the step did not run".into()));
+    };
+    match measure {
+        Measure::Exit(cmp) => match out.exit {
+            Some(code) => {
+                let ok = cmp.check(&code);
+                let why = if out.stopped {
+                    " (pinhole stopped it: timeout or end of scenario)"
+                } else {
+                    ""
+                };
+                (
+                    Some(json!(code)),
+                    ok,
+                    (!ok).then(|| format!("expected exit {cmp}, it exited {code}{why}")),
+                )
+            }
+            None => (None, false, Some("the program did not exit".into())),
+        },
+        Measure::Stdout(t) | Measure::Stderr(t) => {
+            let (text, stream) = match measure {
+                Measure::Stdout(_) => (&out.stdout, "stdout"),
+                _ => (&out.stderr, "stderr"),
+            };
+            let ok = text.contains(&t.contains);
+            let excerpt: String = text.chars().take(400).collect();
+            (
+                Some(json!(excerpt)),
+                ok,
+                (!ok).then(|| format!("{stream} does not contain {:?}", t.contains)),
+            )
+        }
+        m => (
+            None,
+            false,
+            Some(format!("`{}` is not produced by a run step", m.key())),
+        ),
+    }
+}
+
 /// A measured value in the units its expectation is written in.
 fn value_text(m: &Measure, v: &Value) -> String {
     match (m, v) {
@@ -444,7 +428,7 @@ fn value_text(m: &Measure, v: &Value) -> String {
     }
 }
 
-fn measure_text(m: &Measure) -> String {
+pub(crate) fn measure_text(m: &Measure) -> String {
     match m {
         Measure::Connected(b) | Measure::Hairpinning(b) | Measure::Established(b) => b.to_string(),
         Measure::Mapping(b) | Measure::Filtering(b) => b.to_string(),
@@ -479,11 +463,7 @@ fn run_steps(
         services: Vec::new(),
         deadline: epoch + spec.time_limit,
         time_limit: spec.time_limit,
-        pcap: opts.pcap_dir.as_ref().map(|dir| PcapSink {
-            dir: dir.clone(),
-            writers: BTreeMap::new(),
-            error: None,
-        }),
+        pcap: opts.pcap_dir.clone().map(PcapSink::new),
     };
     // Services listen before t = 0.
     for s in &spec.services {
@@ -503,11 +483,11 @@ fn run_steps(
     }
     let mut result = run_timeline(cell, &mut d, report, results);
     report.ended_ms = ms(d.elapsed());
-    if let Some(mut p) = d.pcap.take() {
-        p.drain(&mut d.sim);
-        if let Err(e) = p.finish() {
-            result = result.and(Err(Abort(e)));
-        }
+    drain_captures(&mut d.pcap, &mut d.sim);
+    if let Some(p) = d.pcap.take()
+        && let Err(e) = p.finish()
+    {
+        result = result.and(Err(Abort(e)));
     }
     // Fabric counters.
     for ((at, reason), count) in &d.sim.stats().drops {
@@ -660,7 +640,7 @@ fn run_timeline(
 
 /// A `link:` step's settings merged into the link's current ones (SCENARIO-FORMAT.md:
 /// "merged into the link's current settings").
-fn merge_link(
+pub(crate) fn merge_link(
     current: Option<emulator::link::LinkConfig>,
     change: &m::Impairment,
 ) -> emulator::link::LinkConfig {

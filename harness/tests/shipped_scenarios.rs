@@ -14,10 +14,10 @@ fn run_file(name: &str) {
     let path = scenarios_dir().join(name);
     let s = scenario::load(&path).unwrap_or_else(|e| panic!("{name} does not load:\n{e}"));
     let cells = s.cells().unwrap_or_else(|e| panic!("{name}: {e}"));
-    let problems = s.unavailable(None, &cli::availability()).unwrap();
-    assert!(problems.is_empty(), "{name}: {problems:?}");
     let mut failures = Vec::new();
     for cell in &cells {
+        let problems = cli::cell_problems(cell, &path, cell.spec.fabric);
+        assert!(problems.is_empty(), "{name}: {problems:?}");
         let r = runner::run_cell(cell);
         if !r.passed {
             failures.push(format!(

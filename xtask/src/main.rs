@@ -12,6 +12,13 @@ use std::process::{Command, ExitCode};
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     // Decodes every pcap pinhole writes (harness/tests/pcap_tshark.rs).
     ("tshark", "tshark"),
+    // RFC 5780 server and classifier: scenarios/kernel/coturn-natdiscovery-*.yaml.
+    ("coturn", "turnutils_natdiscovery"),
+    // The RFC 3489 pair: scenarios/kernel/stun-client-presets.yaml.
+    ("stun-client", "stun"),
+    ("stun-server", "stund"),
+    // Small real UDP programs in scenarios/kernel/udp-binding-timeout.yaml.
+    ("python3", "python3"),
 ];
 
 /// PyPI packages the interop tests need, with the module to import (to check for it).

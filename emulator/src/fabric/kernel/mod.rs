@@ -1,8 +1,9 @@
 //! The kernel fabric: every emulated host is a Linux network namespace whose only
 //! interface is a TUN device; pinhole's userspace engine moves the packets between TUNs.
 //!
-//! Only the OS layer exists so far: [`sys`] (namespaces, TUN devices, rtnetlink, process
-//! spawning). It is the one place in this crate with `unsafe` code (STYLE.md §6).
+//! [`KernelFabric`] creates the hosts and runs the shared engine between their TUN devices
+//! on a thread; [`sys`] is the OS layer (namespaces, TUN devices, rtnetlink, process
+//! spawning), the one place in this crate with `unsafe` code (STYLE.md §6).
 //!
 //! # Ordering in `main()`
 //!
@@ -49,5 +50,8 @@
 //! the real network (`pinhole probe` against a real NAT) must not call
 //! [`sys::enter_sandbox`].
 
+mod fabric;
 #[allow(unsafe_code)]
 pub mod sys;
+
+pub use fabric::{IFNAME, KernelError, KernelFabric, MTU, NatAction, Snapshot, hosts_file};

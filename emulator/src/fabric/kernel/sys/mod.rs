@@ -23,7 +23,9 @@ use std::io;
 pub use exec::{ExecRequest, ExecServer, exec_remote};
 pub use host::{HostNs, NetnsGuard, RESOLV_CONF};
 pub use sandbox::{IdMap, Sandbox, enter_sandbox, in_sandbox};
-pub use tun::{read_batch, read_packet, wait_readable, write_batch, write_packet};
+pub use tun::{
+    pipe_nonblocking, read_batch, read_packet, wait_readable, write_batch, write_packet,
+};
 
 /// What went wrong in the OS layer.
 #[derive(Debug, thiserror::Error)]
@@ -108,3 +110,33 @@ fn cvt_retry(mut f: impl FnMut() -> libc::c_int) -> io::Result<libc::c_int> {
         }
     }
 }
+
+/// Send signal `sig` (e.g. `libc::SIGTERM`) to process `pid` — a child this program
+/// started, by its pid. `ESRCH` (already gone) is not an error.
+///
+/// # Errors
+///
+/// [`SysError::Os`] when the kernel refuses (e.g. `EPERM`).
+pub fn signal(pid: u32, sig: libc::c_int) -> Result<(), SysError> {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return Err(SysError::Invalid(format!("pid {pid}")));
+    };
+    // SAFETY: kill(2) with a positive pid signals exactly that process.
+    let r = unsafe { libc::kill(pid, sig) };
+    if r == -1 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            return Ok(());
+        }
+        return Err(SysError::Os {
+            op: format!("kill({pid}, {sig})"),
+            source: e,
+        });
+    }
+    Ok(())
+}
+
+/// SIGTERM, for [`signal`].
+pub const SIGTERM: libc::c_int = libc::SIGTERM;
+/// SIGKILL, for [`signal`].
+pub const SIGKILL: libc::c_int = libc::SIGKILL;

@@ -161,3 +161,18 @@ pub fn wait_readable(
     }
     Ok(n)
 }
+
+/// A non-blocking, close-on-exec pipe: `(read end, write end)`. The kernel fabric wakes its
+/// engine thread by writing a byte to it.
+///
+/// # Errors
+///
+/// [`SysError::Os`] when the kernel refuses (e.g. out of file descriptors).
+pub fn pipe_nonblocking() -> Result<(OwnedFd, OwnedFd), SysError> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2(2) writes two fds into the array we pass.
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
+    cvt(r, || "pipe2".to_string())?;
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}

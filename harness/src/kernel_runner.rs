@@ -1,0 +1,397 @@
+//! Runs scenario cells on the kernel fabric: hosts are network namespaces behind TUN
+//! devices, time is real, and `run:` steps execute real programs inside hosts.
+//!
+//! Must be called inside pinhole's sandbox (`emulator::fabric::kernel::sys::enter_sandbox`).
+//! `run` steps (SCENARIO-FORMAT.md): with `wait: true` the step is done when the program
+//! exits; without, it runs in the background and is stopped — SIGTERM, then SIGKILL after
+//! 2 s — at its `timeout` or at the end of the scenario, whichever comes first. Its exit
+//! status, stdout and stderr are recorded either way.
+
+use crate::capture::PcapSink;
+use crate::convert;
+use crate::runner::{CellOptions, judge_run, merge_link, ms, step_kind, step_name};
+use crate::scenario::Cell;
+use crate::scenario::model::{self as m, StepKind};
+use emulator::fabric::kernel::sys;
+use emulator::fabric::kernel::{KernelFabric, NatAction};
+use emulator::link::LinkConfig;
+use emulator::topology::Attachment;
+use reports::{CellReport, Check, DropCount, StepReport};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Most output kept per stream of a `run` program; the rest is counted, not kept.
+pub const OUTPUT_LIMIT: usize = 1 << 20;
+
+/// Grace between SIGTERM and SIGKILL when a program is stopped.
+pub const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// What a `run` step's program did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunOutcome {
+    /// Exit status; a program ended by a signal has 128 + the signal number, as in a shell.
+    pub exit: Option<i64>,
+    /// Whether pinhole stopped it (timeout or end of scenario).
+    pub stopped: bool,
+    /// Its standard output (up to [`OUTPUT_LIMIT`] bytes, lossy UTF-8).
+    pub stdout: String,
+    /// Its standard error (likewise).
+    pub stderr: String,
+}
+
+struct Output {
+    buf: Vec<u8>,
+    dropped: u64,
+}
+
+fn collect(mut r: impl Read + Send + 'static) -> (Arc<Mutex<Output>>, JoinHandle<()>) {
+    let out = Arc::new(Mutex::new(Output {
+        buf: Vec::new(),
+        dropped: 0,
+    }));
+    let o = Arc::clone(&out);
+    let h = std::thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        while let Ok(n) = r.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut o) = o.lock() {
+                let room = OUTPUT_LIMIT.saturating_sub(o.buf.len());
+                let keep = n.min(room);
+                o.buf.extend_from_slice(&chunk[..keep]);
+                o.dropped += (n - keep) as u64;
+            }
+        }
+    });
+    (out, h)
+}
+
+struct Running {
+    name: String,
+    child: Child,
+    stdout: (Arc<Mutex<Output>>, JoinHandle<()>),
+    stderr: (Arc<Mutex<Output>>, JoinHandle<()>),
+    deadline: Option<Instant>,
+    stopped: bool,
+    term_sent: Option<Instant>,
+}
+
+impl Running {
+    /// Poll: returns the exit status once the program has ended.
+    fn poll(&mut self, now: Instant) -> Option<i64> {
+        if let Ok(Some(st)) = self.child.try_wait() {
+            return Some(exit_code(st));
+        }
+        if let Some(t) = self.term_sent {
+            if now >= t + KILL_GRACE {
+                let _ = sys::signal(self.child.id(), sys::SIGKILL);
+            }
+        } else if self.deadline.is_some_and(|d| now >= d) {
+            self.stop(now);
+        }
+        None
+    }
+
+    fn stop(&mut self, now: Instant) {
+        if self.term_sent.is_none() {
+            self.stopped = true;
+            self.term_sent = Some(now);
+            let _ = sys::signal(self.child.id(), sys::SIGTERM);
+        }
+    }
+
+    fn finish(self, exit: i64) -> (String, RunOutcome) {
+        let text = |o: (Arc<Mutex<Output>>, JoinHandle<()>)| {
+            let _ = o.1.join();
+            o.0.lock()
+                .map(|o| {
+                    let mut s = String::from_utf8_lossy(&o.buf).into_owned();
+                    if o.dropped > 0 {
+                        s.push_str(&format!("\n[pinhole: {} more bytes not kept]\n", o.dropped));
+                    }
+                    s
+                })
+                .unwrap_or_default()
+        };
+        let stdout = text(self.stdout);
+        let stderr = text(self.stderr);
+        (
+            self.name,
+            RunOutcome {
+                exit: Some(exit),
+                stopped: self.stopped,
+                stdout,
+                stderr,
+            },
+        )
+    }
+}
+
+fn exit_code(st: std::process::ExitStatus) -> i64 {
+    use std::os::unix::process::ExitStatusExt;
+    match (st.code(), st.signal()) {
+        (Some(c), _) => c as i64,
+        (None, Some(s)) => 128 + s as i64,
+        _ => -1,
+    }
+}
+
+#[allow(clippy::disallowed_methods)] // the kernel fabric runs on the real clock
+fn now() -> Instant {
+    Instant::now()
+}
+
+struct KDriver {
+    fabric: KernelFabric,
+    deadline: Instant,
+    time_limit: Duration,
+    background: Vec<Running>,
+    finished: BTreeMap<String, RunOutcome>,
+    pcap: Option<PcapSink>,
+    links: BTreeMap<(Attachment, bool), LinkConfig>,
+}
+
+impl KDriver {
+    fn drain_pcap(&mut self) {
+        if let Some(p) = self.pcap.as_mut() {
+            while let Some(c) = self.fabric.poll_capture() {
+                p.record(self.fabric.topology(), self.fabric.epoch(), &c);
+            }
+        }
+    }
+
+    /// Reap background programs that ended or are due to be stopped.
+    fn tick(&mut self) {
+        let t = now();
+        let mut i = 0;
+        while i < self.background.len() {
+            if let Some(code) = self.background[i].poll(t) {
+                let r = self.background.remove(i);
+                let (name, out) = r.finish(code);
+                self.finished.insert(name, out);
+            } else {
+                i += 1;
+            }
+        }
+        self.drain_pcap();
+    }
+
+    /// Sleep until `until` (bounded by the time limit), tending programs meanwhile.
+    fn sleep_until(&mut self, until: Instant) -> Result<(), String> {
+        loop {
+            self.tick();
+            let t = now();
+            if t >= until {
+                return Ok(());
+            }
+            if t >= self.deadline {
+                return Err(format!("time limit of {:?} reached", self.time_limit));
+            }
+            std::thread::sleep((until.min(self.deadline) - t).min(Duration::from_millis(10)));
+        }
+    }
+}
+
+/// Run one cell on the kernel fabric and judge it. Call only inside the sandbox.
+pub fn run_cell(cell: &Cell, opts: &CellOptions) -> CellReport {
+    let spec = &cell.spec;
+    let mut report = CellReport {
+        name: cell.name.clone(),
+        seed: cell.seed,
+        fabric: "kernel".into(),
+        ..Default::default()
+    };
+    let mut results: BTreeMap<String, RunOutcome> = BTreeMap::new();
+    if let Err(e) = run_steps(cell, opts, &mut report, &mut results) {
+        report.error = Some(e);
+    }
+    for e in &spec.expect {
+        for c in &e.checks {
+            let (measured, passed, message) = judge_run(&c.measure, results.get(&e.step));
+            report.checks.push(Check {
+                step: e.step.clone(),
+                measure: c.measure.key().to_string(),
+                expected: crate::runner::measure_text(&c.measure),
+                measured_text: measured.as_ref().map(|v| match v {
+                    Value::String(s) => s.trim_end().to_string(),
+                    v => v.to_string(),
+                }),
+                measured,
+                passed,
+                message,
+            });
+        }
+    }
+    report.passed = report.error.is_none() && report.checks.iter().all(|c| c.passed);
+    report
+}
+
+fn run_steps(
+    cell: &Cell,
+    opts: &CellOptions,
+    report: &mut CellReport,
+    results: &mut BTreeMap<String, RunOutcome>,
+) -> Result<(), String> {
+    let spec = &cell.spec;
+    let topo = convert::topology(spec)?;
+    let links = topo
+        .links
+        .iter()
+        .flat_map(|l| {
+            [
+                ((l.at, true), l.up.clone()),
+                ((l.at, false), l.down.clone()),
+            ]
+        })
+        .collect();
+    let fabric =
+        KernelFabric::start(topo, cell.seed, opts.pcap_dir.is_some()).map_err(|e| e.to_string())?;
+    let epoch = fabric.epoch();
+    let mut d = KDriver {
+        fabric,
+        deadline: epoch + spec.time_limit,
+        time_limit: spec.time_limit,
+        background: Vec::new(),
+        finished: BTreeMap::new(),
+        pcap: opts.pcap_dir.clone().map(PcapSink::new),
+        links,
+    };
+    let outcome = timeline(cell, &mut d, report);
+    // The end of the scenario stops every background program.
+    let t = now();
+    for r in &mut d.background {
+        r.stop(t);
+    }
+    while !d.background.is_empty() {
+        d.tick();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    report.ended_ms = ms(now() - epoch);
+    for (name, out) in std::mem::take(&mut d.finished) {
+        if let Some(s) = report.steps.iter_mut().find(|s| s.name == name) {
+            s.results.insert("exit".into(), json!(out.exit));
+            s.results.insert("stopped".into(), json!(out.stopped));
+            s.results.insert("stdout".into(), json!(out.stdout));
+            s.results.insert("stderr".into(), json!(out.stderr));
+        }
+        results.insert(name, out);
+    }
+    if let Ok(snap) = d.fabric.snapshot() {
+        for ((at, reason), count) in &snap.engine.drops {
+            report.drops.push(DropCount {
+                at: at.clone(),
+                reason: reason.as_str().to_string(),
+                count: *count,
+            });
+        }
+        for (i, n) in d.fabric.topology().nats.iter().enumerate() {
+            if let Some(s) = snap.nats.get(i) {
+                report
+                    .nats
+                    .insert(n.name.clone(), crate::runner::nat_counters(s));
+            }
+        }
+    }
+    d.fabric.stop();
+    d.drain_pcap();
+    let pcap = d.pcap.take().map(PcapSink::finish).unwrap_or(Ok(()));
+    outcome?;
+    pcap
+}
+
+fn timeline(cell: &Cell, d: &mut KDriver, report: &mut CellReport) -> Result<(), String> {
+    let spec = &cell.spec;
+    let epoch = d.fabric.epoch();
+    for (i, step) in spec.steps.iter().enumerate() {
+        let name = step_name(i, step);
+        if let Some(at) = step.at {
+            d.sleep_until(epoch + at)?;
+        }
+        let started = now() - epoch;
+        match &step.kind {
+            StepKind::Wait(dur) => d.sleep_until(now() + *dur)?,
+            StepKind::Link { on, up, down } => {
+                let at = convert::attachment(d.fabric.topology(), on)
+                    .ok_or_else(|| format!("link target `{on}` names nothing"))?;
+                for (is_up, change) in [(true, up), (false, down)] {
+                    let merged = merge_link(d.links.get(&(at, is_up)).cloned(), change);
+                    d.links.insert((at, is_up), merged.clone());
+                    d.fabric
+                        .set_link(at, is_up, merged)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            StepKind::Nat { on, action } => {
+                let id = d
+                    .fabric
+                    .topology()
+                    .nat_id(on)
+                    .ok_or_else(|| format!("unknown NAT `{on}`"))?;
+                let a = match action {
+                    m::NatAction::Reboot => NatAction::Reboot,
+                    m::NatAction::Rebind => NatAction::Rebind,
+                    m::NatAction::Renumber(addrs) => NatAction::Renumber(addrs.clone()),
+                };
+                d.fabric
+                    .nat_action(id, a)
+                    .map_err(|e| format!("`{on}`: {e}"))?;
+            }
+            StepKind::Run { on, cmd, timeout } => {
+                let h = d
+                    .fabric
+                    .topology()
+                    .host_id(on)
+                    .ok_or_else(|| format!("unknown host `{on}`"))?;
+                let mut child = d
+                    .fabric
+                    .host(h)
+                    .spawn(cmd, &[], Stdio::null(), Stdio::piped(), Stdio::piped())
+                    .map_err(|e| format!("step `{name}`: {e}"))?;
+                let out = child.stdout.take().map(collect);
+                let err = child.stderr.take().map(collect);
+                let (Some(stdout), Some(stderr)) = (out, err) else {
+                    return Err(format!("step `{name}`: no pipes to the program"));
+                };
+                let r = Running {
+                    name: name.clone(),
+                    child,
+                    stdout,
+                    stderr,
+                    deadline: timeout.map(|t| now() + t),
+                    stopped: false,
+                    term_sent: None,
+                };
+                d.background.push(r);
+                if step.wait {
+                    while d.background.iter().any(|r| r.name == name) {
+                        d.sleep_until(now() + Duration::from_millis(10))?;
+                    }
+                }
+            }
+            StepKind::Punch { .. }
+            | StepKind::Probe { .. }
+            | StepKind::Call { .. }
+            | StepKind::Reinvite { .. } => {
+                // Rejected before the run by the availability check; never silently skipped.
+                return Err(format!(
+                    "step `{name}` ({}) is not available on the kernel fabric yet",
+                    step_kind(&step.kind)
+                ));
+            }
+        }
+        report.steps.push(StepReport {
+            name: name.clone(),
+            kind: step_kind(&step.kind).to_string(),
+            started_ms: ms(started),
+            ended_ms: ms(now() - epoch),
+            results: BTreeMap::new(),
+        });
+    }
+    Ok(())
+}
