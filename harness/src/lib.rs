@@ -8,6 +8,7 @@
 //! | [`runner`] | runs one cell on the virtual fabric and judges its expectations |
 //! | [`kernel_runner`] | runs one cell on the kernel fabric (network namespaces, real programs) |
 //! | [`capture`] | `--pcap DIR`: a capture file per interface and cell |
+//! | [`interactive`] | `pinhole up` / `exec` / `down`: a topology kept up for commands from other shells |
 //! | [`cli`] | `pinhole run` / `pinhole validate` as library functions |
 #![deny(missing_docs)]
 
@@ -15,6 +16,7 @@ pub mod agents;
 pub mod capture;
 pub mod cli;
 pub mod convert;
+pub mod interactive;
 pub mod kernel_runner;
 pub mod runner;
 pub mod scenario;

@@ -21,7 +21,7 @@ struct Args {
 enum FabricArg {
     /// In-process hosts under a virtual clock: deterministic, no privileges.
     Virtual,
-    /// Linux network namespaces behind TUN devices (not available yet).
+    /// Linux network namespaces behind TUN devices; real programs run in the hosts.
     Kernel,
 }
 
@@ -57,6 +57,35 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         pcap: Option<PathBuf>,
     },
+    /// Build a scenario's topology on the kernel fabric and keep it up until `down` or
+    /// Ctrl-C; run commands in its hosts with `exec`.
+    Up {
+        /// The scenario file whose topology to build (its steps are not run).
+        file: PathBuf,
+        /// Name of this topology (default: the file name); several can be up at once.
+        #[arg(long)]
+        id: Option<String>,
+        /// Which matrix cell's topology, counting from 0.
+        #[arg(long, default_value_t = 0)]
+        cell: usize,
+    },
+    /// Run a command inside a host of a topology started with `up`.
+    Exec {
+        /// The topology (needed when more than one is up).
+        #[arg(long)]
+        id: Option<String>,
+        /// The host.
+        host: String,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Tear down a topology started with `up`.
+    Down {
+        /// The topology (needed when more than one is up).
+        #[arg(long)]
+        id: Option<String>,
+    },
     /// Check scenarios without running them: syntax, names, addresses, expectations.
     Validate {
         /// Scenario files or folders.
@@ -88,6 +117,11 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
         Command::Validate { paths } => Ok(cli::validate(&paths)),
+        Command::Up { file, id, cell } => harness::interactive::up(&file, id.as_deref(), cell),
+        Command::Exec { id, host, command } => {
+            harness::interactive::exec(id.as_deref(), &host, &command)
+        }
+        Command::Down { id } => harness::interactive::down(id.as_deref()),
         Command::Run {
             paths,
             fabric,
