@@ -34,8 +34,8 @@ enum StepResult {
 }
 
 enum Active {
-    Punch(Box<Punch>),
-    Probe(Box<Probe>),
+    Punch(Box<Punch<Sim>>),
+    Probe(Box<Probe<Sim>>),
 }
 
 impl Active {
@@ -65,7 +65,7 @@ struct Abort(String);
 
 struct Driver {
     sim: Sim,
-    services: Vec<StunService>,
+    services: Vec<StunService<Sim>>,
     deadline: Instant,
     time_limit: Duration,
     pcap: Option<PcapSink>,
