@@ -1,12 +1,12 @@
 //! [`Net`]: the socket API the built-in agents are written against, so that the same
 //! punch, probe and STUN code runs on the virtual fabric ([`Sim`], virtual time, smoltcp
-//! hosts) and on real sockets (real sockets, real time).
+//! hosts) and on real sockets ([`super::os::OsNet`], real time, kernel hosts).
 //!
 //! The API is deliberately small and poll-based (no callbacks, no blocking): an agent is
 //! a state machine whose [`Agent::poll`] reads what arrived, sends what is due and
 //! returns; [`Agent::poll_timeout`] says when it next needs a poll regardless of input.
-//! A driver (the runner's virtual-time loop, or a real-time loop) polls agents
-//! after input and at their timeouts.
+//! A driver (the runner's virtual-time loop, or [`super::os::run_until`]) polls
+//! agents after input and at their timeouts.
 //!
 //! TCP listening follows the smoltcp model: [`Net::tcp_listen`] returns a socket that
 //! carries *one* incoming connection; a server that expects `n` connections on a port
@@ -69,7 +69,7 @@ pub enum TcpPhase {
 
 /// The sockets an agent may use on the hosts of a fabric.
 ///
-/// Hosts are numbered as in the topology (or as the fabric defines them).
+/// Hosts are numbered as in the topology (or as given to [`super::os::OsNet::new`]).
 pub trait Net {
     /// A socket handle.
     type Socket: Copy + Eq + std::fmt::Debug;
