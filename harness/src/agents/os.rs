@@ -181,6 +181,8 @@ pub struct OsNet {
     sockets: BTreeMap<OsSocket, Sock>,
     listeners: BTreeMap<(usize, u16), Listener>,
     next: u64,
+    /// Receive buffer for datagrams.
+    buf: Vec<u8>,
 }
 
 impl OsNet {
@@ -193,6 +195,7 @@ impl OsNet {
             sockets: BTreeMap::new(),
             listeners: BTreeMap::new(),
             next: 0,
+            buf: vec![0; MAX_DATAGRAM],
         }
     }
 
@@ -305,7 +308,10 @@ impl OsNet {
 
     /// The connection of a TCP socket or listening slot.
     fn conn(&mut self, s: OsSocket) -> Option<&mut Conn> {
-        if let Some(Sock::Slot { key, conn: None }) = self.sockets.get(&s) {
+        // Every use of a slot also drains the listener's queue: connections go to the
+        // waiting slots in order, and one that arrives when no slot waits is reset (as on
+        // a stack where each listening socket takes one connection, like smoltcp's).
+        if let Some(Sock::Slot { key, .. }) = self.sockets.get(&s) {
             let key = *key;
             self.accept_pending(key);
         }
@@ -371,20 +377,19 @@ impl Net for OsNet {
     }
 
     fn udp_recv(&mut self, s: OsSocket) -> Option<(SocketAddr, Vec<u8>)> {
-        let u = self.udp(s).ok()?;
-        let mut buf = vec![0u8; MAX_DATAGRAM];
-        loop {
-            match u.recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    buf.truncate(n);
-                    return Some((from, buf));
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                // WouldBlock, or an ICMP error reported on the socket: nothing to read.
+        let Some(Sock::Udp(u)) = self.sockets.get(&s) else {
+            return None;
+        };
+        // A pending socket error (an ICMP error on some kernels) is consumed by the failed
+        // read; a few retries skip past it without risking a busy loop.
+        for _ in 0..4 {
+            match u.recv_from(&mut self.buf) {
+                Ok((n, from)) => return Some((from, self.buf[..n].to_vec())),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
                 Err(_) => {}
             }
         }
+        None
     }
 
     fn tcp_listen(&mut self, host: usize, port: u16) -> Result<OsSocket, NetError> {
@@ -510,5 +515,112 @@ pub fn run_until(net: &mut OsNet, agents: &mut [&mut dyn Agent<OsNet>], deadline
         if wake > now {
             std::thread::sleep(wake - now);
         }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    //! Loopback only (127.0.0.0/8).
+    use super::*;
+
+    fn lo(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
+    }
+
+    /// Poll `f` every millisecond for up to 2 s until it holds.
+    fn eventually(net: &mut OsNet, mut f: impl FnMut(&mut OsNet) -> bool) -> bool {
+        let end = net.now() + Duration::from_secs(2);
+        while net.now() < end {
+            if f(net) {
+                return true;
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+        false
+    }
+
+    #[test]
+    fn listen_slots_take_connections_in_order_and_refuse_extra() {
+        // host 0 listens, host 1 connects three times
+        let mut net = OsNet::new(vec![vec![lo(9)], vec![lo(10)]]);
+        let port = net.ephemeral_port(0, true).unwrap();
+        let slots = [
+            net.tcp_listen(0, port).unwrap(),
+            net.tcp_listen(0, port).unwrap(),
+        ];
+        assert_eq!(net.tcp_state(slots[0]), TcpPhase::Listening);
+        let to = SocketAddr::new(lo(9), port);
+        let (c0, p0) = net.tcp_connect(1, 0, to).unwrap();
+        assert!(eventually(&mut net, |n| n.tcp_state(c0) == TcpPhase::Established));
+        assert!(eventually(&mut net, |n| n.tcp_state(slots[0]) == TcpPhase::Established));
+        assert_eq!(net.tcp_state(slots[1]), TcpPhase::Listening);
+        assert_eq!(net.tcp_remote(slots[0]), Some(SocketAddr::new(lo(10), p0)));
+        let (c1, _) = net.tcp_connect(1, 0, to).unwrap();
+        assert!(eventually(&mut net, |n| n.tcp_state(slots[1]) == TcpPhase::Established));
+        // data both ways
+        assert_eq!(net.tcp_send(c1, b"hello").unwrap(), 5);
+        let mut got = Vec::new();
+        assert!(eventually(&mut net, |n| {
+            got.extend(n.tcp_recv(slots[1]));
+            got == b"hello"
+        }));
+        assert_eq!(net.tcp_send(slots[0], b"back").unwrap(), 4);
+        let mut got = Vec::new();
+        assert!(eventually(&mut net, |n| {
+            got.extend(n.tcp_recv(c0));
+            got == b"back"
+        }));
+        // a third connection finds no slot: accepted by the kernel, then reset
+        let (c2, _) = net.tcp_connect(1, 0, to).unwrap();
+        assert!(eventually(&mut net, |n| {
+            n.tcp_state(slots[0]);
+            n.tcp_recv(c2);
+            n.tcp_state(c2) == TcpPhase::Closed
+        }));
+        for s in [c0, c1, c2, slots[0], slots[1]] {
+            net.close(s);
+        }
+        assert_eq!(net.socket_count(), 0);
+        assert!(net.listeners.is_empty());
+    }
+
+    #[test]
+    fn connect_reuses_the_local_port_of_a_live_connection() {
+        // host 0 has two listeners; host 1 connects to both from one local port
+        let mut net = OsNet::new(vec![vec![lo(11)], vec![lo(12)]]);
+        let (pa, pb) = (
+            net.ephemeral_port(0, true).unwrap(),
+            net.ephemeral_port(0, true).unwrap(),
+        );
+        let la = net.tcp_listen(0, pa).unwrap();
+        let lb = net.tcp_listen(0, pb).unwrap();
+        let (first, local) = net.tcp_connect(1, 0, SocketAddr::new(lo(11), pa)).unwrap();
+        assert!(eventually(&mut net, |n| n.tcp_state(first) == TcpPhase::Established));
+        let (second, again) = net
+            .tcp_connect(1, local, SocketAddr::new(lo(11), pb))
+            .unwrap();
+        assert_eq!(again, local);
+        assert!(eventually(&mut net, |n| n.tcp_state(second) == TcpPhase::Established));
+        assert!(eventually(&mut net, |n| n.tcp_state(la)
+            == TcpPhase::Established
+            && n.tcp_state(lb) == TcpPhase::Established));
+        assert_eq!(net.tcp_remote(lb), Some(SocketAddr::new(lo(12), local)));
+    }
+
+    #[test]
+    fn refused_connect_is_closed_and_bad_addresses_are_errors() {
+        let mut net = OsNet::new(vec![vec![lo(13)], vec![lo(14)]]);
+        let port = net.ephemeral_port(0, true).unwrap();
+        let (c, _) = net
+            .tcp_connect(1, 0, SocketAddr::new(lo(13), port))
+            .unwrap();
+        assert!(eventually(&mut net, |n| n.tcp_state(c) == TcpPhase::Closed));
+        assert_eq!(net.tcp_send(c, b"x").unwrap(), 0);
+        assert!(matches!(
+            net.udp_bind(1, Some(lo(13)), 0),
+            Err(NetError::NotLocal(..))
+        ));
+        assert!(matches!(net.udp_bind(7, None, 0), Err(NetError::NoHost(7))));
+        assert!(net.host_addresses(7).is_empty());
     }
 }
