@@ -9,9 +9,9 @@ use harness::agents::probe::Probe;
 use harness::agents::punch::{Punch, PunchProtocol};
 use harness::agents::stun::StunService;
 use relay::stun::{Behavior, ProberConfig, ServerConfig};
-use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// The most any test here may take.
@@ -80,38 +80,49 @@ fn udp_punch_on_loopback_connects() {
     assert_eq!(net.socket_count(), 0);
 }
 
-/// TCP through the rendezvous works on loopback (one listener accepts both registrations,
-/// each peer learns the other's address:port), but the simultaneous open cannot: with no
-/// NAT to drop the first SYN, it reaches the other host before that host's own connect
-/// and is answered with an RST at once (no socket has that 4-tuple yet), which resets the
-/// first connect; the second SYN then meets a closed socket and is reset too. Both peers
-/// retry every 100 ms in the same order, so they never cross. (Through a filtering NAT —
-/// the virtual or kernel fabric — the first SYN is dropped and the second one crosses it:
-/// RFC 5128 §3.4.)
+/// TCP through the rendezvous works on loopback: one listener takes both registrations and
+/// each peer learns the other's address:port; then each opens its simultaneous-open attempt
+/// from its registration port (`SO_REUSEADDR`/`SO_REUSEPORT`).
+///
+/// The SYNs cannot cross on plain loopback, so `connected` is expected false here (it is
+/// not asserted: that is the kernel's timing, not ours). With no NAT to drop the first SYN,
+/// it reaches the other host before that host's own connect and the kernel answers it with
+/// an RST at once, inside the `connect` call (no socket has that 4-tuple yet): the first
+/// attempt is refused, and the second SYN meets a closed socket and is reset too. Both
+/// peers retry every 100 ms in the same order, so they never cross. Through a filtering NAT
+/// (the virtual fabric, or the kernel fabric's engine) the first SYN is dropped and the
+/// second crosses it (RFC 5128 §3.4).
 #[test]
-fn tcp_punch_on_loopback_registers_but_cannot_cross_syns() {
+fn tcp_punch_on_loopback_registers_and_attempts() {
     let (o, net) = punch(PunchProtocol::Tcp);
     assert_eq!(o.learned[0].map(|a| a.ip()), Some(lo(6)), "{o:?}");
     assert_eq!(o.learned[1].map(|a| a.ip()), Some(lo(5)), "{o:?}");
-    assert!(!o.connected, "{o:?}");
+    eprintln!("TCP punch on loopback: {o:?}");
     assert_eq!(net.socket_count(), 0);
 }
 
 #[test]
 fn enter_hook_wraps_every_socket_creation() {
-    let entered = Rc::new(Cell::new(0u32));
-    let left = Rc::new(Cell::new(0u32));
+    let entered = Arc::new(AtomicU32::new(0));
+    let left = Arc::new(AtomicU32::new(0));
     let (e, l) = (entered.clone(), left.clone());
     let hook = Box::new(move |host: usize| -> Result<NsGuard, NetError> {
         assert_eq!(host, 0);
-        e.set(e.get() + 1);
+        e.fetch_add(1, Ordering::SeqCst);
         let l = l.clone();
-        Ok(NsGuard::new(move || l.set(l.get() + 1)))
+        Ok(NsGuard::new(move || {
+            l.fetch_add(1, Ordering::SeqCst);
+        }))
     });
     let mut net = OsNet::new(vec![vec![lo(8)]]).with_enter(hook);
     let (s, port) = net.udp_bind(0, Some(lo(8)), 0).expect("bind");
     assert_ne!(port, 0);
-    assert_eq!((entered.get(), left.get()), (1, 1));
+    assert_eq!(
+        (entered.load(Ordering::SeqCst), left.load(Ordering::SeqCst)),
+        (1, 1)
+    );
+    // An OsNet can move to the thread that drives it.
+    let mut net = std::thread::spawn(move || net).join().expect("moved");
     net.close(s);
     // A failing hook fails the socket creation.
     let mut net = OsNet::new(vec![vec![lo(8)]]).with_enter(Box::new(|_| {

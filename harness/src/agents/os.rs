@@ -78,8 +78,10 @@ impl Drop for NsGuard {
 }
 
 /// Switches the current thread into a host's network namespace until the returned guard
-/// is dropped. [`OsNet`] holds the guard only while it creates and binds a socket.
-pub type EnterHook = Box<dyn Fn(usize) -> Result<NsGuard, NetError>>;
+/// is dropped. [`OsNet`] calls it on the thread that creates the socket and holds the
+/// guard only while it creates and binds that socket. `Send`, so that an `OsNet` can be
+/// built on one thread and moved to the one that drives it.
+pub type EnterHook = Box<dyn Fn(usize) -> Result<NsGuard, NetError> + Send>;
 
 /// A socket of an [`OsNet`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
