@@ -91,8 +91,8 @@ impl<N: Net> Punch<N> {
                 (vec![s], p)
             }
             PunchProtocol::Tcp => {
-                // Two listening sockets on one port: smoltcp accepts one connection per
-                // listening socket, and two peers register.
+                // Two listening sockets on one port: each takes one connection (the
+                // listen model of `Net`), and two peers register.
                 let port = net.ephemeral_port(r, true)?;
                 let s1 = net.tcp_listen(r, port)?;
                 let s2 = net.tcp_listen(r, port)?;
@@ -307,7 +307,7 @@ impl<N: Net> Punch<N> {
                 }
                 Some(addr) => {
                     let d = match self.peers[i].direct {
-                        Some(d) if !matches!(net.tcp_state(d), TcpPhase::Closed) => d,
+                        Some(d) if net.tcp_state(d) != TcpPhase::Closed => d,
                         other => {
                             // (Re)open the simultaneous-open attempt from the punch port.
                             if let Some(old) = other {
