@@ -4,7 +4,7 @@
 //! |---|---|
 //! | [`scenario`] | the YAML model of SCENARIO-FORMAT.md: parsing with exact positions, validation, matrix cells |
 //! | [`convert`] | scenario model → emulator configuration |
-//! | [`agents`] | built-in agents and services (punch rendezvous and peers, STUN service, RFC 5780 probe) |
+//! | [`agents`] | built-in agents and services (punch rendezvous and peers, STUN service, RFC 5780 probe) over the socket API [`agents::net::Net`], on the virtual fabric or real sockets |
 //! | [`runner`] | runs one cell on the virtual fabric and judges its expectations |
 //! | [`kernel_runner`] | runs one cell on the kernel fabric (network namespaces, real programs) |
 //! | [`capture`] | `--pcap DIR`: a capture file per interface and cell |

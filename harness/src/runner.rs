@@ -30,8 +30,8 @@ enum StepResult {
 }
 
 enum Active {
-    Punch(Box<Punch>),
-    Probe(Box<Probe>),
+    Punch(Box<Punch<Sim>>),
+    Probe(Box<Probe<Sim>>),
 }
 
 impl Active {
@@ -61,7 +61,7 @@ struct Abort(String);
 
 struct Driver {
     sim: Sim,
-    services: Vec<StunService>,
+    services: Vec<StunService<Sim>>,
     deadline: Instant,
     time_limit: Duration,
     pcap: Option<PcapSink>,

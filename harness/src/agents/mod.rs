@@ -1,5 +1,15 @@
 //! Built-in agents and services, as thin drivers over the sans-IO cores.
+//!
+//! | module | what it is |
+//! |---|---|
+//! | [`net`] | [`net::Net`], the socket API agents are written against (implemented by the virtual fabric's `Sim`), and [`net::Agent`] |
+//! | [`os`] | [`os::OsNet`]: `Net` over real OS sockets and real time, and [`os::run_until`], its blocking driver |
+//! | [`punch`] | the `punch` step: UDP hole punching / TCP simultaneous open through a built-in rendezvous |
+//! | [`probe`] | the `probe` step: RFC 5780 behaviour discovery with `relay::stun::Prober` |
+//! | [`stun`] | the `stun` service: `relay::stun::Server` on a host's sockets |
 
+pub mod net;
+pub mod os;
 pub mod probe;
 pub mod punch;
 pub mod stun;

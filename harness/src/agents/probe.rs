@@ -1,31 +1,34 @@
-//! The `probe` step on the virtual fabric: a thin driver between [`relay::stun::Prober`]
-//! (RFC 5780 §4 behaviour discovery) and two UDP sockets on a virtual host.
+//! The `probe` step: a thin driver between [`relay::stun::Prober`] (RFC 5780 §4 behaviour
+//! discovery) and two UDP sockets on a host of any [`Net`].
 
-use emulator::fabric::sim::{Sim, SimError, SocketId};
+use super::net::{Agent, Net, NetError};
 use relay::stun::{ProbeEvent, ProbeReport, Prober, ProberConfig, SocketId as ProbeSocket};
 use std::net::SocketAddr;
 use std::time::Instant;
 
 /// A running probe.
-pub struct Probe {
+pub struct Probe<N: Net> {
     prober: Prober,
-    primary: SocketId,
-    secondary: SocketId,
+    primary: N::Socket,
+    secondary: N::Socket,
     report: Option<ProbeReport>,
 }
 
-impl Probe {
+impl<N: Net> Probe<N> {
     /// Open the two probe sockets on `host` and start probing.
     pub fn start(
-        sim: &mut Sim,
+        net: &mut N,
         host: usize,
         config: ProberConfig,
         seed: u64,
-    ) -> Result<Self, SimError> {
-        let addr = sim.host_addresses(host)[0];
-        let (primary, p1) = sim.udp_bind(host, Some(addr), 0)?;
-        let (secondary, p2) = sim.udp_bind(host, Some(addr), 0)?;
-        let mut prober = Prober::new(config, sim.now(), seed);
+    ) -> Result<Self, NetError> {
+        let addr = *net
+            .host_addresses(host)
+            .first()
+            .ok_or(NetError::NoHost(host))?;
+        let (primary, p1) = net.udp_bind(host, Some(addr), 0)?;
+        let (secondary, p2) = net.udp_bind(host, Some(addr), 0)?;
+        let mut prober = Prober::new(config, net.now(), seed);
         prober.set_local_addresses(SocketAddr::new(addr, p1), SocketAddr::new(addr, p2));
         let mut p = Probe {
             prober,
@@ -33,7 +36,7 @@ impl Probe {
             secondary,
             report: None,
         };
-        p.flush(sim);
+        p.flush(net);
         Ok(p)
     }
 
@@ -57,41 +60,53 @@ impl Probe {
     }
 
     /// Feed received datagrams and due timers to the prober, send what it asks.
-    pub fn poll(&mut self, sim: &mut Sim) {
+    pub fn poll(&mut self, net: &mut N) {
         if self.report.is_some() {
             return;
         }
-        let now = sim.now();
+        let now = net.now();
         for (id, s) in [
             (ProbeSocket::Primary, self.primary),
             (ProbeSocket::Secondary, self.secondary),
         ] {
-            while let Some((from, _, data)) = sim.udp_recv(s) {
+            while let Some((from, data)) = net.udp_recv(s) {
                 self.prober.handle_input(now, id, from, &data);
             }
         }
         if self.prober.poll_timeout().is_some_and(|t| t <= now) {
             self.prober.handle_timeout(now);
         }
-        self.flush(sim);
+        self.flush(net);
         if self.report.is_some() {
-            sim.close(self.primary);
-            sim.close(self.secondary);
+            net.close(self.primary);
+            net.close(self.secondary);
         }
     }
 
-    fn flush(&mut self, sim: &mut Sim) {
+    fn flush(&mut self, net: &mut N) {
         while let Some(t) = self.prober.poll_transmit() {
             let s = match t.socket {
                 ProbeSocket::Primary => self.primary,
                 ProbeSocket::Secondary => self.secondary,
             };
-            let _ = sim.udp_send(s, t.to, None, &t.data);
+            let _ = net.udp_send(s, t.to, &t.data);
         }
         while let Some(e) = self.prober.poll_event() {
             if let ProbeEvent::Done(r) = e {
                 self.report = Some(r);
             }
         }
+    }
+}
+
+impl<N: Net> Agent<N> for Probe<N> {
+    fn poll(&mut self, net: &mut N) {
+        Probe::poll(self, net)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Probe::poll_timeout(self)
+    }
+    fn is_done(&self) -> bool {
+        Probe::is_done(self)
     }
 }

@@ -11,7 +11,7 @@
 //!
 //! The step ends as soon as both sides are connected, or at the timeout.
 
-use emulator::fabric::sim::{Sim, SimError, SocketId, TcpState};
+use super::net::{Agent, Net, NetError, TcpPhase};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -40,31 +40,31 @@ pub struct PunchOutcome {
     pub time_to_connect: Option<Duration>,
 }
 
-struct Peer {
+struct Peer<S> {
     host: usize,
     /// UDP: the punch socket. TCP: the registration connection.
-    socket: SocketId,
+    socket: S,
     port: u16,
     peer_addr: Option<SocketAddr>,
     received: bool,
     /// TCP: the connection to the peer.
-    direct: Option<SocketId>,
+    direct: Option<S>,
     rx_buf: Vec<u8>,
 }
 
 /// A running punch (rendezvous plus both peers).
-pub struct Punch {
+pub struct Punch<N: Net> {
     proto: PunchProtocol,
     started: Instant,
     deadline: Instant,
     next_tick: Instant,
-    rendezvous: Vec<SocketId>,
+    rendezvous: Vec<N::Socket>,
     rendezvous_addr: SocketAddr,
     /// Rendezvous side: what it saw of each peer (UDP source, or TCP connection + remote).
     seen: [Option<SocketAddr>; 2],
-    seen_conn: [Option<SocketId>; 2],
+    seen_conn: [Option<N::Socket>; 2],
     told: [bool; 2],
-    peers: [Peer; 2],
+    peers: [Peer<N::Socket>; 2],
     connected_at: Option<Instant>,
     done: bool,
     seq: u64,
@@ -74,36 +74,36 @@ fn msg_reg(id: usize) -> Vec<u8> {
     format!("REG {id}\n").into_bytes()
 }
 
-impl Punch {
+impl<N: Net> Punch<N> {
     /// Start a punch between hosts `a` and `b` via the rendezvous on host `r`.
     pub fn start(
-        sim: &mut Sim,
+        net: &mut N,
         proto: PunchProtocol,
         [a, b]: [usize; 2],
         r: usize,
         timeout: Duration,
-    ) -> Result<Punch, SimError> {
-        let now = sim.now();
-        let r_addr = sim.host_addresses(r)[0];
+    ) -> Result<Punch<N>, NetError> {
+        let now = net.now();
+        let r_addr = *net.host_addresses(r).first().ok_or(NetError::NoHost(r))?;
         let (rendezvous, r_port) = match proto {
             PunchProtocol::Udp => {
-                let (s, p) = sim.udp_bind(r, None, 0)?;
+                let (s, p) = net.udp_bind(r, None, 0)?;
                 (vec![s], p)
             }
             PunchProtocol::Tcp => {
-                // Two listening sockets on one port: smoltcp accepts one connection per
-                // listening socket, and two peers register.
-                let port = sim.ephemeral_port(r, true)?;
-                let s1 = sim.tcp_listen(r, port)?;
-                let s2 = sim.tcp_listen(r, port)?;
+                // Two listening sockets on one port: each takes one connection (the
+                // listen model of `Net`), and two peers register.
+                let port = net.ephemeral_port(r, true)?;
+                let s1 = net.tcp_listen(r, port)?;
+                let s2 = net.tcp_listen(r, port)?;
                 (vec![s1, s2], port)
             }
         };
         let rendezvous_addr = SocketAddr::new(r_addr, r_port);
-        let mut mk = |host: usize| -> Result<Peer, SimError> {
+        let mut mk = |host: usize| -> Result<Peer<N::Socket>, NetError> {
             let (socket, port) = match proto {
-                PunchProtocol::Udp => sim.udp_bind(host, None, 0)?,
-                PunchProtocol::Tcp => sim.tcp_connect(host, 0, rendezvous_addr)?,
+                PunchProtocol::Udp => net.udp_bind(host, None, 0)?,
+                PunchProtocol::Tcp => net.tcp_connect(host, 0, rendezvous_addr)?,
             };
             Ok(Peer {
                 host,
@@ -157,15 +157,15 @@ impl Punch {
         }
     }
 
-    /// Handle whatever arrived and whatever is due at `sim.now()`.
-    pub fn poll(&mut self, sim: &mut Sim) {
+    /// Handle whatever arrived and whatever is due at `net.now()`.
+    pub fn poll(&mut self, net: &mut N) {
         if self.done {
             return;
         }
-        let now = sim.now();
+        let now = net.now();
         match self.proto {
-            PunchProtocol::Udp => self.poll_udp(sim),
-            PunchProtocol::Tcp => self.poll_tcp(sim),
+            PunchProtocol::Udp => self.poll_udp(net),
+            PunchProtocol::Tcp => self.poll_tcp(net),
         }
         if self.connected_at.is_none() && self.peers[0].received && self.peers[1].received {
             self.connected_at = Some(now);
@@ -176,50 +176,49 @@ impl Punch {
             self.seq += 1;
         }
         if self.connected_at.is_some() || now >= self.deadline {
-            self.finish(sim);
+            self.finish(net);
             return;
         }
         if tick {
             match self.proto {
-                PunchProtocol::Udp => self.tick_udp(sim),
-                PunchProtocol::Tcp => self.tick_tcp(sim),
+                PunchProtocol::Udp => self.tick_udp(net),
+                PunchProtocol::Tcp => self.tick_tcp(net),
             }
         }
     }
 
-    fn finish(&mut self, sim: &mut Sim) {
+    fn finish(&mut self, net: &mut N) {
         self.done = true;
         for s in self.rendezvous.drain(..) {
-            sim.close(s);
+            net.close(s);
         }
         for c in self.seen_conn.iter_mut().filter_map(Option::take) {
-            sim.close(c);
+            net.close(c);
         }
         for p in &mut self.peers {
-            sim.close(p.socket);
+            net.close(p.socket);
             if let Some(d) = p.direct.take() {
-                sim.close(d);
+                net.close(d);
             }
         }
     }
 
-    fn poll_udp(&mut self, sim: &mut Sim) {
+    fn poll_udp(&mut self, net: &mut N) {
         // Rendezvous: learn sources, answer with the other's address once both are known.
-        while let Some((from, _, data)) = sim.udp_recv(self.rendezvous[0]) {
+        while let Some((from, data)) = net.udp_recv(self.rendezvous[0]) {
             if let Some(id) = parse_id(&data, "REG ") {
                 self.seen[id] = Some(from);
                 if let Some(other) = self.seen[1 - id] {
-                    let _ = sim.udp_send(
+                    let _ = net.udp_send(
                         self.rendezvous[0],
                         from,
-                        None,
                         format!("PEER {other}\n").as_bytes(),
                     );
                 }
             }
         }
         for i in 0..2 {
-            while let Some((from, _, data)) = sim.udp_recv(self.peers[i].socket) {
+            while let Some((from, data)) = net.udp_recv(self.peers[i].socket) {
                 if from == self.rendezvous_addr {
                     if let Some(addr) = parse_peer(&data) {
                         self.peers[i].peer_addr = Some(addr);
@@ -228,7 +227,7 @@ impl Punch {
                     if id == 1 - i {
                         self.peers[i].received = true;
                         let ack = format!("ACK {i}\n");
-                        let _ = sim.udp_send(self.peers[i].socket, from, None, ack.as_bytes());
+                        let _ = net.udp_send(self.peers[i].socket, from, ack.as_bytes());
                     }
                 } else if parse_id(&data, "ACK ") == Some(1 - i) {
                     self.peers[i].received = true;
@@ -237,38 +236,38 @@ impl Punch {
         }
     }
 
-    fn tick_udp(&mut self, sim: &mut Sim) {
+    fn tick_udp(&mut self, net: &mut N) {
         for i in 0..2 {
             let p = &self.peers[i];
             match p.peer_addr {
                 None => {
-                    let _ = sim.udp_send(p.socket, self.rendezvous_addr, None, &msg_reg(i));
+                    let _ = net.udp_send(p.socket, self.rendezvous_addr, &msg_reg(i));
                 }
                 Some(addr) => {
                     let probe = format!("PROBE {i} {}\n", self.seq);
-                    let _ = sim.udp_send(p.socket, addr, None, probe.as_bytes());
+                    let _ = net.udp_send(p.socket, addr, probe.as_bytes());
                 }
             }
         }
     }
 
-    fn poll_tcp(&mut self, sim: &mut Sim) {
+    fn poll_tcp(&mut self, net: &mut N) {
         // Rendezvous: each listening socket takes one registration connection.
         for k in 0..self.rendezvous.len() {
             let s = self.rendezvous[k];
-            if sim.tcp_state(s) != TcpState::Established {
+            if net.tcp_state(s) != TcpPhase::Established {
                 continue;
             }
-            let data = sim.tcp_recv(s);
+            let data = net.tcp_recv(s);
             if let Some(id) = parse_id(&data, "REG ") {
-                self.seen[id] = sim.tcp_remote(s);
+                self.seen[id] = net.tcp_remote(s);
                 self.seen_conn[id] = Some(s);
             }
         }
         for id in 0..2 {
             if !self.told[id]
                 && let (Some(conn), Some(other)) = (self.seen_conn[id], self.seen[1 - id])
-                && sim
+                && net
                     .tcp_send(conn, format!("PEER {other}\n").as_bytes())
                     .unwrap_or(0)
                     > 0
@@ -279,7 +278,7 @@ impl Punch {
         for i in 0..2 {
             let reg = self.peers[i].socket;
             if self.peers[i].peer_addr.is_none() {
-                let data = sim.tcp_recv(reg);
+                let data = net.tcp_recv(reg);
                 self.peers[i].rx_buf.extend_from_slice(&data);
                 if let Some(addr) = parse_peer(&self.peers[i].rx_buf) {
                     self.peers[i].peer_addr = Some(addr);
@@ -287,9 +286,9 @@ impl Punch {
                 }
             }
             if let Some(d) = self.peers[i].direct
-                && sim.tcp_state(d) == TcpState::Established
+                && net.tcp_state(d) == TcpPhase::Established
             {
-                let data = sim.tcp_recv(d);
+                let data = net.tcp_recv(d);
                 if parse_id(&data, "PROBE ") == Some(1 - i) {
                     self.peers[i].received = true;
                 }
@@ -297,31 +296,24 @@ impl Punch {
         }
     }
 
-    fn tick_tcp(&mut self, sim: &mut Sim) {
+    fn tick_tcp(&mut self, net: &mut N) {
         for i in 0..2 {
             let reg = self.peers[i].socket;
             match self.peers[i].peer_addr {
                 None => {
-                    if sim.tcp_state(reg) == TcpState::Established && self.seen_conn[i].is_none() {
-                        let _ = sim.tcp_send(reg, &msg_reg(i));
+                    if net.tcp_state(reg) == TcpPhase::Established && self.seen_conn[i].is_none() {
+                        let _ = net.tcp_send(reg, &msg_reg(i));
                     }
                 }
                 Some(addr) => {
                     let d = match self.peers[i].direct {
-                        Some(d)
-                            if !matches!(
-                                sim.tcp_state(d),
-                                TcpState::Closed | TcpState::TimeWait
-                            ) =>
-                        {
-                            d
-                        }
+                        Some(d) if net.tcp_state(d) != TcpPhase::Closed => d,
                         other => {
                             // (Re)open the simultaneous-open attempt from the punch port.
                             if let Some(old) = other {
-                                sim.close(old);
+                                net.close(old);
                             }
-                            match sim.tcp_connect(self.peers[i].host, self.peers[i].port, addr) {
+                            match net.tcp_connect(self.peers[i].host, self.peers[i].port, addr) {
                                 Ok((d, _)) => {
                                     self.peers[i].direct = Some(d);
                                     d
@@ -330,13 +322,25 @@ impl Punch {
                             }
                         }
                     };
-                    if sim.tcp_state(d) == TcpState::Established {
+                    if net.tcp_state(d) == TcpPhase::Established {
                         let probe = format!("PROBE {i} {}\n", self.seq);
-                        let _ = sim.tcp_send(d, probe.as_bytes());
+                        let _ = net.tcp_send(d, probe.as_bytes());
                     }
                 }
             }
         }
+    }
+}
+
+impl<N: Net> Agent<N> for Punch<N> {
+    fn poll(&mut self, net: &mut N) {
+        Punch::poll(self, net)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Punch::poll_timeout(self)
+    }
+    fn is_done(&self) -> bool {
+        Punch::is_done(self)
     }
 }
 

@@ -1,26 +1,26 @@
-//! The `stun` service on the virtual fabric: a thin driver between [`relay::stun::Server`]
-//! and UDP sockets on a virtual host (one socket per RFC 5780 transport address).
+//! The `stun` service: a thin driver between [`relay::stun::Server`] and UDP sockets on a
+//! host of any [`Net`] (one socket per RFC 5780 transport address).
 
-use emulator::fabric::sim::{Sim, SimError, SocketId};
+use super::net::{Agent, Net, NetError};
 use relay::stun::{Server, ServerConfig};
 use std::net::SocketAddr;
 use std::time::Instant;
 
 /// A STUN server running on a virtual host.
-pub struct StunService {
+pub struct StunService<N: Net> {
     server: Server,
-    sockets: Vec<(SocketAddr, SocketId)>,
+    sockets: Vec<(SocketAddr, N::Socket)>,
 }
 
-impl StunService {
+impl<N: Net> StunService<N> {
     /// Bind every listen address of `config` on `host` and start serving.
-    pub fn start(sim: &mut Sim, host: usize, config: ServerConfig) -> Result<Self, String> {
+    pub fn start(net: &mut N, host: usize, config: ServerConfig) -> Result<Self, String> {
         let server = Server::new(config.clone()).map_err(|e| e.to_string())?;
         let mut sockets = Vec::new();
         for addr in config.listen_addresses() {
-            let (s, _) = sim
+            let (s, _) = net
                 .udp_bind(host, Some(addr.ip()), addr.port())
-                .map_err(|e: SimError| e.to_string())?;
+                .map_err(|e: NetError| e.to_string())?;
             sockets.push((addr, s));
         }
         Ok(StunService { server, sockets })
@@ -32,26 +32,39 @@ impl StunService {
     }
 
     /// Answer whatever arrived.
-    pub fn poll(&mut self, sim: &mut Sim) {
-        let now = sim.now();
+    pub fn poll(&mut self, net: &mut N) {
+        let now = net.now();
         for &(local, s) in &self.sockets {
-            while let Some((from, _, data)) = sim.udp_recv(s) {
+            while let Some((from, data)) = net.udp_recv(s) {
                 self.server.handle_input(now, local, from, &data);
             }
         }
         while let Some(t) = self.server.poll_transmit() {
             if let Some(&(_, s)) = self.sockets.iter().find(|(a, _)| *a == t.from) {
                 // A full send buffer drops the answer, as a congested socket would.
-                let _ = sim.udp_send(s, t.to, None, &t.data);
+                let _ = net.udp_send(s, t.to, &t.data);
             }
         }
         while self.server.poll_event().is_some() {}
     }
 
     /// Close the sockets.
-    pub fn stop(&mut self, sim: &mut Sim) {
+    pub fn stop(&mut self, net: &mut N) {
         for (_, s) in self.sockets.drain(..) {
-            sim.close(s);
+            net.close(s);
         }
+    }
+}
+
+impl<N: Net> Agent<N> for StunService<N> {
+    fn poll(&mut self, net: &mut N) {
+        StunService::poll(self, net)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        StunService::poll_timeout(self)
+    }
+    /// A service is never waited for.
+    fn is_done(&self) -> bool {
+        true
     }
 }
