@@ -1,6 +1,8 @@
 //! `pinhole up` keeps a topology up, `pinhole exec` runs commands in its hosts from other
 //! processes, `pinhole down` removes it; two topologies can be up at once.
 
+#![allow(clippy::disallowed_methods)] // waits on real processes, in real time
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
