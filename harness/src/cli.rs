@@ -32,14 +32,17 @@ pub fn availability(fabric: Fabric) -> Availability {
             probe_lifetime: true,
             ..Availability::default()
         },
-        // The built-in agents and services do not run on real sockets yet: on the kernel
-        // fabric only real programs (`run:` steps) talk.
         Fabric::Kernel => Availability {
             kernel_fabric: true,
+            stun: true,
             firewalls: true,
+            probe_steps: true,
+            punch_steps: true,
+            tcp_punch: true,
             run_steps: true,
             link_steps: true,
             nat_steps: true,
+            probe_lifetime: true,
             ..Availability::default()
         },
     }

@@ -7,9 +7,17 @@
 //! 2 s — at its `timeout` or at the end of the scenario, whichever comes first. Its exit
 //! status, stdout and stderr are recorded either way.
 
+use crate::agents::net::Agent;
+use crate::agents::os::{NsGuard, OsNet};
+use crate::agents::probe::Probe;
+use crate::agents::punch::{Punch, PunchProtocol};
+use crate::agents::stun::StunService;
 use crate::capture::PcapSink;
 use crate::convert;
-use crate::runner::{CellOptions, judge_run, merge_link, ms, step_kind, step_name};
+use crate::runner::{
+    CellOptions, StepResult, judge, merge_link, ms, probe_config, results_json, step_kind,
+    step_name, stun_config,
+};
 use crate::scenario::Cell;
 use crate::scenario::model::{self as m, StepKind};
 use emulator::fabric::kernel::sys;
@@ -17,9 +25,9 @@ use emulator::fabric::kernel::{KernelFabric, NatAction};
 use emulator::link::LinkConfig;
 use emulator::topology::Attachment;
 use reports::{CellReport, Check, DropCount, StepReport};
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::net::SocketAddr;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -149,6 +157,8 @@ fn now() -> Instant {
 
 struct KDriver {
     fabric: KernelFabric,
+    net: OsNet,
+    services: Vec<StunService<OsNet>>,
     deadline: Instant,
     time_limit: Duration,
     background: Vec<Running>,
@@ -166,8 +176,11 @@ impl KDriver {
         }
     }
 
-    /// Reap background programs that ended or are due to be stopped.
+    /// Serve the services, reap background programs that ended or are due to be stopped.
     fn tick(&mut self) {
+        for s in &mut self.services {
+            s.poll(&mut self.net);
+        }
         let t = now();
         let mut i = 0;
         while i < self.background.len() {
@@ -193,7 +206,37 @@ impl KDriver {
             if t >= self.deadline {
                 return Err(format!("time limit of {:?} reached", self.time_limit));
             }
-            std::thread::sleep((until.min(self.deadline) - t).min(Duration::from_millis(10)));
+            std::thread::sleep((until.min(self.deadline) - t).min(self.poll_interval()));
+        }
+    }
+
+    /// How long to sleep between looks: short while pinhole's own services must answer.
+    fn poll_interval(&self) -> Duration {
+        if self.services.is_empty() {
+            Duration::from_millis(10)
+        } else {
+            Duration::from_millis(1)
+        }
+    }
+
+    /// Run a built-in agent (punch, probe) to its end, serving everything else meanwhile.
+    fn drive(&mut self, agent: &mut dyn Agent<OsNet>) -> Result<(), String> {
+        loop {
+            agent.poll(&mut self.net);
+            if agent.is_done() {
+                return Ok(());
+            }
+            self.tick();
+            let t = now();
+            if t >= self.deadline {
+                return Err(format!("time limit of {:?} reached", self.time_limit));
+            }
+            let next = agent
+                .poll_timeout()
+                .unwrap_or(t + Duration::from_millis(1))
+                .min(t + Duration::from_millis(1))
+                .min(self.deadline);
+            std::thread::sleep(next.saturating_duration_since(t));
         }
     }
 }
@@ -207,21 +250,20 @@ pub fn run_cell(cell: &Cell, opts: &CellOptions) -> CellReport {
         fabric: "kernel".into(),
         ..Default::default()
     };
-    let mut results: BTreeMap<String, RunOutcome> = BTreeMap::new();
+    let mut results: BTreeMap<String, StepResult> = BTreeMap::new();
     if let Err(e) = run_steps(cell, opts, &mut report, &mut results) {
         report.error = Some(e);
     }
     for e in &spec.expect {
         for c in &e.checks {
-            let (measured, passed, message) = judge_run(&c.measure, results.get(&e.step));
+            let (measured, passed, message) = judge(&c.measure, results.get(&e.step));
             report.checks.push(Check {
                 step: e.step.clone(),
                 measure: c.measure.key().to_string(),
                 expected: crate::runner::measure_text(&c.measure),
-                measured_text: measured.as_ref().map(|v| match v {
-                    Value::String(s) => s.trim_end().to_string(),
-                    v => v.to_string(),
-                }),
+                measured_text: measured
+                    .as_ref()
+                    .map(|v| crate::runner::value_text(&c.measure, v)),
                 measured,
                 passed,
                 message,
@@ -236,7 +278,7 @@ fn run_steps(
     cell: &Cell,
     opts: &CellOptions,
     report: &mut CellReport,
-    results: &mut BTreeMap<String, RunOutcome>,
+    results: &mut BTreeMap<String, StepResult>,
 ) -> Result<(), String> {
     let spec = &cell.spec;
     let topo = convert::topology(spec)?;
@@ -253,8 +295,31 @@ fn run_steps(
     let fabric =
         KernelFabric::start(topo, cell.seed, opts.pcap_dir.is_some()).map_err(|e| e.to_string())?;
     let epoch = fabric.epoch();
+    // Built-in agents and services open real sockets inside a host by entering its
+    // network namespace for the moment a socket is created.
+    let hosts = fabric.hosts();
+    let addrs = fabric
+        .topology()
+        .hosts
+        .iter()
+        .map(|h| h.addresses.clone())
+        .collect();
+    let net = OsNet::new(addrs).with_enter(Box::new(move |h| {
+        let ns = hosts
+            .get(h)
+            .ok_or_else(|| crate::agents::net::NetError::NoHost(h))?;
+        let g = ns.enter_net().map_err(|e| {
+            crate::agents::net::NetError::io(
+                "enter a host's network namespace",
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+        Ok(NsGuard::new(move || drop(g)))
+    }));
     let mut d = KDriver {
         fabric,
+        net,
+        services: Vec::new(),
         deadline: epoch + spec.time_limit,
         time_limit: spec.time_limit,
         background: Vec::new(),
@@ -262,7 +327,24 @@ fn run_steps(
         pcap: opts.pcap_dir.clone().map(PcapSink::new),
         links,
     };
-    let outcome = timeline(cell, &mut d, report);
+    let mut outcome = Ok(());
+    for svc in &spec.services {
+        if let Some(stun) = &svc.stun {
+            let h = d
+                .fabric
+                .topology()
+                .host_id(&svc.host)
+                .ok_or_else(|| format!("unknown host `{}`", svc.host))?;
+            let config = stun_config(d.fabric.topology().hosts[h].addresses[0], stun);
+            match StunService::start(&mut d.net, h, config) {
+                Ok(s) => d.services.push(s),
+                Err(e) => outcome = Err(format!("stun service on `{}`: {e}", svc.host)),
+            }
+        }
+    }
+    if outcome.is_ok() {
+        outcome = timeline(cell, &mut d, report, results);
+    }
     // The end of the scenario stops every background program.
     let t = now();
     for r in &mut d.background {
@@ -274,13 +356,11 @@ fn run_steps(
     }
     report.ended_ms = ms(now() - epoch);
     for (name, out) in std::mem::take(&mut d.finished) {
+        let r = StepResult::Run(out);
         if let Some(s) = report.steps.iter_mut().find(|s| s.name == name) {
-            s.results.insert("exit".into(), json!(out.exit));
-            s.results.insert("stopped".into(), json!(out.stopped));
-            s.results.insert("stdout".into(), json!(out.stdout));
-            s.results.insert("stderr".into(), json!(out.stderr));
+            s.results = results_json(&r);
         }
-        results.insert(name, out);
+        results.insert(name, r);
     }
     if let Ok(snap) = d.fabric.snapshot() {
         for ((at, reason), count) in &snap.engine.drops {
@@ -305,7 +385,12 @@ fn run_steps(
     pcap
 }
 
-fn timeline(cell: &Cell, d: &mut KDriver, report: &mut CellReport) -> Result<(), String> {
+fn timeline(
+    cell: &Cell,
+    d: &mut KDriver,
+    report: &mut CellReport,
+    results: &mut BTreeMap<String, StepResult>,
+) -> Result<(), String> {
     let spec = &cell.spec;
     let epoch = d.fabric.epoch();
     for (i, step) in spec.steps.iter().enumerate() {
@@ -314,6 +399,7 @@ fn timeline(cell: &Cell, d: &mut KDriver, report: &mut CellReport) -> Result<(),
             d.sleep_until(epoch + at)?;
         }
         let started = now() - epoch;
+        let mut result = StepResult::Done;
         match &step.kind {
             StepKind::Wait(dur) => d.sleep_until(now() + *dur)?,
             StepKind::Link { on, up, down } => {
@@ -374,10 +460,53 @@ fn timeline(cell: &Cell, d: &mut KDriver, report: &mut CellReport) -> Result<(),
                     }
                 }
             }
-            StepKind::Punch { .. }
-            | StepKind::Probe { .. }
-            | StepKind::Call { .. }
-            | StepKind::Reinvite { .. } => {
+            StepKind::Punch {
+                between,
+                rendezvous,
+                protocol,
+                timeout,
+            } => {
+                let topo = d.fabric.topology();
+                let id = |n: &str| topo.host_id(n).ok_or_else(|| format!("unknown host `{n}`"));
+                let (a, b, r) = (id(&between[0])?, id(&between[1])?, id(rendezvous)?);
+                let proto = match protocol {
+                    m::PunchProtocol::Udp => PunchProtocol::Udp,
+                    m::PunchProtocol::Tcp => PunchProtocol::Tcp,
+                };
+                let mut p = Punch::start(&mut d.net, proto, [a, b], r, *timeout)
+                    .map_err(|e| format!("punch `{name}`: {e}"))?;
+                d.drive(&mut p)?;
+                result = StepResult::Punch(p.outcome());
+            }
+            StepKind::Probe {
+                from,
+                server,
+                lifetime,
+                lifetime_max,
+            } => {
+                let topo = d.fabric.topology();
+                let h = topo
+                    .host_id(from)
+                    .ok_or_else(|| format!("unknown host `{from}`"))?;
+                let sh = topo
+                    .host_id(server)
+                    .ok_or_else(|| format!("unknown host `{server}`"))?;
+                let stun = spec
+                    .services_of(server)
+                    .and_then(|s| s.stun.as_ref())
+                    .ok_or_else(|| format!("host `{server}` runs no stun service"))?;
+                let server_addr = SocketAddr::new(topo.hosts[sh].addresses[0], stun.port);
+                let (config, seed) =
+                    probe_config(cell, i, &name, server_addr, *lifetime, *lifetime_max);
+                let mut p = Probe::start(&mut d.net, h, config, seed)
+                    .map_err(|e| format!("probe `{name}`: {e}"))?;
+                d.drive(&mut p)?;
+                match p.report() {
+                    Some(r) => result = StepResult::Probe(r.clone()),
+                    None => return Err(format!("probe `{name}` did not finish")),
+                }
+            }
+            StepKind::Call { .. } | StepKind::Reinvite { .. } => {
                 // Rejected before the run by the availability check; never silently skipped.
                 return Err(format!(
                     "step `{name}` ({}) is not available on the kernel fabric yet",
@@ -390,8 +519,11 @@ fn timeline(cell: &Cell, d: &mut KDriver, report: &mut CellReport) -> Result<(),
             kind: step_kind(&step.kind).to_string(),
             started_ms: ms(started),
             ended_ms: ms(now() - epoch),
-            results: BTreeMap::new(),
+            results: results_json(&result),
         });
+        if !matches!(step.kind, StepKind::Run { .. }) {
+            results.insert(name, result);
+        }
     }
     Ok(())
 }

@@ -23,10 +23,11 @@ use std::time::{Duration, Instant};
 
 /// What a step produced, for expectations and the report.
 #[derive(Clone, Debug)]
-enum StepResult {
+pub(crate) enum StepResult {
     Done,
     Punch(PunchOutcome),
     Probe(ProbeReport),
+    Run(crate::kernel_runner::RunOutcome),
 }
 
 enum Active {
@@ -171,6 +172,45 @@ fn behavior(b: ProbeBehavior) -> &'static str {
     }
 }
 
+/// The prober's configuration for probe step `i` (named `name`) of a cell, and its seed.
+/// The binding lifetime is measured when the step asks or an expectation needs it.
+pub(crate) fn probe_config(
+    cell: &Cell,
+    i: usize,
+    name: &str,
+    server: SocketAddr,
+    lifetime: bool,
+    lifetime_max: Duration,
+) -> (ProberConfig, u64) {
+    let wants_lifetime = lifetime
+        || cell.spec.expect.iter().any(|e| {
+            e.step == name
+                && e.checks
+                    .iter()
+                    .any(|c| matches!(c.measure, Measure::BindingLifetime(_)))
+        });
+    let mut config = ProberConfig::new(server);
+    config.tests = Tests {
+        mapping: true,
+        filtering: true,
+        hairpinning: true,
+        lifetime: wants_lifetime.then_some(lifetime_max),
+    };
+    let seed = cell.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (config, seed)
+}
+
+/// The STUN server configuration of a `stun` service on a host whose first address is
+/// `primary`.
+pub(crate) fn stun_config(primary: std::net::IpAddr, stun: &m::Stun) -> ServerConfig {
+    ServerConfig {
+        primary: SocketAddr::new(primary, stun.port),
+        alternate: stun.alternate.as_ref().map(|a| a.address),
+        alternate_port: stun.alternate.as_ref().map(|a| a.port),
+        software: Some(format!("pinhole {}", env!("CARGO_PKG_VERSION"))),
+    }
+}
+
 /// A NAT's counters for the report, by stable names.
 pub(crate) fn nat_counters(s: &emulator::nat::NatStats) -> BTreeMap<String, u64> {
     let mut m = BTreeMap::new();
@@ -192,10 +232,16 @@ pub(crate) fn nat_counters(s: &emulator::nat::NatStats) -> BTreeMap<String, u64>
     m
 }
 
-fn results_json(r: &StepResult) -> BTreeMap<String, Value> {
+pub(crate) fn results_json(r: &StepResult) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     match r {
         StepResult::Done => {}
+        StepResult::Run(o) => {
+            out.insert("exit".into(), json!(o.exit));
+            out.insert("stopped".into(), json!(o.stopped));
+            out.insert("stdout".into(), json!(o.stdout));
+            out.insert("stderr".into(), json!(o.stderr));
+        }
         StepResult::Punch(p) => {
             out.insert("connected".into(), json!(p.connected));
             out.insert(
@@ -247,9 +293,15 @@ fn fmt_duration(d: Duration) -> String {
 }
 
 /// Judge one measure against a step's result.
-fn judge(measure: &Measure, result: Option<&StepResult>) -> (Option<Value>, bool, Option<String>) {
+pub(crate) fn judge(
+    measure: &Measure,
+    result: Option<&StepResult>,
+) -> (Option<Value>, bool, Option<String>) {
     let not_measured = |why: String| (None, false, Some(why));
     match (measure, result) {
+        (Measure::Exit(_) | Measure::Stdout(_) | Measure::Stderr(_), Some(StepResult::Run(o))) => {
+            judge_run(measure, Some(o))
+        }
         (Measure::Connected(want), Some(StepResult::Punch(p))) => (
             Some(json!(p.connected)),
             p.connected == *want,
@@ -362,7 +414,7 @@ pub fn run_cell_with(cell: &Cell, opts: &CellOptions) -> CellReport {
 }
 
 /// Judge a `run` step's measure against what its program did.
-pub(crate) fn judge_run(
+fn judge_run(
     measure: &Measure,
     out: Option<&crate::kernel_runner::RunOutcome>,
 ) -> (Option<Value>, bool, Option<String>) {
@@ -408,7 +460,7 @@ pub(crate) fn judge_run(
 }
 
 /// A measured value in the units its expectation is written in.
-fn value_text(m: &Measure, v: &Value) -> String {
+pub(crate) fn value_text(m: &Measure, v: &Value) -> String {
     match (m, v) {
         (
             Measure::BindingLifetime(_)
@@ -423,7 +475,7 @@ fn value_text(m: &Measure, v: &Value) -> String {
         (Measure::Loss(_), Value::Number(n)) => {
             format!("{}%", n.as_f64().unwrap_or(0.0) * 100.0)
         }
-        (_, Value::String(s)) => s.clone(),
+        (_, Value::String(s)) => s.trim_end().to_string(),
         (_, v) => v.to_string(),
     }
 }
@@ -469,13 +521,7 @@ fn run_steps(
     for s in &spec.services {
         if let Some(stun) = &s.stun {
             let h = host(&d.sim, &s.host)?;
-            let primary = SocketAddr::new(d.sim.host_addresses(h)[0], stun.port);
-            let config = ServerConfig {
-                primary,
-                alternate: stun.alternate.as_ref().map(|a| a.address),
-                alternate_port: stun.alternate.as_ref().map(|a| a.port),
-                software: Some(format!("pinhole {}", env!("CARGO_PKG_VERSION"))),
-            };
+            let config = stun_config(d.sim.host_addresses(h)[0], stun);
             let svc = StunService::start(&mut d.sim, h, config)
                 .map_err(|e| Abort(format!("stun service on `{}`: {e}", s.host)))?;
             d.services.push(svc);
@@ -590,21 +636,8 @@ fn run_timeline(
                     .and_then(|s| s.stun.as_ref())
                     .ok_or_else(|| Abort(format!("host `{server}` runs no stun service")))?;
                 let server_addr = SocketAddr::new(d.sim.host_addresses(sh)[0], stun.port);
-                let wants_lifetime = *lifetime
-                    || spec.expect.iter().any(|e| {
-                        e.step == name
-                            && e.checks
-                                .iter()
-                                .any(|c| matches!(c.measure, Measure::BindingLifetime(_)))
-                    });
-                let mut config = ProberConfig::new(server_addr);
-                config.tests = Tests {
-                    mapping: true,
-                    filtering: true,
-                    hairpinning: true,
-                    lifetime: wants_lifetime.then_some(*lifetime_max),
-                };
-                let seed = cell.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let (config, seed) =
+                    probe_config(cell, i, &name, server_addr, *lifetime, *lifetime_max);
                 let p = Probe::start(&mut d.sim, h, config, seed)
                     .map_err(|e| Abort(format!("probe `{name}`: {e}")))?;
                 let mut active = Some(Active::Probe(Box::new(p)));

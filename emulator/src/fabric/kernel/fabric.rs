@@ -19,7 +19,7 @@ use crate::topology::{Attachment, Topology};
 use crate::wire::PacketBuf;
 use std::net::IpAddr;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -99,7 +99,7 @@ enum Control {
 /// devices go when the last handle to them closes (and with the sandbox in any case).
 pub struct KernelFabric {
     topo: Topology,
-    hosts: Vec<HostNs>,
+    hosts: Arc<Vec<HostNs>>,
     control: mpsc::Sender<Control>,
     wake: OwnedFd,
     thread: Option<JoinHandle<()>>,
@@ -156,7 +156,7 @@ impl KernelFabric {
             .map_err(KernelError::Thread)?;
         Ok(KernelFabric {
             topo,
-            hosts,
+            hosts: Arc::new(hosts),
             control: tx,
             wake: wake_tx,
             thread: Some(thread),
@@ -178,6 +178,12 @@ impl KernelFabric {
     /// A host's namespaces (to spawn programs in it or open sockets in it).
     pub fn host(&self, id: usize) -> &HostNs {
         &self.hosts[id]
+    }
+
+    /// Every host's namespaces, shared (e.g. with a socket layer that enters a host's
+    /// network namespace to open sockets there).
+    pub fn hosts(&self) -> Arc<Vec<HostNs>> {
+        Arc::clone(&self.hosts)
     }
 
     fn send(&self, c: Control) -> Result<(), KernelError> {
