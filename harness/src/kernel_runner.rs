@@ -307,7 +307,7 @@ fn run_steps(
     let net = OsNet::new(addrs).with_enter(Box::new(move |h| {
         let ns = hosts
             .get(h)
-            .ok_or_else(|| crate::agents::net::NetError::NoHost(h))?;
+            .ok_or(crate::agents::net::NetError::NoHost(h))?;
         let g = ns.enter_net().map_err(|e| {
             crate::agents::net::NetError::io(
                 "enter a host's network namespace",
