@@ -16,8 +16,9 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-#[test]
-fn tshark_decodes_every_capture() {
+/// Run `pinhole run --pcap` with `args` and check every capture with tshark; `false` when
+/// the fabric cannot run here (and that is allowed).
+fn check(tag: &str, args: &[&str], min_files: usize, protocols_wanted: &[&str]) -> bool {
     let tshark_ok = Command::new("tshark")
         .arg("--version")
         .output()
@@ -26,15 +27,21 @@ fn tshark_decodes_every_capture() {
         tshark_ok,
         "tshark is needed by this test: run `cargo xtask test` as root, or apt-get install tshark"
     );
-    let dir = std::env::temp_dir().join(format!("pinhole-pcap-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("pinhole-pcap-{tag}-{}", std::process::id()));
     let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let out = Command::new(env!("CARGO_BIN_EXE_pinhole"))
+        .current_dir(&scenarios)
         .args(["run", "--no-report", "-q", "--pcap"])
         .arg(&dir)
-        .arg(scenarios.join("probe-hairpinning.yaml"))
-        .arg(scenarios.join("firewall-classes.yaml"))
+        .args(args)
         .output()
         .unwrap();
+    let required = std::env::var_os("CI").is_some_and(|v| v == "true")
+        || std::env::var_os("PINHOLE_REQUIRE_NAMESPACES").is_some();
+    if out.status.code() == Some(3) && !required {
+        eprintln!("skipped: {}", String::from_utf8_lossy(&out.stderr));
+        return false;
+    }
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -44,7 +51,7 @@ fn tshark_decodes_every_capture() {
     let mut all = Vec::new();
     files(&dir, &mut all);
     assert!(
-        all.len() >= 20,
+        all.len() >= min_files,
         "expected a capture per interface and cell, got {}",
         all.len()
     );
@@ -96,8 +103,35 @@ fn tshark_decodes_every_capture() {
         }
         protocols.push_str(&text);
     }
-    for p in ["raw:ip:udp:stun", "raw:ip:tcp"] {
+    for p in protocols_wanted {
         assert!(protocols.contains(p), "no {p} packets seen by tshark");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+    true
+}
+
+#[test]
+fn tshark_decodes_every_virtual_capture() {
+    check(
+        "virtual",
+        &["probe-hairpinning.yaml", "firewall-classes.yaml"],
+        20,
+        &["raw:ip:udp:stun", "raw:ip:tcp"],
+    );
+}
+
+#[test]
+fn tshark_decodes_every_kernel_capture() {
+    // Real Linux stacks: their own checksums, options and IPv6 chatter must decode too.
+    check(
+        "kernel",
+        &[
+            "--fabric",
+            "kernel",
+            "probe-presets.yaml",
+            "punch-tcp-presets.yaml",
+        ],
+        20,
+        &["raw:ip:udp:stun", "raw:ip:tcp"],
+    );
 }
