@@ -19,13 +19,12 @@ fn pids_with(marker: &str) -> Vec<u32> {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        if let Ok(c) = std::fs::read(format!("/proc/{pid}/cmdline")) {
-            if String::from_utf8_lossy(&c)
+        if let Ok(c) = std::fs::read(format!("/proc/{pid}/cmdline"))
+            && String::from_utf8_lossy(&c)
                 .replace('\0', " ")
                 .contains(marker)
-            {
-                out.push(pid);
-            }
+        {
+            out.push(pid);
         }
     }
     out

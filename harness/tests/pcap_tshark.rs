@@ -128,8 +128,8 @@ fn tshark_decodes_every_kernel_capture() {
         &[
             "--fabric",
             "kernel",
-            "probe-presets.yaml",
-            "punch-tcp-presets.yaml",
+            "probe-hairpinning.yaml",
+            "firewall-classes.yaml",
         ],
         20,
         &["raw:ip:udp:stun", "raw:ip:tcp"],
