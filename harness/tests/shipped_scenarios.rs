@@ -50,6 +50,7 @@ fn every_shipped_scenario_has_a_test() {
         "punch-tcp-presets.yaml",
         "probe-binding-lifetime.yaml",
         "probe-profile.yaml",
+        "ipv6-punch.yaml",
     ];
     let mut shipped: Vec<String> = std::fs::read_dir(scenarios_dir())
         .unwrap()
@@ -149,4 +150,9 @@ fn probe_binding_lifetime() {
 #[test]
 fn probe_profile() {
     run_file("probe-profile.yaml");
+}
+
+#[test]
+fn ipv6_punch() {
+    run_file("ipv6-punch.yaml");
 }
