@@ -94,20 +94,31 @@ fn run_passes_fails_and_rejects_with_the_documented_codes() {
         "an invalid input must start nothing"
     );
 
-    // A feature not built yet is refused, not skipped.
+    // A feature not built yet is refused with its position, not skipped.
+    let turn = dir.join("turn.yaml");
+    std::fs::write(
+        &turn,
+        format!("{PASSING}services:\n  server:\n    turn: {{ port: 3478 }}\n"),
+    )
+    .unwrap();
+    let out = pinhole()
+        .args(["run", "--no-report"])
+        .arg(&turn)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("turn.yaml:20:11: the `turn` service is not available yet"),
+        "{err}"
+    );
+    // A scenario written for the kernel fabric runs on the virtual one with `--fabric`.
     let kernel = dir.join("kernel.yaml");
     std::fs::write(
         &kernel,
         PASSING.replace("fabric: virtual", "fabric: kernel"),
     )
     .unwrap();
-    let out = pinhole()
-        .args(["run", "--no-report"])
-        .arg(&kernel)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not available yet"));
     // …and `--fabric virtual` overrides it.
     let out = pinhole()
         .args(["run", "--no-report", "--fabric", "virtual"])
