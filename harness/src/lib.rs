@@ -9,6 +9,7 @@
 //! | [`kernel_runner`] | runs one cell on the kernel fabric (network namespaces, real programs) |
 //! | [`capture`] | `--pcap DIR`: a capture file per interface and cell |
 //! | [`interactive`] | `pinhole up` / `exec` / `down`: a topology kept up for commands from other shells |
+//! | [`probe_cmd`] | `pinhole probe`: classify a real NAT and write a replayable profile |
 //! | [`cli`] | `pinhole run` / `pinhole validate` as library functions |
 #![deny(missing_docs)]
 
@@ -18,5 +19,6 @@ pub mod cli;
 pub mod convert;
 pub mod interactive;
 pub mod kernel_runner;
+pub mod probe_cmd;
 pub mod runner;
 pub mod scenario;

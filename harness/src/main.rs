@@ -86,6 +86,19 @@ enum Command {
         #[arg(long)]
         id: Option<String>,
     },
+    /// Classify the NAT in front of this machine (RFC 5780) against a STUN server with an
+    /// alternate address, and write a NAT profile a scenario can replay.
+    Probe {
+        /// The STUN server, `HOST[:PORT]` (port 3478 by default).
+        server: String,
+        /// Write the profile to FILE (`-`: stdout).
+        #[arg(long, value_name = "FILE")]
+        out: Option<String>,
+        /// Also search the UDP binding lifetime, up to this long (e.g. `5m`); takes several
+        /// times that.
+        #[arg(long, value_name = "DURATION")]
+        lifetime_max: Option<String>,
+    },
     /// Check scenarios without running them: syntax, names, addresses, expectations.
     Validate {
         /// Scenario files or folders.
@@ -122,6 +135,23 @@ fn main() -> ExitCode {
             harness::interactive::exec(id.as_deref(), &host, &command)
         }
         Command::Down { id } => harness::interactive::down(id.as_deref()),
+        Command::Probe {
+            server,
+            out,
+            lifetime_max,
+        } => (|| {
+            let lifetime_max = lifetime_max
+                .map(|d| {
+                    harness::scenario::values::parse_duration(&d)
+                        .map_err(|e| anyhow::anyhow!("--lifetime-max: {e}"))
+                })
+                .transpose()?;
+            harness::probe_cmd::probe(&harness::probe_cmd::ProbeOptions {
+                server,
+                out,
+                lifetime_max,
+            })
+        })(),
         Command::Run {
             paths,
             fabric,

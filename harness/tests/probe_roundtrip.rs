@@ -1,0 +1,154 @@
+//! Round trip: `pinhole probe`, run behind an emulated NAT on the kernel fabric (a real
+//! program on a real stack, against pinhole's STUN service), writes a NAT profile; a
+//! scenario that replays that profile probes back to the same classification. Over the
+//! four presets and all nine mapping × filtering combinations.
+
+use std::path::Path;
+use std::process::Command;
+
+fn required() -> bool {
+    std::env::var_os("CI").is_some_and(|v| v == "true")
+        || std::env::var_os("PINHOLE_REQUIRE_NAMESPACES").is_some()
+}
+
+fn recording_scenario(nat_axes: &str, matrix: &str) -> String {
+    format!(
+        "version: 1\nname: record\nfabric: kernel\ntime_limit: 60s\n\
+         networks: {{ internet: 203.0.113.0/24, home: 10.0.1.0/24 }}\n\
+         nats:\n  nat:\n    inside: home\n    outside: {{ network: internet, addresses: [203.0.113.11] }}\n{nat_axes}\
+         hosts:\n  alice: {{ network: home }}\n  server: {{ network: internet, addresses: [203.0.113.5, 203.0.113.6] }}\n\
+         services:\n  server:\n    stun: {{ port: 3478, alternate: 203.0.113.6 }}\n\
+         steps:\n  - run: {{ name: rec, on: alice, wait: true, timeout: 30s, cmd: [\"{bin}\", probe, \"203.0.113.5:3478\", --out, \"-\"] }}\n\
+         expect:\n  - {{ run: rec, exit: 0 }}\n{matrix}",
+        bin = env!("CARGO_BIN_EXE_pinhole"),
+    )
+}
+
+fn preset(t: &str) -> (&'static str, &'static str) {
+    match t {
+        "full-cone" => ("endpoint-independent", "endpoint-independent"),
+        "restricted" => ("endpoint-independent", "address-dependent"),
+        "port-restricted" => ("endpoint-independent", "address-and-port-dependent"),
+        "symmetric" => ("address-and-port-dependent", "address-and-port-dependent"),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn probe_records_a_profile_that_replays_to_the_same_nat() {
+    let dir = std::env::temp_dir().join(format!("pinhole-roundtrip-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("presets.yaml"),
+        recording_scenario(
+            "    type: full-cone\n",
+            "matrix:\n  nat.type: [full-cone, restricted, port-restricted, symmetric]\n",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("axes.yaml"),
+        recording_scenario(
+            "    mapping: endpoint-independent\n    filtering: endpoint-independent\n",
+            "matrix:\n  nat.mapping: [endpoint-independent, address-dependent, address-and-port-dependent]\n  \
+             nat.filtering: [endpoint-independent, address-dependent, address-and-port-dependent]\n",
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pinhole"))
+        .args(["run", "--json", "--no-report", "--jobs", "2"])
+        .arg(dir.join("presets.yaml"))
+        .arg(dir.join("axes.yaml"))
+        .output()
+        .unwrap();
+    if out.status.code() == Some(3) && !required() {
+        eprintln!("skipped: {}", String::from_utf8_lossy(&out.stderr));
+        return;
+    }
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Replay every recorded profile on the virtual fabric and probe it again.
+    let mut replay_files = Vec::new();
+    for (k, cell) in report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["cells"].as_array().unwrap())
+        .enumerate()
+    {
+        let name = cell["name"].as_str().unwrap();
+        let profile = cell["steps"][0]["results"]["stdout"].as_str().unwrap();
+        // What the recording NAT was configured as, from the cell name.
+        let (mapping, filtering) = if let Some(t) = name.split("nat.type=").nth(1) {
+            preset(t.trim_end_matches(']'))
+        } else {
+            let m = name
+                .split("nat.mapping=")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap();
+            let f = name
+                .split("nat.filtering=")
+                .nth(1)
+                .unwrap()
+                .trim_end_matches(']');
+            (preset_word(m), preset_word(f))
+        };
+        assert!(
+            profile.contains(&format!("mapping: {mapping}\n")),
+            "{name}:\n{profile}"
+        );
+        assert!(
+            profile.contains(&format!("filtering: {filtering}\n")),
+            "{name}:\n{profile}"
+        );
+        let pfile = format!("profile-{k}.yaml");
+        std::fs::write(dir.join(&pfile), profile).unwrap();
+        let replay = dir.join(format!("replay-{k}.yaml"));
+        std::fs::write(
+            &replay,
+            format!(
+                "version: 1\nname: replay {k}\nfabric: virtual\n\
+                 networks: {{ internet: 203.0.113.0/24, home: 10.0.1.0/24 }}\n\
+                 nats: {{ nat: {{ inside: home, outside: {{ network: internet, addresses: [203.0.113.11] }}, profile: {pfile} }} }}\n\
+                 hosts: {{ alice: {{ network: home }}, server: {{ network: internet, addresses: [203.0.113.5, 203.0.113.6] }} }}\n\
+                 services: {{ server: {{ stun: {{ port: 3478, alternate: 203.0.113.6 }} }} }}\n\
+                 steps:\n  - probe: {{ name: p, from: alice, server: server }}\n\
+                 expect:\n  - {{ probe: p, mapping: {mapping}, filtering: {filtering} }}\n"
+            ),
+        )
+        .unwrap();
+        replay_files.push(replay);
+    }
+    assert_eq!(replay_files.len(), 13);
+    let out = Command::new(env!("CARGO_BIN_EXE_pinhole"))
+        .args(["run", "--no-report", "-q"])
+        .args(&replay_files)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(Path::new(&dir).exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn preset_word(s: &str) -> &'static str {
+    match s {
+        "endpoint-independent" => "endpoint-independent",
+        "address-dependent" => "address-dependent",
+        "address-and-port-dependent" => "address-and-port-dependent",
+        other => panic!("{other}"),
+    }
+}
