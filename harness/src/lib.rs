@@ -9,10 +9,12 @@
 //! | [`kernel_runner`] | runs one cell on the kernel fabric (network namespaces, real programs) |
 //! | [`capture`] | `--pcap DIR`: a capture file per interface and cell |
 //! | [`interactive`] | `pinhole up` / `exec` / `down`: a topology kept up for commands from other shells |
+//! | [`bench`] | `pinhole bench nat`: pinhole's kernel fabric against Linux's nftables NAT, side by side |
 //! | [`cli`] | `pinhole run` / `pinhole validate` as library functions |
 #![deny(missing_docs)]
 
 pub mod agents;
+pub mod bench;
 pub mod capture;
 pub mod cli;
 pub mod convert;

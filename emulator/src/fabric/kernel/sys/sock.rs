@@ -53,7 +53,10 @@ pub fn send_repeated(fd: BorrowedFd<'_>, datagram: &[u8], count: usize) -> io::R
 /// [`io::ErrorKind::InvalidInput`] for `slot == 0`; the OS error of `recvmmsg`.
 pub fn recv_many(fd: BorrowedFd<'_>, buf: &mut [u8], slot: usize) -> io::Result<(usize, usize)> {
     if slot == 0 {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "slot of 0 bytes"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "slot of 0 bytes",
+        ));
     }
     let n = (buf.len() / slot).min(MAX_BATCH);
     if n == 0 {
