@@ -262,6 +262,81 @@ impl Drop for KernelNat {
     }
 }
 
+/// Drop counters of one network namespace: its interfaces (`lo` aside) and UDP sockets.
+#[derive(Clone, Copy, Debug, Default)]
+struct NsDrops {
+    /// Interfaces' `tx_drop` (a TUN device whose queue to the engine is full counts here).
+    if_tx: u64,
+    /// Interfaces' `rx_drop`.
+    if_rx: u64,
+    /// UDP datagrams dropped because a socket's receive buffer was full.
+    udp_rcvbuf: u64,
+    /// UDP sends refused for a full send buffer.
+    udp_sndbuf: u64,
+}
+
+impl NsDrops {
+    fn read(ns: &HostNs) -> NsDrops {
+        // /proc/thread-self/net shows the calling thread's network namespace.
+        let Ok(_in) = ns.enter_net() else {
+            return NsDrops::default();
+        };
+        let dev = std::fs::read_to_string("/proc/thread-self/net/dev").unwrap_or_default();
+        let snmp = std::fs::read_to_string("/proc/thread-self/net/snmp").unwrap_or_default();
+        let mut d = NsDrops::default();
+        for line in dev.lines().skip(2) {
+            let Some((name, rest)) = line.split_once(':') else {
+                continue;
+            };
+            if name.trim() == "lo" {
+                continue;
+            }
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .map(|x| x.parse().unwrap_or(0))
+                .collect();
+            d.if_rx += f.get(3).copied().unwrap_or(0);
+            d.if_tx += f.get(11).copied().unwrap_or(0);
+        }
+        let udp: Vec<&str> = snmp.lines().filter(|l| l.starts_with("Udp:")).collect();
+        if let [names, values] = udp.as_slice() {
+            for (n, v) in names.split_whitespace().zip(values.split_whitespace()) {
+                let v = v.parse().unwrap_or(0);
+                match n {
+                    "RcvbufErrors" => d.udp_rcvbuf = v,
+                    "SndbufErrors" => d.udp_sndbuf = v,
+                    _ => {}
+                }
+            }
+        }
+        d
+    }
+
+    fn since(self, before: NsDrops) -> NsDrops {
+        NsDrops {
+            if_tx: self.if_tx.saturating_sub(before.if_tx),
+            if_rx: self.if_rx.saturating_sub(before.if_rx),
+            udp_rcvbuf: self.udp_rcvbuf.saturating_sub(before.udp_rcvbuf),
+            udp_sndbuf: self.udp_sndbuf.saturating_sub(before.udp_sndbuf),
+        }
+    }
+}
+
+/// Where packets were lost during one measurement.
+fn losses(sender: NsDrops, receiver: NsDrops, middle: Value) -> Value {
+    json!({
+        "sender_if_tx_dropped": sender.if_tx,
+        "sender_udp_sndbuf_errors": sender.udp_sndbuf,
+        "receiver_if_rx_dropped": receiver.if_rx,
+        "receiver_udp_rcvbuf_errors": receiver.udp_rcvbuf,
+        "middle": middle,
+    })
+}
+
+fn engine_drops(s: &Snapshot) -> (u64, u64) {
+    (s.engine.drops.values().sum(), s.tun_full)
+}
+
 /// What a receiver counted.
 #[derive(Clone, Copy, Debug, Default)]
 struct Counted {
@@ -450,6 +525,7 @@ pub fn nat(opts: &NatBenchOptions) -> Result<u8> {
 
     let mut results = serde_json::Map::new();
     let mut table: Vec<(String, String, String, String)> = Vec::new();
+    let mut losses_text: Vec<String> = Vec::new();
     let tests: [(&str, bool, u16, usize); 3] = [
         ("udp64", false, 5001, 64),
         ("udp1200", false, 5002, 1200),
@@ -457,17 +533,35 @@ pub fn nat(opts: &NatBenchOptions) -> Result<u8> {
     ];
     for (name, tcp, port, size) in tests {
         eprintln!("pinhole bench: {name} through pinhole…");
+        let (sa, sb) = (NsDrops::read(a), NsDrops::read(b));
+        let e0 = engine_drops(&fabric.snapshot().map_err(|e| anyhow!("{e}"))?);
         let p = measure(b, a, tcp, port, size, secs)
             .with_context(|| format!("{name} through pinhole"))?;
-        let k = match &kernel {
+        let e1 = engine_drops(&fabric.snapshot().map_err(|e| anyhow!("{e}"))?);
+        let p_loss = losses(
+            NsDrops::read(a).since(sa),
+            NsDrops::read(b).since(sb),
+            json!({"engine_drops": e1.0 - e0.0, "engine_tun_full": e1.1 - e0.1}),
+        );
+        let (k, k_loss) = match &kernel {
             Some(k) => {
                 eprintln!("pinhole bench: {name} through the kernel (nftables)…");
-                Some(
-                    measure(&k.b, &k.a, tcp, port, size, secs)
-                        .with_context(|| format!("{name} through the kernel"))?,
-                )
+                let (sa, sr, sb) = (
+                    NsDrops::read(&k.a),
+                    NsDrops::read(&k.r),
+                    NsDrops::read(&k.b),
+                );
+                let c = measure(&k.b, &k.a, tcp, port, size, secs)
+                    .with_context(|| format!("{name} through the kernel"))?;
+                let r = NsDrops::read(&k.r).since(sr);
+                let loss = losses(
+                    NsDrops::read(&k.a).since(sa),
+                    NsDrops::read(&k.b).since(sb),
+                    json!({"router_if_rx_dropped": r.if_rx, "router_if_tx_dropped": r.if_tx}),
+                );
+                (Some(c), loss)
             }
-            None => None,
+            None => (None, Value::Null),
         };
         let ratio = |pv: f64, kv: Option<f64>| kv.filter(|k| *k > 0.0).map(|k| round(pv / k, 3));
         if tcp {
@@ -475,7 +569,13 @@ pub fn nat(opts: &NatBenchOptions) -> Result<u8> {
             let (pm, km) = (mbit(&p), k.as_ref().map(mbit));
             results.insert(
                 name.into(),
-                json!({"pinhole_mbit_s": pm, "kernel_mbit_s": km, "ratio": ratio(pm, km)}),
+                json!({
+                    "pinhole_mbit_s": pm,
+                    "kernel_mbit_s": km,
+                    "ratio": ratio(pm, km),
+                    "pinhole_losses": p_loss,
+                    "kernel_losses": k_loss,
+                }),
             );
             table.push((
                 "TCP (1 connection)".into(),
@@ -496,6 +596,8 @@ pub fn nat(opts: &NatBenchOptions) -> Result<u8> {
                     "ratio": ratio(pp, kp),
                     "pinhole_offered_pps": offered(&p),
                     "kernel_offered_pps": k.as_ref().and_then(offered),
+                    "pinhole_losses": p_loss,
+                    "kernel_losses": k_loss,
                 }),
             );
             table.push((
@@ -509,6 +611,36 @@ pub fn nat(opts: &NatBenchOptions) -> Result<u8> {
                 offered(&p),
                 k.as_ref().and_then(offered)
             );
+            let describe = |l: &Value| {
+                if l.is_null() {
+                    return "—".to_string();
+                }
+                let mid = &l["middle"];
+                let middle = if mid.get("engine_drops").is_some() {
+                    format!(
+                        "engine {} + full TUN queue {}",
+                        mid["engine_drops"], mid["engine_tun_full"]
+                    )
+                } else {
+                    format!(
+                        "router interfaces {}",
+                        mid["router_if_rx_dropped"].as_u64().unwrap_or(0)
+                            + mid["router_if_tx_dropped"].as_u64().unwrap_or(0)
+                    )
+                };
+                format!(
+                    "sender interface {}, sender socket {}, {middle}, receiver interface {}, receiver socket {}",
+                    l["sender_if_tx_dropped"],
+                    l["sender_udp_sndbuf_errors"],
+                    l["receiver_if_rx_dropped"],
+                    l["receiver_udp_rcvbuf_errors"]
+                )
+            };
+            losses_text.push(format!(
+                "UDP {size} B dropped — pinhole: {}; kernel: {}",
+                describe(&results[name]["pinhole_losses"]),
+                describe(&results[name]["kernel_losses"])
+            ));
         }
     }
     let snap = fabric.snapshot().map_err(|e| anyhow!("{e}"))?;
@@ -534,6 +666,9 @@ pub fn nat(opts: &NatBenchOptions) -> Result<u8> {
         );
         for (n, p, k, r) in &table {
             println!("{n:<22} {p:>16} {k:>20} {r:>15}");
+        }
+        for l in &losses_text {
+            println!("{l}");
         }
         if let Some(why) = &kernel_unavailable {
             println!("kernel side not measured: {why}");
