@@ -19,7 +19,7 @@
 //! Every agent stops by itself after its time; the sandbox takes the namespaces, devices
 //! and processes with it when the command exits.
 
-use crate::cli::{EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_PASS};
+use crate::cli::{EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_INVALID, EXIT_PASS};
 use anyhow::{Context, Result, anyhow, bail};
 use emulator::fabric::kernel::sys::{self, HostNs};
 use emulator::fabric::kernel::{KernelFabric, Snapshot};
@@ -488,7 +488,8 @@ fn snapshot_json(s: &Snapshot) -> Value {
 /// `pinhole bench nat`: returns the exit code.
 pub fn nat(opts: &NatBenchOptions) -> Result<u8> {
     if !(opts.seconds > 0.0 && opts.seconds <= 600.0) {
-        bail!("--seconds must be more than 0 and at most 600");
+        eprintln!("pinhole: --seconds must be more than 0 and at most 600");
+        return Ok(EXIT_INVALID);
     }
     if let Err(e) = sys::enter_sandbox() {
         eprintln!("pinhole: {e}");
@@ -514,11 +515,11 @@ pub fn nat(opts: &NatBenchOptions) -> Result<u8> {
     let (rss_started, _) = memory_kib();
     let (a, b) = (fabric.host(0), fabric.host(1));
     let kernel = KernelNat::setup();
-    let kernel_unavailable = kernel.as_ref().err().map(|e| format!("{e:#}"));
+    let mut kernel_unavailable = kernel.as_ref().err().map(|e| format!("{e:#}"));
     if let Some(why) = &kernel_unavailable {
         eprintln!("pinhole bench: kernel side unavailable, measuring pinhole only: {why}");
     }
-    let kernel = kernel.ok();
+    let mut kernel = kernel.ok();
     eprintln!(
         "pinhole bench nat: {secs} s per measurement, A {A_ADDR} → NAT {NAT_ADDR} → B {B_ADDR}"
     );
@@ -543,23 +544,31 @@ pub fn nat(opts: &NatBenchOptions) -> Result<u8> {
             NsDrops::read(b).since(sb),
             json!({"engine_drops": e1.0 - e0.0, "engine_tun_full": e1.1 - e0.1}),
         );
-        let (k, k_loss) = match &kernel {
-            Some(k) => {
-                eprintln!("pinhole bench: {name} through the kernel (nftables)…");
-                let (sa, sr, sb) = (
-                    NsDrops::read(&k.a),
-                    NsDrops::read(&k.r),
-                    NsDrops::read(&k.b),
-                );
-                let c = measure(&k.b, &k.a, tcp, port, size, secs)
-                    .with_context(|| format!("{name} through the kernel"))?;
-                let r = NsDrops::read(&k.r).since(sr);
-                let loss = losses(
-                    NsDrops::read(&k.a).since(sa),
-                    NsDrops::read(&k.b).since(sb),
-                    json!({"router_if_rx_dropped": r.if_rx, "router_if_tx_dropped": r.if_tx}),
-                );
-                (Some(c), loss)
+        let measured = kernel.as_ref().map(|k| -> Result<(Counted, Value)> {
+            eprintln!("pinhole bench: {name} through the kernel (nftables)…");
+            let (sa, sr, sb) = (
+                NsDrops::read(&k.a),
+                NsDrops::read(&k.r),
+                NsDrops::read(&k.b),
+            );
+            let c = measure(&k.b, &k.a, tcp, port, size, secs)?;
+            let r = NsDrops::read(&k.r).since(sr);
+            let loss = losses(
+                NsDrops::read(&k.a).since(sa),
+                NsDrops::read(&k.b).since(sb),
+                json!({"router_if_rx_dropped": r.if_rx, "router_if_tx_dropped": r.if_tx}),
+            );
+            Ok((c, loss))
+        });
+        let (k, k_loss) = match measured {
+            Some(Ok((c, loss))) => (Some(c), loss),
+            Some(Err(e)) => {
+                // Reported in the output; the kernel side is not measured further.
+                let why = format!("{name} through the kernel: {e:#}");
+                eprintln!("pinhole bench: {why}");
+                kernel_unavailable = Some(why);
+                kernel = None;
+                (None, Value::Null)
             }
             None => (None, Value::Null),
         };
