@@ -10,10 +10,12 @@
 //! | [`capture`] | `--pcap DIR`: a capture file per interface and cell |
 //! | [`interactive`] | `pinhole up` / `exec` / `down`: a topology kept up for commands from other shells |
 //! | [`probe_cmd`] | `pinhole probe`: classify a real NAT and write a replayable profile |
+//! | [`bench`] | `pinhole bench nat`: pinhole's kernel fabric against Linux's nftables NAT, side by side |
 //! | [`cli`] | `pinhole run` / `pinhole validate` as library functions |
 #![deny(missing_docs)]
 
 pub mod agents;
+pub mod bench;
 pub mod capture;
 pub mod cli;
 pub mod convert;

@@ -99,11 +99,67 @@ enum Command {
         #[arg(long, value_name = "DURATION")]
         lifetime_max: Option<String>,
     },
+    /// Measure pinhole against Linux's own forwarding (figures are printed, never judged).
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+    /// Load generator for `bench`: rate-unlimited UDP to ADDR:PORT for SECONDS.
+    #[command(hide = true)]
+    BenchUdpSend {
+        #[arg(long)]
+        to: std::net::SocketAddr,
+        #[arg(long)]
+        size: usize,
+        #[arg(long)]
+        seconds: f64,
+    },
+    /// Sink for `bench`: counts UDP datagrams on PORT for SECONDS from the first one.
+    #[command(hide = true)]
+    BenchUdpRecv {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        seconds: f64,
+    },
+    /// Load generator for `bench`: one TCP connection writing for SECONDS.
+    #[command(hide = true)]
+    BenchTcpSend {
+        #[arg(long)]
+        to: std::net::SocketAddr,
+        #[arg(long)]
+        size: usize,
+        #[arg(long)]
+        seconds: f64,
+    },
+    /// Sink for `bench`: counts TCP bytes on PORT for SECONDS from the first one.
+    #[command(hide = true)]
+    BenchTcpRecv {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        seconds: f64,
+    },
     /// Check scenarios without running them: syntax, names, addresses, expectations.
     Validate {
         /// Scenario files or folders.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchWhat {
+    /// UDP packets/s (64 and 1200 bytes) and TCP throughput from a host behind one NAT to a
+    /// host on the internet: pinhole's kernel fabric and Linux's nftables masquerade side by
+    /// side, with the ratio and the engine's memory. Needs namespaces (exit 3 without).
+    Nat {
+        /// Length of each measurement, seconds.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Print one JSON object on stdout (progress stays on stderr).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -134,6 +190,13 @@ fn main() -> ExitCode {
         Command::Exec { id, host, command } => {
             harness::interactive::exec(id.as_deref(), &host, &command)
         }
+        Command::Bench {
+            what: BenchWhat::Nat { seconds, json },
+        } => harness::bench::nat(&harness::bench::NatBenchOptions { seconds, json }),
+        Command::BenchUdpSend { to, size, seconds } => harness::bench::udp_send(to, size, seconds),
+        Command::BenchUdpRecv { port, seconds } => harness::bench::udp_recv(port, seconds),
+        Command::BenchTcpSend { to, size, seconds } => harness::bench::tcp_send(to, size, seconds),
+        Command::BenchTcpRecv { port, seconds } => harness::bench::tcp_recv(port, seconds),
         Command::Down { id } => harness::interactive::down(id.as_deref()),
         Command::Probe {
             server,

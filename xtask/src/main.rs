@@ -19,6 +19,9 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("stun-server", "stund"),
     // Small real UDP programs in scenarios/kernel/udp-binding-timeout.yaml.
     ("python3", "python3"),
+    // `pinhole bench nat`: Linux's own masquerade in a router namespace, the figure pinhole's
+    // NAT is measured against (harness/tests/bench_nat.rs).
+    ("nftables", "nft"),
 ];
 
 /// PyPI packages the interop tests need, with the module to import (to check for it).

@@ -9,6 +9,7 @@
 //!   [`HostNs::enter_net`] switches the calling thread's network namespace for a while.
 //! - [`read_packet`], [`write_packet`], [`read_batch`], [`write_batch`] and
 //!   [`wait_readable`] move packets through TUN fds.
+//! - [`send_repeated`] and [`recv_many`] move many datagrams per system call (`pinhole bench`).
 //! - [`ExecServer`] and [`exec_remote`] let another process run programs in the hosts of
 //!   a running sandbox (`pinhole exec`).
 
@@ -16,6 +17,7 @@ mod exec;
 mod host;
 mod netlink;
 mod sandbox;
+mod sock;
 mod tun;
 
 use std::io;
@@ -23,6 +25,7 @@ use std::io;
 pub use exec::{ExecRequest, ExecServer, exec_remote};
 pub use host::{HostNs, NetnsGuard, RESOLV_CONF};
 pub use sandbox::{IdMap, Sandbox, enter_sandbox, in_sandbox};
+pub use sock::{MAX_BATCH, recv_many, send_repeated};
 pub use tun::{
     pipe_nonblocking, read_batch, read_packet, wait_readable, write_batch, write_packet,
 };
