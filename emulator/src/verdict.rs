@@ -70,6 +70,10 @@ pub enum DropReason {
     TtlExpired,
     /// No route to the destination in the topology.
     NoRoute,
+    /// Link-scope traffic (multicast, broadcast or link-local destination, e.g. IPv6
+    /// router solicitations, MLD, IGMP), which a router never forwards (RFC 4291 §2.5.6,
+    /// RFC 1812 §5.3.7): the emulated segments have no neighbour on-link to answer it.
+    LinkScope,
     /// The NAT has no external address of the packet's IP family (e.g. IPv6 through an
     /// IPv4-only pool).
     AddressFamily,
@@ -94,6 +98,7 @@ impl DropReason {
             DropReason::Mtu => "mtu",
             DropReason::TtlExpired => "ttl_expired",
             DropReason::NoRoute => "no_route",
+            DropReason::LinkScope => "link_scope",
             DropReason::AddressFamily => "address_family",
         }
     }

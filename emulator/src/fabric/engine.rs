@@ -462,13 +462,17 @@ impl Engine {
             Hop::Up(at) => self.through_link(at, true, p, Hop::Route(at)),
             Hop::Route(from) => {
                 let net = self.topo.network_of(from);
-                let dst = match wire::parse(p.as_slice()) {
-                    Ok(i) => i.dst,
+                let (src, dst) = match wire::parse(p.as_slice()) {
+                    Ok(i) => (i.src, i.dst),
                     Err(_) => {
                         let name = self.topo.networks[net].name.clone();
                         return self.drop_at(name, DropReason::Malformed);
                     }
                 };
+                if is_link_scope(src, dst) {
+                    let name = self.topo.networks[net].name.clone();
+                    return self.drop_at(name, DropReason::LinkScope);
+                }
                 match self.routes[net].route(dst, from) {
                     Some(next) => self.through_link(next, false, p, Hop::Node(next)),
                     None => {
@@ -568,6 +572,21 @@ impl Engine {
     }
 }
 
+/// Whether a packet must stay on its link: a multicast or broadcast destination, or a
+/// link-local source or destination.
+fn is_link_scope(src: IpAddr, dst: IpAddr) -> bool {
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            d.is_multicast() || d.is_broadcast() || d.is_link_local() || s.is_link_local()
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let ll = |a: std::net::Ipv6Addr| a.segments()[0] & 0xffc0 == 0xfe80;
+            d.is_multicast() || ll(d) || ll(s)
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
@@ -654,6 +673,23 @@ mod test {
             e.stats()
                 .drops
                 .get(&("nat".to_string(), DropReason::Filtered)),
+            Some(&1)
+        );
+        // Link-scope chatter (an IPv6 router solicitation) is not forwarded, and says so.
+        let mut rs = Vec::new();
+        etherparse::PacketBuilder::ipv6(
+            [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+            [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+            255,
+        )
+        .icmpv6_echo_request(1, 1)
+        .write(&mut rs, b"")
+        .unwrap();
+        e.handle_from_host(t0, 0, PacketBuf::from_slice(&rs));
+        assert_eq!(
+            e.stats()
+                .drops
+                .get(&("home".to_string(), DropReason::LinkScope)),
             Some(&1)
         );
         // Private addresses are not routed on the internet.
