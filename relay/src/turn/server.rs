@@ -465,7 +465,8 @@ impl TurnServer {
         remote: SocketAddr,
         data: &[u8],
     ) {
-        self.epoch.get_or_insert(now);
+        // Expire what is due first, so a late timer never lets stale state relay.
+        self.handle_timeout(now);
         if self.config.listen.contains(&local) {
             let ft = FiveTuple {
                 client: remote,
@@ -874,7 +875,9 @@ impl TurnServer {
         } else {
             attrs::FAMILY_IPV6
         };
-        if family.is_some_and(|f| f != ours) {
+        // Without REQUESTED-ADDRESS-FAMILY the family is IPv4 (RFC 8656 §7.2 item 6);
+        // a reservation token implies the family of the reserved port.
+        if token.is_none() && family.unwrap_or(attrs::FAMILY_IPV4) != ours {
             return Err((
                 error::ADDRESS_FAMILY_NOT_SUPPORTED,
                 "Address Family not Supported",
@@ -890,12 +893,12 @@ impl TurnServer {
             return Err((error::ALLOCATION_QUOTA_REACHED, "Allocation Quota Reached"));
         }
         let (port, new_token) = if let Some(t) = token {
-            let (port, _) = self
+            let (port, expires) = self
                 .reservations
                 .remove(&t)
                 .ok_or((error::INSUFFICIENT_CAPACITY, "Insufficient Capacity"))?;
             // The reserved port stays marked as used; now it belongs to this allocation.
-            self.timers.retain(|(_, k)| *k != TimerKey::Reservation(t));
+            self.timers.remove(&(expires, TimerKey::Reservation(t)));
             (port, None)
         } else {
             let reserve = even == Some(true);
@@ -1107,6 +1110,17 @@ impl TurnServer {
             self.stats.malformed += 1;
             return;
         };
+        // Unknown comprehension-required attributes: the indication is discarded
+        // (RFC 8489 §6.3.2). DONT-FRAGMENT counts as unknown: this server cannot set
+        // DF (RFC 8656 §11.2; its Allocate got 420 for the same reason).
+        if msg
+            .attributes
+            .iter()
+            .any(|a| crate::stun::attr::is_comprehension_required(a.typ()) && !is_known(a.typ()))
+        {
+            self.stats.malformed += 1;
+            return;
+        }
         self.relay_to_peer(now, ft, peer, payload);
     }
 

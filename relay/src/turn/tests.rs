@@ -140,12 +140,11 @@ impl Client {
     }
 
     fn allocate(&mut self, s: &mut TurnServer, now: Instant) -> SocketAddr {
-        let r = self.call(
-            s,
-            now,
-            method::ALLOCATE,
-            vec![attrs::requested_transport(17)],
-        );
+        let mut a = vec![attrs::requested_transport(17)];
+        if s.config().relay_addr.is_ipv6() {
+            a.push(attrs::requested_address_family(attrs::FAMILY_IPV6));
+        }
+        let r = self.call(s, now, method::ALLOCATE, a);
         assert_eq!(r.class, Class::Success, "{r:?}");
         relayed(&r)
     }
@@ -376,6 +375,67 @@ fn send_and_data_indications() {
     let ind = send(&mut stranger, peer, b"x");
     assert!(stranger.send(&mut s, t0, &ind).is_empty());
     assert_eq!(s.stats().dropped_no_allocation, 1);
+    // With DONT-FRAGMENT (which this server cannot honour) or another unknown
+    // comprehension-required attribute, the indication is discarded.
+    for extra in [kind::DONT_FRAGMENT, 0x7777] {
+        let tid = crate::stun::TransactionId::new(c.tid());
+        let ind = Message::new(Class::Indication, method::SEND, tid)
+            .with(attrs::xor_address(kind::XOR_PEER_ADDRESS, peer, &tid))
+            .with(attrs::data(b"x"))
+            .with(attrs::raw(extra, vec![]))
+            .emit();
+        assert!(c.send(&mut s, t0, &ind).is_empty());
+    }
+    assert_eq!(s.stats().to_peer_packets, 1);
+}
+
+#[test]
+fn ipv6_relay_needs_requested_family() {
+    let mut cfg = config();
+    cfg.relay_addr = ip("2001:db8::2");
+    let mut s = TurnServer::new(cfg).unwrap();
+    let t0 = epoch();
+    let mut c = Client::new("198.51.100.10:40000");
+    // No REQUESTED-ADDRESS-FAMILY means IPv4 (RFC 8656 §7.2): 440 on an IPv6-only relay.
+    let r = c.call(
+        &mut s,
+        t0,
+        method::ALLOCATE,
+        vec![attrs::requested_transport(17)],
+    );
+    assert_eq!(code(&r), Some(440));
+    let rel = c.allocate(&mut s, t0);
+    assert_eq!(rel.ip(), ip("2001:db8::2"));
+    // An IPv6 peer through the IPv6 relay, with an IPv4 client.
+    let peer = sa("[2001:db8:1::5]:5000");
+    assert_eq!(c.permit(&mut s, t0, peer).class, Class::Success);
+    s.handle_input(t0, rel, peer, b"v6 data");
+    let out = transmits(&mut s);
+    assert_eq!(out.len(), 1);
+    let d = Message::parse(&out[0].data).unwrap();
+    assert_eq!(attrs::raw_value(&d, kind::DATA), Some(&b"v6 data"[..]));
+}
+
+#[test]
+fn late_timers_never_relay_stale_state() {
+    let mut s = server();
+    let t0 = epoch();
+    let mut c = Client::new("198.51.100.10:40000");
+    let rel = c.allocate(&mut s, t0);
+    c.permit(&mut s, t0, sa(PEER));
+    events(&mut s);
+    // The driver never called handle_timeout: input at 700 s still sees the expiry first.
+    s.handle_input(t0 + Duration::from_secs(700), rel, sa(PEER), b"x");
+    assert!(transmits(&mut s).is_empty());
+    let ev = events(&mut s);
+    assert!(
+        ev.contains(&TurnEvent::AllocationExpired {
+            client: c.addr,
+            relayed: rel
+        }),
+        "{ev:?}"
+    );
+    assert!(s.allocations().is_empty());
 }
 
 #[test]
