@@ -8,6 +8,7 @@
 //! - [`deny`]: the peer-address deny list (RFC 8656 §21.1.2), on by default.
 //! - [`allocation`]: allocations, permissions, channels, lifetimes (RFC 8656 §2.2, §9, §12).
 //! - [`server`]: [`TurnServer`], the core.
+//! - [`client`]: [`TurnClient`], a sans-IO client (allocate, permissions, channels, data).
 //!
 //! # Drive contract
 //!
@@ -46,6 +47,7 @@ pub mod allocation;
 pub mod attrs;
 pub mod auth;
 pub mod channel;
+pub mod client;
 pub mod deny;
 pub mod server;
 
@@ -54,6 +56,7 @@ mod tests;
 
 pub use allocation::{AllocationInfo, FiveTuple};
 pub use auth::long_term_key;
+pub use client::{ClientConfig, ClientEvent, ClientTransmit, TurnClient};
 pub use deny::DenyList;
 pub use server::{
     AuthFailure, Transmit, TurnConfig, TurnConfigError, TurnEvent, TurnServer, TurnStats,

@@ -1172,3 +1172,264 @@ mod prop {
         }
     }
 }
+
+// ===== the sans-IO TurnClient against the server =====
+
+/// Moves datagrams between a [`TurnClient`] at `caddr` and the server until both are
+/// quiet; `lose` drops that many client datagrams first. Returns what reached peers.
+fn pump(
+    c: &mut TurnClient,
+    caddr: SocketAddr,
+    s: &mut TurnServer,
+    now: Instant,
+    lose: &mut u32,
+) -> Vec<Transmit> {
+    let mut to_peers = Vec::new();
+    for _ in 0..100 {
+        let mut moved = false;
+        while let Some(t) = c.poll_transmit() {
+            moved = true;
+            if *lose > 0 {
+                *lose -= 1;
+                continue;
+            }
+            s.handle_input(now, t.to, caddr, &t.data);
+        }
+        while let Some(t) = s.poll_transmit() {
+            moved = true;
+            if t.to == caddr {
+                c.handle_input(now, t.from, &t.data);
+            } else {
+                to_peers.push(t);
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    to_peers
+}
+
+fn client_events(c: &mut TurnClient) -> Vec<ClientEvent> {
+    std::iter::from_fn(|| c.poll_event()).collect()
+}
+
+fn turn_client(password: &str) -> TurnClient {
+    TurnClient::new(ClientConfig {
+        server: listen(),
+        username: "alice".into(),
+        password: password.into(),
+        seed: 11,
+    })
+}
+
+#[test]
+fn turn_client_end_to_end() {
+    let mut s = server();
+    let t0 = epoch();
+    let caddr = sa("198.51.100.10:40000");
+    let peer = sa(PEER);
+    let mut c = turn_client("secret");
+    let mut lose = 0;
+    c.allocate(t0, None, vec![]);
+    pump(&mut c, caddr, &mut s, t0, &mut lose);
+    let ev = client_events(&mut c);
+    let [
+        ClientEvent::Allocated {
+            relayed,
+            mapped,
+            lifetime,
+            reservation_token: None,
+        },
+    ] = ev[..]
+    else {
+        panic!("{ev:?}")
+    };
+    assert_eq!((mapped, lifetime), (Some(caddr), Duration::from_secs(600)));
+    assert_eq!(s.relayed_sockets(), vec![relayed]);
+
+    c.create_permission(t0, vec![peer]);
+    pump(&mut c, caddr, &mut s, t0, &mut lose);
+    assert_eq!(
+        client_events(&mut c),
+        vec![ClientEvent::PermissionCreated { peers: vec![peer] }]
+    );
+    // Send indication path.
+    c.send_to(peer, b"one");
+    let out = pump(&mut c, caddr, &mut s, t0, &mut lose);
+    assert_eq!(
+        out,
+        vec![Transmit {
+            from: relayed,
+            to: peer,
+            data: b"one".to_vec()
+        }]
+    );
+    s.handle_input(t0, relayed, peer, b"two");
+    pump(&mut c, caddr, &mut s, t0, &mut lose);
+    assert_eq!(
+        client_events(&mut c),
+        vec![ClientEvent::Data {
+            peer,
+            data: b"two".to_vec()
+        }]
+    );
+    // Channel path.
+    c.channel_bind(t0, 0x4321, peer);
+    pump(&mut c, caddr, &mut s, t0, &mut lose);
+    assert_eq!(
+        client_events(&mut c),
+        vec![ClientEvent::ChannelBound {
+            channel: 0x4321,
+            peer
+        }]
+    );
+    c.send_to(peer, b"three");
+    let out = pump(&mut c, caddr, &mut s, t0, &mut lose);
+    assert_eq!(
+        out,
+        vec![Transmit {
+            from: relayed,
+            to: peer,
+            data: b"three".to_vec()
+        }]
+    );
+    s.handle_input(t0, relayed, peer, b"four");
+    pump(&mut c, caddr, &mut s, t0, &mut lose);
+    assert_eq!(
+        client_events(&mut c),
+        vec![ClientEvent::Data {
+            peer,
+            data: b"four".to_vec()
+        }]
+    );
+    // Delete.
+    c.refresh(t0, 0);
+    pump(&mut c, caddr, &mut s, t0, &mut lose);
+    assert_eq!(
+        client_events(&mut c),
+        vec![ClientEvent::Refreshed {
+            lifetime: Duration::ZERO
+        }]
+    );
+    assert_eq!(c.relayed(), None);
+    assert!(s.allocations().is_empty());
+}
+
+#[test]
+fn turn_client_retransmits_and_recovers_from_stale_nonce() {
+    let mut cfg = config();
+    cfg.nonce_lifetime = Duration::from_secs(60);
+    let mut s = TurnServer::new(cfg).unwrap();
+    let t0 = epoch();
+    let caddr = sa("198.51.100.10:40000");
+    let mut c = turn_client("secret");
+    // The first two sends are lost: the retransmission at 500 ms then 1.5 s gets through.
+    let mut lose = 2;
+    c.allocate(t0, Some(1200), vec![]);
+    pump(&mut c, caddr, &mut s, t0, &mut lose);
+    assert_eq!(c.poll_timeout(), Some(t0 + Duration::from_millis(500)));
+    let mut now = t0;
+    while c.relayed().is_none() {
+        now = c.poll_timeout().expect("still pending");
+        c.handle_timeout(now);
+        pump(&mut c, caddr, &mut s, now, &mut lose);
+    }
+    assert_eq!(now, t0 + Duration::from_millis(1500));
+    assert!(
+        matches!(client_events(&mut c)[..], [ClientEvent::Allocated { lifetime, .. }] if lifetime == Duration::from_secs(1200))
+    );
+    assert_eq!(c.poll_timeout(), None);
+    // Two minutes later the nonce is stale: 438, then the client resends with the new one.
+    let later = t0 + Duration::from_secs(120);
+    c.refresh(later, 600);
+    pump(&mut c, caddr, &mut s, later, &mut lose);
+    assert_eq!(
+        client_events(&mut c),
+        vec![ClientEvent::Refreshed {
+            lifetime: Duration::from_secs(600)
+        }]
+    );
+    assert!(events(&mut s).iter().any(|e| matches!(
+        e,
+        TurnEvent::AuthFailed {
+            reason: AuthFailure::StaleNonce,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn turn_client_wrong_password_fails_and_silence_times_out() {
+    let mut s = server();
+    let t0 = epoch();
+    let caddr = sa("198.51.100.10:40000");
+    let mut c = turn_client("wrong");
+    let mut lose = 0;
+    c.allocate(t0, None, vec![]);
+    pump(&mut c, caddr, &mut s, t0, &mut lose);
+    assert!(matches!(
+        client_events(&mut c)[..],
+        [ClientEvent::Failed { code: 401, .. }]
+    ));
+    // Nobody answers: 7 sends (RFC 8489 §6.2.1), then TimedOut.
+    let mut c = turn_client("secret");
+    c.allocate(t0, None, vec![]);
+    let mut sends = 0;
+    while let Some(at) = {
+        sends += std::iter::from_fn(|| c.poll_transmit()).count();
+        c.poll_timeout()
+    } {
+        c.handle_timeout(at);
+    }
+    assert_eq!(sends, 7);
+    assert_eq!(
+        client_events(&mut c),
+        vec![ClientEvent::TimedOut { method: 0x003 }]
+    );
+}
+
+#[test]
+fn turn_client_ignores_responses_failing_integrity() {
+    let mut s = server();
+    let t0 = epoch();
+    let caddr = sa("198.51.100.10:40000");
+    let mut c = turn_client("secret");
+    c.allocate(t0, None, vec![]);
+    // Challenge round trip.
+    let req = c.poll_transmit().unwrap();
+    s.handle_input(t0, listen(), caddr, &req.data);
+    let challenge = s.poll_transmit().unwrap();
+    c.handle_input(t0, listen(), &challenge.data);
+    let req = c.poll_transmit().unwrap();
+    s.handle_input(t0, listen(), caddr, &req.data);
+    let ok = s.poll_transmit().unwrap();
+    // A tampered copy (one bit of XOR-RELAYED-ADDRESS) is ignored; the real one is taken.
+    let mut forged = ok.data.clone();
+    forged[20 + 4 + 7] ^= 1;
+    c.handle_input(t0, listen(), &forged);
+    assert!(client_events(&mut c).is_empty());
+    c.handle_input(t0, sa("192.0.2.99:3478"), &ok.data); // not from the server
+    assert!(client_events(&mut c).is_empty());
+    c.handle_input(t0, listen(), &ok.data);
+    assert!(matches!(
+        client_events(&mut c)[..],
+        [ClientEvent::Allocated { .. }]
+    ));
+}
+
+proptest::proptest! {
+    #[test]
+    fn turn_client_never_panics(inputs in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120), 1..8)) {
+        let t0 = epoch();
+        let mut c = turn_client("secret");
+        c.allocate(t0, None, vec![]);
+        c.channel_bind(t0, 0x4000, sa(PEER));
+        for bytes in &inputs {
+            c.handle_input(t0, listen(), bytes);
+        }
+        c.handle_timeout(t0 + Duration::from_secs(60));
+        while c.poll_transmit().is_some() {}
+        while c.poll_event().is_some() {}
+    }
+}
