@@ -112,7 +112,11 @@ impl Nonces {
     }
 
     pub(crate) fn check(&self, nonce: &[u8], secs: u64) -> NonceCheck {
-        let Some(text) = std::str::from_utf8(nonce).ok().filter(|t| t.len() == 32) else {
+        // Hex digits only, so the slicing stays on character boundaries.
+        let Some(text) = std::str::from_utf8(nonce)
+            .ok()
+            .filter(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        else {
             return NonceCheck::Invalid;
         };
         let (Ok(issued), Ok(mac)) = (
@@ -212,6 +216,16 @@ mod test {
         assert_eq!(n.check(other.as_bytes(), 100), NonceCheck::Invalid);
         assert_eq!(n.check(b"junk", 100), NonceCheck::Invalid);
         assert_eq!(n.check(&[0xff; 32], 100), NonceCheck::Invalid);
+        // 32 bytes of multi-byte characters: no slicing inside a character.
+        assert_eq!(n.check("é".repeat(16).as_bytes(), 100), NonceCheck::Invalid);
+        assert_eq!(
+            n.check(format!("a{}", "é".repeat(15)).as_bytes(), 100),
+            NonceCheck::Invalid
+        );
+        assert_eq!(
+            n.check(b"+000000000000064ffffffffffffffff", 100),
+            NonceCheck::Invalid
+        );
     }
 
     #[test]

@@ -1433,3 +1433,36 @@ proptest::proptest! {
         while c.poll_event().is_some() {}
     }
 }
+
+proptest::proptest! {
+    /// Requests that reach the authentication and method code: random USERNAME, REALM,
+    /// NONCE (sometimes the server's own), random TURN attributes, a MAC under alice's key.
+    #[test]
+    fn authenticated_garbage_never_panics(
+        m in 0u16..16,
+        user in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12),
+        realm_ok in proptest::prelude::any::<bool>(),
+        nonce in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        use_real_nonce in proptest::prelude::any::<bool>(),
+        extra in proptest::collection::vec((0u16..0x30, proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24)), 0..5),
+    ) {
+        let mut s = server();
+        let t0 = epoch();
+        let mut c = Client::new("198.51.100.10:40000");
+        c.allocate(&mut s, t0);
+        let mut msg = attrs::request(Method::from_u16(m), [4; 12]);
+        for (t, v) in extra {
+            msg.attributes.push(attrs::raw(t, v));
+        }
+        let name = if user.is_empty() { b"alice".to_vec() } else { user };
+        msg.attributes.push(attrs::raw(kind::USERNAME, name));
+        msg.attributes.push(attrs::realm(if realm_ok { REALM } else { "other" }));
+        let n = if use_real_nonce { c.nonce.clone().unwrap() } else { nonce };
+        msg.attributes.push(attrs::nonce(&n));
+        msg.attributes.push(attrs::integrity_placeholder());
+        let bytes = msg.emit_with_integrity(&c.key());
+        s.handle_input(t0, listen(), c.addr, &bytes);
+        while s.poll_transmit().is_some() {}
+        while s.poll_event().is_some() {}
+    }
+}
