@@ -144,7 +144,7 @@ fn stun_rs_client_allocates_and_binds_on_our_server() {
     // 5. Their Send indication (XOR-PEER-ADDRESS, DATA) is relayed.
     let ind = StunMessageBuilder::new(SEND, MessageClass::Indication)
         .with_attribute(XorPeerAddress::from(peer))
-        .with_attribute(Data::new(b"from stun-rs".to_vec()))
+        .with_attribute(Data::new(b"from stun-rs"))
         .build();
     server.handle_input(now, listen, client, &encode(&ind));
     let t = server.poll_transmit().unwrap();
