@@ -10,6 +10,16 @@
 //! - [`server`]: [`TurnServer`], the core.
 //! - [`client`]: [`TurnClient`], a sans-IO client (allocate, permissions, channels, data).
 //!
+//! # Scope
+//!
+//! Client–server transport is UDP only (REQUESTED-TRANSPORT UDP; others get 442). Not
+//! implemented: TCP/TLS/DTLS client transports, RFC 6062 TCP allocations, dual-stack
+//! allocations (ADDITIONAL-ADDRESS-FAMILY, RFC 8656 §7.2, is ignored), DONT-FRAGMENT (the
+//! core cannot set DF: 420 on Allocate, Send indications carrying it are discarded),
+//! ICMP attribute relaying (RFC 8656 §11.5), MESSAGE-INTEGRITY-SHA256 / PASSWORD-ALGORITHMS /
+//! USERHASH and the RFC 8489 nonce cookie (SHA-1 MESSAGE-INTEGRITY with an MD5 key only),
+//! SASLprep/OpaqueString normalisation of credentials, RFC 3489 (cookie-less) messages.
+//!
 //! # Drive contract
 //!
 //! The core owns no socket and reads no clock. After any `handle_*` call, drain
