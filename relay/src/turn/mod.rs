@@ -7,6 +7,7 @@
 //! - [`channel`]: ChannelData framing (RFC 8656 §12.4).
 //! - [`deny`]: the peer-address deny list (RFC 8656 §21.1.2), on by default.
 //! - [`allocation`]: allocations, permissions, channels, lifetimes (RFC 8656 §2.2, §9, §12).
+//! - [`config`]: [`TurnConfig`]; [`event`]: [`TurnEvent`], [`TurnStats`].
 //! - [`server`]: [`TurnServer`], the core.
 //! - [`client`]: [`TurnClient`], a sans-IO client (allocate, permissions, channels, data).
 //!
@@ -58,7 +59,9 @@ pub mod attrs;
 pub mod auth;
 pub mod channel;
 pub mod client;
+pub mod config;
 pub mod deny;
+pub mod event;
 pub mod server;
 
 #[cfg(test)]
