@@ -74,6 +74,8 @@ pub mod error {
     pub const STALE_NONCE: u16 = 438;
     /// 440 Address Family not Supported (RFC 8656 §19).
     pub const ADDRESS_FAMILY_NOT_SUPPORTED: u16 = 440;
+    /// 441 Wrong Credentials (RFC 8656 §19): not those that created the allocation.
+    pub const WRONG_CREDENTIALS: u16 = 441;
     /// 442 Unsupported Transport Protocol (RFC 8656 §19).
     pub const UNSUPPORTED_TRANSPORT: u16 = 442;
     /// 443 Peer Address Family Mismatch (RFC 8656 §19).

@@ -278,14 +278,13 @@ impl TurnServer {
             .filter(|t| crate::stun::attr::is_comprehension_required(*t) && !is_known(*t))
             .collect();
         let outcome = if !unknown.is_empty() {
-            let mut extra = vec![Attribute::UnknownAttributes(unknown)];
-            extra.insert(
-                0,
+            let extra = vec![
                 Attribute::ErrorCode(ErrorCode::new(
                     error::UNKNOWN_ATTRIBUTE,
                     "Unknown Attribute",
                 )),
-            );
+                Attribute::UnknownAttributes(unknown),
+            ];
             self.error_with(ft, req, Some(&key), extra);
             return;
         } else if req.method == method::ALLOCATE {
@@ -395,7 +394,12 @@ impl TurnServer {
                 user,
                 reason: AuthFailure::WrongCredentials,
             });
-            self.respond(ft, req, None, Err((441, "Wrong Credentials")));
+            self.respond(
+                ft,
+                req,
+                None,
+                Err((error::WRONG_CREDENTIALS, "Wrong Credentials")),
+            );
             return None;
         }
         Some((name, key))
