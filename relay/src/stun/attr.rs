@@ -408,7 +408,7 @@ fn xor_key(tid: &TransactionId) -> [u8; 16] {
     *tid.as_bytes()
 }
 
-fn encode_address(addr: SocketAddr, xor: Option<&TransactionId>, out: &mut Vec<u8>) {
+pub(crate) fn encode_address(addr: SocketAddr, xor: Option<&TransactionId>, out: &mut Vec<u8>) {
     let key = xor.map(xor_key).unwrap_or([0; 16]);
     let port = addr.port() ^ u16::from_be_bytes([key[0], key[1]]);
     match addr.ip() {
@@ -427,7 +427,7 @@ fn encode_address(addr: SocketAddr, xor: Option<&TransactionId>, out: &mut Vec<u
     }
 }
 
-fn decode_address(value: &[u8], xor: Option<&TransactionId>) -> Option<SocketAddr> {
+pub(crate) fn decode_address(value: &[u8], xor: Option<&TransactionId>) -> Option<SocketAddr> {
     let key = xor.map(xor_key).unwrap_or([0; 16]);
     if value.len() < 4 {
         return None;

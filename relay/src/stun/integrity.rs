@@ -71,7 +71,7 @@ impl Message {
     }
 }
 
-fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> [u8; 20] {
+pub(crate) fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> [u8; 20] {
     let mut k = [0u8; 64];
     if key.len() > 64 {
         k[..20].copy_from_slice(&Sha1::digest(&[key]));

@@ -1,0 +1,465 @@
+//! A sans-IO TURN client (RFC 8656 §7–§12 client side, UDP), for tests and the harness.
+//!
+//! It authenticates with long-term credentials (RFC 8489 §9.2: the first request goes
+//! without, a 401 or 438 carrying REALM and NONCE is answered by resending with them),
+//! retransmits requests (RFC 8489 §6.2.1: RTO 500 ms doubling, 7 sends, then
+//! [`ClientEvent::TimedOut`]), verifies MESSAGE-INTEGRITY on every authenticated response
+//! (responses that fail are ignored), and sends application data to a peer as ChannelData
+//! once a channel to it is bound, as a Send indication otherwise. It does not refresh
+//! allocations, permissions or channels by itself: call [`TurnClient::refresh`],
+//! [`TurnClient::create_permission`] or [`TurnClient::channel_bind`] again.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::attrs::{self, kind, method};
+use super::auth::long_term_key;
+use super::channel;
+use crate::stun::integrity::check_integrity;
+use crate::stun::{Attribute, Class, Message, Method, TransactionId};
+
+/// Initial retransmission timeout (RFC 8489 §6.2.1).
+pub const RTO: Duration = Duration::from_millis(500);
+/// Requests sent before giving up (Rc, RFC 8489 §6.2.1).
+pub const MAX_SENDS: u32 = 7;
+
+/// Client configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// The TURN server's transport address.
+    pub server: SocketAddr,
+    /// Long-term credential username (RFC 8489 §9.2).
+    pub username: String,
+    /// Long-term credential password.
+    pub password: String,
+    /// Seed for transaction ids.
+    pub seed: u64,
+}
+
+/// A datagram for the client's socket to send to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTransmit {
+    /// Destination: always the server.
+    pub to: SocketAddr,
+    /// The payload.
+    pub data: Vec<u8>,
+}
+
+/// What happened, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// Allocate succeeded (RFC 8656 §7.3).
+    Allocated {
+        /// XOR-RELAYED-ADDRESS.
+        relayed: SocketAddr,
+        /// XOR-MAPPED-ADDRESS, if present.
+        mapped: Option<SocketAddr>,
+        /// LIFETIME granted.
+        lifetime: Duration,
+        /// RESERVATION-TOKEN, if the server reserved the next port.
+        reservation_token: Option<[u8; 8]>,
+    },
+    /// Refresh succeeded (RFC 8656 §8); a zero lifetime means the allocation is deleted.
+    Refreshed {
+        /// LIFETIME granted.
+        lifetime: Duration,
+    },
+    /// CreatePermission succeeded (RFC 8656 §10.3).
+    PermissionCreated {
+        /// The peers of the request.
+        peers: Vec<SocketAddr>,
+    },
+    /// ChannelBind succeeded (RFC 8656 §12.3).
+    ChannelBound {
+        /// The channel number.
+        channel: u16,
+        /// The peer.
+        peer: SocketAddr,
+    },
+    /// Application data from a peer (Data indication or ChannelData, RFC 8656 §11.4, §12.6).
+    Data {
+        /// The peer.
+        peer: SocketAddr,
+        /// The payload.
+        data: Vec<u8>,
+    },
+    /// A request got an error response the client does not recover from.
+    Failed {
+        /// The method number.
+        method: u16,
+        /// The error code.
+        code: u16,
+        /// The reason phrase.
+        reason: String,
+    },
+    /// A request got no response after [`MAX_SENDS`] sends.
+    TimedOut {
+        /// The method number.
+        method: u16,
+    },
+}
+
+/// A request in its transaction-independent form, rebuilt for each attempt (the XOR
+/// attributes depend on the transaction id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Request {
+    Allocate {
+        lifetime: Option<u32>,
+        extra: Vec<Attribute>,
+    },
+    Refresh(u32),
+    CreatePermission(Vec<SocketAddr>),
+    ChannelBind(u16, SocketAddr),
+}
+
+impl Request {
+    fn method(&self) -> Method {
+        match self {
+            Request::Allocate { .. } => method::ALLOCATE,
+            Request::Refresh(_) => method::REFRESH,
+            Request::CreatePermission(_) => method::CREATE_PERMISSION,
+            Request::ChannelBind(..) => method::CHANNEL_BIND,
+        }
+    }
+
+    fn attributes(&self, tid: &TransactionId) -> Vec<Attribute> {
+        match self {
+            Request::Allocate { lifetime, extra } => {
+                let mut v = vec![attrs::requested_transport(attrs::TRANSPORT_UDP)];
+                v.extend(lifetime.map(attrs::lifetime));
+                v.extend(extra.iter().cloned());
+                v
+            }
+            Request::Refresh(l) => vec![attrs::lifetime(*l)],
+            Request::CreatePermission(peers) => peers
+                .iter()
+                .map(|p| attrs::xor_address(kind::XOR_PEER_ADDRESS, *p, tid))
+                .collect(),
+            Request::ChannelBind(n, p) => vec![
+                attrs::channel_number(*n),
+                attrs::xor_address(kind::XOR_PEER_ADDRESS, *p, tid),
+            ],
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    request: Request,
+    data: Vec<u8>,
+    sends: u32,
+    rto: Duration,
+    deadline: Instant,
+    /// Whether this attempt already answers a challenge (a second 401 is final).
+    authenticated: bool,
+}
+
+/// The TURN client core.
+#[derive(Debug)]
+pub struct TurnClient {
+    config: ClientConfig,
+    key: Option<[u8; 16]>,
+    realm: Option<String>,
+    nonce: Option<Vec<u8>>,
+    rng: u64,
+    pending: BTreeMap<TransactionId, Pending>,
+    channels: HashMap<SocketAddr, u16>,
+    by_channel: HashMap<u16, SocketAddr>,
+    relayed: Option<SocketAddr>,
+    transmits: VecDeque<ClientTransmit>,
+    events: VecDeque<ClientEvent>,
+}
+
+impl TurnClient {
+    /// A client with no allocation yet.
+    pub fn new(config: ClientConfig) -> Self {
+        TurnClient {
+            rng: config.seed,
+            config,
+            key: None,
+            realm: None,
+            nonce: None,
+            pending: BTreeMap::new(),
+            channels: HashMap::new(),
+            by_channel: HashMap::new(),
+            relayed: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The relayed transport address, once allocated (cleared by a Refresh to 0).
+    pub fn relayed(&self) -> Option<SocketAddr> {
+        self.relayed
+    }
+
+    /// The channel bound to `peer`, if the server confirmed one.
+    pub fn channel_of(&self, peer: SocketAddr) -> Option<u16> {
+        self.channels.get(&peer).copied()
+    }
+
+    /// Sends an Allocate request (RFC 8656 §7.1) for UDP, with an optional LIFETIME and
+    /// extra attributes (EVEN-PORT, REQUESTED-ADDRESS-FAMILY, RESERVATION-TOKEN…).
+    pub fn allocate(&mut self, now: Instant, lifetime: Option<u32>, extra: Vec<Attribute>) {
+        self.start(now, Request::Allocate { lifetime, extra });
+    }
+
+    /// Sends a Refresh request (RFC 8656 §8.1); 0 deletes the allocation.
+    pub fn refresh(&mut self, now: Instant, lifetime: u32) {
+        self.start(now, Request::Refresh(lifetime));
+    }
+
+    /// Sends a CreatePermission request for these peers (RFC 8656 §10.1).
+    pub fn create_permission(&mut self, now: Instant, peers: Vec<SocketAddr>) {
+        self.start(now, Request::CreatePermission(peers));
+    }
+
+    /// Sends a ChannelBind request (RFC 8656 §12.1).
+    pub fn channel_bind(&mut self, now: Instant, channel: u16, peer: SocketAddr) {
+        self.start(now, Request::ChannelBind(channel, peer));
+    }
+
+    /// Sends application data to `peer` through the relay: ChannelData when a channel is
+    /// bound to it (RFC 8656 §12.5, no padding over UDP), else a Send indication (§11.1).
+    pub fn send_to(&mut self, peer: SocketAddr, data: &[u8]) {
+        let bytes = match self
+            .channels
+            .get(&peer)
+            .and_then(|n| channel::emit(*n, data))
+        {
+            Some(b) => b,
+            None => {
+                let tid = self.tid();
+                Message::new(Class::Indication, method::SEND, tid)
+                    .with(attrs::xor_address(kind::XOR_PEER_ADDRESS, peer, &tid))
+                    .with(attrs::data(data))
+                    .emit()
+            }
+        };
+        self.transmits.push_back(ClientTransmit {
+            to: self.config.server,
+            data: bytes,
+        });
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<ClientTransmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next retransmission deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.pending.values().map(|p| p.deadline).min()
+    }
+
+    /// Retransmits, or gives up on, requests whose deadline is due (RFC 8489 §6.2.1).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<TransactionId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(t, _)| *t)
+            .collect();
+        for tid in due {
+            let Some(p) = self.pending.get_mut(&tid) else {
+                continue;
+            };
+            if p.sends >= MAX_SENDS {
+                let m = p.request.method().to_u16();
+                self.pending.remove(&tid);
+                self.events.push_back(ClientEvent::TimedOut { method: m });
+                continue;
+            }
+            p.sends += 1;
+            p.rto *= 2;
+            p.deadline = now + p.rto;
+            self.transmits.push_back(ClientTransmit {
+                to: self.config.server,
+                data: p.data.clone(),
+            });
+        }
+    }
+
+    /// A datagram from the server. Anything else than a response to a pending request,
+    /// a Data indication or ChannelData is ignored; never panics.
+    pub fn handle_input(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        if from != self.config.server {
+            return;
+        }
+        if channel::is_channel_data(data) {
+            if let Some((n, payload)) = channel::parse(data)
+                && let Some(peer) = self.by_channel.get(&n)
+            {
+                self.events.push_back(ClientEvent::Data {
+                    peer: *peer,
+                    data: payload.to_vec(),
+                });
+            }
+            return;
+        }
+        let Ok(msg) = Message::parse(data) else {
+            return;
+        };
+        match msg.class {
+            Class::Indication if msg.method == method::DATA => {
+                let peer = attrs::peer_addresses(&msg)
+                    .ok()
+                    .and_then(|p| p.first().copied());
+                if let (Some(peer), Some(payload)) = (peer, attrs::raw_value(&msg, kind::DATA)) {
+                    self.events.push_back(ClientEvent::Data {
+                        peer,
+                        data: payload.to_vec(),
+                    });
+                }
+            }
+            Class::Success | Class::Error => self.handle_response(now, &msg, data),
+            _ => {}
+        }
+    }
+
+    fn tid(&mut self) -> TransactionId {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let mut id = [0u8; 12];
+        id[..8].copy_from_slice(&z.to_be_bytes());
+        id[8..].copy_from_slice(&(self.rng as u32).to_be_bytes());
+        TransactionId::new(id)
+    }
+
+    fn start(&mut self, now: Instant, request: Request) {
+        self.send_request(now, request, false);
+    }
+
+    fn send_request(&mut self, now: Instant, request: Request, authenticated: bool) {
+        let tid = self.tid();
+        let mut msg = Message::new(Class::Request, request.method(), tid);
+        msg.attributes = request.attributes(&tid);
+        let data = match (&self.realm, &self.nonce, &self.key) {
+            (Some(realm), Some(nonce), Some(key)) => {
+                msg.attributes.push(attrs::username(&self.config.username));
+                msg.attributes.push(attrs::realm(realm));
+                msg.attributes.push(attrs::nonce(nonce));
+                msg.attributes.push(attrs::integrity_placeholder());
+                msg.emit_with_integrity(key)
+            }
+            _ => msg.emit(),
+        };
+        self.transmits.push_back(ClientTransmit {
+            to: self.config.server,
+            data: data.clone(),
+        });
+        self.pending.insert(
+            tid,
+            Pending {
+                request,
+                data,
+                sends: 1,
+                rto: RTO,
+                deadline: now + RTO,
+                authenticated,
+            },
+        );
+    }
+
+    fn handle_response(&mut self, now: Instant, msg: &Message, data: &[u8]) {
+        let Some(p) = self.pending.get(&msg.transaction_id) else {
+            return;
+        };
+        let code = match msg.get(kind::ERROR_CODE) {
+            Some(Attribute::ErrorCode(e)) => Some((e.code, e.reason.clone())),
+            _ => None,
+        };
+        // A challenge: take REALM and NONCE, resend once with credentials (RFC 8489 §9.2.5).
+        if let Some((401 | 438, _)) = code
+            && let (Some(realm), Some(nonce)) = (
+                attrs::raw_value(msg, kind::REALM),
+                attrs::raw_value(msg, kind::NONCE),
+            )
+            && !p.authenticated
+        {
+            let realm = String::from_utf8_lossy(realm).into_owned();
+            self.key = Some(long_term_key(
+                &self.config.username,
+                &realm,
+                &self.config.password,
+            ));
+            self.realm = Some(realm);
+            self.nonce = Some(nonce.to_vec());
+            let Some(p) = self.pending.remove(&msg.transaction_id) else {
+                return;
+            };
+            self.send_request(now, p.request, true);
+            return;
+        }
+        // Once credentials are in use, responses must carry a MESSAGE-INTEGRITY that
+        // verifies; only 400, 401 and 438 may come without (RFC 8489 §9.2.5).
+        if let Some(key) = &self.key {
+            let ok = match check_integrity(data, key) {
+                Some(valid) => valid,
+                None => matches!(code, Some((400 | 401 | 438, _))),
+            };
+            if !ok {
+                return;
+            }
+        }
+        let Some(p) = self.pending.remove(&msg.transaction_id) else {
+            return;
+        };
+        if let Some((code, reason)) = code {
+            self.events.push_back(ClientEvent::Failed {
+                method: msg.method.to_u16(),
+                code,
+                reason,
+            });
+            return;
+        }
+        let lifetime = attrs::raw_value(msg, kind::LIFETIME)
+            .and_then(attrs::decode_u32)
+            .map(|s| Duration::from_secs(u64::from(s)));
+        match p.request {
+            Request::Allocate { .. } => {
+                let relayed = attrs::raw_value(msg, kind::XOR_RELAYED_ADDRESS)
+                    .and_then(|v| attrs::decode_xor_address(v, &msg.transaction_id));
+                if let (Some(relayed), Some(lifetime)) = (relayed, lifetime) {
+                    self.relayed = Some(relayed);
+                    self.events.push_back(ClientEvent::Allocated {
+                        relayed,
+                        mapped: msg.mapped_address(),
+                        lifetime,
+                        reservation_token: attrs::raw_value(msg, kind::RESERVATION_TOKEN)
+                            .and_then(|t| t.try_into().ok()),
+                    });
+                }
+            }
+            Request::Refresh(_) => {
+                let lifetime = lifetime.unwrap_or_default();
+                if lifetime.is_zero() {
+                    self.relayed = None;
+                    self.channels.clear();
+                    self.by_channel.clear();
+                }
+                self.events.push_back(ClientEvent::Refreshed { lifetime });
+            }
+            Request::CreatePermission(peers) => {
+                self.events
+                    .push_back(ClientEvent::PermissionCreated { peers });
+            }
+            Request::ChannelBind(n, peer) => {
+                self.channels.insert(peer, n);
+                self.by_channel.insert(n, peer);
+                self.events
+                    .push_back(ClientEvent::ChannelBound { channel: n, peer });
+            }
+        }
+    }
+}

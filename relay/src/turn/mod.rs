@@ -1,0 +1,76 @@
+//! TURN (RFC 8656): a sans-IO relay server core, UDP transport, long-term credentials
+//! (RFC 8489 §9.2).
+//!
+//! - [`attrs`]: TURN methods, attributes and error codes (RFC 8656 §18, §19) over the
+//!   lossless STUN codec ([`crate::stun::Message`], [`crate::stun::Attribute::Raw`]).
+//! - [`auth`]: MD5 long-term key, deterministic nonces, 401 rate limiting.
+//! - [`channel`]: ChannelData framing (RFC 8656 §12.4).
+//! - [`deny`]: the peer-address deny list (RFC 8656 §21.1.2), on by default.
+//! - [`allocation`]: allocations, permissions, channels, lifetimes (RFC 8656 §2.2, §9, §12).
+//! - [`config`]: [`TurnConfig`]; [`event`]: [`TurnEvent`], [`TurnStats`].
+//! - [`server`]: [`TurnServer`], the core.
+//! - [`client`]: [`TurnClient`], a sans-IO client (allocate, permissions, channels, data).
+//!
+//! # Scope
+//!
+//! Client–server transport is UDP only (REQUESTED-TRANSPORT UDP; others get 442). Not
+//! implemented: TCP/TLS/DTLS client transports, RFC 6062 TCP allocations, dual-stack
+//! allocations (ADDITIONAL-ADDRESS-FAMILY, RFC 8656 §7.2, is ignored), DONT-FRAGMENT (the
+//! core cannot set DF: 420 on Allocate, Send indications carrying it are discarded),
+//! ICMP attribute relaying (RFC 8656 §11.5), MESSAGE-INTEGRITY-SHA256 / PASSWORD-ALGORITHMS /
+//! USERHASH and the RFC 8489 nonce cookie (SHA-1 MESSAGE-INTEGRITY with an MD5 key only),
+//! SASLprep/OpaqueString normalisation of credentials, RFC 3489 (cookie-less) messages.
+//!
+//! # Drive contract
+//!
+//! The core owns no socket and reads no clock. After any `handle_*` call, drain
+//! `poll_transmit()` and `poll_event()` until `None`; bind the sockets of
+//! [`TurnEvent::RelayOpened`] (close on [`TurnEvent::RelayClosed`]), then sleep until
+//! `poll_timeout()` and call `handle_timeout(now)`.
+//!
+//! ```no_run
+//! # use std::time::Instant;
+//! # use relay::turn::{TurnConfig, TurnServer, TurnEvent};
+//! # fn recv(_: &mut [u8]) -> (std::net::SocketAddr, std::net::SocketAddr, usize) { unimplemented!() }
+//! # fn send(_: std::net::SocketAddr, _: std::net::SocketAddr, _: &[u8]) {}
+//! let config = TurnConfig::new(
+//!     "198.51.100.1:3478".parse().unwrap(),
+//!     "198.51.100.1".parse().unwrap(),
+//!     "example.org",
+//! )
+//! .user("alice", "secret");
+//! let mut server = TurnServer::new(config).expect("valid config");
+//! let mut buf = [0u8; 65536];
+//! loop {
+//!     // receive on a listening socket or a relayed one
+//!     let (local, remote, n) = recv(&mut buf);
+//!     server.handle_input(Instant::now(), local, remote, &buf[..n]);
+//!     while let Some(t) = server.poll_transmit() {
+//!         send(t.from, t.to, &t.data); // t.from picks the socket
+//!     }
+//!     while let Some(event) = server.poll_event() {
+//!         if let TurnEvent::RelayOpened { relayed } = event { /* bind `relayed` */ }
+//!     }
+//! }
+//! ```
+
+pub mod allocation;
+pub mod attrs;
+pub mod auth;
+pub mod channel;
+pub mod client;
+pub mod config;
+pub mod deny;
+pub mod event;
+pub mod server;
+
+#[cfg(test)]
+mod tests;
+
+pub use allocation::{AllocationInfo, FiveTuple};
+pub use auth::long_term_key;
+pub use client::{ClientConfig, ClientEvent, ClientTransmit, TurnClient};
+pub use deny::DenyList;
+pub use server::{
+    AuthFailure, Transmit, TurnConfig, TurnConfigError, TurnEvent, TurnServer, TurnStats,
+};
