@@ -212,7 +212,31 @@ impl HostNs {
         let (program, args) = argv
             .split_first()
             .ok_or_else(|| SysError::Invalid(format!("empty argv for host {}", self.name)))?;
-        let mut cmd = Command::new(program);
+        // The host's /tmp is a private tmpfs, so a program under the machine's /tmp (a
+        // checkout's target/debug/pinhole, say) would not be found after the mount
+        // namespace switch. Such a program is opened here, in the sandbox's view, and run
+        // through its descriptor; argv[0] keeps its name. The fd is close-on-exec, which
+        // suits binaries; a script there would lose its path (its interpreter reopens it),
+        // so scripts under /tmp are not supported.
+        let shadowed = program.starts_with("/tmp/") || program == "/tmp";
+        let exe: Option<fs::File> = if shadowed {
+            Some(fs::File::open(program).map_err(|e| {
+                SysError::os(
+                    format!("open {program:?} to run it in host {}", self.name),
+                    e,
+                )
+            })?)
+        } else {
+            None
+        };
+        let mut cmd = match &exe {
+            Some(f) => {
+                let mut c = Command::new(format!("/proc/self/fd/{}", f.as_raw_fd()));
+                c.arg0(program);
+                c
+            }
+            None => Command::new(program),
+        };
         cmd.args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(stdin)
