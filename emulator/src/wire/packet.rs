@@ -631,6 +631,16 @@ fn patch_checksum_diff(buf: &mut [u8], info: &PacketInfo, at: usize, diff: u32) 
     if udp && n == 0 {
         n = 0xffff;
     }
+    // RFC 1624 eqn. 3 gives 0x0000 where the full computation gives 0xffff (the only value
+    // that verifies) when every covered word is zero. Only an ICMPv4 message can be all
+    // zeros (the other checksums cover a pseudo-header with a non-zero protocol number).
+    if n == 0 && info.version == IpVersion::V4 && matches!(info.l4, L4::Icmp { .. }) {
+        let end = info.total_len.min(buf.len());
+        let zero = |r: std::ops::Range<usize>| buf.get(r).is_none_or(|b| b.iter().all(|x| *x == 0));
+        if zero(info.l4_offset..at) && zero(at + 2..end) {
+            n = 0xffff;
+        }
+    }
     buf[at..at + 2].copy_from_slice(&n.to_be_bytes());
 }
 
@@ -772,6 +782,25 @@ mod test {
         }
         assert_eq!(parse(&[0x55; 40]), Err(WireError::Version(5)));
         assert_eq!(parse(&[0x41; 40]), Err(WireError::Malformed));
+    }
+
+    /// Found by the `wire_parse` fuzz target: rewriting the identifier of an ICMPv4 echo
+    /// reply to 0 when the rest of the message is zeros gave checksum 0x0000 (RFC 1624
+    /// eqn. 3), which does not verify; the right value is 0xffff.
+    #[test]
+    fn icmp_rewrite_to_an_all_zero_message_keeps_a_valid_checksum() {
+        let b = PacketBuilder::ipv4([51, 100, 5, 8], [0, 0, 0, 0], 64).icmpv4_echo_reply(0x3a00, 0);
+        let mut p = Vec::new();
+        b.write(&mut p, b"").unwrap();
+        assert!(checksums_valid(&p));
+        let mut info = parse(&p).unwrap();
+        assert!(set_src(
+            &mut p,
+            &mut info,
+            Endpoint::new("203.0.0.113".parse().unwrap(), 0)
+        ));
+        assert_eq!(&p[20..28], &[0, 0, 0xff, 0xff, 0, 0, 0, 0]);
+        assert!(checksums_valid(&p));
     }
 
     #[test]

@@ -375,7 +375,9 @@ impl Message {
                 let carried =
                     u32::from_be_bytes([raw.value[0], raw.value[1], raw.value[2], raw.value[3]]);
                 let computed = fingerprint(&data[..raw.offset]);
-                if carried != computed {
+                // Under the fuzzer the CRC is not verified (STYLE.md §10): random inputs
+                // then reach the attributes after it and the FINGERPRINT-last rule.
+                if carried != computed && !cfg!(fuzzing) {
                     return Err(ParseError::BadFingerprint { carried, computed });
                 }
             }

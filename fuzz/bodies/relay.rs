@@ -1,0 +1,267 @@
+//! Fuzz bodies for `pinhole-relay`: the STUN codec, server and prober. Compiled into the
+//! fuzz crate (`fuzz/src/lib.rs`) and into the replay test `relay/tests/fuzz_replay.rs`.
+
+#[path = "input.rs"]
+mod input;
+
+use input::Input;
+use relay::stun::attr::kind;
+use relay::stun::message::fingerprint;
+use relay::stun::{
+    Attribute, Class, Message, Packet, ProbeEvent, Prober, ProberConfig, Server, ServerConfig,
+    SocketId, is_stun,
+};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+fn epoch() -> Instant {
+    #[allow(clippy::disallowed_methods)] // the fuzz driver's clock origin
+    Instant::now()
+}
+
+/// `m` with its FINGERPRINT value zeroed.
+fn without_fingerprint_value(mut m: Message) -> Message {
+    for a in &mut m.attributes {
+        if let Attribute::Fingerprint(v) = a {
+            *v = 0;
+        }
+    }
+    m
+}
+
+/// The STUN codec on arbitrary bytes.
+///
+/// Invariants: nothing panics (including the getters of a checked [`Packet`]); `is_stun`
+/// implies a checked packet that fills the datagram and carries the cookie; for a parsed
+/// message `is_stun` is exactly "has the magic cookie"; `emit` gives back the input bytes
+/// except for the two things the codec documents it does not keep (padding after decoded
+/// attributes, emitted as zeros; a FINGERPRINT value, recomputed), and re-parses to the
+/// same message (FINGERPRINT value aside when the bytes changed).
+pub fn stun_parse(data: &[u8]) {
+    let checked = Packet::new_checked(data);
+    if let Ok(p) = &checked {
+        let _ = (p.class(), p.method(), p.transaction_id());
+        let total = p.as_bytes().len();
+        assert_eq!(total, 20 + usize::from(p.length()));
+        for a in p.attributes().flatten() {
+            let end = a.offset + 4 + a.value.len() + a.padding.len();
+            assert!(end <= total, "attribute past the message");
+            assert!(a.padding.len() < 4 && (a.value.len() + a.padding.len()) % 4 == 0);
+        }
+    }
+    let stun = is_stun(data);
+    if stun {
+        let p = checked
+            .as_ref()
+            .expect("is_stun but the header does not check");
+        assert_eq!(p.as_bytes().len(), data.len());
+        assert!(!p.transaction_id().is_legacy());
+    }
+    let Ok(m) = Message::parse(data) else {
+        return;
+    };
+    assert!(checked.is_ok());
+    assert_eq!(stun, !m.transaction_id.is_legacy(), "is_stun vs cookie");
+    assert_eq!(m.buffer_len(), data.len());
+    // The codec is lossless (message.rs docs) except for two things: padding bytes after
+    // *decoded* attributes are emitted as zeros, and FINGERPRINT is recomputed (under
+    // `cfg(fuzzing)` the parser did not check it). So `emit` must give exactly `data`
+    // with those two normalised.
+    let raws: Vec<_> = checked
+        .as_ref()
+        .expect("checked")
+        .attributes()
+        .collect::<Result<_, _>>()
+        .expect("the attributes of a parsed message");
+    assert_eq!(raws.len(), m.attributes.len());
+    let mut expect = data.to_vec();
+    for (raw, attr) in raws.iter().zip(&m.attributes) {
+        if !matches!(attr, Attribute::Raw(_)) {
+            let at = raw.offset + 4 + raw.value.len();
+            expect[at..at + raw.padding.len()].fill(0);
+        }
+    }
+    if let Some(Attribute::Fingerprint(_)) = m.attributes.last() {
+        let n = expect.len();
+        let fp = fingerprint(&expect[..n - 8]);
+        expect[n - 4..].copy_from_slice(&fp.to_be_bytes());
+    }
+    let out = m.emit();
+    assert_eq!(out, expect, "emit is not parse's inverse");
+    let again = Message::parse(&out).expect("an emitted message parses");
+    if out == data {
+        assert_eq!(again, m, "emit -> parse is not the identity");
+    } else {
+        assert_eq!(
+            without_fingerprint_value(again),
+            without_fingerprint_value(m),
+            "emit -> parse changed more than the FINGERPRINT value"
+        );
+    }
+}
+
+fn server_config(b: u8) -> ServerConfig {
+    let v6 = b & 1 != 0;
+    let primary: IpAddr = if v6 {
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1))
+    };
+    let alternate: IpAddr = if v6 {
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2))
+    };
+    let mut c = ServerConfig::new(SocketAddr::new(primary, 3478));
+    match (b >> 1) % 3 {
+        0 => {}
+        1 => c.alternate_port = Some(3479),
+        _ => c.alternate = Some(alternate),
+    }
+    if b & 8 != 0 {
+        c.software = None;
+    }
+    c
+}
+
+/// The STUN server (first byte low bit clear) or the prober (set) fed datagrams from the
+/// input.
+///
+/// Server invariants: nothing panics; every datagram it sends parses, is a success or error
+/// response with the request's transaction id and method, and leaves from one of its
+/// listen addresses; counters add up. Prober invariants: nothing panics; everything it
+/// sends is a parseable request; it finishes once time runs out.
+pub fn stun_server(data: &[u8]) {
+    let mut inp = Input::new(data);
+    if inp.u8() & 1 == 0 {
+        server(&mut inp);
+    } else {
+        prober(&mut inp);
+    }
+}
+
+fn server(inp: &mut Input) {
+    let config = server_config(inp.u8());
+    let listen = config.listen_addresses();
+    let mut s = Server::new(config).expect("a valid config");
+    let now = epoch();
+    let mut datagrams = 0u64;
+    for _ in 0..16 {
+        if inp.is_empty() {
+            break;
+        }
+        let sel = inp.u8();
+        // Mostly a listen address; sometimes one the server does not own.
+        let local = if sel < 240 {
+            listen[usize::from(sel) % listen.len()]
+        } else {
+            SocketAddr::new(listen[0].ip(), 9)
+        };
+        let remote_ip: IpAddr = if inp.bool() {
+            IpAddr::V4(Ipv4Addr::from(inp.u32()))
+        } else {
+            let mut a = [0u8; 16];
+            for b in &mut a {
+                *b = inp.u8();
+            }
+            IpAddr::V6(Ipv6Addr::from(a))
+        };
+        let remote = SocketAddr::new(remote_ip, inp.u16());
+        let dgram = inp.bytes(4096);
+        let req = Message::parse(dgram).ok();
+        s.handle_input(now, local, remote, dgram);
+        datagrams += 1;
+        while let Some(t) = s.poll_transmit() {
+            let req = req
+                .as_ref()
+                .expect("a response to a datagram that did not parse");
+            assert_eq!(req.class, Class::Request, "a response to a non-request");
+            assert!(listen.contains(&t.from), "sent from {} (not ours)", t.from);
+            let m = Message::parse(&t.data).unwrap_or_else(|e| {
+                panic!(
+                    "the server sent an unparseable response ({e}): {:02x?}",
+                    t.data
+                )
+            });
+            assert!(matches!(m.class, Class::Success | Class::Error));
+            assert_eq!(m.transaction_id, req.transaction_id);
+            assert_eq!(m.method, req.method);
+            if m.class == Class::Error {
+                assert!(
+                    m.get(kind::ERROR_CODE).is_some(),
+                    "error without ERROR-CODE"
+                );
+            }
+        }
+        while s.poll_event().is_some() {}
+    }
+    let st = s.stats();
+    assert_eq!(st.requests + st.ignored + st.malformed, datagrams, "{st:?}");
+    assert_eq!(st.success_responses + st.error_responses, st.requests);
+}
+
+fn prober(inp: &mut Input) {
+    let sc = server_config(inp.u8() | 4); // with an alternate address
+    let servers = sc.listen_addresses();
+    let mut config = ProberConfig::new(sc.primary);
+    config.rto = Duration::from_millis(1 + u64::from(inp.u8()) * 10);
+    config.max_retransmits = u32::from(inp.u8() % 4);
+    config.tests.lifetime = inp
+        .bool()
+        .then(|| Duration::from_secs(1 + u64::from(inp.u8())));
+    let mut now = epoch();
+    let mut p = Prober::new(config, now, u64::from(inp.u16()));
+    let mut outstanding: Vec<[u8; 16]> = Vec::new();
+    let drain = |p: &mut Prober, outstanding: &mut Vec<[u8; 16]>| {
+        while let Some(t) = p.poll_transmit() {
+            let m = Message::parse(&t.data).expect("the prober sends parseable STUN");
+            assert_eq!(m.class, Class::Request);
+            outstanding.push(*m.transaction_id.as_bytes());
+            if outstanding.len() > 8 {
+                outstanding.remove(0);
+            }
+        }
+        while let Some(e) = p.poll_event() {
+            let _ = matches!(e, ProbeEvent::Done(_));
+        }
+    };
+    drain(&mut p, &mut outstanding);
+    for _ in 0..32 {
+        if inp.is_empty() {
+            break;
+        }
+        match inp.u8() % 4 {
+            0 => {
+                if let Some(t) = p.poll_timeout() {
+                    now = now.max(t);
+                }
+                p.handle_timeout(now);
+            }
+            _ => {
+                let socket = if inp.bool() {
+                    SocketId::Primary
+                } else {
+                    SocketId::Secondary
+                };
+                let from = servers[inp.below(servers.len())];
+                let mut dgram = inp.bytes(1024).to_vec();
+                // Answer an outstanding transaction: copy its id into the datagram.
+                if dgram.len() >= 20 && !outstanding.is_empty() {
+                    let tid = outstanding[inp.below(outstanding.len())];
+                    dgram[4..20].copy_from_slice(&tid);
+                }
+                p.handle_input(now, socket, from, &dgram);
+            }
+        }
+        drain(&mut p, &mut outstanding);
+    }
+    // Let time run out: the prober must finish.
+    for _ in 0..10_000 {
+        let Some(t) = p.poll_timeout() else { break };
+        now = now.max(t);
+        p.handle_timeout(now);
+        drain(&mut p, &mut outstanding);
+    }
+    assert!(p.is_done(), "the prober did not finish once time ran out");
+    let _ = p.report();
+}

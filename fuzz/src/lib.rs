@@ -1,0 +1,16 @@
+//! The bodies of pinhole's fuzz targets. They live in `fuzz/bodies/` as plain functions
+//! over `&[u8]` so that the workspace replays the committed corpora with the same checks
+//! (`emulator/tests/fuzz_replay.rs`, `relay/tests/fuzz_replay.rs`,
+//! `harness/tests/fuzz_replay.rs`) without nightly or libFuzzer.
+
+/// wire_parse, nat_engine, firewall_engine, link.
+#[path = "../bodies/emulator.rs"]
+pub mod emulator_bodies;
+
+/// stun_parse, stun_server.
+#[path = "../bodies/relay.rs"]
+pub mod relay_bodies;
+
+/// scenario_yaml.
+#[path = "../bodies/harness.rs"]
+pub mod harness_bodies;

@@ -1,0 +1,17 @@
+//! Replays the committed fuzz corpora (`fuzz/corpus/TARGET/`, `fuzz/regressions/TARGET/`)
+//! through the fuzz targets' own bodies (`fuzz/bodies/harness.rs`), as ordinary tests: no
+//! nightly, no libFuzzer. See README.md, "Fuzzing".
+
+#[path = "../../fuzz/bodies/harness.rs"]
+mod bodies;
+#[path = "../../fuzz/bodies/replay.rs"]
+mod replay;
+
+#[test]
+fn scenario_yaml() {
+    replay::replay(
+        env!("CARGO_MANIFEST_DIR"),
+        "scenario_yaml",
+        bodies::scenario_yaml,
+    );
+}

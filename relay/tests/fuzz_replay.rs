@@ -1,0 +1,22 @@
+//! Replays the committed fuzz corpora (`fuzz/corpus/TARGET/`, `fuzz/regressions/TARGET/`)
+//! through the fuzz targets' own bodies (`fuzz/bodies/relay.rs`), as ordinary tests: no
+//! nightly, no libFuzzer. See README.md, "Fuzzing".
+
+#[path = "../../fuzz/bodies/relay.rs"]
+mod bodies;
+#[path = "../../fuzz/bodies/replay.rs"]
+mod replay;
+
+#[test]
+fn stun_parse() {
+    replay::replay(env!("CARGO_MANIFEST_DIR"), "stun_parse", bodies::stun_parse);
+}
+
+#[test]
+fn stun_server() {
+    replay::replay(
+        env!("CARGO_MANIFEST_DIR"),
+        "stun_server",
+        bodies::stun_server,
+    );
+}
