@@ -1,4 +1,4 @@
-//! The shipped kernel-fabric scenarios (scenarios/kernel/): real programs in network
+//! The shipped kernel-fabric scenarios (interop/): real programs in network
 //! namespaces behind pinhole's NAT — coturn's RFC 5780 classifier and the RFC 3489 stun
 //! client, against their own servers and against pinhole's STUN server, over every preset
 //! and mapping × filtering combination, and a real UDP flow losing its binding after
@@ -14,7 +14,7 @@ use std::process::Command;
 
 #[test]
 fn shipped_kernel_scenarios_pass() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/kernel");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop");
     let report = std::env::temp_dir().join(format!("pinhole-kernel-{}", std::process::id()));
     let out = Command::new(env!("CARGO_BIN_EXE_pinhole"))
         .args(["run", "-q", "--jobs", "2", "--report"])

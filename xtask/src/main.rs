@@ -12,12 +12,12 @@ use std::process::{Command, ExitCode};
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     // Decodes every pcap pinhole writes (harness/tests/pcap_tshark.rs).
     ("tshark", "tshark"),
-    // RFC 5780 server and classifier: scenarios/kernel/coturn-natdiscovery-*.yaml.
+    // RFC 5780 server and classifier: interop/coturn-natdiscovery-*.yaml.
     ("coturn", "turnutils_natdiscovery"),
-    // The RFC 3489 pair: scenarios/kernel/stun-client-presets.yaml.
+    // The RFC 3489 pair: interop/stun-client-presets.yaml.
     ("stun-client", "stun"),
     ("stun-server", "stund"),
-    // Small real UDP programs in scenarios/kernel/udp-binding-timeout.yaml.
+    // Small real UDP programs in interop/udp-binding-timeout.yaml.
     ("python3", "python3"),
     // `pinhole bench nat`: Linux's own masquerade in a router namespace, the figure pinhole's
     // NAT is measured against (harness/tests/bench_nat.rs).
