@@ -25,15 +25,6 @@ pub struct ProbeOptions {
     pub lifetime_max: Option<Duration>,
 }
 
-fn behavior(b: Behavior) -> &'static str {
-    match b {
-        Behavior::EndpointIndependent => "endpoint-independent",
-        Behavior::AddressDependent => "address-dependent",
-        Behavior::AddressAndPortDependent => "address-and-port-dependent",
-        _ => "unknown",
-    }
-}
-
 /// `YYYY-MM-DDTHH:MM:SSZ` for a Unix time (proleptic Gregorian, UTC).
 fn utc(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
@@ -75,8 +66,8 @@ pub fn profile_yaml(server: SocketAddr, report: &ProbeReport, recorded_at: &str)
         "recorded: \"{recorded_at} by pinhole probe {} against {server}\"\n",
         env!("CARGO_PKG_VERSION")
     ));
-    s.push_str(&format!("mapping: {}\n", behavior(mapping)));
-    s.push_str(&format!("filtering: {}\n", behavior(filtering)));
+    s.push_str(&format!("mapping: {}\n", mapping.as_str()));
+    s.push_str(&format!("filtering: {}\n", filtering.as_str()));
     if let Some(h) = report.hairpinning {
         s.push_str(&format!("hairpinning: {h}\n"));
     }
@@ -154,7 +145,7 @@ pub fn probe(opts: &ProbeOptions) -> Result<u8> {
     for e in &report.errors {
         eprintln!("pinhole probe: {e}");
     }
-    let show = |b: Option<Behavior>| b.map(behavior).unwrap_or("unknown");
+    let show = |b: Option<Behavior>| b.map(Behavior::as_str).unwrap_or("unknown");
     eprintln!(
         "  mapped address:  {}",
         report

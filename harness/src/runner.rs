@@ -13,7 +13,7 @@ use crate::convert;
 use crate::scenario::Cell;
 use crate::scenario::model::{self as m, Measure, StepKind};
 use emulator::fabric::sim::Sim;
-use relay::stun::{Behavior as ProbeBehavior, ProbeReport, ProberConfig, ServerConfig, Tests};
+use relay::stun::{ProbeReport, ProberConfig, ServerConfig, Tests};
 use reports::{CellReport, Check, DropCount, StepReport};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -163,15 +163,6 @@ pub(crate) fn step_kind(k: &StepKind) -> &'static str {
     }
 }
 
-fn behavior(b: ProbeBehavior) -> &'static str {
-    match b {
-        ProbeBehavior::EndpointIndependent => "endpoint-independent",
-        ProbeBehavior::AddressDependent => "address-dependent",
-        ProbeBehavior::AddressAndPortDependent => "address-and-port-dependent",
-        _ => "unknown",
-    }
-}
-
 /// The prober's configuration for probe step `i` (named `name`) of a cell, and its seed.
 /// The binding lifetime is measured when the step asks or an expectation needs it.
 pub(crate) fn probe_config(
@@ -266,10 +257,10 @@ pub(crate) fn results_json(r: &StepResult) -> BTreeMap<String, Value> {
                 out.insert("nat_detected".into(), json!(n));
             }
             if let Some(b) = p.mapping {
-                out.insert("mapping".into(), json!(behavior(b)));
+                out.insert("mapping".into(), json!(b.as_str()));
             }
             if let Some(b) = p.filtering {
-                out.insert("filtering".into(), json!(behavior(b)));
+                out.insert("filtering".into(), json!(b.as_str()));
             }
             if let Some(h) = p.hairpinning {
                 out.insert("hairpinning".into(), json!(h));
@@ -324,11 +315,11 @@ pub(crate) fn judge(
             };
             match got {
                 Some(b) => {
-                    let ok = behavior(b) == want.as_str();
+                    let ok = b.as_str() == want.as_str();
                     (
-                        Some(json!(behavior(b))),
+                        Some(json!(b.as_str())),
                         ok,
-                        (!ok).then(|| format!("expected {want}, measured {}", behavior(b))),
+                        (!ok).then(|| format!("expected {want}, measured {}", b.as_str())),
                     )
                 }
                 None => not_measured(format!(

@@ -209,6 +209,18 @@ pub enum Behavior {
     AddressAndPortDependent,
 }
 
+impl Behavior {
+    /// The RFC 4787 term as pinhole's scenarios and NAT profiles write it
+    /// (`endpoint-independent`, `address-dependent`, `address-and-port-dependent`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Behavior::EndpointIndependent => "endpoint-independent",
+            Behavior::AddressDependent => "address-dependent",
+            Behavior::AddressAndPortDependent => "address-and-port-dependent",
+        }
+    }
+}
+
 /// The tests, as named in events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
