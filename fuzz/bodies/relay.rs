@@ -209,8 +209,13 @@ fn prober(inp: &mut Input) {
     config.tests.lifetime = inp
         .bool()
         .then(|| Duration::from_secs(1 + u64::from(inp.u8())));
+    config.tests.port_allocation = inp.bool();
     let mut now = epoch();
     let mut p = Prober::new(config, now, u64::from(inp.u16()));
+    let samples: Vec<std::net::SocketAddr> = (0..inp.below(16))
+        .map(|i| std::net::SocketAddr::from(([10, 0, 0, 2], 40_000 + i as u16)))
+        .collect();
+    p.set_sample_addresses(&samples);
     let mut outstanding: Vec<[u8; 16]> = Vec::new();
     let drain = |p: &mut Prober, outstanding: &mut Vec<[u8; 16]>| {
         while let Some(t) = p.poll_transmit() {
@@ -238,10 +243,10 @@ fn prober(inp: &mut Input) {
                 p.handle_timeout(now);
             }
             _ => {
-                let socket = if inp.bool() {
-                    SocketId::Primary
-                } else {
-                    SocketId::Secondary
+                let socket = match inp.u8() % 3 {
+                    0 => SocketId::Primary,
+                    1 => SocketId::Secondary,
+                    _ => SocketId::Sample(inp.u8() % 16),
                 };
                 let from = servers[inp.below(servers.len())];
                 let mut dgram = inp.bytes(1024).to_vec();

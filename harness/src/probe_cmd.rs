@@ -71,6 +71,12 @@ pub fn profile_yaml(server: SocketAddr, report: &ProbeReport, recorded_at: &str)
     if let Some(h) = report.hairpinning {
         s.push_str(&format!("hairpinning: {h}\n"));
     }
+    if let Some(a) = report.port_allocation {
+        s.push_str(&format!("port_allocation: {}\n", a.as_str()));
+    }
+    if let Some(p) = report.port_parity {
+        s.push_str(&format!("port_parity: {p}\n"));
+    }
     if let Some(l) = report.binding_lifetime {
         s.push_str(&format!(
             "timeouts: {{ udp: {} }}   # lower bound of the search\n",
@@ -112,6 +118,7 @@ pub fn probe(opts: &ProbeOptions) -> Result<u8> {
         filtering: true,
         hairpinning: true,
         lifetime: opts.lifetime_max,
+        port_allocation: true,
     };
     let mut net = OsNet::new(vec![vec![route.ip()]]);
     #[allow(clippy::disallowed_methods)] // a command-line driver: the real clock
@@ -170,6 +177,18 @@ pub fn probe(opts: &ProbeOptions) -> Result<u8> {
             .map(|h| h.to_string())
             .unwrap_or_else(|| "unknown".into())
     );
+    eprintln!(
+        "  port allocation: {}{}",
+        report
+            .port_allocation
+            .map(|a| a.as_str())
+            .unwrap_or("unknown"),
+        match report.port_parity {
+            Some(true) => ", keeps parity",
+            Some(false) => ", ignores parity",
+            None => "",
+        }
+    );
     if let Some(l) = report.binding_lifetime {
         eprintln!("  binding lifetime: at least {l:?}");
     }
@@ -219,6 +238,8 @@ mod test {
         report.mapping = Some(Behavior::AddressDependent);
         report.filtering = Some(Behavior::AddressAndPortDependent);
         report.hairpinning = Some(false);
+        report.port_allocation = Some(relay::stun::PortAllocation::Sequential);
+        report.port_parity = Some(true);
         report.binding_lifetime = Some(Duration::from_millis(29_400));
         let yaml = profile_yaml(
             "203.0.113.5:3478".parse().unwrap(),
@@ -236,6 +257,8 @@ mod test {
         assert_eq!(n.config.mapping.as_str(), "address-dependent");
         assert_eq!(n.config.filtering.as_str(), "address-and-port-dependent");
         assert!(!n.config.hairpinning);
+        assert_eq!(n.config.port_allocation.as_str(), "sequential");
+        assert!(n.config.port_parity);
         assert_eq!(n.config.timeouts.udp, Duration::from_secs(29));
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -180,12 +180,22 @@ pub(crate) fn probe_config(
                     .iter()
                     .any(|c| matches!(c.measure, Measure::BindingLifetime(_)))
         });
+    let wants_ports = cell.spec.expect.iter().any(|e| {
+        e.step == name
+            && e.checks.iter().any(|c| {
+                matches!(
+                    c.measure,
+                    Measure::PortAllocation(_) | Measure::PortParity(_)
+                )
+            })
+    });
     let mut config = ProberConfig::new(server);
     config.tests = Tests {
         mapping: true,
         filtering: true,
         hairpinning: true,
         lifetime: wants_lifetime.then_some(lifetime_max),
+        port_allocation: wants_ports,
     };
     let seed = cell.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     (config, seed)
@@ -271,6 +281,12 @@ pub(crate) fn results_json(r: &StepResult) -> BTreeMap<String, Value> {
             if let Some(l) = p.lifetime_upper_bound {
                 out.insert("binding_lifetime_upper_bound_ms".into(), json!(ms(l)));
             }
+            if let Some(a) = p.port_allocation {
+                out.insert("port_allocation".into(), json!(a.as_str()));
+            }
+            if let Some(b) = p.port_parity {
+                out.insert("port_parity".into(), json!(b));
+            }
             if !p.errors.is_empty() {
                 out.insert("errors".into(), json!(p.errors));
             }
@@ -328,6 +344,37 @@ pub(crate) fn judge(
                 )),
             }
         }
+        (Measure::PortAllocation(want), Some(StepResult::Probe(p))) => match p.port_allocation {
+            Some(a) => {
+                let ok = a.as_str() == want.as_str();
+                (
+                    Some(json!(a.as_str())),
+                    ok,
+                    (!ok).then(|| {
+                        format!("expected port_allocation: {want}, measured {}", a.as_str())
+                    }),
+                )
+            }
+            None => not_measured(format!(
+                "the probe could not determine it: {}",
+                p.errors.join("; ")
+            )),
+        },
+        (Measure::PortParity(want), Some(StepResult::Probe(p))) => match p.port_parity {
+            Some(b) => (
+                Some(json!(b)),
+                b == *want,
+                (b != *want).then(|| format!("expected port_parity: {want}, measured {b}")),
+            ),
+            None if p.port_allocation.is_some_and(|a| a.as_str() == "preserve") => not_measured(
+                "the NAT preserves ports, which keeps their parity whatever its parity setting"
+                    .into(),
+            ),
+            None => not_measured(format!(
+                "the probe could not determine it: {}",
+                p.errors.join("; ")
+            )),
+        },
         (Measure::Hairpinning(want), Some(StepResult::Probe(p))) => match p.hairpinning {
             Some(h) => (
                 Some(json!(h)),
@@ -473,7 +520,11 @@ pub(crate) fn value_text(m: &Measure, v: &Value) -> String {
 
 pub(crate) fn measure_text(m: &Measure) -> String {
     match m {
-        Measure::Connected(b) | Measure::Hairpinning(b) | Measure::Established(b) => b.to_string(),
+        Measure::Connected(b)
+        | Measure::Hairpinning(b)
+        | Measure::Established(b)
+        | Measure::PortParity(b) => b.to_string(),
+        Measure::PortAllocation(a) => a.to_string(),
         Measure::Mapping(b) | Measure::Filtering(b) => b.to_string(),
         Measure::BindingLifetime(c)
         | Measure::SetupTime(c)

@@ -1,7 +1,8 @@
 //! Round trip: `pinhole probe`, run behind an emulated NAT on the kernel fabric (a real
 //! program on a real stack, against pinhole's STUN service), writes a NAT profile; a
 //! scenario that replays that profile probes back to the same classification. Over the
-//! four presets and all nine mapping × filtering combinations.
+//! four presets, all nine mapping × filtering combinations, and the three port
+//! allocations with and without parity.
 
 use std::path::Path;
 use std::process::Command;
@@ -24,14 +25,29 @@ fn recording_scenario(nat_axes: &str, matrix: &str) -> String {
     )
 }
 
-fn preset(t: &str) -> (&'static str, &'static str) {
+/// A preset's mapping, filtering and port allocation (SCENARIO-FORMAT.md's preset table).
+fn preset(t: &str) -> (&'static str, &'static str, &'static str) {
     match t {
-        "full-cone" => ("endpoint-independent", "endpoint-independent"),
-        "restricted" => ("endpoint-independent", "address-dependent"),
-        "port-restricted" => ("endpoint-independent", "address-and-port-dependent"),
-        "symmetric" => ("address-and-port-dependent", "address-and-port-dependent"),
+        "full-cone" => ("endpoint-independent", "endpoint-independent", "preserve"),
+        "restricted" => ("endpoint-independent", "address-dependent", "preserve"),
+        "port-restricted" => (
+            "endpoint-independent",
+            "address-and-port-dependent",
+            "preserve",
+        ),
+        "symmetric" => (
+            "address-and-port-dependent",
+            "address-and-port-dependent",
+            "random",
+        ),
         other => panic!("{other}"),
     }
+}
+
+/// The value of matrix key `key` in a cell name `NAME[k=v,…]`.
+fn cell_value<'a>(name: &'a str, key: &str) -> Option<&'a str> {
+    let rest = name.split(&format!("{key}=")).nth(1)?;
+    Some(rest.split([',', ']']).next().unwrap_or(rest))
 }
 
 #[test]
@@ -55,10 +71,25 @@ fn probe_records_a_profile_that_replays_to_the_same_nat() {
         ),
     )
     .unwrap();
+    std::fs::write(
+        dir.join("ports.yaml"),
+        recording_scenario(
+            "    mapping: address-and-port-dependent
+    filtering: endpoint-independent
+    hairpinning: true
+",
+            "matrix:
+  nat.port_allocation: [preserve, sequential, random]
+  nat.port_parity: [true, false]
+",
+        ),
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_pinhole"))
         .args(["run", "--json", "--no-report", "--jobs", "2"])
         .arg(dir.join("presets.yaml"))
         .arg(dir.join("axes.yaml"))
+        .arg(dir.join("ports.yaml"))
         .output()
         .unwrap();
     if out.status.code() == Some(3) && !required() {
@@ -84,22 +115,31 @@ fn probe_records_a_profile_that_replays_to_the_same_nat() {
         let name = cell["name"].as_str().unwrap();
         let profile = cell["steps"][0]["results"]["stdout"].as_str().unwrap();
         // What the recording NAT was configured as, from the cell name.
-        let (mapping, filtering) = if let Some(t) = name.split("nat.type=").nth(1) {
-            preset(t.trim_end_matches(']'))
+        let (mapping, filtering, ports) = if let Some(t) = cell_value(name, "nat.type") {
+            preset(t)
+        } else if let Some(p) = cell_value(name, "nat.port_allocation") {
+            ("address-and-port-dependent", "endpoint-independent", p)
         } else {
-            let m = name
-                .split("nat.mapping=")
-                .nth(1)
-                .unwrap()
-                .split(',')
-                .next()
-                .unwrap();
-            let f = name
-                .split("nat.filtering=")
-                .nth(1)
-                .unwrap()
-                .trim_end_matches(']');
-            (preset_word(m), preset_word(f))
+            let m = cell_value(name, "nat.mapping").unwrap();
+            let f = cell_value(name, "nat.filtering").unwrap();
+            // No `type:`: the port-restricted preset's port preservation.
+            (preset_word(m), preset_word(f), "preserve")
+        };
+        let parity = cell_value(name, "nat.port_parity").unwrap_or("false");
+        assert!(
+            profile.contains(&format!("port_allocation: {ports}\n")),
+            "{name}:\n{profile}"
+        );
+        // Preservation keeps parity trivially: the probe reports parity for the others only.
+        let parity_check = if ports == "preserve" {
+            assert!(!profile.contains("port_parity"), "{name}:\n{profile}");
+            String::new()
+        } else {
+            assert!(
+                profile.contains(&format!("port_parity: {parity}\n")),
+                "{name}:\n{profile}"
+            );
+            format!(", port_parity: {parity}")
         };
         assert!(
             profile.contains(&format!("mapping: {mapping}\n")),
@@ -121,13 +161,13 @@ fn probe_records_a_profile_that_replays_to_the_same_nat() {
                  hosts: {{ alice: {{ network: home }}, server: {{ network: internet, addresses: [203.0.113.5, 203.0.113.6] }} }}\n\
                  services: {{ server: {{ stun: {{ port: 3478, alternate: 203.0.113.6 }} }} }}\n\
                  steps:\n  - probe: {{ name: p, from: alice, server: server }}\n\
-                 expect:\n  - {{ probe: p, mapping: {mapping}, filtering: {filtering} }}\n"
+                 expect:\n  - {{ probe: p, mapping: {mapping}, filtering: {filtering}, port_allocation: {ports}{parity_check} }}\n"
             ),
         )
         .unwrap();
         replay_files.push(replay);
     }
-    assert_eq!(replay_files.len(), 13);
+    assert_eq!(replay_files.len(), 19);
     let out = Command::new(env!("CARGO_BIN_EXE_pinhole"))
         .args(["run", "--no-report", "-q"])
         .args(&replay_files)

@@ -42,6 +42,7 @@ fn every_shipped_scenario_has_a_test() {
         "punch-udp-presets.yaml",
         "probe-presets.yaml",
         "probe-mapping-filtering.yaml",
+        "probe-port-allocation.yaml",
         "probe-hairpinning.yaml",
         "cgnat-hairpin-punch.yaml",
         "link-steps.yaml",
@@ -79,6 +80,11 @@ fn probe_presets() {
 #[test]
 fn probe_mapping_filtering() {
     run_file("probe-mapping-filtering.yaml");
+}
+
+#[test]
+fn probe_port_allocation() {
+    run_file("probe-port-allocation.yaml");
 }
 
 #[test]

@@ -1,8 +1,12 @@
 //! The `probe` step: a thin driver between [`relay::stun::Prober`] (RFC 5780 §4 behaviour
-//! discovery) and two UDP sockets on a host of any [`Net`].
+//! discovery) and two UDP sockets on a host of any [`Net`] (plus, for the port-allocation
+//! test, [`PORT_SAMPLES`] sample sockets, half of each local port parity where the host's
+//! port allocator allows it).
 
 use super::net::{Agent, Net, NetError};
-use relay::stun::{ProbeEvent, ProbeReport, Prober, ProberConfig, SocketId as ProbeSocket};
+use relay::stun::{
+    PORT_SAMPLES, ProbeEvent, ProbeReport, Prober, ProberConfig, SocketId as ProbeSocket,
+};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -11,6 +15,7 @@ pub struct Probe<N: Net> {
     prober: Prober,
     primary: N::Socket,
     secondary: N::Socket,
+    samples: Vec<N::Socket>,
     report: Option<ProbeReport>,
 }
 
@@ -28,12 +33,23 @@ impl<N: Net> Probe<N> {
             .ok_or(NetError::NoHost(host))?;
         let (primary, p1) = net.udp_bind(host, Some(addr), 0)?;
         let (secondary, p2) = net.udp_bind(host, Some(addr), 0)?;
+        let samples = if config.tests.port_allocation {
+            bind_samples(net, host, addr)?
+        } else {
+            Vec::new()
+        };
         let mut prober = Prober::new(config, net.now(), seed);
         prober.set_local_addresses(SocketAddr::new(addr, p1), SocketAddr::new(addr, p2));
+        let sample_addrs: Vec<SocketAddr> = samples
+            .iter()
+            .map(|&(_, port)| SocketAddr::new(addr, port))
+            .collect();
+        prober.set_sample_addresses(&sample_addrs);
         let mut p = Probe {
             prober,
             primary,
             secondary,
+            samples: samples.into_iter().map(|(s, _)| s).collect(),
             report: None,
         };
         p.flush(net);
@@ -65,10 +81,18 @@ impl<N: Net> Probe<N> {
             return;
         }
         let now = net.now();
-        for (id, s) in [
+        let sockets = [
             (ProbeSocket::Primary, self.primary),
             (ProbeSocket::Secondary, self.secondary),
-        ] {
+        ]
+        .into_iter()
+        .chain(
+            self.samples
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| (ProbeSocket::Sample(i as u8), s)),
+        );
+        for (id, s) in sockets {
             while let Some((from, data)) = net.udp_recv(s) {
                 self.prober.handle_input(now, id, from, &data);
             }
@@ -80,6 +104,9 @@ impl<N: Net> Probe<N> {
         if self.report.is_some() {
             net.close(self.primary);
             net.close(self.secondary);
+            for s in self.samples.drain(..) {
+                net.close(s);
+            }
         }
     }
 
@@ -88,6 +115,10 @@ impl<N: Net> Probe<N> {
             let s = match t.socket {
                 ProbeSocket::Primary => self.primary,
                 ProbeSocket::Secondary => self.secondary,
+                ProbeSocket::Sample(i) => match self.samples.get(i as usize) {
+                    Some(&s) => s,
+                    None => continue,
+                },
             };
             let _ = net.udp_send(s, t.to, &t.data);
         }
@@ -97,6 +128,46 @@ impl<N: Net> Probe<N> {
             }
         }
     }
+}
+
+/// Bind [`PORT_SAMPLES`] ephemeral UDP sockets on `host`, half with even and half with odd
+/// local ports when the host's allocator hands out both within a bounded number of tries
+/// (the prober needs both parities to judge port parity). Sockets of a parity already
+/// complete are closed again.
+fn bind_samples<N: Net>(
+    net: &mut N,
+    host: usize,
+    addr: std::net::IpAddr,
+) -> Result<Vec<(N::Socket, u16)>, NetError> {
+    let half = PORT_SAMPLES / 2;
+    let mut kept: Vec<(N::Socket, u16)> = Vec::with_capacity(PORT_SAMPLES);
+    let mut spare = Vec::new();
+    let mut count = [0usize; 2];
+    for _ in 0..PORT_SAMPLES * 4 {
+        if kept.len() == PORT_SAMPLES {
+            break;
+        }
+        let (s, port) = net.udp_bind(host, Some(addr), 0)?;
+        let parity = usize::from(port % 2 == 1);
+        if count[parity] < half {
+            count[parity] += 1;
+            kept.push((s, port));
+        } else {
+            spare.push((s, port));
+        }
+    }
+    // A host whose allocator gives one parity only: use what there is (parity is then
+    // reported as undetermined).
+    while kept.len() < PORT_SAMPLES {
+        match spare.pop() {
+            Some(s) => kept.push(s),
+            None => break,
+        }
+    }
+    for (s, _) in spare {
+        net.close(s);
+    }
+    Ok(kept)
 }
 
 impl<N: Net> Agent<N> for Probe<N> {

@@ -976,6 +976,10 @@ pub enum Measure {
     Hairpinning(bool),
     /// probe: UDP binding lifetime.
     BindingLifetime(Comparison<Duration>),
+    /// probe: port allocation (an extension of SCENARIO-FORMAT.md version 1).
+    PortAllocation(PortAllocation),
+    /// probe: port parity kept (an extension of SCENARIO-FORMAT.md version 1).
+    PortParity(bool),
     /// punch: each side received a datagram from the other.
     Connected(bool),
     /// run: exit status.
@@ -1001,6 +1005,8 @@ impl Measure {
             Measure::Filtering(_) => "filtering",
             Measure::Hairpinning(_) => "hairpinning",
             Measure::BindingLifetime(_) => "binding_lifetime",
+            Measure::PortAllocation(_) => "port_allocation",
+            Measure::PortParity(_) => "port_parity",
             Measure::Connected(_) => "connected",
             Measure::Exit(_) => "exit",
             Measure::Stdout(_) => "stdout",
@@ -1021,7 +1027,14 @@ pub fn measures_of(kind: StepKindName) -> &'static [&'static str] {
             "one_way_delay",
             "mos",
         ],
-        StepKindName::Probe => &["mapping", "filtering", "hairpinning", "binding_lifetime"],
+        StepKindName::Probe => &[
+            "mapping",
+            "filtering",
+            "hairpinning",
+            "binding_lifetime",
+            "port_allocation",
+            "port_parity",
+        ],
         StepKindName::Punch => &["connected"],
         StepKindName::Run => &["exit", "stdout", "stderr"],
         _ => &[],

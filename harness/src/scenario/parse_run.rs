@@ -926,6 +926,13 @@ impl Parser {
             )?),
             "hairpinning" => Measure::Hairpinning(self.val(n, &what, parse_bool)?),
             "binding_lifetime" => Measure::BindingLifetime(self.val(n, &what, dur)?),
+            "port_allocation" => Measure::PortAllocation(self.kw(
+                n,
+                "`port_allocation` value",
+                PortAllocation::from_keyword,
+                PortAllocation::VALUES,
+            )?),
+            "port_parity" => Measure::PortParity(self.val(n, &what, parse_bool)?),
             "connected" => Measure::Connected(self.val(n, &what, parse_bool)?),
             "exit" => Measure::Exit(self.val(n, &what, |s| {
                 parse_comparison(s, |v| {

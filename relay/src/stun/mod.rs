@@ -43,7 +43,8 @@ pub mod server;
 pub use attr::{Attribute, ChangeRequest, ErrorCode, RawAttribute};
 pub use message::{Class, Message, Method, Packet, ParseError, TransactionId, is_stun};
 pub use prober::{
-    Behavior, ProbeEvent, ProbeReport, ProbeTest, ProbeTransmit, Prober, ProberConfig, SocketId,
-    TestResult, Tests,
+    Behavior, PORT_SAMPLES, PortAllocation, ProbeEvent, ProbeReport, ProbeTest, ProbeTransmit,
+    Prober, ProberConfig, SEQUENTIAL_MAX_STEP, SocketId, TestResult, Tests,
+    classify_port_allocation,
 };
 pub use server::{ConfigError, Server, ServerConfig, ServerEvent, ServerStats, Transmit};

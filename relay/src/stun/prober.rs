@@ -2,7 +2,8 @@
 //!
 //! The prober runs on a host behind the NAT under test and talks to an RFC 5780 server
 //! (one with an alternate IP and port, e.g. [`super::Server`] with `alternate` set). The
-//! driver owns two UDP sockets, [`SocketId::Primary`] (X) and [`SocketId::Secondary`] (Y),
+//! driver owns two UDP sockets, [`SocketId::Primary`] (X) and [`SocketId::Secondary`] (Y)
+//! (plus [`PORT_SAMPLES`] [`SocketId::Sample`] sockets for the port-allocation test),
 //! sends each [`ProbeTransmit`] from the named socket, feeds every datagram received on
 //! either socket to [`Prober::handle_input`], and calls [`Prober::handle_timeout`] at
 //! [`Prober::poll_timeout`]. It should call [`Prober::set_local_addresses`] with the
@@ -75,7 +76,12 @@
 //!    Y → X1. If either request arrives at the other socket (matched by transaction id)
 //!    the NAT hairpins; if neither does after all retransmissions, it does not (or its
 //!    filtering drops hairpinned packets, which is indistinguishable).
-//! 5. **Binding lifetime** (§4.6), when `tests.lifetime = Some(max)`: each round refreshes
+//! 5. **Port allocation** (RFC 4787 §4.2.1, §4.2.2; not an RFC 5780 test), when
+//!    `tests.port_allocation`: each of [`PORT_SAMPLES`] fresh sockets, one after the other
+//!    (even, even, odd, odd, … local ports), sends a Binding to A:P; the (local, mapped)
+//!    port pairs are classified by [`classify_port_allocation`] into preserve, sequential
+//!    or random, and whether parity is kept.
+//! 6. **Binding lifetime** (§4.6), when `tests.lifetime = Some(max)`: each round refreshes
 //!    X's binding with X → A:P (mapped port Xp), waits t, then sends Y → A:P with
 //!    RESPONSE-PORT = Xp; the server answers to (Y's public IP, Xp), which reaches X only
 //!    while X's binding lives. The first round uses t = max (alive ⇒ lifetime ≥ max, done);
@@ -119,6 +125,9 @@ pub struct Tests {
     pub hairpinning: bool,
     /// RFC 5780 §4.6 binding lifetime: `Some(max)` searches between 0 and `max`.
     pub lifetime: Option<Duration>,
+    /// RFC 4787 §4.2.1/§4.2.2 port allocation and parity, from [`PORT_SAMPLES`] fresh
+    /// sockets (the driver binds them: [`Prober::set_sample_addresses`]).
+    pub port_allocation: bool,
 }
 
 impl Default for Tests {
@@ -129,6 +138,7 @@ impl Default for Tests {
             filtering: true,
             hairpinning: true,
             lifetime: None,
+            port_allocation: false,
         }
     }
 }
@@ -168,20 +178,27 @@ impl ProberConfig {
     }
 }
 
-/// One of the two local sockets the driver owns.
+/// How many fresh sockets the port-allocation test uses. Twelve samples make a random
+/// allocator that happens to keep every sample's parity a 1-in-4096 event.
+pub const PORT_SAMPLES: usize = 12;
+
+/// One of the local sockets the driver owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SocketId {
     /// Socket X: Test I, filtering, mapping, the binding whose lifetime is measured.
     Primary,
     /// Socket Y: hairpinning and the lifetime probes.
     Secondary,
+    /// Port-allocation sample `n` (`0..PORT_SAMPLES`), as given to
+    /// [`Prober::set_sample_addresses`].
+    Sample(u8),
 }
 
 impl SocketId {
     fn other(self) -> Self {
         match self {
             SocketId::Primary => SocketId::Secondary,
-            SocketId::Secondary => SocketId::Primary,
+            SocketId::Secondary | SocketId::Sample(_) => SocketId::Primary,
         }
     }
 }
@@ -221,6 +238,93 @@ impl Behavior {
     }
 }
 
+/// How a NAT picks the external port of a new mapping (RFC 4787 §4.2.1), as far as
+/// consecutive mappings show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PortAllocation {
+    /// The external port is the internal port (port preservation).
+    Preserve,
+    /// Each new mapping takes a port a small step above the previous one.
+    Sequential,
+    /// Neither: no pattern between consecutive mappings.
+    Random,
+}
+
+impl PortAllocation {
+    /// The keyword pinhole's scenarios and NAT profiles use (`preserve`, `sequential`,
+    /// `random`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortAllocation::Preserve => "preserve",
+            PortAllocation::Sequential => "sequential",
+            PortAllocation::Random => "random",
+        }
+    }
+}
+
+/// The largest step between consecutive external ports that still counts as sequential:
+/// other hosts behind a busy NAT take ports in between.
+pub const SEQUENTIAL_MAX_STEP: u16 = 16;
+
+/// Classify port allocation from `(local port, mapped port)` samples in the order their
+/// mappings were created; `None` with fewer than four samples.
+///
+/// - **preserve** when all but at most one sample kept its port (one collision with
+///   another host's mapping is tolerated);
+/// - **sequential** when all but at most one step between consecutive mapped ports is in
+///   `1..=SEQUENTIAL_MAX_STEP` (one wrap at the end of the range is tolerated);
+/// - **random** otherwise.
+///
+/// Parity (RFC 4787 §4.2.2) is reported only for allocations that do not preserve the
+/// port (preservation keeps parity trivially) and only when at least two samples of each
+/// local parity exist: `Some(true)` when every mapped port has its local port's parity.
+/// Samples should alternate in pairs of parity (even, even, odd, odd, …) so that a
+/// sequential allocator without parity cannot match the local parities by accident.
+pub fn classify_port_allocation(samples: &[(u16, u16)]) -> Option<(PortAllocation, Option<bool>)> {
+    let n = samples.len();
+    if n < 4 {
+        return None;
+    }
+    let preserved = samples.iter().filter(|(l, m)| l == m).count();
+    if preserved + 1 >= n {
+        return Some((PortAllocation::Preserve, None));
+    }
+    let small_steps = samples
+        .windows(2)
+        .filter(|w| (1..=SEQUENTIAL_MAX_STEP).contains(&w[1].1.wrapping_sub(w[0].1)))
+        .count();
+    let allocation = if small_steps + 2 >= n {
+        PortAllocation::Sequential
+    } else {
+        PortAllocation::Random
+    };
+    let evens = samples.iter().filter(|(l, _)| l.is_multiple_of(2)).count();
+    let parity =
+        (evens >= 2 && n - evens >= 2).then(|| samples.iter().all(|(l, m)| l % 2 == m % 2));
+    Some((allocation, parity))
+}
+
+/// The order in which to use sample sockets with local ports `ports`: pairs of even and odd
+/// ports alternating (even, even, odd, odd, …), the rest at the end.
+fn parity_pairs_order(ports: &[u16]) -> Vec<u8> {
+    let (mut evens, mut odds): (Vec<u8>, Vec<u8>) =
+        (0..ports.len() as u8).partition(|&i| ports[i as usize].is_multiple_of(2));
+    evens.reverse();
+    odds.reverse();
+    let mut out = Vec::with_capacity(ports.len());
+    while !evens.is_empty() || !odds.is_empty() {
+        for q in [&mut evens, &mut odds] {
+            for _ in 0..2 {
+                if let Some(i) = q.pop() {
+                    out.push(i);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The tests, as named in events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -235,6 +339,8 @@ pub enum ProbeTest {
     Hairpinning,
     /// Binding lifetime.
     Lifetime,
+    /// Port allocation and parity.
+    PortAllocation,
 }
 
 /// The result of a test (or of one step of the lifetime search).
@@ -267,6 +373,21 @@ pub enum TestResult {
         lower: Duration,
         /// Shortest wait not survived (`None`: survived `max`).
         upper: Option<Duration>,
+    },
+    /// One port-allocation sample: a fresh socket's local and mapped port.
+    PortSample {
+        /// The sample socket's local port.
+        local: u16,
+        /// Its mapped port.
+        mapped: u16,
+    },
+    /// The port-allocation test ended.
+    PortAllocation {
+        /// How the NAT allocates ports.
+        allocation: PortAllocation,
+        /// Whether it keeps the local port's parity (`None`: not applicable or not
+        /// determinable, see [`classify_port_allocation`]).
+        parity: Option<bool>,
     },
     /// The test could not be run or concluded.
     Failed(String),
@@ -305,6 +426,10 @@ pub struct ProbeReport {
     pub binding_lifetime: Option<Duration>,
     /// Upper bound (shortest wait not survived); `None` if it survived `max`.
     pub lifetime_upper_bound: Option<Duration>,
+    /// Port allocation.
+    pub port_allocation: Option<PortAllocation>,
+    /// Port parity preservation (see [`classify_port_allocation`]).
+    pub port_parity: Option<bool>,
     /// Why some results are missing.
     pub errors: Vec<String>,
 }
@@ -329,6 +454,8 @@ enum Step {
     LifetimeProbe {
         wait: Duration,
     },
+    /// Waiting for the answer to the `n`th sample (index into `sample_order`).
+    PortSample(usize),
     Done,
 }
 
@@ -364,6 +491,9 @@ pub struct Prober {
     lifetime_lower: Duration,
     lifetime_upper: Option<Duration>,
     bisections: u32,
+    sample_local: Vec<SocketAddr>,
+    sample_order: Vec<u8>,
+    samples: Vec<(u16, u16)>,
 }
 
 impl Prober {
@@ -386,6 +516,9 @@ impl Prober {
             lifetime_lower: Duration::ZERO,
             lifetime_upper: None,
             bisections: 0,
+            sample_local: Vec::new(),
+            sample_order: Vec::new(),
+            samples: Vec::new(),
         };
         p.events
             .push_back(ProbeEvent::TestStarted(ProbeTest::Binding));
@@ -401,6 +534,14 @@ impl Prober {
     /// The local addresses of the two sockets, for "no NAT" detection (mapped = local).
     pub fn set_local_addresses(&mut self, primary: SocketAddr, secondary: SocketAddr) {
         self.local = Some((primary, secondary));
+    }
+
+    /// The local addresses of the port-allocation sample sockets (at most
+    /// [`PORT_SAMPLES`]; `SocketId::Sample(i)` is `addrs[i]`). Needed, before the
+    /// hairpinning test ends, when `tests.port_allocation` is set. Best with both
+    /// parities of local port, half each.
+    pub fn set_sample_addresses(&mut self, addrs: &[SocketAddr]) {
+        self.sample_local = addrs.iter().take(PORT_SAMPLES).copied().collect();
     }
 
     /// The report so far (final once [`Prober::is_done`]).
@@ -703,7 +844,7 @@ impl Prober {
                         ProbeTest::Hairpinning,
                         TestResult::Failed(format!("secondary socket's binding failed: {why}")),
                     );
-                    self.goto_lifetime(now);
+                    self.goto_ports(now);
                 }
             },
             Step::LifetimeRefresh { wait } => match (error, msg.mapped_address()) {
@@ -745,6 +886,40 @@ impl Prober {
                     self.lifetime_result(now, wait, true);
                 }
             }
+            Step::PortSample(k) => match (error, msg.mapped_address()) {
+                (None, Some(mapped)) => {
+                    let local = self
+                        .sample_order
+                        .get(k)
+                        .and_then(|&i| self.sample_local.get(i as usize));
+                    let Some(local) = local.map(|a| a.port()) else {
+                        self.result(
+                            ProbeTest::PortAllocation,
+                            TestResult::Failed(
+                                "sample sockets changed during the port-allocation test".into(),
+                            ),
+                        );
+                        return self.goto_lifetime(now);
+                    };
+                    self.samples.push((local, mapped.port()));
+                    self.result(
+                        ProbeTest::PortAllocation,
+                        TestResult::PortSample {
+                            local,
+                            mapped: mapped.port(),
+                        },
+                    );
+                    self.sample_next(now, k + 1);
+                }
+                (e, _) => {
+                    let why = e.unwrap_or_else(|| "no (XOR-)MAPPED-ADDRESS".into());
+                    self.result(
+                        ProbeTest::PortAllocation,
+                        TestResult::Failed(format!("port-allocation sample {k} failed: {why}")),
+                    );
+                    self.goto_lifetime(now);
+                }
+            },
             Step::HairpinProbe | Step::LifetimeWait { .. } | Step::Done => {}
         }
     }
@@ -794,7 +969,7 @@ impl Prober {
                         "no response to the secondary socket's binding request".into(),
                     ),
                 );
-                self.goto_lifetime(now);
+                self.goto_ports(now);
             }
             Step::HairpinProbe => self.hairpin_result(now, false),
             Step::LifetimeRefresh { .. } => {
@@ -805,6 +980,13 @@ impl Prober {
                 self.finish();
             }
             Step::LifetimeProbe { wait } => self.lifetime_result(now, wait, false),
+            Step::PortSample(k) => {
+                self.result(
+                    ProbeTest::PortAllocation,
+                    TestResult::Failed(format!("no response to port-allocation sample {k}")),
+                );
+                self.goto_lifetime(now);
+            }
             Step::LifetimeWait { .. } | Step::Done => {}
         }
     }
@@ -882,13 +1064,64 @@ impl Prober {
                 &[(SocketId::Secondary, server, None, None)],
             );
         } else {
-            self.goto_lifetime(now);
+            self.goto_ports(now);
         }
     }
 
     fn hairpin_result(&mut self, now: Instant, works: bool) {
         self.report.hairpinning = Some(works);
         self.result(ProbeTest::Hairpinning, TestResult::Hairpinning(works));
+        self.goto_ports(now);
+    }
+
+    fn goto_ports(&mut self, now: Instant) {
+        if !self.config.tests.port_allocation {
+            return self.goto_lifetime(now);
+        }
+        self.events
+            .push_back(ProbeEvent::TestStarted(ProbeTest::PortAllocation));
+        if self.sample_local.len() < 4 {
+            let n = self.sample_local.len();
+            self.result(
+                ProbeTest::PortAllocation,
+                TestResult::Failed(format!(
+                    "port allocation needs at least 4 sample sockets, the driver gave {n}"
+                )),
+            );
+            return self.goto_lifetime(now);
+        }
+        let ports: Vec<u16> = self.sample_local.iter().map(|a| a.port()).collect();
+        self.sample_order = parity_pairs_order(&ports);
+        self.samples.clear();
+        self.sample_next(now, 0);
+    }
+
+    /// Send sample `k` (one at a time, so the mappings are created in a known order), or
+    /// classify when all have answered.
+    fn sample_next(&mut self, now: Instant, k: usize) {
+        if let Some(&i) = self.sample_order.get(k) {
+            let server = self.config.server;
+            self.start(
+                now,
+                Step::PortSample(k),
+                &[(SocketId::Sample(i), server, None, None)],
+            );
+            return;
+        }
+        if let Some((allocation, parity)) = classify_port_allocation(&self.samples) {
+            self.report.port_allocation = Some(allocation);
+            self.report.port_parity = parity;
+            if parity.is_none() && allocation != PortAllocation::Preserve {
+                self.report.errors.push(
+                    "port parity not determined: fewer than two sample sockets of each local port parity"
+                        .into(),
+                );
+            }
+            self.result(
+                ProbeTest::PortAllocation,
+                TestResult::PortAllocation { allocation, parity },
+            );
+        }
         self.goto_lifetime(now);
     }
 
@@ -966,4 +1199,112 @@ fn splitmix64(state: &mut u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    /// Locals in the prober's order (even, even, odd, odd, …) starting at `base`.
+    fn locals(base: u16, n: usize) -> Vec<u16> {
+        let ports: Vec<u16> = (0..n as u16).map(|i| base + i).collect();
+        parity_pairs_order(&ports)
+            .into_iter()
+            .map(|i| ports[i as usize])
+            .collect()
+    }
+
+    #[test]
+    fn parity_pairs_alternate_in_pairs() {
+        let ports = [40_001, 40_002, 40_003, 40_004, 40_005, 40_006, 40_008];
+        let order: Vec<u16> = parity_pairs_order(&ports)
+            .into_iter()
+            .map(|i| ports[i as usize])
+            .collect();
+        assert_eq!(
+            order,
+            [40_002, 40_004, 40_001, 40_003, 40_006, 40_008, 40_005]
+        );
+    }
+
+    #[test]
+    fn preserved_ports_are_preserve_even_with_one_collision() {
+        let mut s: Vec<(u16, u16)> = locals(40_000, 12).into_iter().map(|l| (l, l)).collect();
+        assert_eq!(
+            classify_port_allocation(&s),
+            Some((PortAllocation::Preserve, None))
+        );
+        s[5].1 = 1024;
+        assert_eq!(
+            classify_port_allocation(&s),
+            Some((PortAllocation::Preserve, None))
+        );
+        s[6].1 = 1025;
+        assert_ne!(
+            classify_port_allocation(&s).map(|c| c.0),
+            Some(PortAllocation::Preserve)
+        );
+    }
+
+    #[test]
+    fn sequential_without_parity_is_not_mistaken_for_parity() {
+        // A sequential allocator hands out 1024, 1025, … whatever the local parity.
+        let s: Vec<(u16, u16)> = locals(40_000, 12).into_iter().zip(1024..).collect();
+        assert_eq!(
+            classify_port_allocation(&s),
+            Some((PortAllocation::Sequential, Some(false)))
+        );
+    }
+
+    #[test]
+    fn sequential_with_parity_and_one_wrap() {
+        let mut next = 65_530u16;
+        let s: Vec<(u16, u16)> = locals(40_000, 12)
+            .into_iter()
+            .map(|l| {
+                if next % 2 != l % 2 {
+                    next = next.wrapping_add(1);
+                }
+                if next > 65_535 - 1 || next < 1024 {
+                    next = 1024 + l % 2;
+                }
+                let m = next;
+                next = next.wrapping_add(1);
+                (l, m)
+            })
+            .collect();
+        assert_eq!(
+            classify_port_allocation(&s),
+            Some((PortAllocation::Sequential, Some(true))),
+            "{s:?}"
+        );
+    }
+
+    #[test]
+    fn random_ports_are_random_and_parity_is_seen() {
+        let mut rng = 99u64;
+        let s: Vec<(u16, u16)> = locals(40_000, 12)
+            .into_iter()
+            .map(|l| {
+                let r = 1024 + (splitmix64(&mut rng) % 64_000) as u16;
+                (l, r)
+            })
+            .collect();
+        let (a, p) = classify_port_allocation(&s).unwrap();
+        assert_eq!(a, PortAllocation::Random, "{s:?}");
+        assert_eq!(p, Some(false), "{s:?}");
+        let with_parity: Vec<(u16, u16)> = s.iter().map(|&(l, m)| (l, m - m % 2 + l % 2)).collect();
+        assert_eq!(
+            classify_port_allocation(&with_parity),
+            Some((PortAllocation::Random, Some(true)))
+        );
+    }
+
+    #[test]
+    fn parity_needs_both_local_parities_and_enough_samples() {
+        let one_parity: Vec<(u16, u16)> =
+            (0..8u16).map(|i| (40_000 + 2 * i, 2000 + 7 * i)).collect();
+        assert_eq!(classify_port_allocation(&one_parity).unwrap().1, None);
+        assert_eq!(classify_port_allocation(&one_parity[..3]), None);
+    }
 }
