@@ -35,7 +35,7 @@ enum Command {
         /// Override every scenario's `fabric:`.
         #[arg(long, value_enum)]
         fabric: Option<FabricArg>,
-        /// Report folder (report.json is written there).
+        /// Report folder (report.json, junit.xml and summary.md are written there).
         #[arg(long, default_value = "pinhole-report")]
         report: PathBuf,
         /// Write no report folder.

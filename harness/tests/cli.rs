@@ -163,3 +163,69 @@ fn validate_reports_ok_and_errors() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The report folder holds `junit.xml` and `summary.md` next to `report.json`; the JUnit
+/// file is read back by an independent XML parser (Python's ElementTree) and its counts
+/// agree with what the run did: one testcase per cell and measure, failures where an
+/// expectation did not hold.
+#[test]
+fn report_folder_has_junit_xml_and_summary() {
+    let dir = tmpdir("junit");
+    let good = dir.join("good.yaml");
+    std::fs::write(&good, PASSING).unwrap();
+    let failing = dir.join("failing.yaml");
+    std::fs::write(
+        &failing,
+        PASSING
+            .replace(
+                "name: tiny punch",
+                "name: tiny punch <expected to fail> & more",
+            )
+            .replace("connected: true", "connected: false"),
+    )
+    .unwrap();
+    let out = pinhole()
+        .args(["run", "-q", "--report"])
+        .arg(dir.join("report"))
+        .arg(&good)
+        .arg(&failing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    for f in ["report.json", "junit.xml", "summary.md"] {
+        assert!(dir.join("report").join(f).exists(), "{f}");
+    }
+    let check = r#"
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+assert root.tag == "testsuites", root.tag
+cases = root.findall("./testsuite/testcase")
+failures = [c for c in cases if c.find("failure") is not None]
+print(len(root.findall("testsuite")), len(cases), len(failures), root.get("tests"), root.get("failures"))
+print(failures[0].get("classname"), failures[0].get("name"), failures[0].find("failure").get("message"))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", check])
+        .arg(dir.join("report/junit.xml"))
+        .output()
+        .expect("python3 (installed by `cargo xtask test`)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("2 2 1 2 1"), "{text}");
+    assert_eq!(
+        lines.next(),
+        Some(
+            "tiny punch <expected to fail> & more h1.connected expected connected: false, but it was true"
+        ),
+        "{text}"
+    );
+    let md = std::fs::read_to_string(dir.join("report/summary.md")).unwrap();
+    assert!(md.starts_with("# pinhole run FAILED"), "{md}");
+    assert!(md.contains("2 cells: 1 passed, 1 failed"), "{md}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -129,12 +129,15 @@ fn same_seed_gives_byte_identical_report() {
         ];
         let code = cli::run(&files, &opts).unwrap();
         assert_eq!(code, cli::EXIT_PASS);
-        texts.push(std::fs::read(dir.join("report.json")).unwrap());
+        let mut files = std::fs::read(dir.join("report.json")).unwrap();
+        files.extend(std::fs::read(dir.join("junit.xml")).unwrap());
+        files.extend(std::fs::read(dir.join("summary.md")).unwrap());
+        texts.push(files);
     }
     std::fs::remove_dir_all(&tmp).unwrap();
     assert!(
         texts[0] == texts[1],
-        "report.json differs between two runs with the same seeds"
+        "report.json, junit.xml or summary.md differs between two runs with the same seeds"
     );
 }
 

@@ -1,12 +1,16 @@
 //! pinhole's run reports.
 //!
-//! One run = one folder. This release writes `report.json` ([`Report`], a stable,
-//! machine-readable schema); JUnit XML, Markdown and the HTML report come later.
+//! One run = one folder: `report.json` ([`Report`], a stable, machine-readable schema),
+//! `junit.xml` ([`junit`], one testcase per cell and measure) and `summary.md`
+//! ([`markdown`]). The HTML report (charts, SIP ladder) is not written yet.
 //!
 //! The report holds only what the run determined: scenario time (virtual on the virtual
 //! fabric), measured values and verdicts — never wall-clock times or host paths that vary
 //! between runs, so the same scenario and seed give a byte-identical `report.json`.
 #![deny(missing_docs)]
+
+pub mod junit;
+pub mod markdown;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -165,13 +169,20 @@ impl Report {
         s
     }
 
-    /// Write `report.json` into `dir` (created if missing), atomically: a reader never
-    /// sees a half-written file.
+    /// Write `report.json`, `junit.xml` and `summary.md` into `dir` (created if missing),
+    /// each atomically: a reader never sees a half-written file.
     pub fn write_to_dir(&self, dir: &Path) -> io::Result<()> {
         std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(".report.json.tmp");
-        std::fs::write(&tmp, self.to_json())?;
-        std::fs::rename(&tmp, dir.join("report.json"))
+        for (name, text) in [
+            ("report.json", self.to_json()),
+            ("junit.xml", junit::to_junit(self)),
+            ("summary.md", markdown::to_markdown(self)),
+        ] {
+            let tmp = dir.join(format!(".{name}.tmp"));
+            std::fs::write(&tmp, text)?;
+            std::fs::rename(&tmp, dir.join(name))?;
+        }
+        Ok(())
     }
 }
 
@@ -232,7 +243,17 @@ mod test {
         r.write_to_dir(&dir).unwrap();
         let text = std::fs::read_to_string(dir.join("report.json")).unwrap();
         assert_eq!(text, r.to_json());
-        assert!(!dir.join(".report.json.tmp").exists());
+        assert_eq!(
+            std::fs::read_to_string(dir.join("junit.xml")).unwrap(),
+            junit::to_junit(&r)
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("summary.md")).unwrap(),
+            markdown::to_markdown(&r)
+        );
+        for tmp in [".report.json.tmp", ".junit.xml.tmp", ".summary.md.tmp"] {
+            assert!(!dir.join(tmp).exists());
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
