@@ -586,6 +586,15 @@ impl Sim {
             .map_err(|e| SimError::Send(e.to_string()))
     }
 
+    /// Close the sending side of a TCP socket gracefully: a FIN follows the queued bytes;
+    /// the socket stays readable until [`Sim::close`].
+    pub fn tcp_shutdown(&mut self, s: SocketId) {
+        self.hosts[s.host]
+            .sockets
+            .get_mut::<tcp::Socket>(s.handle)
+            .close();
+    }
+
     /// Take whatever bytes arrived on a TCP socket.
     pub fn tcp_recv(&mut self, s: SocketId) -> Vec<u8> {
         let sock = self.hosts[s.host].sockets.get_mut::<tcp::Socket>(s.handle);

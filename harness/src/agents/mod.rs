@@ -8,6 +8,7 @@
 //! | [`probe`] | the `probe` step: RFC 5780 behaviour discovery with `relay::stun::Prober` |
 //! | [`stun`] | the `stun` service: `relay::stun::Server` on a host's sockets |
 
+pub mod http_proxy;
 pub mod net;
 pub mod os;
 pub mod probe;

@@ -116,6 +116,9 @@ pub trait Net {
     fn tcp_send(&mut self, s: Self::Socket, data: &[u8]) -> Result<usize, NetError>;
     /// Take whatever bytes arrived on a TCP socket.
     fn tcp_recv(&mut self, s: Self::Socket) -> Vec<u8>;
+    /// Close the sending side of a TCP socket gracefully (a FIN after what is queued); the
+    /// socket stays readable until [`Net::close`].
+    fn tcp_shutdown(&mut self, s: Self::Socket);
 
     /// Close a socket (TCP: abort).
     fn close(&mut self, s: Self::Socket);
@@ -195,6 +198,10 @@ impl Net for Sim {
 
     fn tcp_remote(&mut self, s: SocketId) -> Option<SocketAddr> {
         Sim::tcp_remote(self, s)
+    }
+
+    fn tcp_shutdown(&mut self, s: SocketId) {
+        Sim::tcp_shutdown(self, s)
     }
 
     fn tcp_send(&mut self, s: SocketId, data: &[u8]) -> Result<usize, NetError> {

@@ -474,6 +474,12 @@ impl Net for OsNet {
         self.conn(s).map(Conn::recv).unwrap_or_default()
     }
 
+    fn tcp_shutdown(&mut self, s: OsSocket) {
+        if let Some(c) = self.conn(s) {
+            let _ = c.stream.shutdown(std::net::Shutdown::Write);
+        }
+    }
+
     fn close(&mut self, s: OsSocket) {
         match self.sockets.remove(&s) {
             Some(Sock::Tcp(c)) => c.abort(),
