@@ -114,7 +114,7 @@ fn memory_kib() -> (u64, u64) {
 
 /// `name` in `PATH`, or in `/usr/sbin` or `/sbin` (not in a normal user's `PATH` on Debian,
 /// where `ip` and `nft` live).
-fn find_program(name: &str) -> Option<String> {
+pub(crate) fn find_program(name: &str) -> Option<String> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin"].map(std::path::PathBuf::from))
@@ -124,7 +124,7 @@ fn find_program(name: &str) -> Option<String> {
 }
 
 /// Run `argv` in `ns` to completion (feeding `stdin`), failing with its stderr.
-fn run_in(ns: &HostNs, argv: &[&str], stdin: Option<&str>) -> Result<()> {
+pub(crate) fn run_in(ns: &HostNs, argv: &[&str], stdin: Option<&str>) -> Result<()> {
     let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
     let mut child = ns
         .spawn(

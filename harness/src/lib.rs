@@ -11,11 +11,13 @@
 //! | [`interactive`] | `pinhole up` / `exec` / `down`: a topology kept up for commands from other shells |
 //! | [`probe_cmd`] | `pinhole probe`: classify a real NAT and write a replayable profile |
 //! | [`bench`] | `pinhole bench nat`: pinhole's kernel fabric against Linux's nftables NAT, side by side |
+//! | [`bench_proxy`] | `pinhole bench proxy`: SIPp call load through Kamailio (stock configuration) and pinhole's proxy |
 //! | [`cli`] | `pinhole run` / `pinhole validate` as library functions |
 #![deny(missing_docs)]
 
 pub mod agents;
 pub mod bench;
+pub mod bench_proxy;
 pub mod capture;
 pub mod cli;
 pub mod convert;

@@ -161,6 +161,28 @@ enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// SIPp calls (REGISTER once, then INVITE/ACK/BYE along the Record-Route) through
+    /// Kamailio with its stock configuration and through pinhole's proxy: CPU time per 1,000
+    /// calls at a fixed rate and the highest rate with 0 failed calls. Needs namespaces and
+    /// sipp (exit 3 without).
+    Proxy {
+        /// Length of every load (the CPU run and each rate tried), seconds.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// The fixed rate of the CPU measurement, calls/s.
+        #[arg(long, default_value_t = 200)]
+        cpu_rate: u32,
+        /// The rates tried in order for the highest one with 0 failed calls, calls/s.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "100,200,400,600,800,1000,1200,1500"
+        )]
+        rates: Vec<u32>,
+        /// Print one JSON object on stdout (progress stays on stderr).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize)> {
@@ -193,6 +215,20 @@ fn main() -> ExitCode {
         Command::Bench {
             what: BenchWhat::Nat { seconds, json },
         } => harness::bench::nat(&harness::bench::NatBenchOptions { seconds, json }),
+        Command::Bench {
+            what:
+                BenchWhat::Proxy {
+                    seconds,
+                    cpu_rate,
+                    rates,
+                    json,
+                },
+        } => harness::bench_proxy::proxy(&harness::bench_proxy::ProxyBenchOptions {
+            seconds,
+            cpu_rate,
+            rates,
+            json,
+        }),
         Command::BenchUdpSend { to, size, seconds } => harness::bench::udp_send(to, size, seconds),
         Command::BenchUdpRecv { port, seconds } => harness::bench::udp_recv(port, seconds),
         Command::BenchTcpSend { to, size, seconds } => harness::bench::tcp_send(to, size, seconds),

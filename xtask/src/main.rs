@@ -22,6 +22,11 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     // `pinhole bench nat`: Linux's own masquerade in a router namespace, the figure pinhole's
     // NAT is measured against (harness/tests/bench_nat.rs).
     ("nftables", "nft"),
+    // `pinhole bench proxy`: SIPp load through Kamailio with its stock configuration
+    // (harness/tests/bench_proxy.rs); Kamailio's system service is kept from starting on
+    // install by the policy-rc.d in `ensure_deps`.
+    ("sip-tester", "sipp"),
+    ("kamailio", "kamailio"),
 ];
 
 /// PyPI packages the interop tests need, with the module to import (to check for it).
