@@ -482,6 +482,9 @@ fn snapshot_json(s: &Snapshot) -> Value {
         "nat_translated_in": s.nats.first().map_or(0, |n| n.translated_in),
         "nat_drops": nat_drops,
         "nat_mappings": s.mappings.first().copied().unwrap_or(0),
+        "tun_offloads": s.offloads.to_string(),
+        "offload_errors": s.offload_errors,
+        "segmented_in_userspace": s.segmented,
     })
 }
 
@@ -690,6 +693,10 @@ pub fn nat(opts: &NatBenchOptions) -> Result<u8> {
         println!(
             "engine: {} packets in, {} delivered, {} dropped writing to a full TUN queue; drops {}; NAT drops {}",
             e["sent"], e["delivered"], e["tun_full"], e["drops"], e["nat_drops"]
+        );
+        println!(
+            "TUN offloads: {} (PINHOLE_TUN_OFFLOAD=0 turns them off); {} super-segments cut in userspace, {} packets with an unusable offload header",
+            snap.offloads, snap.segmented, snap.offload_errors
         );
     }
     Ok(EXIT_PASS)

@@ -271,6 +271,20 @@ impl Engine {
         }
     }
 
+    /// Whether the engine gives no packet per-packet semantics beyond routing, TTL and NAT
+    /// rewriting: no link with any impairment (delay, jitter, loss, duplication,
+    /// reordering, rate, MTU), no firewall, no capture. Only then may a fabric pass TCP or
+    /// UDP super-segments (GSO) through whole: a NAT translates one as it would each of its
+    /// segments, whereas a link must lose, delay, queue or refuse each segment on its own,
+    /// a firewall sees each segment's flags, and a capture shows the packets on the wire.
+    /// A device added later that inspects payloads (an ALG) belongs in this list.
+    pub fn passes_aggregates(&self) -> bool {
+        let plain = LinkConfig::default();
+        !self.capture
+            && self.firewalls.is_empty()
+            && self.links.iter().all(|(_, _, l)| *l.config() == plain)
+    }
+
     /// The earliest time a link delivery or a NAT or firewall timer is due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let links = self.links.iter().filter_map(|(_, _, l)| l.poll_timeout());
