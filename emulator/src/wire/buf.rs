@@ -156,6 +156,21 @@ impl PacketBuf {
         self.offload = None;
     }
 
+    /// Append `bytes` after the packet, into the tailroom. Fails without changing anything
+    /// if the tailroom is too small.
+    pub fn append(&mut self, bytes: &[u8]) -> Result<(), CapacityError> {
+        let available = self.buf.len() - self.end;
+        if bytes.len() > available {
+            return Err(CapacityError {
+                needed: bytes.len(),
+                available,
+            });
+        }
+        self.buf[self.end..self.end + bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
+        Ok(())
+    }
+
     /// Set the packet's length, growing into the tailroom (new bytes are zero) or shrinking.
     pub fn resize(&mut self, len: usize) -> Result<(), CapacityError> {
         let available = self.buf.len() - self.start;

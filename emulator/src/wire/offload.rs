@@ -324,6 +324,87 @@ pub fn segment(
     Ok(count)
 }
 
+/// Where a plain UDP datagram's UDP header starts and how long its payload is, if it can
+/// be coalesced with others into a USO super-datagram: IPv4 without options and not a
+/// fragment, or IPv6 with UDP as the first next header; lengths consistent; non-empty.
+pub fn udp_coalescable(packet: &[u8]) -> Option<(usize, usize)> {
+    let (l4, ip_len) = match packet.first()? >> 4 {
+        4 if packet.len() >= 28 => {
+            let frag = u16::from_be_bytes([packet[6], packet[7]]) & 0x3fff;
+            if packet[0] != 0x45 || packet[9] != 17 || frag != 0 {
+                return None;
+            }
+            (20, u16::from_be_bytes([packet[2], packet[3]]) as usize)
+        }
+        6 if packet.len() >= 48 => {
+            if packet[6] != 17 {
+                return None;
+            }
+            (40, 40 + u16::from_be_bytes([packet[4], packet[5]]) as usize)
+        }
+        _ => return None,
+    };
+    let udp_len = u16::from_be_bytes([packet[l4 + 4], packet[l4 + 5]]) as usize;
+    (ip_len == packet.len() && udp_len == ip_len - l4 && udp_len > 8).then_some((l4, udp_len - 8))
+}
+
+/// Whether `next` (already [`udp_coalescable`]) belongs to the same flow as `first` with
+/// identical headers apart from the IPv4 identification, lengths and checksums, so that
+/// segmenting the coalesced datagram gives back what was coalesced.
+pub fn udp_same_flow(first: &[u8], next: &[u8], l4: usize) -> bool {
+    if first.len() < l4 + 8 || next.len() < l4 + 8 || first[0] != next[0] {
+        return false;
+    }
+    let ports = first[l4..l4 + 4] == next[l4..l4 + 4];
+    match l4 {
+        20 => {
+            ports
+                && first[1] == next[1]
+                && first[6..10] == next[6..10]
+                && first[12..20] == next[12..20]
+        }
+        40 => ports && first[..4] == next[..4] && first[6..40] == next[6..40],
+        _ => false,
+    }
+}
+
+/// Turn `packet`, the first datagram of a run of [`udp_same_flow`] datagrams with their
+/// payloads appended (each `gso_size` bytes but the last, which may be shorter), into one
+/// UDP super-datagram for a TUN device with USO: IP and UDP lengths of the whole, the
+/// partial pseudo-header checksum, and the matching offload state.
+pub fn finish_udp_coalesced(packet: &mut [u8], l4: usize, gso_size: u16) -> Option<Offload> {
+    let len = packet.len();
+    let udp_len = u16::try_from(len - l4).ok()?;
+    if l4 == 20 {
+        packet[2..4].copy_from_slice(&u16::try_from(len).ok()?.to_be_bytes());
+        packet[10..12].fill(0);
+        let c = checksum::checksum(&packet[..20]);
+        packet[10..12].copy_from_slice(&c.to_be_bytes());
+    } else {
+        packet[4..6].copy_from_slice(&udp_len.to_be_bytes());
+    }
+    packet[l4 + 4..l4 + 6].copy_from_slice(&udp_len.to_be_bytes());
+    let addrs = addr_range(packet)?;
+    let half = addrs.len() / 2;
+    let partial = checksum::fold(checksum::pseudo_header_sum(
+        &packet[addrs.start..addrs.start + half],
+        &packet[addrs.start + half..addrs.end],
+        17,
+        udp_len as u32,
+    ));
+    packet[l4 + 6..l4 + 8].copy_from_slice(&partial.to_be_bytes());
+    Some(Offload {
+        flags: F_NEEDS_CSUM,
+        gso_type: GSO_UDP_L4,
+        hdr_len: l4 as u16 + 8,
+        gso_size,
+        csum_start: l4 as u16,
+        csum_offset: 6,
+        partial,
+        addr_sum: checksum::fold(checksum::sum(&packet[addrs])),
+    })
+}
+
 fn proto_of(off: &Offload) -> u8 {
     match off.kind() {
         GsoKind::Udp => 17,
@@ -557,6 +638,61 @@ mod test {
         assert!(!off.is_gso());
         complete_checksum(&mut v, &off).unwrap();
         assert!(checksums_valid(&v) && etherparse_checksums_ok(&v));
+    }
+
+    /// Coalescing a run of datagrams and cutting the result again (what the receiving
+    /// kernel does with a USO packet) gives back the same datagrams.
+    #[test]
+    fn coalesced_udp_segments_back_into_the_originals() {
+        for v6 in [false, true] {
+            let sizes = [100usize, 100, 100, 40];
+            let mut dgrams = Vec::new();
+            for (i, n) in sizes.iter().enumerate() {
+                let b = if v6 {
+                    etherparse::PacketBuilder::ipv6([0xfd; 16], [0x20; 16], 63)
+                } else {
+                    etherparse::PacketBuilder::ipv4([203, 0, 113, 11], [203, 0, 113, 5], 63)
+                };
+                let mut v = Vec::new();
+                b.udp(61000, 3478)
+                    .write(&mut v, &payload(*n + i)[i..])
+                    .unwrap();
+                dgrams.push(v);
+            }
+            let (l4, seg) = udp_coalescable(&dgrams[0]).unwrap();
+            let mut merged = dgrams[0].clone();
+            for d in &dgrams[1..] {
+                let (l, _) = udp_coalescable(d).unwrap();
+                assert_eq!(l, l4);
+                assert!(udp_same_flow(&dgrams[0], d, l4));
+                merged.extend_from_slice(&d[l4 + 8..]);
+            }
+            let off = finish_udp_coalesced(&mut merged, l4, seg as u16).unwrap();
+            let again = Offload::from_header(&off.to_header(&mut merged), &merged)
+                .unwrap()
+                .unwrap();
+            assert_eq!(again, off);
+            let mut out: Vec<Vec<u8>> = Vec::new();
+            segment(&merged, &off, &mut Vec::new(), |s| out.push(s.to_vec())).unwrap();
+            assert_eq!(out.len(), dgrams.len());
+            for (a, b) in out.iter().zip(&dgrams) {
+                assert!(checksums_valid(a) && etherparse_checksums_ok(a));
+                assert_eq!(a[l4..], b[l4..], "v6={v6}: UDP header and payload");
+            }
+        }
+        // Other flows, fragments and options do not join.
+        let mut a = Vec::new();
+        etherparse::PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(1, 2)
+            .write(&mut a, b"abc")
+            .unwrap();
+        let mut b = a.clone();
+        b[21] = 9; // another source port
+        assert!(!udp_same_flow(&a, &b, 20));
+        let mut f = a.clone();
+        f[6] = 0x20; // more fragments
+        assert_eq!(udp_coalescable(&f), None);
+        assert_eq!(udp_coalescable(&a), Some((20, 3)));
     }
 
     #[test]

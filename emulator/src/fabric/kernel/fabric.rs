@@ -6,6 +6,14 @@
 //! virtual fabric, and writes it to the receiving host's TUN device. There is no kernel
 //! forwarding, NAT or nftables between hosts: every decision is the engine's.
 //!
+//! The fast path: one epoll set registered once; per wake-up up to `READ_BATCH` packets
+//! from each ready device, then the writes; packets in pooled buffers (no allocation per
+//! packet); virtio-net header offloads, so that TCP super-segments cross the engine whole
+//! when [`Engine::passes_aggregates`] allows and are cut into packets in userspace when it
+//! does not; consecutive UDP datagrams of a flow written as one USO super-datagram. One
+//! engine thread: on the two-core machines this runs on, the senders and receivers need the
+//! other core (README, `pinhole bench nat`).
+//!
 //! The engine thread owns the engine. The rest of the program talks to it through
 //! [`KernelFabric`]'s methods (a channel plus a wake-up pipe): link changes, NAT actions,
 //! counters. Time is the real clock here, read only by this driver.
@@ -94,6 +102,9 @@ pub struct Snapshot {
     /// Super-segments cut into packets in userspace (a link, firewall or capture needed
     /// per-packet semantics).
     pub segmented: u64,
+    /// UDP datagrams written to a TUN device as part of a coalesced USO super-datagram
+    /// rather than with a write of their own (all but the first of each).
+    pub coalesced: u64,
 }
 
 enum Control {
@@ -364,6 +375,7 @@ struct DriverStats {
     tun_full: u64,
     offload_errors: u64,
     segmented: u64,
+    coalesced: u64,
 }
 
 /// Write one packet from the engine to host `h`'s TUN device, with its virtio-net header
@@ -403,6 +415,95 @@ fn write_out(
         }
     }
     pool.put(p);
+}
+
+/// Most datagrams coalesced into one USO super-datagram (the kernel cuts at most 128).
+const GRO_MAX: usize = 64;
+
+/// Userspace GRO for UDP on the way out: consecutive datagrams to the same host of the
+/// same flow and size (the last may be shorter) go to its TUN device as one USO
+/// super-datagram, one `writev` instead of one per datagram; the receiving kernel cuts
+/// it into the original datagrams (same headers, payloads and order; the IPv4
+/// identification of all but the first becomes the first's plus its index, RFC 6864
+/// leaves it meaningless for unfragmented datagrams). Used only while
+/// [`Engine::passes_aggregates`] holds: the engine has already treated every datagram on
+/// its own, so only the number of system calls changes.
+struct Gro {
+    host: usize,
+    first: PacketBuf,
+    merged: Option<PacketBuf>,
+    l4: usize,
+    seg: usize,
+    count: usize,
+    /// A shorter datagram ended the run.
+    closed: bool,
+}
+
+impl Gro {
+    /// Start a run with `p` if it is a datagram that could be coalesced.
+    fn start(host: usize, p: PacketBuf) -> Result<Gro, PacketBuf> {
+        let plain = p
+            .offload()
+            .is_none_or(|o| !o.is_gso() && o.csum_offset == 6);
+        match offload::udp_coalescable(p.as_slice()) {
+            Some((l4, seg)) if plain => Ok(Gro {
+                host,
+                first: p,
+                merged: None,
+                l4,
+                seg,
+                count: 1,
+                closed: false,
+            }),
+            _ => Err(p),
+        }
+    }
+
+    /// Add `p` to the run if it belongs to it; `Err(p)` if not.
+    fn join(&mut self, host: usize, p: PacketBuf, pool: &mut Pool) -> Result<(), PacketBuf> {
+        if host != self.host || self.closed || self.count >= GRO_MAX {
+            return Err(p);
+        }
+        if p.offload()
+            .is_some_and(|o| o.is_gso() || o.csum_offset != 6)
+        {
+            return Err(p);
+        }
+        let Some((l4, len)) = offload::udp_coalescable(p.as_slice()) else {
+            return Err(p);
+        };
+        let total = self.merged.as_ref().map_or(self.first.len(), |m| m.len());
+        if l4 != self.l4
+            || len > self.seg
+            || total + len > 65535
+            || !offload::udp_same_flow(self.first.as_slice(), p.as_slice(), l4)
+        {
+            return Err(p);
+        }
+        let merged = self.merged.get_or_insert_with(|| {
+            let mut m = pool.large();
+            m.set_contents(self.first.as_slice());
+            m
+        });
+        if merged.append(&p.as_slice()[l4 + 8..]).is_err() {
+            return Err(p);
+        }
+        self.count += 1;
+        self.closed = len < self.seg;
+        pool.put(p);
+        Ok(())
+    }
+
+    /// The packet to write: the first datagram alone, or the super-datagram.
+    fn finish(self, pool: &mut Pool) -> (usize, PacketBuf, usize) {
+        let Some(mut m) = self.merged else {
+            return (self.host, self.first, 1);
+        };
+        let off = offload::finish_udp_coalesced(m.as_mut_slice(), self.l4, self.seg as u16);
+        m.set_offload(off);
+        pool.put(self.first);
+        (self.host, m, self.count)
+    }
 }
 
 fn engine_loop(
@@ -445,8 +546,42 @@ fn engine_loop(
         if engine.poll_timeout().is_some_and(|d| d <= t) {
             engine.handle_timeout(t);
         }
+        let mut gro: Option<Gro> = None;
         while let Some((h, p)) = engine.poll_to_host() {
+            let p = match gro.as_mut() {
+                Some(g) => match g.join(h, p, &mut pool) {
+                    Ok(()) => continue,
+                    Err(p) => p,
+                },
+                None => p,
+            };
+            if let Some(g) = gro.take() {
+                let (gh, gp, n) = g.finish(&mut pool);
+                stats.coalesced += n as u64 - 1;
+                write_out(&tuns[gh], gp, &mut pool, &mut scratch, &mut stats);
+            }
+            let uso = if p.as_slice().first().is_some_and(|b| b >> 4 == 6) {
+                sys::TUN_F_USO6
+            } else {
+                sys::TUN_F_USO4
+            };
+            let p = if aggregates && tuns[h].vnet && offloads.flags & uso != 0 {
+                match Gro::start(h, p) {
+                    Ok(g) => {
+                        gro = Some(g);
+                        continue;
+                    }
+                    Err(p) => p,
+                }
+            } else {
+                p
+            };
             write_out(&tuns[h], p, &mut pool, &mut scratch, &mut stats);
+        }
+        if let Some(g) = gro.take() {
+            let (gh, gp, n) = g.finish(&mut pool);
+            stats.coalesced += n as u64 - 1;
+            write_out(&tuns[gh], gp, &mut pool, &mut scratch, &mut stats);
         }
         if let Some(c) = &captures {
             while let Some(p) = engine.poll_capture() {
@@ -464,6 +599,10 @@ fn engine_loop(
         }
         let t = now();
         let mut woken = false;
+        // Super-segments handed to the engine whole in this round: at most POOL_LARGE, so
+        // that every large buffer goes back into the pool once written and memory stays
+        // bounded (the rest wait in the TUN queue for the next round).
+        let mut large_out = 0;
         for &token in &ready {
             if token == wake_token {
                 woken = true;
@@ -472,6 +611,9 @@ fn engine_loop(
             let h = token as usize;
             let tun = &tuns[h];
             for _ in 0..READ_BATCH {
+                if large_out >= POOL_LARGE {
+                    break;
+                }
                 let space = rx.fill_space();
                 let read = if tun.vnet {
                     sys::read_vnet(tun.fd.as_fd(), &mut hdr, space)
@@ -496,6 +638,7 @@ fn engine_loop(
                 match off {
                     // Passed on whole: the receiving kernel completes or segments it.
                     Some(o) if aggregates && o.is_gso() => {
+                        large_out += 1;
                         let mut p = std::mem::replace(&mut rx, pool.large());
                         p.set_offload(Some(o));
                         engine.handle_from_host(t, h, p);
@@ -560,6 +703,7 @@ fn engine_loop(
                         offloads,
                         offload_errors: stats.offload_errors,
                         segmented: stats.segmented,
+                        coalesced: stats.coalesced,
                     });
                 }
                 Control::Stop => return,
