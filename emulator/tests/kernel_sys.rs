@@ -892,13 +892,14 @@ fn pattern(i: u64) -> u8 {
 fn tcp_transfer(
     alice: &HostNs,
     server: &HostNs,
+    to: IpAddr,
     port: u16,
     len: u64,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use std::io::Read;
     let listener = {
         let _in = server.enter_net()?;
-        std::net::TcpListener::bind(("203.0.113.5", port))?
+        std::net::TcpListener::bind((to, port))?
     };
     let reader = thread::spawn(move || -> Result<u64, String> {
         let (mut s, _) = listener.accept().map_err(|e| e.to_string())?;
@@ -922,7 +923,7 @@ fn tcp_transfer(
     let mut stream = {
         let _in = alice.enter_net()?;
         std::net::TcpStream::connect_timeout(
-            &"203.0.113.5:0".replace(":0", &format!(":{port}")).parse()?,
+            &std::net::SocketAddr::new(to, port),
             Duration::from_secs(5),
         )?
     };
@@ -992,16 +993,17 @@ fn udp_exchange(
 fn udp_burst(
     alice: &HostNs,
     server: &HostNs,
+    to: IpAddr,
     port: u16,
     count: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let srv = {
         let _in = server.enter_net()?;
-        UdpSocket::bind(("203.0.113.5", port))?
+        UdpSocket::bind((to, port))?
     };
     let cli = {
         let _in = alice.enter_net()?;
-        UdpSocket::bind("0.0.0.0:0")?
+        UdpSocket::bind(if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })?
     };
     srv.set_read_timeout(Some(Duration::from_secs(5)))?;
     let msg = |i: usize| -> Vec<u8> {
@@ -1009,7 +1011,7 @@ fn udp_burst(
         (0..len as u64).map(|k| pattern(k + i as u64)).collect()
     };
     for i in 0..count {
-        cli.send_to(&msg(i), ("203.0.113.5", port))?;
+        cli.send_to(&msg(i), (to, port))?;
     }
     let mut buf = vec![0u8; 2048];
     for i in 0..count {
@@ -1069,8 +1071,8 @@ fn offload() -> Result<(), Box<dyn std::error::Error>> {
     // 1. A plain path: super-segments cross the NAT whole.
     const LEN: u64 = 16 << 20;
     udp_exchange(alice, server, 7001, 1472)?;
-    udp_burst(alice, server, 7004, 64)?;
-    tcp_transfer(alice, server, 7000, LEN)?;
+    udp_burst(alice, server, ip("203.0.113.5"), 7004, 64)?;
+    tcp_transfer(alice, server, ip("203.0.113.5"), 7000, LEN)?;
     let s1 = fabric.snapshot()?;
     let packets = s1.engine.sent - s0.engine.sent;
     println!(
@@ -1101,8 +1103,8 @@ fn offload() -> Result<(), Box<dyn std::error::Error>> {
     fabric.set_link(Attachment::Host(1), false, link)?;
     // 1372 B of payload fill the 1400-byte MTU exactly.
     udp_exchange(alice, server, 7003, 1372)?;
-    udp_burst(alice, server, 7005, 64)?;
-    tcp_transfer(alice, server, 7002, LEN / 4)?;
+    udp_burst(alice, server, ip("203.0.113.5"), 7005, 64)?;
+    tcp_transfer(alice, server, ip("203.0.113.5"), 7002, LEN / 4)?;
     let s2 = fabric.snapshot()?;
     println!(
         "  impaired path: {} bytes, {} super-segments cut in userspace, drops {:?}",
@@ -1117,6 +1119,93 @@ fn offload() -> Result<(), Box<dyn std::error::Error>> {
         )
         .into());
     }
+    drop(fabric);
+    offload_v6()?;
     println!("OFFLOAD OK");
+    Ok(())
+}
+
+/// The same over IPv6 through a NAT66: TCPv6 super-segments (TSO6) whole, then cut at a
+/// delayed 1400-byte-MTU link (ICMPv6 Packet Too Big through the NAT); USO6 bursts.
+fn offload_v6() -> Result<(), Box<dyn std::error::Error>> {
+    use emulator::fabric::kernel::KernelFabric;
+    use emulator::link::LinkConfig;
+    use emulator::nat::{NatConfig, Preset};
+    use emulator::topology::{Attachment, Host, NatNode, Network, Topology};
+    let net = |name: &str, p: &str| Network {
+        name: name.into(),
+        prefix: p.parse().expect("a constant prefix"),
+    };
+    let topo = Topology {
+        networks: vec![
+            net("internet6", "2001:db8:1::/64"),
+            net("home6", "fd00:a::/64"),
+        ],
+        hosts: vec![
+            Host {
+                name: "alice6".into(),
+                network: 1,
+                addresses: vec![ip("fd00:a::2")],
+            },
+            Host {
+                name: "server6".into(),
+                network: 0,
+                addresses: vec![ip("2001:db8:1::5")],
+            },
+        ],
+        nats: vec![NatNode {
+            name: "nat66".into(),
+            inside: 1,
+            outside: 0,
+            inside_address: ip("fd00:a::1"),
+            config: NatConfig::preset(Preset::PortRestricted, vec![ip("2001:db8:1::11")]),
+        }],
+        ..Default::default()
+    };
+    let fabric = KernelFabric::start_with(topo, 1, false, true)?;
+    let (alice, server) = (fabric.host(0), fabric.host(1));
+    let to = ip("2001:db8:1::5");
+    let s0 = fabric.snapshot()?;
+    if s0.offloads.flags & sys::TUN_F_TSO6 == 0 {
+        return Err(format!("TSO6 not in force: {}", s0.offloads).into());
+    }
+    const LEN: u64 = 16 << 20;
+    udp_burst(alice, server, to, 7104, 64)?;
+    tcp_transfer(alice, server, to, 7100, LEN)?;
+    let s1 = fabric.snapshot()?;
+    let packets = s1.engine.sent - s0.engine.sent;
+    println!(
+        "  IPv6 plain path: {LEN} bytes in {packets} engine packets, {} UDP datagrams coalesced",
+        s1.coalesced
+    );
+    if s1.segmented != 0 || s1.offload_errors != 0 || packets * 1428 >= LEN {
+        return Err(format!(
+            "IPv6 plain path: {packets} packets, {} segmented, {} offload errors",
+            s1.segmented, s1.offload_errors
+        )
+        .into());
+    }
+    let link = LinkConfig {
+        delay: Duration::from_millis(1),
+        mtu: Some(1400),
+        ..LinkConfig::default()
+    };
+    fabric.set_link(Attachment::Host(1), false, link)?;
+    udp_burst(alice, server, to, 7105, 64)?;
+    tcp_transfer(alice, server, to, 7102, LEN / 4)?;
+    let s2 = fabric.snapshot()?;
+    println!(
+        "  IPv6 impaired path: {} bytes, {} super-segments cut in userspace, drops {:?}",
+        LEN / 4,
+        s2.segmented,
+        s2.engine.drops
+    );
+    if s2.segmented == 0 || s2.offload_errors != 0 {
+        return Err(format!(
+            "IPv6 impaired path: {} segmented, {} offload errors",
+            s2.segmented, s2.offload_errors
+        )
+        .into());
+    }
     Ok(())
 }
