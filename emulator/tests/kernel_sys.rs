@@ -39,12 +39,14 @@ const CHECKS: &[Check] = &[
         "normal_user_runs_the_demo_with_a_single_id_map",
         check_unprivileged,
     ),
+    ("tcp_and_udp_through_a_nat_with_tun_offloads", check_offload),
 ];
 
 fn main() -> ExitCode {
     match std::env::var(ROLE).as_deref() {
         Ok("probe") => role_probe(),
         Ok("demo") => role_demo(),
+        Ok("offload") => role_offload(),
         Ok("hold") => role_hold(),
         Ok("threaded") => role_threaded(),
         Ok("exec-server") => role_exec_server(),
@@ -156,6 +158,23 @@ fn check_demo() -> Result<(), String> {
         return Err(format!("{MARKER} leaked into the machine's /tmp"));
     }
     compare_root_netns(&before)
+}
+
+fn check_offload() -> Result<(), String> {
+    let out = self_command("offload")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() || !stdout.contains("OFFLOAD OK") {
+        return Err(format!(
+            "offload check failed: {}\n--- stdout\n{stdout}--- stderr\n{stderr}",
+            out.status
+        ));
+    }
+    print!("{stdout}");
+    Ok(())
 }
 
 /// A sandbox holding a `sleep 100` in a host, and every host pid of its PID namespace.
@@ -847,5 +866,346 @@ fn demo(sandbox: sys::Sandbox) -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!("DEMO OK");
+    Ok(())
+}
+
+// ===== the kernel fabric with TUN offloads =====
+
+fn role_offload() -> ExitCode {
+    let _sandbox = enter();
+    match offload() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("offload: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Bytes of the test stream at `i`: not periodic in any segment size.
+fn pattern(i: u64) -> u8 {
+    (i ^ (i >> 7) ^ (i >> 17)).wrapping_mul(31) as u8
+}
+
+/// Send `len` bytes of [`pattern`] over TCP from alice to the server through the fabric
+/// and check every byte on arrival.
+fn tcp_transfer(
+    alice: &HostNs,
+    server: &HostNs,
+    to: IpAddr,
+    port: u16,
+    len: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Read;
+    let listener = {
+        let _in = server.enter_net()?;
+        std::net::TcpListener::bind((to, port))?
+    };
+    let reader = thread::spawn(move || -> Result<u64, String> {
+        let (mut s, _) = listener.accept().map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut at = 0u64;
+        loop {
+            let n = s.read(&mut buf).map_err(|e| format!("read at {at}: {e}"))?;
+            if n == 0 {
+                return Ok(at);
+            }
+            for (k, b) in buf[..n].iter().enumerate() {
+                if *b != pattern(at + k as u64) {
+                    return Err(format!("byte {} differs", at + k as u64));
+                }
+            }
+            at += n as u64;
+        }
+    });
+    let mut stream = {
+        let _in = alice.enter_net()?;
+        std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::new(to, port),
+            Duration::from_secs(5),
+        )?
+    };
+    stream.set_write_timeout(Some(Duration::from_secs(20)))?;
+    let mut chunk = vec![0u8; 1 << 16];
+    let mut sent = 0u64;
+    while sent < len {
+        let n = chunk.len().min((len - sent) as usize);
+        for (k, b) in chunk[..n].iter_mut().enumerate() {
+            *b = pattern(sent + k as u64);
+        }
+        stream.write_all(&chunk[..n])?;
+        sent += n as u64;
+    }
+    stream.shutdown(std::net::Shutdown::Write)?;
+    let got = reader.join().map_err(|_| "reader panicked")??;
+    if got != len {
+        return Err(format!("received {got} of {len} bytes").into());
+    }
+    Ok(())
+}
+
+/// Datagrams of several sizes from alice to the server and back through the NAT.
+fn udp_exchange(
+    alice: &HostNs,
+    server: &HostNs,
+    port: u16,
+    max: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let srv = {
+        let _in = server.enter_net()?;
+        UdpSocket::bind(("203.0.113.5", port))?
+    };
+    let cli = {
+        let _in = alice.enter_net()?;
+        UdpSocket::bind("0.0.0.0:0")?
+    };
+    srv.set_read_timeout(Some(Duration::from_secs(5)))?;
+    cli.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut buf = vec![0u8; 2048];
+    for size in [1usize, 63, 64, 1200, 1372, 1472]
+        .into_iter()
+        .filter(|s| *s <= max)
+    {
+        let msg: Vec<u8> = (0..size as u64).map(pattern).collect();
+        cli.send_to(&msg, ("203.0.113.5", port))?;
+        let (n, from) = srv
+            .recv_from(&mut buf)
+            .map_err(|e| format!("UDP {size} B to the server: {e}"))?;
+        if buf[..n] != msg[..] || from.ip() != ip("203.0.113.11") {
+            return Err(format!("UDP {size} B: got {n} B from {from}").into());
+        }
+        srv.send_to(&msg, from)?;
+        let n = cli
+            .recv(&mut buf)
+            .map_err(|e| format!("UDP {size} B reply: {e}"))?;
+        if buf[..n] != msg[..] {
+            return Err(format!("UDP {size} B reply: got {n} B").into());
+        }
+    }
+    Ok(())
+}
+
+/// A burst of datagrams of one flow (the engine may coalesce them into USO writes): all
+/// arrive, in order, intact. Keep `count` small enough for the receiver's default socket
+/// buffer (about 200 KiB of skbs).
+fn udp_burst(
+    alice: &HostNs,
+    server: &HostNs,
+    to: IpAddr,
+    port: u16,
+    count: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let srv = {
+        let _in = server.enter_net()?;
+        UdpSocket::bind((to, port))?
+    };
+    let cli = {
+        let _in = alice.enter_net()?;
+        UdpSocket::bind(if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })?
+    };
+    srv.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let msg = |i: usize| -> Vec<u8> {
+        let len = if i % 50 == 49 { 33 } else { 700 };
+        (0..len as u64).map(|k| pattern(k + i as u64)).collect()
+    };
+    for i in 0..count {
+        cli.send_to(&msg(i), (to, port))?;
+    }
+    let mut buf = vec![0u8; 2048];
+    for i in 0..count {
+        let n = srv
+            .recv(&mut buf)
+            .map_err(|e| format!("burst datagram {i} of {count}: {e}"))?;
+        if buf[..n] != msg(i)[..] {
+            return Err(format!("burst datagram {i}: {n} B, not the one sent").into());
+        }
+    }
+    Ok(())
+}
+
+fn offload() -> Result<(), Box<dyn std::error::Error>> {
+    use emulator::fabric::kernel::KernelFabric;
+    use emulator::link::LinkConfig;
+    use emulator::nat::{NatConfig, Preset};
+    use emulator::topology::{Attachment, Host, NatNode, Network, Topology};
+    let net = |name: &str, p: &str| Network {
+        name: name.into(),
+        prefix: p.parse().expect("a constant prefix"),
+    };
+    let topo = Topology {
+        networks: vec![
+            net("internet", "203.0.113.0/24"),
+            net("home", "10.0.1.0/24"),
+        ],
+        hosts: vec![
+            Host {
+                name: "alice".into(),
+                network: 1,
+                addresses: vec![ip("10.0.1.2")],
+            },
+            Host {
+                name: "server".into(),
+                network: 0,
+                addresses: vec![ip("203.0.113.5")],
+            },
+        ],
+        nats: vec![NatNode {
+            name: "nat".into(),
+            inside: 1,
+            outside: 0,
+            inside_address: ip("10.0.1.1"),
+            config: NatConfig::preset(Preset::PortRestricted, vec![ip("203.0.113.11")]),
+        }],
+        ..Default::default()
+    };
+    let fabric = KernelFabric::start_with(topo, 1, false, true)?;
+    let (alice, server) = (fabric.host(0), fabric.host(1));
+    let s0 = fabric.snapshot()?;
+    if !s0.offloads.vnet_hdr || s0.offloads.flags & sys::TUN_F_TSO4 == 0 {
+        return Err(format!("TUN offloads not in force: {}", s0.offloads).into());
+    }
+    println!("  TUN offloads: {}", s0.offloads);
+
+    // 1. A plain path: super-segments cross the NAT whole.
+    const LEN: u64 = 16 << 20;
+    udp_exchange(alice, server, 7001, 1472)?;
+    udp_burst(alice, server, ip("203.0.113.5"), 7004, 64)?;
+    tcp_transfer(alice, server, ip("203.0.113.5"), 7000, LEN)?;
+    let s1 = fabric.snapshot()?;
+    let packets = s1.engine.sent - s0.engine.sent;
+    println!(
+        "  plain path: {LEN} bytes in {packets} engine packets (both directions), {} cut in userspace, \
+         {} UDP datagrams coalesced",
+        s1.segmented, s1.coalesced
+    );
+    if s1.segmented != 0 || s1.offload_errors != 0 {
+        return Err(format!(
+            "plain path: {} segmented, {} offload errors",
+            s1.segmented, s1.offload_errors
+        )
+        .into());
+    }
+    // One MSS-sized packet per 1448 bytes would be LEN / 1448 data packets alone.
+    if packets * 1448 >= LEN {
+        return Err(format!("no aggregation: {packets} packets for {LEN} bytes").into());
+    }
+
+    // 2. A link with delay and a smaller MTU towards the server: every super-segment is
+    //    cut in userspace; the server's kernel verifies every checksum of what it gets,
+    //    and path MTU discovery runs through the NAT's ICMP translation.
+    let link = LinkConfig {
+        delay: Duration::from_millis(1),
+        mtu: Some(1400),
+        ..LinkConfig::default()
+    };
+    fabric.set_link(Attachment::Host(1), false, link)?;
+    // 1372 B of payload fill the 1400-byte MTU exactly.
+    udp_exchange(alice, server, 7003, 1372)?;
+    udp_burst(alice, server, ip("203.0.113.5"), 7005, 64)?;
+    tcp_transfer(alice, server, ip("203.0.113.5"), 7002, LEN / 4)?;
+    let s2 = fabric.snapshot()?;
+    println!(
+        "  impaired path: {} bytes, {} super-segments cut in userspace, drops {:?}",
+        LEN / 4,
+        s2.segmented,
+        s2.engine.drops
+    );
+    if s2.segmented == 0 || s2.offload_errors != 0 {
+        return Err(format!(
+            "impaired path: {} segmented, {} offload errors",
+            s2.segmented, s2.offload_errors
+        )
+        .into());
+    }
+    drop(fabric);
+    offload_v6()?;
+    println!("OFFLOAD OK");
+    Ok(())
+}
+
+/// The same over IPv6 through a NAT66: TCPv6 super-segments (TSO6) whole, then cut at a
+/// delayed 1400-byte-MTU link (ICMPv6 Packet Too Big through the NAT); USO6 bursts.
+fn offload_v6() -> Result<(), Box<dyn std::error::Error>> {
+    use emulator::fabric::kernel::KernelFabric;
+    use emulator::link::LinkConfig;
+    use emulator::nat::{NatConfig, Preset};
+    use emulator::topology::{Attachment, Host, NatNode, Network, Topology};
+    let net = |name: &str, p: &str| Network {
+        name: name.into(),
+        prefix: p.parse().expect("a constant prefix"),
+    };
+    let topo = Topology {
+        networks: vec![
+            net("internet6", "2001:db8:1::/64"),
+            net("home6", "fd00:a::/64"),
+        ],
+        hosts: vec![
+            Host {
+                name: "alice6".into(),
+                network: 1,
+                addresses: vec![ip("fd00:a::2")],
+            },
+            Host {
+                name: "server6".into(),
+                network: 0,
+                addresses: vec![ip("2001:db8:1::5")],
+            },
+        ],
+        nats: vec![NatNode {
+            name: "nat66".into(),
+            inside: 1,
+            outside: 0,
+            inside_address: ip("fd00:a::1"),
+            config: NatConfig::preset(Preset::PortRestricted, vec![ip("2001:db8:1::11")]),
+        }],
+        ..Default::default()
+    };
+    let fabric = KernelFabric::start_with(topo, 1, false, true)?;
+    let (alice, server) = (fabric.host(0), fabric.host(1));
+    let to = ip("2001:db8:1::5");
+    let s0 = fabric.snapshot()?;
+    if s0.offloads.flags & sys::TUN_F_TSO6 == 0 {
+        return Err(format!("TSO6 not in force: {}", s0.offloads).into());
+    }
+    const LEN: u64 = 16 << 20;
+    udp_burst(alice, server, to, 7104, 64)?;
+    tcp_transfer(alice, server, to, 7100, LEN)?;
+    let s1 = fabric.snapshot()?;
+    let packets = s1.engine.sent - s0.engine.sent;
+    println!(
+        "  IPv6 plain path: {LEN} bytes in {packets} engine packets, {} UDP datagrams coalesced",
+        s1.coalesced
+    );
+    if s1.segmented != 0 || s1.offload_errors != 0 || packets * 1428 >= LEN {
+        return Err(format!(
+            "IPv6 plain path: {packets} packets, {} segmented, {} offload errors",
+            s1.segmented, s1.offload_errors
+        )
+        .into());
+    }
+    let link = LinkConfig {
+        delay: Duration::from_millis(1),
+        mtu: Some(1400),
+        ..LinkConfig::default()
+    };
+    fabric.set_link(Attachment::Host(1), false, link)?;
+    udp_burst(alice, server, to, 7105, 64)?;
+    tcp_transfer(alice, server, to, 7102, LEN / 4)?;
+    let s2 = fabric.snapshot()?;
+    println!(
+        "  IPv6 impaired path: {} bytes, {} super-segments cut in userspace, drops {:?}",
+        LEN / 4,
+        s2.segmented,
+        s2.engine.drops
+    );
+    if s2.segmented == 0 || s2.offload_errors != 0 {
+        return Err(format!(
+            "IPv6 impaired path: {} segmented, {} offload errors",
+            s2.segmented, s2.offload_errors
+        )
+        .into());
+    }
     Ok(())
 }

@@ -369,6 +369,20 @@ fn parse_json(text: &str, who: &str) -> Result<Value> {
     serde_json::from_str(text.trim()).with_context(|| format!("{who} printed {text:?}"))
 }
 
+/// On-CPU time so far of this process's engine thread (`pinhole-engine`), in ns, from
+/// `/proc/self/task/*/schedstat`: less sensitive than rates to other load on the machine.
+fn engine_cpu_ns() -> Option<u64> {
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let path = task.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if comm.trim() == "pinhole-engine" {
+            let stat = std::fs::read_to_string(path.join("schedstat")).ok()?;
+            return stat.split_whitespace().next()?.parse().ok();
+        }
+    }
+    None
+}
+
 /// One measurement: a receiver in `rx_ns`, then a sender in `tx_ns`.
 fn measure(
     rx_ns: &HostNs,
@@ -482,6 +496,10 @@ fn snapshot_json(s: &Snapshot) -> Value {
         "nat_translated_in": s.nats.first().map_or(0, |n| n.translated_in),
         "nat_drops": nat_drops,
         "nat_mappings": s.mappings.first().copied().unwrap_or(0),
+        "tun_offloads": s.offloads.to_string(),
+        "offload_errors": s.offload_errors,
+        "segmented_in_userspace": s.segmented,
+        "udp_coalesced": s.coalesced,
     })
 }
 
@@ -527,6 +545,7 @@ pub fn nat(opts: &NatBenchOptions) -> Result<u8> {
     let mut results = serde_json::Map::new();
     let mut table: Vec<(String, String, String, String)> = Vec::new();
     let mut losses_text: Vec<String> = Vec::new();
+    let mut cpu_text: Vec<String> = Vec::new();
     let tests: [(&str, bool, u16, usize); 3] = [
         ("udp64", false, 5001, 64),
         ("udp1200", false, 5002, 1200),
@@ -535,10 +554,29 @@ pub fn nat(opts: &NatBenchOptions) -> Result<u8> {
     for (name, tcp, port, size) in tests {
         eprintln!("pinhole bench: {name} through pinhole…");
         let (sa, sb) = (NsDrops::read(a), NsDrops::read(b));
-        let e0 = engine_drops(&fabric.snapshot().map_err(|e| anyhow!("{e}"))?);
+        let snap0 = fabric.snapshot().map_err(|e| anyhow!("{e}"))?;
+        let (cpu0, wall0) = (engine_cpu_ns(), now());
         let p = measure(b, a, tcp, port, size, secs)
             .with_context(|| format!("{name} through pinhole"))?;
-        let e1 = engine_drops(&fabric.snapshot().map_err(|e| anyhow!("{e}"))?);
+        let (cpu1, wall) = (engine_cpu_ns(), now().duration_since(wall0));
+        let snap1 = fabric.snapshot().map_err(|e| anyhow!("{e}"))?;
+        let (e0, e1) = (engine_drops(&snap0), engine_drops(&snap1));
+        let engine_packets = snap1.engine.sent - snap0.engine.sent;
+        let cpu = cpu0.zip(cpu1).map(|(a, b)| b.saturating_sub(a));
+        let cpu_json = json!({
+            "engine_packets": engine_packets,
+            "engine_cpu_ns_per_packet": cpu.filter(|_| engine_packets > 0)
+                .map(|c| round(c as f64 / engine_packets as f64, 0)),
+            "engine_cpu_percent": cpu.map(|c| round(100.0 * c as f64 / wall.as_nanos() as f64, 1)),
+        });
+        if let (Some(c), Some(pc)) = (
+            cpu_json["engine_cpu_ns_per_packet"].as_f64(),
+            cpu_json["engine_cpu_percent"].as_f64(),
+        ) {
+            cpu_text.push(format!(
+                "{name} {c:.0} ns/packet over {engine_packets} packets ({pc:.0}% of a core)"
+            ));
+        }
         let p_loss = losses(
             NsDrops::read(a).since(sa),
             NsDrops::read(b).since(sb),
@@ -584,6 +622,7 @@ pub fn nat(opts: &NatBenchOptions) -> Result<u8> {
                     "ratio": ratio(pm, km),
                     "pinhole_losses": p_loss,
                     "kernel_losses": k_loss,
+                    "engine_cpu": cpu_json,
                 }),
             );
             table.push((
@@ -607,6 +646,7 @@ pub fn nat(opts: &NatBenchOptions) -> Result<u8> {
                     "kernel_offered_pps": k.as_ref().and_then(offered),
                     "pinhole_losses": p_loss,
                     "kernel_losses": k_loss,
+                    "engine_cpu": cpu_json,
                 }),
             );
             table.push((
@@ -686,10 +726,18 @@ pub fn nat(opts: &NatBenchOptions) -> Result<u8> {
             "memory (this process, engine in it): VmRSS {rss_before} KiB before start, \
              {rss_started} KiB with the fabric up, {rss_after} KiB after the load; peak {rss_peak} KiB"
         );
+        if !cpu_text.is_empty() {
+            println!("engine thread CPU: {}", cpu_text.join("; "));
+        }
         let e = snapshot_json(&snap);
         println!(
             "engine: {} packets in, {} delivered, {} dropped writing to a full TUN queue; drops {}; NAT drops {}",
             e["sent"], e["delivered"], e["tun_full"], e["drops"], e["nat_drops"]
+        );
+        println!(
+            "TUN offloads: {} (PINHOLE_TUN_OFFLOAD=0 turns them off); {} super-segments cut in userspace, \
+             {} UDP datagrams coalesced into USO writes, {} packets with an unusable offload header",
+            snap.offloads, snap.segmented, snap.coalesced, snap.offload_errors
         );
     }
     Ok(EXIT_PASS)

@@ -86,6 +86,12 @@ pub const MAX_EVENTS: usize = 1 << 20;
 /// beyond it deliveries are dropped as [`DropReason::QueueFull`].
 pub const MAX_TO_HOSTS: usize = 1 << 16;
 
+/// Bound on packets in flight on one link direction (delayed, jittered or serialized);
+/// beyond it packets are dropped as [`DropReason::QueueFull`] at the link. With the kernel
+/// fabric's 2 KiB packet buffers this keeps an overloaded delayed link under 64 MiB; at
+/// 500k packets/s it still carries 65 ms of delay at full rate.
+pub const MAX_LINK_IN_FLIGHT: usize = 1 << 15;
+
 /// Bound on captured packets waiting for [`Engine::poll_capture`]; beyond it captures are
 /// discarded and counted in [`Engine::captures_discarded`].
 pub const MAX_CAPTURES: usize = 1 << 16;
@@ -271,6 +277,20 @@ impl Engine {
         }
     }
 
+    /// Whether the engine gives no packet per-packet semantics beyond routing, TTL and NAT
+    /// rewriting: no link with any impairment (delay, jitter, loss, duplication,
+    /// reordering, rate, MTU), no firewall, no capture. Only then may a fabric pass TCP or
+    /// UDP super-segments (GSO) through whole: a NAT translates one as it would each of its
+    /// segments, whereas a link must lose, delay, queue or refuse each segment on its own,
+    /// a firewall sees each segment's flags, and a capture shows the packets on the wire.
+    /// A device added later that inspects payloads (an ALG) belongs in this list.
+    pub fn passes_aggregates(&self) -> bool {
+        let plain = LinkConfig::default();
+        !self.capture
+            && self.firewalls.is_empty()
+            && self.links.iter().all(|(_, _, l)| *l.config() == plain)
+    }
+
     /// The earliest time a link delivery or a NAT or firewall timer is due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let links = self.links.iter().filter_map(|(_, _, l)| l.poll_timeout());
@@ -404,6 +424,12 @@ impl Engine {
             self.work.push_front((p, then));
             return;
         };
+        // A delay without a rate holds (arrival rate × delay) packets, with no queue limit
+        // of its own: bound it, so an overloaded delayed link drops rather than grows.
+        if self.links[i].2.in_flight() >= MAX_LINK_IN_FLIGHT {
+            let name = self.link_name(at, up);
+            return self.drop_at(name, DropReason::QueueFull);
+        }
         match self.links[i].2.handle_packet(self.now, p) {
             Admit::Queued => {}
             Admit::Dropped(reason) => {
@@ -606,6 +632,65 @@ mod test {
             .write(&mut v, b"payload")
             .unwrap();
         PacketBuf::from_slice(&v)
+    }
+
+    #[test]
+    fn a_delayed_link_holds_a_bounded_number_of_packets() {
+        let topo = Topology {
+            networks: vec![Network {
+                name: "lan".into(),
+                prefix: "10.0.0.0/24".parse().unwrap(),
+            }],
+            hosts: vec![
+                Host {
+                    name: "a".into(),
+                    network: 0,
+                    addresses: vec![ip("10.0.0.2")],
+                },
+                Host {
+                    name: "b".into(),
+                    network: 0,
+                    addresses: vec![ip("10.0.0.3")],
+                },
+            ],
+            nats: vec![],
+            firewalls: vec![],
+            links: vec![LinkSpec {
+                at: Attachment::Host(0),
+                up: LinkConfig {
+                    delay: Duration::from_secs(1),
+                    ..LinkConfig::default()
+                },
+                down: LinkConfig::default(),
+            }],
+        };
+        #[allow(clippy::disallowed_methods)] // the origin of test time
+        let t0 = Instant::now();
+        let mut e = Engine::new(topo, SimRng::new(1), t0).unwrap();
+        assert!(
+            !e.passes_aggregates(),
+            "an impaired link needs per-packet semantics"
+        );
+        let extra = 10;
+        for _ in 0..MAX_LINK_IN_FLIGHT + extra {
+            e.handle_from_host(t0, 0, udp([10, 0, 0, 2], 1, [10, 0, 0, 3], 2));
+        }
+        assert_eq!(
+            e.link(Attachment::Host(0), true).unwrap().in_flight(),
+            MAX_LINK_IN_FLIGHT
+        );
+        assert_eq!(
+            e.stats()
+                .drops
+                .get(&("a.up".to_string(), DropReason::QueueFull)),
+            Some(&(extra as u64))
+        );
+        e.handle_timeout(t0 + Duration::from_secs(1));
+        let mut n = 0;
+        while e.poll_to_host().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, MAX_LINK_IN_FLIGHT);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! [`PacketBuf`]: one packet in a buffer with room before and after it.
 
+use super::offload::Offload;
 use std::fmt;
 
 /// One packet's bytes in a buffer with headroom (for prepending headers) and tailroom (so
@@ -10,6 +11,7 @@ pub struct PacketBuf {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    offload: Option<Offload>,
 }
 
 /// The buffer has no room for the requested length.
@@ -41,6 +43,7 @@ impl PacketBuf {
             buf,
             start: headroom,
             end: headroom + bytes.len(),
+            offload: None,
         }
     }
 
@@ -50,7 +53,62 @@ impl PacketBuf {
             buf: vec![0u8; Self::HEADROOM + len + Self::TAILROOM],
             start: Self::HEADROOM,
             end: Self::HEADROOM + len,
+            offload: None,
         }
+    }
+
+    /// An empty packet in a buffer of `capacity` bytes in all, for
+    /// [`PacketBuf::fill_space`] (a fabric's reusable receive buffers).
+    pub fn with_capacity(capacity: usize) -> Self {
+        let start = Self::HEADROOM.min(capacity);
+        PacketBuf {
+            buf: vec![0u8; capacity],
+            start,
+            end: start,
+            offload: None,
+        }
+    }
+
+    /// Bytes in the whole buffer (packet, head- and tailroom).
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Empty the packet (keeping the allocation), leaving [`PacketBuf::HEADROOM`] before it
+    /// (less if the buffer is smaller), and return all the space after that for a read to
+    /// fill; then [`PacketBuf::set_filled`] says how much it did. The bytes handed out are
+    /// stale contents of earlier packets, never uninitialised memory. Clears the offload
+    /// state.
+    pub fn fill_space(&mut self) -> &mut [u8] {
+        self.start = Self::HEADROOM.min(self.buf.len());
+        self.end = self.start;
+        self.offload = None;
+        &mut self.buf[self.start..]
+    }
+
+    /// After [`PacketBuf::fill_space`]: the packet is the first `len` bytes written there.
+    /// Unlike [`PacketBuf::resize`] the bytes are not zeroed.
+    pub fn set_filled(&mut self, len: usize) -> Result<(), CapacityError> {
+        let available = self.buf.len() - self.start;
+        if len > available {
+            return Err(CapacityError {
+                needed: len,
+                available,
+            });
+        }
+        self.end = self.start + len;
+        Ok(())
+    }
+
+    /// The checksum/segmentation offload state the packet arrived with (a virtio-net header
+    /// from a TUN device), if any. `None` for ordinary packets with complete checksums.
+    pub fn offload(&self) -> Option<&Offload> {
+        self.offload.as_ref()
+    }
+
+    /// Attach (or clear) the offload state; see [`PacketBuf::offload`].
+    pub fn set_offload(&mut self, offload: Option<Offload>) {
+        self.offload = offload;
     }
 
     /// The packet's bytes.
@@ -95,6 +153,22 @@ impl PacketBuf {
         }
         self.end = self.start + bytes.len();
         self.buf[self.start..self.end].copy_from_slice(bytes);
+        self.offload = None;
+    }
+
+    /// Append `bytes` after the packet, into the tailroom. Fails without changing anything
+    /// if the tailroom is too small.
+    pub fn append(&mut self, bytes: &[u8]) -> Result<(), CapacityError> {
+        let available = self.buf.len() - self.end;
+        if bytes.len() > available {
+            return Err(CapacityError {
+                needed: bytes.len(),
+                available,
+            });
+        }
+        self.buf[self.end..self.end + bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
+        Ok(())
     }
 
     /// Set the packet's length, growing into the tailroom (new bytes are zero) or shrinking.

@@ -8,6 +8,7 @@
 
 mod buf;
 pub mod checksum;
+pub mod offload;
 mod packet;
 pub mod reply;
 

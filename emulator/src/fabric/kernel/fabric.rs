@@ -6,17 +6,26 @@
 //! virtual fabric, and writes it to the receiving host's TUN device. There is no kernel
 //! forwarding, NAT or nftables between hosts: every decision is the engine's.
 //!
+//! The fast path: one epoll set registered once; per wake-up up to `READ_BATCH` packets
+//! from each ready device, then the writes; packets in pooled buffers (no allocation per
+//! packet); virtio-net header offloads, so that TCP super-segments cross the engine whole
+//! when [`Engine::passes_aggregates`] allows and are cut into packets in userspace when it
+//! does not; consecutive UDP datagrams of a flow written as one USO super-datagram. One
+//! engine thread: on the two-core machines this runs on, the senders and receivers need the
+//! other core (README, `pinhole bench nat`).
+//!
 //! The engine thread owns the engine. The rest of the program talks to it through
 //! [`KernelFabric`]'s methods (a channel plus a wake-up pipe): link changes, NAT actions,
 //! counters. Time is the real clock here, read only by this driver.
 
-use super::sys::{self, HostNs, SysError};
+use super::sys::{self, HostNs, SysError, TunOffloads};
 use crate::fabric::engine::{Captured, Engine, EngineError, EngineStats};
 use crate::link::LinkConfig;
 use crate::nat::NatStats;
 use crate::rng::SimRng;
 use crate::topology::{Attachment, Topology};
 use crate::wire::PacketBuf;
+use crate::wire::offload::{self, Offload};
 use std::net::IpAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, mpsc};
@@ -86,6 +95,16 @@ pub struct Snapshot {
     pub mappings: Vec<usize>,
     /// Packets the engine could not write because a host's TUN queue was full.
     pub tun_full: u64,
+    /// The checksum/segmentation offloads of the hosts' TUN devices.
+    pub offloads: TunOffloads,
+    /// Packets dropped because their virtio-net header could not be honoured.
+    pub offload_errors: u64,
+    /// Super-segments cut into packets in userspace (a link, firewall or capture needed
+    /// per-packet semantics).
+    pub segmented: u64,
+    /// UDP datagrams written to a TUN device as part of a coalesced USO super-datagram
+    /// rather than with a write of their own (all but the first of each).
+    pub coalesced: u64,
 }
 
 enum Control {
@@ -122,7 +141,26 @@ impl KernelFabric {
     /// Create every host (network and mount namespace, TUN device with its addresses and
     /// default route) and start the engine thread. With `capture`, every packet crossing
     /// an interface is also sent to [`KernelFabric::poll_capture`] (for pcap files).
+    ///
+    /// The TUN devices get the virtio-net header and checksum/TSO/USO offloads unless the
+    /// environment variable `PINHOLE_TUN_OFFLOAD` is `0` (for comparisons);
+    /// [`KernelFabric::start_with`] chooses explicitly.
     pub fn start(topo: Topology, seed: u64, capture: bool) -> Result<KernelFabric, KernelError> {
+        let offload = std::env::var_os("PINHOLE_TUN_OFFLOAD").is_none_or(|v| v != "0");
+        KernelFabric::start_with(topo, seed, capture, offload)
+    }
+
+    /// [`KernelFabric::start`] with the TUN offloads on or off. With them on, the hosts'
+    /// kernels hand over packets with partial checksums and TCP/UDP super-segments of up
+    /// to 64 KiB; the engine passes them on whole while
+    /// [`Engine::passes_aggregates`] holds, and otherwise completes the checksums and cuts
+    /// them into ordinary packets before they enter it.
+    pub fn start_with(
+        topo: Topology,
+        seed: u64,
+        capture: bool,
+        offload: bool,
+    ) -> Result<KernelFabric, KernelError> {
         if !sys::in_sandbox() {
             return Err(KernelError::NotSandboxed);
         }
@@ -143,16 +181,38 @@ impl KernelFabric {
                 Some(Attachment::FirewallInside(f)) => vec![topo.firewalls[f].inside_address],
                 _ => vec![],
             };
-            let tun = ns.add_tun(IFNAME, MTU, &addrs, &gateways)?;
+            let (fd, offloads) = ns.add_tun_offload(IFNAME, MTU, &addrs, &gateways, offload)?;
             hosts.push(ns);
-            tuns.push(tun);
+            tuns.push((fd, offloads));
         }
+        // All devices come from one kernel and get the same offloads; report the weakest.
+        let offloads = tuns
+            .iter()
+            .map(|(_, o)| *o)
+            .min_by_key(|o| (o.vnet_hdr, o.flags.count_ones()))
+            .unwrap_or_default();
+        let tuns: Vec<Tun> = tuns
+            .into_iter()
+            .map(|(fd, o)| Tun {
+                fd,
+                vnet: o.vnet_hdr,
+            })
+            .collect();
         let (wake_rx, wake_tx) = sys::pipe_nonblocking()?;
         let (tx, rx) = mpsc::channel();
         let (cap_tx, cap_rx) = mpsc::sync_channel(1 << 14);
         let thread = std::thread::Builder::new()
             .name("pinhole-engine".into())
-            .spawn(move || engine_loop(engine, tuns, wake_rx, rx, capture.then_some(cap_tx)))
+            .spawn(move || {
+                engine_loop(
+                    engine,
+                    tuns,
+                    offloads,
+                    wake_rx,
+                    rx,
+                    capture.then_some(cap_tx),
+                )
+            })
             .map_err(KernelError::Thread)?;
         Ok(KernelFabric {
             topo,
@@ -244,27 +304,284 @@ fn now() -> Instant {
     Instant::now()
 }
 
+/// A host's TUN device as the engine thread uses it.
+struct Tun {
+    fd: OwnedFd,
+    /// Packets carry a virtio-net header.
+    vnet: bool,
+}
+
+/// Reusable packet buffers, so that the steady state allocates nothing per packet: each
+/// packet read is copied into (or, for a super-segment, read straight into) a pooled
+/// buffer, and the buffer comes back when the packet is written to its TUN device. Drops
+/// inside the engine free their buffer; the pool then allocates a new one. Bounded: at
+/// most [`POOL_SMALL`] small and [`POOL_LARGE`] large buffers wait in it.
+struct Pool {
+    small: Vec<PacketBuf>,
+    large: Vec<PacketBuf>,
+}
+
+/// Capacity of a small buffer: an MTU-sized packet with the full head- and tailroom.
+const SMALL: usize = 2048;
+/// Capacity of a large buffer: a 64 KiB super-segment with the full head- and tailroom.
+const LARGE: usize = PacketBuf::HEADROOM + 65536 + PacketBuf::TAILROOM;
+/// Small buffers kept for reuse (1 MiB).
+const POOL_SMALL: usize = 512;
+/// Large buffers kept for reuse (1 MiB).
+const POOL_LARGE: usize = 16;
+
+impl Pool {
+    fn new() -> Pool {
+        Pool {
+            small: Vec::with_capacity(POOL_SMALL),
+            large: Vec::with_capacity(POOL_LARGE),
+        }
+    }
+
+    /// A buffer holding a copy of `bytes`.
+    fn copy_of(&mut self, bytes: &[u8]) -> PacketBuf {
+        if bytes.len() + PacketBuf::HEADROOM + PacketBuf::TAILROOM <= SMALL {
+            let mut b = self
+                .small
+                .pop()
+                .unwrap_or_else(|| PacketBuf::with_capacity(SMALL));
+            b.set_contents(bytes);
+            b
+        } else {
+            let mut b = self.large();
+            b.set_contents(bytes);
+            b
+        }
+    }
+
+    fn large(&mut self) -> PacketBuf {
+        self.large
+            .pop()
+            .unwrap_or_else(|| PacketBuf::with_capacity(LARGE))
+    }
+
+    fn put(&mut self, p: PacketBuf) {
+        match p.capacity() {
+            SMALL if self.small.len() < POOL_SMALL => self.small.push(p),
+            LARGE if self.large.len() < POOL_LARGE => self.large.push(p),
+            _ => {}
+        }
+    }
+}
+
+/// Counters of the driver itself.
+#[derive(Default)]
+struct DriverStats {
+    tun_full: u64,
+    offload_errors: u64,
+    segmented: u64,
+    coalesced: u64,
+}
+
+/// Write one packet from the engine to host `h`'s TUN device, with its virtio-net header
+/// where the device has one (offload state restored for the packet's addresses now), or
+/// cut into ordinary packets where the device takes none.
+fn write_out(
+    tun: &Tun,
+    mut p: PacketBuf,
+    pool: &mut Pool,
+    scratch: &mut Vec<u8>,
+    stats: &mut DriverStats,
+) {
+    let mut put = |r: Result<bool, SysError>| {
+        // EAGAIN: the host's queue is full; the packet is lost, as on a real NIC.
+        if !matches!(r, Ok(true)) {
+            stats.tun_full += 1;
+        }
+    };
+    match (tun.vnet, p.offload().copied()) {
+        (true, off) => {
+            let hdr = match off {
+                Some(o) => o.to_header(p.as_mut_slice()),
+                None => offload::PLAIN_HEADER,
+            };
+            put(sys::write_vnet(tun.fd.as_fd(), &hdr, p.as_slice()));
+        }
+        (false, None) => put(sys::write_packet(tun.fd.as_fd(), p.as_slice())),
+        (false, Some(o)) => {
+            let mut results = Vec::new();
+            let cut = offload::segment(p.as_slice(), &o, scratch, |s| {
+                results.push(sys::write_packet(tun.fd.as_fd(), s))
+            });
+            match cut {
+                Ok(_) => results.into_iter().for_each(&mut put),
+                Err(_) => stats.offload_errors += 1,
+            }
+        }
+    }
+    pool.put(p);
+}
+
+/// Most datagrams coalesced into one USO super-datagram (the kernel cuts at most 128).
+const GRO_MAX: usize = 64;
+
+/// Userspace GRO for UDP on the way out: consecutive datagrams to the same host of the
+/// same flow and size (the last may be shorter) go to its TUN device as one USO
+/// super-datagram, one `writev` instead of one per datagram; the receiving kernel cuts
+/// it into the original datagrams (same headers, payloads and order; the IPv4
+/// identification of all but the first becomes the first's plus its index, RFC 6864
+/// leaves it meaningless for unfragmented datagrams). Used only while
+/// [`Engine::passes_aggregates`] holds: the engine has already treated every datagram on
+/// its own, so only the number of system calls changes.
+struct Gro {
+    host: usize,
+    first: PacketBuf,
+    merged: Option<PacketBuf>,
+    l4: usize,
+    seg: usize,
+    count: usize,
+    /// A shorter datagram ended the run.
+    closed: bool,
+}
+
+impl Gro {
+    /// Start a run with `p` if it is a datagram that could be coalesced.
+    fn start(host: usize, p: PacketBuf) -> Result<Gro, PacketBuf> {
+        let plain = p
+            .offload()
+            .is_none_or(|o| !o.is_gso() && o.csum_offset == 6);
+        match offload::udp_coalescable(p.as_slice()) {
+            Some((l4, seg)) if plain => Ok(Gro {
+                host,
+                first: p,
+                merged: None,
+                l4,
+                seg,
+                count: 1,
+                closed: false,
+            }),
+            _ => Err(p),
+        }
+    }
+
+    /// Add `p` to the run if it belongs to it; `Err(p)` if not.
+    fn join(&mut self, host: usize, p: PacketBuf, pool: &mut Pool) -> Result<(), PacketBuf> {
+        if host != self.host || self.closed || self.count >= GRO_MAX {
+            return Err(p);
+        }
+        if p.offload()
+            .is_some_and(|o| o.is_gso() || o.csum_offset != 6)
+        {
+            return Err(p);
+        }
+        let Some((l4, len)) = offload::udp_coalescable(p.as_slice()) else {
+            return Err(p);
+        };
+        let total = self.merged.as_ref().map_or(self.first.len(), |m| m.len());
+        if l4 != self.l4
+            || len > self.seg
+            || total + len > 65535
+            || !offload::udp_same_flow(self.first.as_slice(), p.as_slice(), l4)
+        {
+            return Err(p);
+        }
+        let merged = self.merged.get_or_insert_with(|| {
+            let mut m = pool.large();
+            m.set_contents(self.first.as_slice());
+            m
+        });
+        if merged.append(&p.as_slice()[l4 + 8..]).is_err() {
+            return Err(p);
+        }
+        self.count += 1;
+        self.closed = len < self.seg;
+        pool.put(p);
+        Ok(())
+    }
+
+    /// The packet to write: the first datagram alone, or the super-datagram.
+    fn finish(self, pool: &mut Pool) -> (usize, PacketBuf, usize) {
+        let Some(mut m) = self.merged else {
+            return (self.host, self.first, 1);
+        };
+        let off = offload::finish_udp_coalesced(m.as_mut_slice(), self.l4, self.seg as u16);
+        m.set_offload(off);
+        pool.put(self.first);
+        (self.host, m, self.count)
+    }
+}
+
 fn engine_loop(
     mut engine: Engine,
-    tuns: Vec<OwnedFd>,
+    tuns: Vec<Tun>,
+    offloads: TunOffloads,
     wake: OwnedFd,
     control: mpsc::Receiver<Control>,
     captures: Option<mpsc::SyncSender<Captured>>,
 ) {
-    let mut buf = vec![0u8; 65536];
-    let mut ready = vec![false; tuns.len() + 1];
-    let mut tun_full = 0u64;
+    let mut epoll = match sys::Epoll::new(tuns.len() + 1) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!("kernel fabric: {e}");
+            return;
+        }
+    };
+    let wake_token = tuns.len() as u64;
+    for (h, t) in tuns.iter().enumerate() {
+        if let Err(e) = epoll.add(t.fd.as_fd(), h as u64) {
+            tracing::error!("kernel fabric: {e}");
+            return;
+        }
+    }
+    if let Err(e) = epoll.add(wake.as_fd(), wake_token) {
+        tracing::error!("kernel fabric: {e}");
+        return;
+    }
+    let mut pool = Pool::new();
+    // The receive buffer: every packet is read into it, then copied into a pooled small
+    // buffer, or, if it is a super-segment passed on whole, handed over and replaced.
+    let mut rx = PacketBuf::with_capacity(LARGE);
+    let mut hdr = [0u8; offload::VNET_HDR_LEN];
+    let mut scratch = Vec::with_capacity(LARGE);
+    let mut ready = Vec::with_capacity(tuns.len() + 1);
+    let mut stats = DriverStats::default();
+    let mut aggregates = engine.passes_aggregates();
     loop {
         let t = now();
         if engine.poll_timeout().is_some_and(|d| d <= t) {
             engine.handle_timeout(t);
         }
+        let mut gro: Option<Gro> = None;
         while let Some((h, p)) = engine.poll_to_host() {
-            // EAGAIN: the host's queue is full; the packet is lost, as on a real NIC.
-            match sys::write_packet(tuns[h].as_fd(), p.as_slice()) {
-                Ok(true) => {}
-                Ok(false) | Err(_) => tun_full += 1,
+            let p = match gro.as_mut() {
+                Some(g) => match g.join(h, p, &mut pool) {
+                    Ok(()) => continue,
+                    Err(p) => p,
+                },
+                None => p,
+            };
+            if let Some(g) = gro.take() {
+                let (gh, gp, n) = g.finish(&mut pool);
+                stats.coalesced += n as u64 - 1;
+                write_out(&tuns[gh], gp, &mut pool, &mut scratch, &mut stats);
             }
+            let uso = if p.as_slice().first().is_some_and(|b| b >> 4 == 6) {
+                sys::TUN_F_USO6
+            } else {
+                sys::TUN_F_USO4
+            };
+            let p = if aggregates && tuns[h].vnet && offloads.flags & uso != 0 {
+                match Gro::start(h, p) {
+                    Ok(g) => {
+                        gro = Some(g);
+                        continue;
+                    }
+                    Err(p) => p,
+                }
+            } else {
+                p
+            };
+            write_out(&tuns[h], p, &mut pool, &mut scratch, &mut stats);
+        }
+        if let Some(g) = gro.take() {
+            let (gh, gp, n) = g.finish(&mut pool);
+            stats.coalesced += n as u64 - 1;
+            write_out(&tuns[gh], gp, &mut pool, &mut scratch, &mut stats);
         }
         if let Some(c) = &captures {
             while let Some(p) = engine.poll_capture() {
@@ -277,29 +594,90 @@ fn engine_loop(
             .poll_timeout()
             .map(|d| d.saturating_duration_since(now()))
             .unwrap_or(Duration::from_secs(1));
-        let mut fds: Vec<_> = tuns.iter().map(|f| f.as_fd()).collect();
-        fds.push(wake.as_fd());
-        if sys::wait_readable(&fds, Some(timeout), &mut ready).is_err() {
+        if epoll.wait(Some(timeout), &mut ready).is_err() {
             continue;
         }
         let t = now();
-        for (h, tun) in tuns.iter().enumerate() {
-            if !ready[h] {
+        let mut woken = false;
+        // Super-segments handed to the engine whole in this round: at most POOL_LARGE, so
+        // that every large buffer goes back into the pool once written and memory stays
+        // bounded (the rest wait in the TUN queue for the next round).
+        let mut large_out = 0;
+        for &token in &ready {
+            if token == wake_token {
+                woken = true;
                 continue;
             }
+            let h = token as usize;
+            let tun = &tuns[h];
             for _ in 0..READ_BATCH {
-                match sys::read_packet(tun.as_fd(), &mut buf) {
-                    Ok(Some(n)) => engine.handle_from_host(t, h, PacketBuf::from_slice(&buf[..n])),
-                    _ => break,
+                if large_out >= POOL_LARGE {
+                    break;
+                }
+                let space = rx.fill_space();
+                let read = if tun.vnet {
+                    sys::read_vnet(tun.fd.as_fd(), &mut hdr, space)
+                } else {
+                    sys::read_packet(tun.fd.as_fd(), space)
+                };
+                let Ok(Some(n)) = read else { break };
+                if rx.set_filled(n).is_err() {
+                    continue;
+                }
+                let off = if tun.vnet {
+                    match Offload::from_header(&hdr, rx.as_slice()) {
+                        Ok(o) => o,
+                        Err(_) => {
+                            stats.offload_errors += 1;
+                            continue;
+                        }
+                    }
+                } else {
+                    None
+                };
+                match off {
+                    // Passed on whole: the receiving kernel completes or segments it.
+                    Some(o) if aggregates && o.is_gso() => {
+                        large_out += 1;
+                        let mut p = std::mem::replace(&mut rx, pool.large());
+                        p.set_offload(Some(o));
+                        engine.handle_from_host(t, h, p);
+                    }
+                    Some(o) if aggregates => {
+                        let mut p = pool.copy_of(rx.as_slice());
+                        p.set_offload(Some(o));
+                        engine.handle_from_host(t, h, p);
+                    }
+                    // Per-packet semantics on the way: complete checksums and cut
+                    // super-segments here, so that links and firewalls see real packets.
+                    Some(o) => {
+                        stats.segmented += u64::from(o.is_gso());
+                        let cut = offload::segment(rx.as_slice(), &o, &mut scratch, |s| {
+                            let p = pool.copy_of(s);
+                            engine.handle_from_host(t, h, p);
+                        });
+                        if cut.is_err() {
+                            stats.offload_errors += 1;
+                        }
+                    }
+                    None => {
+                        let p = pool.copy_of(rx.as_slice());
+                        engine.handle_from_host(t, h, p);
+                    }
                 }
             }
         }
-        if ready[tuns.len()] {
-            while let Ok(Some(_)) = sys::read_packet(wake.as_fd(), &mut buf) {}
+        if !woken {
+            continue;
         }
+        let mut sink = [0u8; 64];
+        while let Ok(Some(_)) = sys::read_packet(wake.as_fd(), &mut sink) {}
         while let Ok(c) = control.try_recv() {
             match c {
-                Control::SetLink(at, up, config) => engine.set_link(at, up, config),
+                Control::SetLink(at, up, config) => {
+                    engine.set_link(at, up, config);
+                    aggregates = engine.passes_aggregates();
+                }
                 Control::Nat(id, action, reply) => {
                     let t = now();
                     let r = match action {
@@ -321,7 +699,11 @@ fn engine_loop(
                         engine: engine.stats().clone(),
                         nats: (0..n).map(|i| engine.nat(i).stats().clone()).collect(),
                         mappings: (0..n).map(|i| engine.nat(i).mapping_count()).collect(),
-                        tun_full,
+                        tun_full: stats.tun_full,
+                        offloads,
+                        offload_errors: stats.offload_errors,
+                        segmented: stats.segmented,
+                        coalesced: stats.coalesced,
                     });
                 }
                 Control::Stop => return,

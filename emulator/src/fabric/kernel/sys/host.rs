@@ -9,6 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
 use super::netlink::Netlink;
+use super::tun::TunOffloads;
 use super::{SysError, cvt, in_sandbox, tun};
 
 /// What `/etc/resolv.conf` says inside every host: a resolver on a loopback address where
@@ -117,6 +118,22 @@ impl HostNs {
         addrs: &[(IpAddr, u8)],
         gateways: &[IpAddr],
     ) -> Result<OwnedFd, SysError> {
+        self.add_tun_offload(ifname, mtu, addrs, gateways, false)
+            .map(|(fd, _)| fd)
+    }
+
+    /// [`HostNs::add_tun`], optionally with a virtio-net header on every packet and as
+    /// many of the checksum and segmentation offloads as the kernel accepts (see
+    /// [`TunOffloads`]): then every read and write on the fd must go through
+    /// [`read_vnet`](super::read_vnet) and [`write_vnet`](super::write_vnet).
+    pub fn add_tun_offload(
+        &self,
+        ifname: &str,
+        mtu: u32,
+        addrs: &[(IpAddr, u8)],
+        gateways: &[IpAddr],
+        offload: bool,
+    ) -> Result<(OwnedFd, TunOffloads), SysError> {
         if ifname.is_empty()
             || ifname.len() >= libc::IFNAMSIZ
             || ifname
@@ -145,7 +162,7 @@ impl HostNs {
         }
         let ctx = |what: &str| format!("{what} for {ifname} in host {}", self.name);
         let _in_host = self.enter_net()?;
-        let fd = tun::create(ifname).map_err(|e| match e {
+        let (fd, offloads) = tun::create(ifname, offload).map_err(|e| match e {
             SysError::Os { op, source }
                 if matches!(source.raw_os_error(), Some(libc::EACCES | libc::EPERM)) =>
             {
@@ -186,7 +203,7 @@ impl HostNs {
                 Err(e) => return Err(e),
             }
         }
-        Ok(fd)
+        Ok((fd, offloads))
     }
 
     /// Run `argv` inside the host: fork; in the child enter the host's network and mount

@@ -8,7 +8,9 @@
 //!   interface with addresses and default routes; [`HostNs::spawn`] runs a program in it;
 //!   [`HostNs::enter_net`] switches the calling thread's network namespace for a while.
 //! - [`read_packet`], [`write_packet`], [`read_batch`], [`write_batch`] and
-//!   [`wait_readable`] move packets through TUN fds.
+//!   [`wait_readable`] move packets through TUN fds; [`read_vnet`] and [`write_vnet`] do
+//!   it with the virtio-net header of TUN devices with offloads
+//!   ([`HostNs::add_tun_offload`], [`TunOffloads`]); [`Epoll`] waits on many fds.
 //! - [`send_repeated`] and [`recv_many`] move many datagrams per system call (`pinhole bench`).
 //! - [`ExecServer`] and [`exec_remote`] let another process run programs in the hosts of
 //!   a running sandbox (`pinhole exec`).
@@ -27,7 +29,9 @@ pub use host::{HostNs, NetnsGuard, RESOLV_CONF};
 pub use sandbox::{IdMap, Sandbox, enter_sandbox, in_sandbox};
 pub use sock::{MAX_BATCH, recv_many, send_repeated};
 pub use tun::{
-    pipe_nonblocking, read_batch, read_packet, wait_readable, write_batch, write_packet,
+    Epoll, TUN_F_CSUM, TUN_F_TSO_ECN, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6, TunOffloads,
+    pipe_nonblocking, read_batch, read_packet, read_vnet, wait_readable, write_batch, write_packet,
+    write_vnet,
 };
 
 /// What went wrong in the OS layer.

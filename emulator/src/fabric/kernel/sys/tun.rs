@@ -1,15 +1,74 @@
-//! TUN devices: creation (TUNSETIFF) and packet I/O on their fds.
+//! TUN devices: creation (TUNSETIFF, with the virtio-net header and offloads when asked:
+//! TUNSETVNETHDRSZ, TUNSETOFFLOAD), packet I/O on their fds, and an epoll set to wait on
+//! many of them.
 
+use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use super::{SysError, cvt};
+use crate::wire::offload::VNET_HDR_LEN;
 
 /// `_IOW('T', 202, int)` on x86_64 and aarch64.
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+/// `_IOW('T', 208, unsigned int)`.
+const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+/// `_IOW('T', 216, int)`.
+const TUNSETVNETHDRSZ: libc::c_ulong = 0x4004_54d8;
 const IFF_TUN: libc::c_short = 0x0001;
 const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_VNET_HDR: libc::c_short = 0x4000;
+
+/// `TUN_F_CSUM`: the kernel may hand over packets with a partial transport checksum.
+pub const TUN_F_CSUM: u32 = 0x01;
+/// `TUN_F_TSO4`: TCP/IPv4 super-segments.
+pub const TUN_F_TSO4: u32 = 0x02;
+/// `TUN_F_TSO6`: TCP/IPv6 super-segments.
+pub const TUN_F_TSO6: u32 = 0x04;
+/// `TUN_F_TSO_ECN`: super-segments with ECN (CWR) too.
+pub const TUN_F_TSO_ECN: u32 = 0x08;
+/// `TUN_F_USO4`: UDP/IPv4 super-datagrams (Linux 6.2).
+pub const TUN_F_USO4: u32 = 0x20;
+/// `TUN_F_USO6`: UDP/IPv6 super-datagrams (Linux 6.2).
+pub const TUN_F_USO6: u32 = 0x40;
+
+/// The offload state of a TUN device: whether packets carry a virtio-net header, and
+/// which `TUN_F_*` offloads the kernel accepted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TunOffloads {
+    /// Every packet read or written carries a [`VNET_HDR_LEN`]-byte virtio-net header.
+    pub vnet_hdr: bool,
+    /// `TUN_F_*` bits in force.
+    pub flags: u32,
+}
+
+impl fmt::Display for TunOffloads {
+    /// `off`, or the offloads in force, e.g. `csum tso4 tso6 tso-ecn uso4 uso6`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.vnet_hdr {
+            return f.write_str("off");
+        }
+        let names = [
+            (TUN_F_CSUM, "csum"),
+            (TUN_F_TSO4, "tso4"),
+            (TUN_F_TSO6, "tso6"),
+            (TUN_F_TSO_ECN, "tso-ecn"),
+            (TUN_F_USO4, "uso4"),
+            (TUN_F_USO6, "uso6"),
+        ];
+        let on: Vec<&str> = names
+            .iter()
+            .filter(|(b, _)| self.flags & b != 0)
+            .map(|(_, n)| *n)
+            .collect();
+        if on.is_empty() {
+            f.write_str("vnet header, no offloads")
+        } else {
+            f.write_str(&on.join(" "))
+        }
+    }
+}
 
 /// `struct ifreq` with the `ifr_flags` member of its union (40 bytes on 64-bit Linux).
 #[repr(C)]
@@ -20,8 +79,10 @@ struct IfReqFlags {
 }
 
 /// Create the TUN device `ifname` (IFF_TUN | IFF_NO_PI) in the calling thread's network
-/// namespace; the fd is non-blocking and close-on-exec.
-pub(super) fn create(ifname: &str) -> Result<OwnedFd, SysError> {
+/// namespace; the fd is non-blocking and close-on-exec. With `offload`, also IFF_VNET_HDR
+/// and the largest set of checksum/TSO/USO offloads the kernel takes (older kernels lack
+/// USO, 6.2, and refuse the whole set: then the set without it is tried, and so on).
+pub(super) fn create(ifname: &str, offload: bool) -> Result<(OwnedFd, TunOffloads), SysError> {
     // SAFETY: open(2) on a NUL-terminated literal; result checked.
     let raw = unsafe {
         libc::open(
@@ -34,7 +95,7 @@ pub(super) fn create(ifname: &str) -> Result<OwnedFd, SysError> {
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     let mut req = IfReqFlags {
         name: [0; libc::IFNAMSIZ],
-        flags: IFF_TUN | IFF_NO_PI,
+        flags: IFF_TUN | IFF_NO_PI | if offload { IFF_VNET_HDR } else { 0 },
         _pad: [0; 22],
     };
     // The caller checked 1..IFNAMSIZ bytes without NUL.
@@ -42,7 +103,176 @@ pub(super) fn create(ifname: &str) -> Result<OwnedFd, SysError> {
     // SAFETY: TUNSETIFF reads and writes a `struct ifreq`, which `req` is laid out as.
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF as _, &raw mut req) };
     cvt(r, || format!("ioctl(TUNSETIFF) creating TUN {ifname}"))?;
-    Ok(fd)
+    if !offload {
+        return Ok((fd, TunOffloads::default()));
+    }
+    let size = VNET_HDR_LEN as libc::c_int;
+    // SAFETY: TUNSETVNETHDRSZ reads an int through the pointer.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETVNETHDRSZ as _, &raw const size) };
+    cvt(r, || format!("ioctl(TUNSETVNETHDRSZ) on TUN {ifname}"))?;
+    let tso = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+    for flags in [tso | TUN_F_USO4 | TUN_F_USO6, tso, TUN_F_CSUM, 0] {
+        // SAFETY: TUNSETOFFLOAD takes the flags as the argument value itself.
+        let r = unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETOFFLOAD as _, flags as libc::c_ulong) };
+        if r == 0 {
+            return Ok((
+                fd,
+                TunOffloads {
+                    vnet_hdr: true,
+                    flags,
+                },
+            ));
+        }
+    }
+    Err(SysError::last_os(format!(
+        "ioctl(TUNSETOFFLOAD) on TUN {ifname}"
+    )))
+}
+
+/// Read one packet and its virtio-net header from a non-blocking TUN fd created with
+/// offloads: the header into `hdr`, the packet into `buf` (size it for 64 KiB
+/// super-segments). Returns the packet's length; `Ok(None)` when none is waiting.
+pub fn read_vnet(
+    fd: BorrowedFd<'_>,
+    hdr: &mut [u8; VNET_HDR_LEN],
+    buf: &mut [u8],
+) -> Result<Option<usize>, SysError> {
+    let iov = [
+        libc::iovec {
+            iov_base: hdr.as_mut_ptr().cast(),
+            iov_len: hdr.len(),
+        },
+        libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        },
+    ];
+    loop {
+        // SAFETY: both iovecs describe valid writable buffers of the lengths given.
+        let n = unsafe { libc::readv(fd.as_raw_fd(), iov.as_ptr(), 2) };
+        if n >= 0 {
+            return Ok(Some((n as usize).saturating_sub(VNET_HDR_LEN)));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => return Ok(None),
+            _ => return Err(SysError::os("read from TUN", e)),
+        }
+    }
+}
+
+/// Write one packet behind its virtio-net header to a TUN fd created with offloads.
+/// `Ok(false)` when the kernel would block and nothing was written.
+pub fn write_vnet(
+    fd: BorrowedFd<'_>,
+    hdr: &[u8; VNET_HDR_LEN],
+    packet: &[u8],
+) -> Result<bool, SysError> {
+    let iov = [
+        libc::iovec {
+            iov_base: hdr.as_ptr() as *mut libc::c_void,
+            iov_len: hdr.len(),
+        },
+        libc::iovec {
+            iov_base: packet.as_ptr() as *mut libc::c_void,
+            iov_len: packet.len(),
+        },
+    ];
+    loop {
+        // SAFETY: both iovecs describe valid buffers of the lengths given; writev only
+        // reads them.
+        let n = unsafe { libc::writev(fd.as_raw_fd(), iov.as_ptr(), 2) };
+        if n >= 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => return Ok(false),
+            _ => return Err(SysError::os("write to TUN", e)),
+        }
+    }
+}
+
+/// An epoll set, registered once, to wait on many fds without rebuilding a poll vector
+/// per wake-up. Level-triggered: an fd with packets left after a bounded batch of reads is
+/// reported again by the next [`Epoll::wait`].
+pub struct Epoll {
+    fd: OwnedFd,
+    events: Vec<libc::epoll_event>,
+}
+
+impl Epoll {
+    /// A new epoll set reporting up to `capacity` ready fds per wait.
+    pub fn new(capacity: usize) -> Result<Epoll, SysError> {
+        // SAFETY: epoll_create1 with a valid flag; result checked.
+        let raw = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        let raw = cvt(raw, || "epoll_create1".into())?;
+        // SAFETY: fresh fd owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let capacity = capacity.max(1);
+        Ok(Epoll {
+            fd,
+            events: vec![libc::epoll_event { events: 0, u64: 0 }; capacity],
+        })
+    }
+
+    /// Watch `fd` for readability; [`Epoll::wait`] reports it as `token`.
+    pub fn add(&self, fd: BorrowedFd<'_>, token: u64) -> Result<(), SysError> {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: token,
+        };
+        // SAFETY: epoll_ctl reads the event struct; both fds are open.
+        let r = unsafe {
+            libc::epoll_ctl(
+                self.fd.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                fd.as_raw_fd(),
+                &raw mut ev,
+            )
+        };
+        cvt(r, || "epoll_ctl(ADD)".into())?;
+        Ok(())
+    }
+
+    /// Wait until a watched fd is readable (or has an error or hang-up, which the next read
+    /// reports) or `timeout` passes (`None`: forever; rounded up to milliseconds). Puts the
+    /// tokens of the ready fds into `ready` (cleared first). A signal ends the wait early
+    /// with nothing ready.
+    pub fn wait(
+        &mut self,
+        timeout: Option<Duration>,
+        ready: &mut Vec<u64>,
+    ) -> Result<(), SysError> {
+        ready.clear();
+        let ms = match timeout {
+            None => -1,
+            Some(d) => d
+                .as_nanos()
+                .div_ceil(1_000_000)
+                .min(libc::c_int::MAX as u128) as libc::c_int,
+        };
+        // SAFETY: `events` is a valid array of the length passed.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.fd.as_raw_fd(),
+                self.events.as_mut_ptr(),
+                self.events.len() as libc::c_int,
+                ms,
+            )
+        };
+        if n == -1 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(());
+            }
+            return Err(SysError::os("epoll_wait", e));
+        }
+        ready.extend(self.events[..n as usize].iter().map(|e| e.u64));
+        Ok(())
+    }
 }
 
 /// Read one packet from a non-blocking TUN fd into `buf`. `Ok(None)` when no packet is
