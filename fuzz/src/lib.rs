@@ -14,3 +14,7 @@ pub mod relay_bodies;
 /// scenario_yaml.
 #[path = "../bodies/harness.rs"]
 pub mod harness_bodies;
+
+/// sdp_parse.
+#[path = "../bodies/sdp.rs"]
+pub mod sdp_bodies;
