@@ -12,7 +12,7 @@ use emulator::firewall::{
 use emulator::link::{Admit, Link, LinkConfig, Loss};
 use emulator::nat::{
     FRAGMENT_TIMEOUT, FilteringBehavior, Fragments, MappingBehavior, Nat, NatConfig, Pooling,
-    PortAllocation, Refresh, Timeouts, Unsolicited,
+    PortAllocation, Refresh, SipAlgMode, Timeouts, Unsolicited,
 };
 use emulator::rng::SimRng;
 use emulator::wire::reply::{self, IcmpError};
@@ -420,6 +420,13 @@ fn nat_config(inp: &mut Input) -> NatConfig {
         .refresh([Refresh::Outbound, Refresh::Both][inp.below(2)])
         .unsolicited([Unsolicited::Drop, Unsolicited::Icmp, Unsolicited::Rst][inp.below(3)])
         .fragments([Fragments::Translate, Fragments::Drop][inp.below(2)])
+        // Bit 2 of the pool byte (unused before) turns the SIP ALG on, so that the
+        // committed corpus keeps its meaning.
+        .sip_alg(if pool & 4 != 0 {
+            SipAlgMode::Rewrite
+        } else {
+            SipAlgMode::Off
+        })
         .max_bindings(1 + inp.below(64))
         .timeouts(Timeouts {
             udp: secs(inp),

@@ -3,8 +3,8 @@
 //! `relay/tests/fuzz_replay_sdp.rs`.
 
 use relay::sdp::{
-    IcePolicy, MediaControl, Party, RelayEndpoint, Sdp, SessionKey, StreamOutcome,
-    StreamRequest, rewrite_answer, rewrite_offer,
+    IcePolicy, MediaControl, Party, RelayEndpoint, Sdp, SessionKey, StreamOutcome, StreamRequest,
+    rewrite_answer, rewrite_offer,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -30,7 +30,11 @@ impl MediaControl for Pairs {
         };
         let port = self.0;
         self.0 = self.0.wrapping_add(2).max(1024);
-        let rtcp = if r.rtcp_mux { port } else { port.wrapping_add(1) };
+        let rtcp = if r.rtcp_mux {
+            port
+        } else {
+            port.wrapping_add(1)
+        };
         Ok(RelayEndpoint {
             rtp: SocketAddr::new(ip, port),
             rtcp: SocketAddr::new(ip, rtcp),
