@@ -3,7 +3,7 @@
 //! (`emulator/tests/fuzz_replay.rs`, `relay/tests/fuzz_replay.rs`,
 //! `harness/tests/fuzz_replay.rs`) without nightly or libFuzzer.
 
-/// wire_parse, nat_engine, firewall_engine, link.
+/// wire_parse, nat_engine, firewall_engine, link, sip_alg.
 #[path = "../bodies/emulator.rs"]
 pub mod emulator_bodies;
 

@@ -332,7 +332,15 @@ impl SipAlg {
         let old_len = end - off;
         let delta = out.text.len() as i32 - old_len as i32;
         if out.fields == 0 && out.text.len() == old_len {
-            return (None, 0);
+            // Nothing to write (e.g. media ports kept their numbers); still report the
+            // mappings it opened.
+            let action = (!media.is_empty()).then_some(AlgAction {
+                dir,
+                fields: 0,
+                length_delta: 0,
+                media,
+            });
+            return (action, 0);
         }
         self.stats.packets_rewritten += 1;
         self.stats.fields += u64::from(out.fields);

@@ -74,21 +74,45 @@ pub(crate) fn rewrite_payload(
     stream: bool,
     open_media: &mut dyn FnMut(u16) -> Option<u16>,
 ) -> Result<Outcome, Skip> {
+    // Frame every message first: nothing is rewritten (and no media mapping opened)
+    // unless the whole payload is SIP.
+    let frames = frame(payload, stream)?;
     let mut out = Outcome::default();
-    let mut rest = payload;
+    let mut at = 0;
+    for f in frames {
+        out.text.extend_from_slice(&payload[at..f.head.start]);
+        let head = &payload[f.head.clone()];
+        let body = &payload[f.body.clone()];
+        rewrite_message(head, body, f.has_length, job, open_media, &mut out);
+        at = f.body.end;
+    }
+    out.text.extend_from_slice(&payload[at..]);
+    Ok(out)
+}
+
+/// One message in a payload: its header section (through the CRLF of the last header)
+/// and its body (after the empty line).
+struct Frame {
+    head: std::ops::Range<usize>,
+    body: std::ops::Range<usize>,
+    has_length: bool,
+}
+
+fn frame(payload: &[u8], stream: bool) -> Result<Vec<Frame>, Skip> {
+    let mut frames = Vec::new();
+    let mut pos = 0;
     loop {
         // Keepalive CRLFs between messages (RFC 5626 §3.5.1) pass verbatim.
-        let crlf = rest
+        pos += payload[pos..]
             .iter()
             .take_while(|b| **b == b'\r' || **b == b'\n')
             .count();
-        out.text.extend_from_slice(&rest[..crlf]);
-        rest = &rest[crlf..];
+        let rest = &payload[pos..];
         if rest.is_empty() {
             break;
         }
         let Some(head_end) = find(rest, b"\r\n\r\n") else {
-            return Err(if out.messages == 0 && !looks_like_sip(rest) {
+            return Err(if frames.is_empty() && !looks_like_sip(rest) {
                 Skip::NotSip
             } else {
                 Skip::Partial
@@ -98,25 +122,28 @@ pub(crate) fn rewrite_payload(
         if !looks_like_sip(head) {
             return Err(Skip::NotSip);
         }
-        let after = &rest[head_end + 4..];
+        let after = rest.len() - (head_end + 4);
         let declared = content_length(head);
         let body_len = match (declared, stream) {
-            (Some(n), _) if n <= after.len() => n,
+            (Some(n), _) if n <= after => n,
             (Some(_), true) | (None, true) => return Err(Skip::Partial),
-            (Some(_), false) | (None, false) => after.len(),
+            (Some(_), false) | (None, false) => after,
         };
-        let body = &after[..body_len];
-        rewrite_message(head, body, declared.is_some(), job, open_media, &mut out);
-        rest = &after[body_len..];
+        let body_start = pos + head_end + 4;
+        frames.push(Frame {
+            head: pos..pos + head_end + 2,
+            body: body_start..body_start + body_len,
+            has_length: declared.is_some(),
+        });
+        pos = body_start + body_len;
         if !stream {
-            out.text.extend_from_slice(rest);
             break;
         }
     }
-    if out.messages == 0 {
+    if frames.is_empty() {
         return Err(Skip::NotSip);
     }
-    Ok(out)
+    Ok(frames)
 }
 
 fn looks_like_sip(head: &[u8]) -> bool {
@@ -488,6 +515,21 @@ mod test {
             rewrite_payload(b"GET / HTTP/1.1\r\n\r\n", &JOB, true, &mut |p| Some(p)),
             Err(Skip::NotSip)
         );
+    }
+
+    /// Found by the `sip_alg` fuzz target's first seeds: a whole INVITE followed by a cut
+    /// message in one TCP segment opened media mappings for a packet that was then left
+    /// unchanged. Framing now comes first.
+    #[test]
+    fn nothing_is_opened_for_a_segment_left_alone() {
+        let cut = format!("{INVITE}{}", &INVITE[..40]);
+        let mut opened = 0;
+        let r = rewrite_payload(cut.as_bytes(), &JOB, true, &mut |p| {
+            opened += 1;
+            Some(p)
+        });
+        assert_eq!(r, Err(Skip::Partial));
+        assert_eq!(opened, 0);
     }
 
     #[test]
