@@ -63,8 +63,6 @@ pub(crate) enum Skip {
     Partial,
 }
 
-const MAX_HEADER_LINES: usize = 256;
-
 /// Rewrites every SIP message in `payload`. `stream` (TCP): the payload must be whole
 /// messages, each framed by its `Content-Length` (RFC 3261 §18.3); otherwise (UDP) it is
 /// one message whose body is the rest of the datagram, or `Content-Length` bytes of it.
@@ -222,7 +220,7 @@ fn rewrite_message(
     let mut in_via = false;
     let mut in_contact = false;
     let mut via_done = false;
-    for line in head.split_inclusive(|b| *b == b'\n').take(MAX_HEADER_LINES) {
+    for line in head.split_inclusive(|b| *b == b'\n') {
         if first {
             first = false;
             // Request line: METHOD SP Request-URI SP SIP-Version.
@@ -530,6 +528,20 @@ mod test {
         });
         assert_eq!(r, Err(Skip::Partial));
         assert_eq!(opened, 0);
+    }
+
+    /// Found by the `sip_alg` fuzz target: a message with more than 256 header lines
+    /// lost the lines past 256 (a cap on the loop), changing the packet without
+    /// rewriting anything. Every line is kept now.
+    #[test]
+    fn many_header_lines_are_all_kept() {
+        let msg = format!(
+            "OPTIONS sip:x SIP/2.0\r\n{}Content-Length: 0\r\n\r\n",
+            "X: y\r\n".repeat(300)
+        );
+        let out = rewrite_payload(msg.as_bytes(), &JOB, false, &mut |p| Some(p)).unwrap();
+        assert_eq!(out.text, msg.as_bytes());
+        assert_eq!(out.fields, 0);
     }
 
     #[test]

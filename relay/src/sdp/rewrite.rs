@@ -9,6 +9,10 @@
 //! the relay already allocated are the relay's to release). Streams that carry no media
 //! to relay are left alone and reported ([`SkipReason`]).
 //!
+//! BUNDLE (RFC 9143): streams sharing one transport (same port in every `m=`) are still
+//! asked for one by one, so a relay that allocates per stream un-bundles them; a relay
+//! that supports BUNDLE must return the same endpoint for every stream of the group.
+//!
 //! What is never changed: `o=` (the origin identifies the session and its version; the
 //! endpoint's own versioning stays consistent across re-offers when every version goes
 //! through the same rewrite), directions, formats, and every line the rules below do not
