@@ -8,6 +8,7 @@
 //! | module | what it is |
 //! |---|---|
 //! | [`wire`] | [`PacketBuf`] and zero-copy views over IPv4/IPv6 + UDP/TCP/ICMP; in-place rewrite with RFC 1624 incremental checksums |
+//! | [`alg`] | the SIP ALG a NAT runs with `sip_alg: rewrite`: Via/Contact/SDP rewriting, media mappings, TCP sequence adjustment |
 //! | [`nat`] | the NAT device: every RFC 4787 / RFC 5382 / RFC 5508 behaviour as an independent axis |
 //! | [`firewall`] | the stateful firewall: enterprise classes and ordered rules |
 //! | [`link`] | per-direction impairments: delay, jitter, loss, duplication, reordering, rate, MTU |
@@ -25,6 +26,7 @@
 #![warn(unreachable_pub)]
 #![deny(unsafe_code)]
 
+pub mod alg;
 pub mod fabric;
 pub mod firewall;
 pub mod link;

@@ -30,3 +30,8 @@ fn firewall_engine() {
 fn link() {
     replay::replay(env!("CARGO_MANIFEST_DIR"), "link", bodies::link);
 }
+
+#[test]
+fn sip_alg() {
+    replay::replay(env!("CARGO_MANIFEST_DIR"), "sip_alg", bodies::sip_alg);
+}

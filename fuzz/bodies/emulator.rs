@@ -12,7 +12,7 @@ use emulator::firewall::{
 use emulator::link::{Admit, Link, LinkConfig, Loss};
 use emulator::nat::{
     FRAGMENT_TIMEOUT, FilteringBehavior, Fragments, MappingBehavior, Nat, NatConfig, Pooling,
-    PortAllocation, Refresh, Timeouts, Unsolicited,
+    PortAllocation, Refresh, SipAlgMode, Timeouts, Unsolicited,
 };
 use emulator::rng::SimRng;
 use emulator::wire::reply::{self, IcmpError};
@@ -420,6 +420,13 @@ fn nat_config(inp: &mut Input) -> NatConfig {
         .refresh([Refresh::Outbound, Refresh::Both][inp.below(2)])
         .unsolicited([Unsolicited::Drop, Unsolicited::Icmp, Unsolicited::Rst][inp.below(3)])
         .fragments([Fragments::Translate, Fragments::Drop][inp.below(2)])
+        // Bit 2 of the pool byte (unused before) turns the SIP ALG on, so that the
+        // committed corpus keeps its meaning.
+        .sip_alg(if pool & 4 != 0 {
+            SipAlgMode::Rewrite
+        } else {
+            SipAlgMode::Off
+        })
         .max_bindings(1 + inp.below(64))
         .timeouts(Timeouts {
             udp: secs(inp),
@@ -932,4 +939,115 @@ fn offer(link: &mut Link, now: Instant, p: Vec<u8>) {
         )),
         Admit::Queued => {}
     }
+}
+
+// ===== sip_alg =====
+
+/// SIP text the `sip_alg` target mixes its bytes into, so that the fuzzer starts from
+/// messages the ALG rewrites (addresses of the phone 10.0.1.2:5060 and the NAT
+/// 203.0.113.11).
+const SIP_TEMPLATES: [&str; 4] = [
+    "INVITE sip:bob@203.0.113.5 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.1.2:5060;branch=z9hG4bK1;rport\r\nContact: <sip:alice@10.0.1.2:5060>\r\nm: sip:a@10.0.1.2\r\nContent-Type: application/sdp\r\nContent-Length: ",
+    "SIP/2.0 200 OK\r\nv: SIP/2.0/UDP 203.0.113.11:5060;received=203.0.113.11;rport=5060\r\nContact: <sip:bob@203.0.113.11:5060>\r\nl: ",
+    "REGISTER sip:203.0.113.5 SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.1.2:5060;branch=z9hG4bK2\r\nContact: <sip:alice@10.0.1.2:5060;transport=tcp>\r\nContent-Length: ",
+    "v=0\r\no=- 1 1 IN IP4 10.0.1.2\r\ns=-\r\nc=IN IP4 10.0.1.2\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\nm=video 4002 RTP/AVP 31\r\nc=IN IP4 10.0.1.2/127\r\n",
+];
+
+/// The SIP ALG on SIP-shaped UDP and TCP packets both ways through a NAT with
+/// `sip_alg: rewrite`, with arbitrary text, segment boundaries and sequence numbers.
+///
+/// Invariants: nothing panics; every forwarded packet parses, has an IP total length equal
+/// to its bytes and valid checksums (the inputs are built with valid ones); the counters
+/// add up (`fields >= packets_rewritten`, every opened media port counted once per
+/// mapping event); the mapping table stays within `max_bindings`.
+pub fn sip_alg(data: &[u8]) {
+    let mut inp = Input::new(data);
+    let preset = [
+        emulator::nat::Preset::FullCone,
+        emulator::nat::Preset::Restricted,
+        emulator::nat::Preset::PortRestricted,
+        emulator::nat::Preset::Symmetric,
+    ][inp.below(4)];
+    let ext = v4(11, [203, 0, 113]);
+    let config = NatConfig::preset(preset, vec![ext])
+        .sip_alg(SipAlgMode::Rewrite)
+        .max_bindings(1 + inp.below(32));
+    let max = config.max_bindings;
+    let mut nat = Nat::new(config, SimRng::new(u64::from(inp.u16()))).expect("a valid config");
+    let phone = Endpoint::new(v4(2, [10, 0, 1]), if inp.bool() { 5060 } else { 40000 });
+    let server = Endpoint::new(v4(5, [203, 0, 113]), 5060);
+    let mut public = Endpoint::new(ext, 5060);
+    let t0 = epoch();
+    let (mut seq_out, mut seq_in) = (inp.u32(), inp.u32());
+    for step in 0..32u64 {
+        if inp.is_empty() {
+            break;
+        }
+        let outbound = inp.bool();
+        let tcp = inp.bool();
+        let mut text = Vec::new();
+        let template = inp.u8();
+        if template & 4 != 0 {
+            text.extend_from_slice(SIP_TEMPLATES[usize::from(template & 3)].as_bytes());
+        }
+        text.extend_from_slice(inp.bytes(1400));
+        if template & 8 != 0 {
+            text.extend_from_slice(SIP_TEMPLATES[3].as_bytes());
+        }
+        let (src, dst, dir) = if outbound {
+            (phone, server, Direction::Outbound)
+        } else {
+            (server, public, Direction::Inbound)
+        };
+        let kind = if tcp {
+            Kind::Tcp(inp.u8() | 0x10)
+        } else {
+            Kind::Udp
+        };
+        let mut p = build(src, dst, kind, None, false, &text);
+        if tcp {
+            let (s, a) = if outbound {
+                (seq_out, seq_in)
+            } else {
+                (seq_in, seq_out)
+            };
+            p[24..28].copy_from_slice(&s.to_be_bytes());
+            p[28..32].copy_from_slice(&a.to_be_bytes());
+            fix_checksums(&mut p);
+            if inp.bool() {
+                // Advance (a retransmission otherwise).
+                let n = text.len() as u32;
+                if outbound {
+                    seq_out = seq_out.wrapping_add(n);
+                } else {
+                    seq_in = seq_in.wrapping_add(n);
+                }
+            }
+        }
+        assert!(wire::checksums_valid(&p));
+        let mut pkt = PacketBuf::from_slice(&p);
+        let v = nat.handle_packet(t0 + Duration::from_millis(step * 10), dir, &mut pkt);
+        if matches!(v, Verdict::Forward) {
+            let info = wire::parse(pkt.as_slice()).expect("a forwarded packet parses");
+            assert_eq!(info.total_len, pkt.len(), "IP total length after the ALG");
+            assert!(
+                wire::checksums_valid(pkt.as_slice()),
+                "the ALG broke a checksum: {:02x?}",
+                pkt.as_slice()
+            );
+            if outbound && let Some(e) = info.src_endpoint() {
+                public = e;
+            }
+        }
+        assert!(nat.mapping_count() <= max);
+    }
+    let s = nat.stats().alg.clone();
+    assert!(s.fields >= s.packets_rewritten, "{s:?}");
+    let opened: usize = std::iter::from_fn(|| nat.poll_event())
+        .map(|e| match e {
+            emulator::nat::NatEvent::SipAlg(a) => a.media.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(opened as u64, s.media_mappings, "{s:?}");
 }

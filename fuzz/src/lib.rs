@@ -3,7 +3,7 @@
 //! (`emulator/tests/fuzz_replay.rs`, `relay/tests/fuzz_replay.rs`,
 //! `harness/tests/fuzz_replay.rs`) without nightly or libFuzzer.
 
-/// wire_parse, nat_engine, firewall_engine, link.
+/// wire_parse, nat_engine, firewall_engine, link, sip_alg.
 #[path = "../bodies/emulator.rs"]
 pub mod emulator_bodies;
 
@@ -14,3 +14,7 @@ pub mod relay_bodies;
 /// scenario_yaml.
 #[path = "../bodies/harness.rs"]
 pub mod harness_bodies;
+
+/// sdp_parse.
+#[path = "../bodies/sdp.rs"]
+pub mod sdp_bodies;

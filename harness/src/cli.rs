@@ -29,6 +29,7 @@ pub fn availability(fabric: Fabric) -> Availability {
             tcp_punch: true,
             link_steps: true,
             nat_steps: true,
+            sip_alg: true,
             probe_lifetime: true,
             ..Availability::default()
         },
@@ -42,6 +43,7 @@ pub fn availability(fabric: Fabric) -> Availability {
             run_steps: true,
             link_steps: true,
             nat_steps: true,
+            sip_alg: true,
             probe_lifetime: true,
             ..Availability::default()
         },

@@ -6,7 +6,7 @@ use emulator::firewall::{Action, FirewallClass, FirewallConfig, Rule, RuleProto}
 use emulator::link::{LinkConfig, Loss};
 use emulator::nat::{
     FilteringBehavior, Fragments, MappingBehavior, NatConfig, Pooling, PortAllocation, Refresh,
-    Timeouts, Unsolicited,
+    SipAlgMode, Timeouts, Unsolicited,
 };
 use emulator::topology::{self as t, Attachment, LinkSpec, Topology};
 use emulator::wire::Endpoint;
@@ -69,6 +69,10 @@ pub fn nat_config(n: &m::Nat) -> NatConfig {
         fragments: match c.fragments {
             m::Fragments::Translate => Fragments::Translate,
             m::Fragments::Drop => Fragments::Drop,
+        },
+        sip_alg: match c.sip_alg {
+            m::SipAlg::Off => SipAlgMode::Off,
+            m::SipAlg::Rewrite => SipAlgMode::Rewrite,
         },
     }
 }

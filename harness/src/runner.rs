@@ -230,6 +230,23 @@ pub(crate) fn nat_counters(s: &emulator::nat::NatStats) -> BTreeMap<String, u64>
     for (reason, n) in &s.drops {
         m.insert(format!("dropped_{}", reason.as_str()), *n);
     }
+    // The SIP ALG's counters, only when it did something (reports of NATs without it
+    // stay as they were).
+    let a = &s.alg;
+    if *a != emulator::alg::AlgStats::default() {
+        for (k, v) in [
+            ("sip_alg_messages", a.messages),
+            ("sip_alg_packets_rewritten", a.packets_rewritten),
+            ("sip_alg_fields", a.fields),
+            ("sip_alg_content_length_fixed", a.content_length_fixed),
+            ("sip_alg_media_mappings", a.media_mappings),
+            ("sip_alg_media_failed", a.media_failed),
+            ("sip_alg_tcp_adjusted", a.tcp_adjusted),
+            ("sip_alg_partial", a.partial),
+        ] {
+            m.insert(k.to_string(), v);
+        }
+    }
     m
 }
 

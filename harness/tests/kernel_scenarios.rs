@@ -2,7 +2,7 @@
 //! namespaces behind pinhole's NAT — coturn's RFC 5780 classifier and the RFC 3489 stun
 //! client, against their own servers and against pinhole's STUN server, over every preset
 //! and mapping × filtering combination, and a real UDP flow losing its binding after
-//! `timeouts.udp`.
+//! `timeouts.udp`, and SIP through the SIP ALG (sipp over UDP; two real TCP stacks).
 //!
 //! The kernel fabric needs namespaces and /dev/net/tun (root, or unprivileged user
 //! namespaces). Where the machine cannot provide them, `pinhole` exits 3; this test then
@@ -35,7 +35,7 @@ fn shipped_kernel_scenarios_pass() {
         Some(0),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert!(stdout.contains("27 cells: 27 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("31 cells: 31 passed, 0 failed"), "{stdout}");
     let json = std::fs::read_to_string(report.join("report.json")).unwrap();
     assert!(json.contains("\"fabric\": \"kernel\""));
     std::fs::remove_dir_all(&report).unwrap();

@@ -19,6 +19,8 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("stun-server", "stund"),
     // Small real UDP programs in interop/udp-binding-timeout.yaml.
     ("python3", "python3"),
+    // SIPp's built-in UAC through the SIP ALG: interop/sip-alg-sipp-udp.yaml.
+    ("sip-tester", "sipp"),
     // `pinhole bench nat`: Linux's own masquerade in a router namespace, the figure pinhole's
     // NAT is measured against (harness/tests/bench_nat.rs).
     ("nftables", "nft"),

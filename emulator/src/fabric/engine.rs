@@ -283,11 +283,13 @@ impl Engine {
     /// UDP super-segments (GSO) through whole: a NAT translates one as it would each of its
     /// segments, whereas a link must lose, delay, queue or refuse each segment on its own,
     /// a firewall sees each segment's flags, and a capture shows the packets on the wire.
-    /// A device added later that inspects payloads (an ALG) belongs in this list.
+    /// A NAT with the SIP ALG (`sip_alg: rewrite`) also needs packets: it rewrites whole
+    /// SIP messages per segment and adjusts TCP sequence numbers per segment.
     pub fn passes_aggregates(&self) -> bool {
         let plain = LinkConfig::default();
         !self.capture
             && self.firewalls.is_empty()
+            && self.nats.iter().all(|n| n.sip_alg().is_none())
             && self.links.iter().all(|(_, _, l)| *l.config() == plain)
     }
 
@@ -632,6 +634,83 @@ mod test {
             .write(&mut v, b"payload")
             .unwrap();
         PacketBuf::from_slice(&v)
+    }
+
+    /// The SIP ALG runs inside the engine's NAT, so both fabrics (which share this
+    /// engine) apply it.
+    #[test]
+    fn the_engine_runs_the_sip_alg() {
+        use crate::nat::SipAlgMode;
+        let topo = Topology {
+            networks: vec![
+                Network {
+                    name: "internet".into(),
+                    prefix: "203.0.113.0/24".parse().unwrap(),
+                },
+                Network {
+                    name: "home".into(),
+                    prefix: "10.0.1.0/24".parse().unwrap(),
+                },
+            ],
+            hosts: vec![
+                Host {
+                    name: "alice".into(),
+                    network: 1,
+                    addresses: vec![ip("10.0.1.2")],
+                },
+                Host {
+                    name: "server".into(),
+                    network: 0,
+                    addresses: vec![ip("203.0.113.5")],
+                },
+            ],
+            nats: vec![NatNode {
+                name: "nat".into(),
+                inside: 1,
+                outside: 0,
+                inside_address: ip("10.0.1.1"),
+                config: NatConfig::preset(Preset::PortRestricted, vec![ip("203.0.113.11")])
+                    .sip_alg(SipAlgMode::Rewrite),
+            }],
+            firewalls: vec![],
+            links: vec![],
+        };
+        #[allow(clippy::disallowed_methods)] // the origin of test time
+        let t0 = Instant::now();
+        let mut e = Engine::new(topo, SimRng::new(1), t0).unwrap();
+        assert!(
+            !e.passes_aggregates(),
+            "the ALG rewrites per segment: no super-segments through it"
+        );
+        let msg = "OPTIONS sip:203.0.113.5 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.1.2:5060;branch=z9\r\nContact: <sip:a@10.0.1.2:5060>\r\nContent-Length: 0\r\n\r\n";
+        let mut v = Vec::new();
+        etherparse::PacketBuilder::ipv4([10, 0, 1, 2], [203, 0, 113, 5], 64)
+            .udp(5060, 5060)
+            .write(&mut v, msg.as_bytes())
+            .unwrap();
+        e.handle_from_host(t0, 0, PacketBuf::from_slice(&v));
+        let (h, p) = e.poll_to_host().unwrap();
+        assert_eq!(h, 1);
+        assert!(wire::checksums_valid(p.as_slice()));
+        let text = String::from_utf8_lossy(&p.as_slice()[28..]).into_owned();
+        assert!(
+            text.contains("Via: SIP/2.0/UDP 203.0.113.11:5060;branch=z9"),
+            "{text}"
+        );
+        assert!(text.contains("Contact: <sip:a@203.0.113.11:5060>"));
+        let alg_events = std::iter::from_fn(|| e.poll_event())
+            .filter(|(_, ev)| {
+                matches!(
+                    ev,
+                    EngineEvent::Nat {
+                        event: crate::nat::NatEvent::SipAlg(_),
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(alg_events, 1);
+        assert_eq!(e.nat(0).stats().alg.packets_rewritten, 1);
     }
 
     #[test]

@@ -188,6 +188,18 @@ pub struct NatConfig {
     pub unsolicited: Unsolicited,
     /// Fragment handling.
     pub fragments: Fragments,
+    /// The SIP ALG ([`crate::alg`]); off by default.
+    pub sip_alg: SipAlgMode,
+}
+
+/// Whether the NAT runs the SIP ALG (`sip_alg:` in SCENARIO-FORMAT.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SipAlgMode {
+    /// No ALG: SIP passes like any other traffic (the default).
+    #[default]
+    Off,
+    /// Rewrite Via/Contact/SDP addresses like consumer routers ([`crate::alg`]).
+    Rewrite,
 }
 
 impl NatConfig {
@@ -231,6 +243,7 @@ impl NatConfig {
             max_bindings: 65536,
             unsolicited: Unsolicited::Drop,
             fragments: Fragments::Translate,
+            sip_alg: SipAlgMode::Off,
         }
     }
 
@@ -314,6 +327,12 @@ impl NatConfig {
     /// Set fragment handling.
     pub fn fragments(mut self, v: Fragments) -> Self {
         self.fragments = v;
+        self
+    }
+
+    /// Turn the SIP ALG on or off.
+    pub fn sip_alg(mut self, v: SipAlgMode) -> Self {
+        self.sip_alg = v;
         self
     }
 

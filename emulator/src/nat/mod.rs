@@ -71,9 +71,10 @@ mod table;
 
 pub use config::{
     FilteringBehavior, Fragments, MappingBehavior, NatConfig, NatConfigError, Pooling,
-    PortAllocation, Preset, Refresh, Timeouts, Unsolicited,
+    PortAllocation, Preset, Refresh, SipAlgMode, Timeouts, Unsolicited,
 };
 
+use crate::alg::{AlgAction, AlgStats, SipAlg};
 use crate::rng::SimRng;
 use crate::verdict::{Direction, DropReason, Verdict};
 use crate::wire::{
@@ -150,6 +151,8 @@ pub enum NatEvent {
         /// The new external endpoint.
         new_external: Endpoint,
     },
+    /// The SIP ALG rewrote a packet ([`crate::alg`]).
+    SipAlg(AlgAction),
     /// A packet was dropped (possibly with a reply sent).
     PacketDropped {
         /// The direction it travelled.
@@ -189,6 +192,8 @@ pub struct NatStats {
     pub events_dropped: u64,
     /// Dropped packets per reason (a `Reply` counts as a drop too).
     pub drops: BTreeMap<DropReason, u64>,
+    /// What the SIP ALG did (all zero when it is off).
+    pub alg: AlgStats,
 }
 
 impl NatStats {
@@ -320,6 +325,8 @@ pub struct Nat {
     stats: NatStats,
     /// Timeouts in ns: UDP, TCP established, TCP transitory, ICMP.
     t_ns: [u64; 4],
+    /// The SIP ALG, when `sip_alg: rewrite`.
+    alg: Option<SipAlg>,
 }
 
 impl Nat {
@@ -348,7 +355,11 @@ impl Nat {
             config,
             rng,
             t_ns,
+            alg: None,
         };
+        if nat.config.sip_alg == SipAlgMode::Rewrite {
+            nat.alg = Some(SipAlg::default());
+        }
         nat.reset_ports();
         Ok(nat)
     }
@@ -435,6 +446,72 @@ impl Nat {
     pub fn reboot(&mut self, now: Instant) {
         self.tick(now);
         self.clear_all(ExpiryCause::Reboot);
+        if let Some(alg) = &mut self.alg {
+            alg.clear();
+        }
+    }
+
+    /// The SIP ALG's state, when `sip_alg: rewrite`.
+    pub fn sip_alg(&self) -> Option<&SipAlg> {
+        self.alg.as_ref()
+    }
+
+    /// Opens (or refreshes) the UDP mapping an outbound packet from `internal` to `remote`
+    /// would use, and lets `remote` in through the filter, exactly as if such a packet had
+    /// been sent — what the SIP ALG does for the media ports it advertises. Returns the
+    /// external endpoint; `None` when no mapping can be made (binding limit, ports
+    /// exhausted, address family, `remote` being one of the NAT's own addresses).
+    pub fn open_mapping(
+        &mut self,
+        now: Instant,
+        internal: Endpoint,
+        remote: Endpoint,
+    ) -> Option<Endpoint> {
+        let t = self.tick(now);
+        self.open_udp_mapping(t, internal, remote)
+    }
+
+    fn open_udp_mapping(
+        &mut self,
+        t: u64,
+        internal: Endpoint,
+        remote: Endpoint,
+    ) -> Option<Endpoint> {
+        let v6 = internal.addr.is_ipv6();
+        if v6 != remote.addr.is_ipv6()
+            || self.pool.family(v6).is_empty()
+            || self.pool.index_of(remote.addr).is_some()
+        {
+            return None;
+        }
+        let pk = pkey(P_UDP, v6);
+        let int = a16(internal.addr);
+        let rem = a16(remote.addr);
+        let idx = match self.lookup_out(t, pk, &int, internal.port, &rem, remote.port) {
+            Some(i) => i,
+            None => self
+                .create(t, pk, int, internal.port, rem, remote.port)
+                .ok()?,
+        };
+        let filtering = self.config.filtering;
+        self.table.permit(idx, filtering, &rem, remote.port);
+        self.touch(idx, t, true, None);
+        Some(self.ext_endpoint(&self.table.slab[idx as usize]))
+    }
+
+    /// Runs the SIP ALG on a packet the NAT translated and forwards.
+    fn run_alg(&mut self, t: u64, dir: Direction, pkt: &mut PacketBuf, before: &PacketInfo) {
+        let Some(mut alg) = self.alg.take() else {
+            return;
+        };
+        let action = alg.handle(dir, before, pkt, &mut |int, rem| {
+            self.open_udp_mapping(t, int, rem)
+        });
+        self.stats.alg = alg.stats().clone();
+        self.alg = Some(alg);
+        if let Some(a) = action {
+            self.push_event(NatEvent::SipAlg(a));
+        }
     }
 
     /// Move every live mapping to a new external port — and, with paired pooling, each
@@ -513,6 +590,12 @@ impl Nat {
             Direction::Outbound => self.outbound(t, pkt.as_mut_slice(), info),
             Direction::Inbound => self.inbound(t, pkt.as_mut_slice(), info),
         };
+        if self.alg.is_some()
+            && matches!(v, Verdict::Forward)
+            && let Some(before) = &info
+        {
+            self.run_alg(t, dir, pkt, before);
+        }
         match &v {
             Verdict::Forward => match dir {
                 Direction::Outbound => self.stats.translated_out += 1,
