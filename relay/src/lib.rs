@@ -5,5 +5,6 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
+pub mod sip;
 pub mod stun;
 pub mod turn;

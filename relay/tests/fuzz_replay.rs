@@ -20,3 +20,8 @@ fn stun_server() {
         bodies::stun_server,
     );
 }
+
+#[test]
+fn sip_parse() {
+    replay::replay(env!("CARGO_MANIFEST_DIR"), "sip_parse", bodies::sip_parse);
+}
