@@ -81,18 +81,16 @@ impl StreamFramer {
                 self.buf.drain(..4);
                 return Ok(Some(Frame::Ping));
             }
-            if b.starts_with(b"\r\n") {
-                if b.len() == 2 || (b.len() == 3 && b[2] == b'\r') {
-                    return Ok(None); // maybe the start of a ping
+            match b.first() {
+                Some(b'\r' | b'\n') => {
+                    if b"\r\n\r\n".starts_with(b) {
+                        return Ok(None); // maybe the start of a ping
+                    }
+                    // a pong, or CR/LF before a start line (RFC 3261 §7.5)
+                    self.buf.drain(..1);
                 }
-                self.buf.drain(..2); // a pong, or a CRLF before a start line
-                continue;
+                _ => break,
             }
-            if b.first() == Some(&b'\n') {
-                self.buf.drain(..1);
-                continue;
-            }
-            break;
         }
         let Some(head_end) = header_end(&self.buf) else {
             if self.buf.len() > self.limits.max_message {

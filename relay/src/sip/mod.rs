@@ -17,7 +17,11 @@ pub mod error;
 pub mod framer;
 pub mod headers;
 pub mod message;
+pub mod nat;
+pub mod proxy;
+pub mod registrar;
 pub mod text;
+pub mod transport;
 pub mod uri;
 
 pub use error::ParseError;
@@ -25,4 +29,5 @@ pub use framer::{Frame, PONG, StreamFramer};
 pub use headers::{CSeq, Contacts, NameAddr, Via};
 pub use message::{Framing, Header, Limits, Message, Method, StartLine};
 pub use text::Params;
+pub use transport::{ConnId, Flow, Transport};
 pub use uri::{SipUri, Uri};
