@@ -8,6 +8,10 @@
 //! - [`framer`]: [`StreamFramer`], Content-Length framing and CRLF keepalives on TCP
 //!   (RFC 3261 §18.3, RFC 5626 §4.4.1).
 //! - [`error`]: the [`ParseError`] enum.
+//! - [`transport`]: [`Transport`], [`Flow`], [`ConnId`] (where a message came from / goes).
+//! - [`registrar`]: [`registrar::Registrar`] (RFC 3261 §10.3) storing each binding's path.
+//! - [`nat`]: NAT detection tests and Contact fixing (`sip-proxy.nat`).
+//! - [`proxy`]: [`proxy::Proxy`], the transaction-stateful proxy (RFC 3261 §16, §17).
 //!
 //! Nothing here panics on any input: `Message::parse` is fuzzed (`fuzz/`, target
 //! `sip_parse`) and tested against the RFC 4475 torture messages

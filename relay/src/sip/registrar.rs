@@ -292,3 +292,93 @@ impl Registrar {
         gone
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::sip::transport::Transport;
+
+    fn flow() -> Flow {
+        Flow {
+            transport: Transport::Udp,
+            local: "203.0.113.1:5060".parse().unwrap(),
+            remote: "198.51.100.20:40000".parse().unwrap(),
+            conn: None,
+        }
+    }
+
+    fn register(cseq: u32, contacts: &str, expires: Option<u32>) -> Message {
+        let e = expires
+            .map(|e| format!("Expires: {e}\r\n"))
+            .unwrap_or_default();
+        Message::parse(
+            format!(
+                "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK{cseq}\r\n\
+                 From: <sip:a@example.com>;tag=1\r\nTo: <sip:a@Example.COM>\r\nCall-ID: r\r\n\
+                 CSeq: {cseq} REGISTER\r\nContact: {contacts}\r\n{e}Content-Length: 0\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn several_contacts_expiry_and_star() {
+        let mut r = Registrar::new(RegistrarConfig::default());
+        #[allow(clippy::disallowed_methods)] // the test clock origin
+        let t0 = Instant::now();
+        let m = register(
+            1,
+            "<sip:a@10.0.0.1>;expires=100, <sip:a@10.0.0.2>",
+            Some(7200),
+        );
+        let RegisterOutcome::Ok {
+            bindings, added, ..
+        } = r.handle_register(t0, &m, flow(), true)
+        else {
+            panic!()
+        };
+        assert_eq!(bindings.len(), 2);
+        // the contact parameter wins over the header; the header is clamped to max
+        assert_eq!(added[0].2, 100);
+        assert_eq!(added[1].2, 3600);
+        assert_eq!(
+            r.lookup("a@example.com").len(),
+            2,
+            "host compared case-insensitively"
+        );
+        assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(100)));
+        let gone = r.handle_timeout(t0 + Duration::from_secs(100));
+        assert_eq!(
+            gone,
+            vec![("a@example.com".into(), "sip:a@10.0.0.1".into())]
+        );
+        // an old CSeq from the same Call-ID changes nothing
+        let old = register(1, "<sip:a@10.0.0.2>", Some(0));
+        r.handle_register(t0, &old, flow(), true);
+        assert_eq!(r.binding_count(), 1);
+        // 423
+        assert_eq!(
+            r.handle_register(t0, &register(2, "<sip:a@10.0.0.3>", Some(5)), flow(), true),
+            RegisterOutcome::IntervalTooBrief(60)
+        );
+        // `*` needs Expires: 0
+        assert!(matches!(
+            r.handle_register(t0, &register(3, "*", Some(5)), flow(), true),
+            RegisterOutcome::BadRequest(_)
+        ));
+        let RegisterOutcome::Ok { removed, .. } =
+            r.handle_register(t0, &register(4, "*", Some(0)), flow(), true)
+        else {
+            panic!()
+        };
+        assert_eq!(removed.len(), 1);
+        assert_eq!(r.binding_count(), 0);
+        assert!(r.knows("a@example.com"));
+        // the refreshed binding's stale expiry entry fires without effect
+        assert!(
+            r.handle_timeout(t0 + Duration::from_secs(10_000))
+                .is_empty()
+        );
+    }
+}
