@@ -22,6 +22,8 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     // `pinhole bench nat`: Linux's own masquerade in a router namespace, the figure pinhole's
     // NAT is measured against (harness/tests/bench_nat.rs).
     ("nftables", "nft"),
+    // SIPp with its own scenario XMLs through pinhole's sip-proxy: interop/sipp-proxy-nat.yaml.
+    ("sip-tester", "sipp"),
 ];
 
 /// PyPI packages the interop tests need, with the module to import (to check for it).
