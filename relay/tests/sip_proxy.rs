@@ -716,3 +716,84 @@ fn notify_keepalive_and_deterministic_spread() {
     assert_eq!(a.len(), 2);
     assert_eq!(a, run(), "the same seed gives the same spread");
 }
+
+#[test]
+fn tcp_flows_reuse_the_ua_connection() {
+    use relay::sip::ConnId;
+    let mut n = Net::nat_all();
+    let tcp = |ua: Ua, conn: u64| Flow {
+        transport: Transport::Tcp,
+        local: addr(PROXY),
+        remote: addr(ua.public),
+        conn: Some(ConnId(conn)),
+    };
+    let send = |n: &mut Net, flow: Flow, text: &str| {
+        let bytes = text.replace('\n', "\r\n").into_bytes();
+        n.proxy.handle_input(n.now, Input::Message { flow, bytes });
+        n.drain();
+    };
+    for (ua, conn) in [(ALICE, 1), (BOB, 2)] {
+        send(
+            &mut n,
+            tcp(ua, conn),
+            &format!(
+                "REGISTER sip:example.com SIP/2.0
+Via: SIP/2.0/TCP {p};branch=z9hG4bKt{u}
+From: <sip:{u}@example.com>;tag=t{u}
+To: <sip:{u}@example.com>
+Call-ID: treg-{u}
+CSeq: 1 REGISTER
+Contact: <sip:{u}@{p};transport=tcp>
+Content-Length: 0
+
+",
+                p = ua.private,
+                u = ua.user
+            ),
+        );
+        let r = n.to(ua);
+        assert_eq!(r[0].status(), Some(200));
+    }
+    send(
+        &mut n,
+        tcp(ALICE, 1),
+        &invite(ALICE, "bob", "t1", "z9hG4bKt1").replace("SIP/2.0/UDP", "SIP/2.0/TCP"),
+    );
+    let sent: Vec<_> = n.out.drain(..).collect();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        sent[0].flow,
+        tcp(ALICE, 1),
+        "100 Trying on Alice's connection"
+    );
+    assert_eq!(
+        sent[1].flow,
+        tcp(BOB, 2),
+        "INVITE on the connection Bob registered over"
+    );
+    let inv = Message::parse(&sent[1].bytes).unwrap();
+    assert_eq!(inv.top_via().unwrap().transport, "TCP");
+    assert!(inv.get("Record-Route").unwrap().contains("transport=tcp"));
+    // reliable transport: no Timer A retransmissions
+    n.advance(Duration::from_secs(10));
+    assert!(n.out.is_empty());
+    // Bob's connection closes: his binding goes (its path is gone)
+    n.proxy.handle_input(n.now, Input::Closed(ConnId(2)));
+    n.drain();
+    assert!(n.proxy.registrar().lookup("bob@example.com").is_empty());
+    assert!(has_event(&n, |e| matches!(
+        e,
+        ProxyEvent::RegistrationRemoved {
+            reason: RemovalReason::Unreachable,
+            ..
+        }
+    )));
+    // Timer B still ends the INVITE: 408 to Alice, once (no Timer G on TCP)
+    n.advance(Duration::from_secs(30));
+    let r: Vec<_> = n.out.drain(..).collect();
+    assert_eq!(r.len(), 1);
+    assert_eq!(Message::parse(&r[0].bytes).unwrap().status(), Some(408));
+    n.advance(Duration::from_secs(60));
+    assert!(n.out.is_empty());
+    assert_eq!(n.proxy.transaction_count(), (0, 0));
+}
