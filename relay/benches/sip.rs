@@ -22,7 +22,7 @@ Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, UPDATE\r\n\
 Supported: replaces, timer\r\n\
 User-Agent: pinhole-bench\r\n\
 Content-Type: application/sdp\r\n\
-Content-Length: 142\r\n\
+Content-Length: 144\r\n\
 \r\n\
 v=0\r\n\
 o=alice 2890844526 2890844526 IN IP4 192.168.1.10\r\n\
@@ -35,7 +35,7 @@ a=rtpmap:0 PCMU/8000\r\n";
 fn codec(c: &mut Criterion) {
     assert_eq!(
         INVITE.len() - INVITE.windows(4).position(|w| w == b"\r\n\r\n").unwrap() - 4,
-        142
+        144
     );
     let msg = Message::parse(INVITE).expect("the bench INVITE parses");
     let mut g = c.benchmark_group("sip");
