@@ -679,6 +679,13 @@ fn keepalives_remove_dead_contacts() {
         e,
         ProxyEvent::RegistrationRemoved { reason: RemovalReason::Unreachable, aor, .. } if aor == "bob@example.com"
     )));
+    // Bob's binding is gone: one more round and nothing is pending for him
+    n.advance(Duration::from_secs(20));
+    for ping in n.to(ALICE) {
+        n.input(ALICE, &answer(&ping, 200, "OK", None));
+    }
+    assert!(n.to(BOB).is_empty(), "no pings to a removed binding");
+    assert_eq!(n.proxy.pending_keepalives(), 0);
     let pings = n
         .events
         .iter()

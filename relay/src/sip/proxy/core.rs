@@ -112,6 +112,11 @@ impl Proxy {
         self.dialogs.len()
     }
 
+    /// Keepalive pings sent and not answered yet.
+    pub fn pending_keepalives(&self) -> usize {
+        self.keepalive_branches.len()
+    }
+
     /// The next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
@@ -1246,9 +1251,6 @@ impl Proxy {
         let Some(k) = self.config.nat.keepalive else {
             return;
         };
-        let Some(b) = self.registrar.binding_mut(&aor, &contact) else {
-            return; // gone: no more pings
-        };
         // the previous ping is unanswered when its branch is still pending
         let pending: Vec<String> = self
             .keepalive_branches
@@ -1256,11 +1258,14 @@ impl Proxy {
             .filter(|(_, v)| v.0 == aor && v.1 == contact)
             .map(|(k, _)| k.clone())
             .collect();
+        for p in &pending {
+            self.keepalive_branches.remove(p);
+        }
+        let Some(b) = self.registrar.binding_mut(&aor, &contact) else {
+            return; // gone: no more pings
+        };
         if !pending.is_empty() {
             b.missed_keepalives += 1;
-            for p in pending {
-                self.keepalive_branches.remove(&p);
-            }
         }
         if b.missed_keepalives >= k.max_missed {
             self.registrar.remove(&aor, &contact);
