@@ -25,3 +25,8 @@ fn stun_server() {
 fn sip_parse() {
     replay::replay(env!("CARGO_MANIFEST_DIR"), "sip_parse", bodies::sip_parse);
 }
+
+#[test]
+fn sip_proxy() {
+    replay::replay(env!("CARGO_MANIFEST_DIR"), "sip_proxy", bodies::sip_proxy);
+}
