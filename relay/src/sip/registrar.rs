@@ -41,7 +41,7 @@ impl Default for RegistrarConfig {
 pub struct Binding {
     /// The Contact as the UA registered it.
     pub contact: NameAddr,
-    /// Its SIP URI (the target of requests for the AOR).
+    /// Its SIP URI without a `?headers` component (the target of requests for the AOR).
     pub uri: SipUri,
     /// Where the REGISTER came from: requests for this binding are sent here.
     pub path: Flow,
@@ -178,9 +178,13 @@ impl Registrar {
                 // step 7, first pass: the 423 check before changing anything
                 let mut wanted = Vec::new();
                 for c in list {
-                    let Some(uri) = c.uri.sip().cloned() else {
+                    let Some(mut uri) = c.uri.sip().cloned() else {
                         return RegisterOutcome::BadRequest("Contact is not a SIP URI");
                     };
+                    // The binding's target is used as a Request-URI, where a headers
+                    // component is not allowed (RFC 3261 §19.1.1 table 1, §19.1.5): keep
+                    // it in the Contact as registered, not in the target.
+                    uri.headers = None;
                     let e = c
                         .expires_param()
                         .or(header_expires)
