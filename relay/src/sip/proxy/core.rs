@@ -155,7 +155,16 @@ impl Proxy {
     }
 
     fn send(&mut self, flow: Flow, msg: &Message) -> Vec<u8> {
-        let bytes = msg.to_bytes();
+        // Content-Length is optional on UDP but mandatory on streams (RFC 3261 §18.3,
+        // §20.14): a UDP request relayed to a TCP hop gets one.
+        let bytes = if flow.transport.is_reliable() && !matches!(msg.content_length(), Ok(Some(_)))
+        {
+            let mut m = msg.clone();
+            m.set("Content-Length", m.body().len().to_string());
+            m.to_bytes()
+        } else {
+            msg.to_bytes()
+        };
         self.events.push_back(ProxyEvent::MessageSent {
             flow,
             summary: msg.summary(),
