@@ -270,3 +270,179 @@ fn prober(inp: &mut Input) {
     assert!(p.is_done(), "the prober did not finish once time ran out");
     let _ = p.report();
 }
+
+/// The SIP message layer on arbitrary bytes (`relay::sip`).
+///
+/// Invariants: nothing panics (parser, typed getters, framer); an accepted datagram
+/// serialises to a prefix of its input (after the CRLFs before the start line) and parses
+/// back to the same message; pushing a Via and popping it again gives back the same bytes;
+/// whatever the stream framer cuts out either parses with stream framing or is rejected
+/// with an error, and splitting the input in two chunks gives the same frames.
+pub fn sip_parse(data: &[u8]) {
+    use relay::sip::{Frame, Framing, Limits, Message, StreamFramer};
+    if let Ok(m) = Message::parse(data) {
+        let out = m.to_bytes();
+        let start = data
+            .iter()
+            .position(|&c| c != b'\r' && c != b'\n')
+            .expect("a parsed message is not all CRLF");
+        assert!(
+            data[start..].starts_with(&out),
+            "serialisation is not the input"
+        );
+        let again = Message::parse(&out).expect("a serialised message parses");
+        assert_eq!(again, m);
+        let _ = (
+            m.via(),
+            m.contacts(),
+            m.expires(),
+            m.name_addrs("Route"),
+            m.summary(),
+        );
+        let mut edited = m.clone();
+        edited.push_front("Via", "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKfuzz;rport");
+        let e = Message::parse(&edited.to_bytes()).expect("pushing a Via keeps it valid");
+        assert_eq!(e.top_via().expect("top via").branch(), Some("z9hG4bKfuzz"));
+        edited.pop_front("Via");
+        assert_eq!(edited.to_bytes(), out);
+    }
+    let limits = Limits {
+        max_message: 4096,
+        ..Limits::default()
+    };
+    let frames = |chunks: &[&[u8]]| {
+        let mut f = StreamFramer::new(limits);
+        let mut out = Vec::new();
+        for c in chunks {
+            f.push(c);
+            while let Some(r) = f.poll() {
+                out.push(r);
+            }
+        }
+        out
+    };
+    let whole = frames(&[data]);
+    let mid = data.len() / 2;
+    assert_eq!(
+        frames(&[&data[..mid], &data[mid..]]),
+        whole,
+        "chunking changes frames"
+    );
+    for f in whole.into_iter().flatten() {
+        if let Frame::Message(bytes) = f
+            && let Ok(m) = Message::parse_with(&bytes, &limits, Framing::Stream)
+        {
+            assert_eq!(m.to_bytes(), bytes, "a framed message is not byte-exact");
+        }
+    }
+}
+
+/// The SIP proxy core fed a sequence of messages from four UAs (UDP or TCP, NAT tests,
+/// Contact fixing and keepalives on) with time jumps between them.
+///
+/// Invariants: nothing panics; everything the proxy sends parses as SIP (with the framing
+/// of its transport), except the 400/505 answers that echo a malformed request's fields; after three idle hours every transaction,
+/// dialog, binding and pending keepalive is gone (no leak).
+pub fn sip_proxy(data: &[u8]) {
+    use relay::sip::nat::NatTests;
+    use relay::sip::proxy::{
+        Input as PInput, KeepaliveConfig, KeepaliveMethod, NatConfig, Proxy, ProxyConfig,
+    };
+    use relay::sip::{ConnId, Flow, Framing, Limits, Message, Transport};
+    let proxy_addr: SocketAddr = "203.0.113.1:5060".parse().expect("an address");
+    let uas: [SocketAddr; 4] = [
+        "198.51.100.20:40000".parse().expect("an address"),
+        "198.51.100.30:50000".parse().expect("an address"),
+        "192.168.1.10:5060".parse().expect("an address"),
+        "[2001:db8::7]:5062".parse().expect("an address"),
+    ];
+    let mut inp = Input::new(data);
+    let mut config = ProxyConfig::new(proxy_addr);
+    config.domains.push("example.com".into());
+    config.nat = NatConfig {
+        tests: NatTests(inp.u8() & 15),
+        fix_contact: inp.bool(),
+        keepalive: inp.bool().then(|| KeepaliveConfig {
+            method: if inp.bool() {
+                KeepaliveMethod::Options
+            } else {
+                KeepaliveMethod::Notify
+            },
+            interval: Duration::from_secs(1 + u64::from(inp.u8() % 60)),
+            max_missed: 1 + u32::from(inp.u8() % 4),
+        }),
+    };
+    config.seed = u64::from(inp.u8());
+    let mut p = Proxy::new(config);
+    let mut now = epoch();
+    let check = |p: &mut Proxy| {
+        while let Some(t) = p.poll_transmit() {
+            let framing = if t.flow.transport == Transport::Udp {
+                Framing::Datagram
+            } else {
+                Framing::Stream
+            };
+            // A 400/505 to a malformed request echoes its (malformed) fields, RFC 3261
+            // §8.2.6.2; everything else the proxy sends must parse.
+            let answer_to_malformed =
+                t.bytes.starts_with(b"SIP/2.0 400 ") || t.bytes.starts_with(b"SIP/2.0 505 ");
+            if let Err(e) = Message::parse_with(&t.bytes, &Limits::default(), framing)
+                && !answer_to_malformed
+            {
+                panic!(
+                    "the proxy sent something unparseable ({e}): {}",
+                    String::from_utf8_lossy(&t.bytes)
+                );
+            }
+        }
+        while p.poll_event().is_some() {}
+    };
+    for _ in 0..24 {
+        if inp.is_empty() {
+            break;
+        }
+        let sel = inp.u8();
+        let remote = uas[usize::from(sel) % 4];
+        let transport = if sel & 4 != 0 {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
+        let conn = (transport == Transport::Tcp).then_some(ConnId(u64::from(sel % 4)));
+        now += Duration::from_millis(u64::from(inp.u8()) * 250);
+        if let Some(t) = p.poll_timeout()
+            && t <= now
+        {
+            p.handle_timeout(now);
+            check(&mut p);
+        }
+        let flow = Flow {
+            transport,
+            local: proxy_addr,
+            remote,
+            conn,
+        };
+        if sel & 0xf0 == 0xf0 {
+            if let Some(c) = conn {
+                p.handle_input(now, PInput::Closed(c));
+            }
+        } else {
+            let bytes = inp.bytes(2048).to_vec();
+            p.handle_input(now, PInput::Message { flow, bytes });
+        }
+        check(&mut p);
+    }
+    // three idle hours: everything winds down
+    for _ in 0..100_000 {
+        let Some(t) = p.poll_timeout() else { break };
+        if t > now + Duration::from_secs(3 * 3600) {
+            break;
+        }
+        now = now.max(t);
+        p.handle_timeout(now);
+        check(&mut p);
+    }
+    assert_eq!(p.transaction_count(), (0, 0), "transactions leak");
+    assert_eq!(p.dialog_count(), 0, "dialogs leak");
+    assert_eq!(p.registrar().binding_count(), 0, "bindings leak");
+}

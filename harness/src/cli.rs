@@ -23,6 +23,7 @@ pub fn availability(fabric: Fabric) -> Availability {
         Fabric::Virtual => Availability {
             virtual_fabric: true,
             stun: true,
+            sip_proxy: true,
             firewalls: true,
             probe_steps: true,
             punch_steps: true,
@@ -36,6 +37,7 @@ pub fn availability(fabric: Fabric) -> Availability {
         Fabric::Kernel => Availability {
             kernel_fabric: true,
             stun: true,
+            sip_proxy: true,
             firewalls: true,
             probe_steps: true,
             punch_steps: true,

@@ -11,6 +11,8 @@ use crate::agents::net::Agent;
 use crate::agents::os::{NsGuard, OsNet};
 use crate::agents::probe::Probe;
 use crate::agents::punch::{Punch, PunchProtocol};
+use crate::agents::service::Service;
+use crate::agents::sip::{SipProxyService, proxy_config};
 use crate::agents::stun::StunService;
 use crate::capture::PcapSink;
 use crate::convert;
@@ -158,7 +160,7 @@ fn now() -> Instant {
 struct KDriver {
     fabric: KernelFabric,
     net: OsNet,
-    services: Vec<StunService<OsNet>>,
+    services: Vec<Service<OsNet>>,
     deadline: Instant,
     time_limit: Duration,
     background: Vec<Running>,
@@ -337,8 +339,20 @@ fn run_steps(
                 .ok_or_else(|| format!("unknown host `{}`", svc.host))?;
             let config = stun_config(d.fabric.topology().hosts[h].addresses[0], stun);
             match StunService::start(&mut d.net, h, config) {
-                Ok(s) => d.services.push(s),
+                Ok(s) => d.services.push(Service::Stun(Box::new(s))),
                 Err(e) => outcome = Err(format!("stun service on `{}`: {e}", svc.host)),
+            }
+        }
+        if let Some(sip) = &svc.sip_proxy {
+            let h = d
+                .fabric
+                .topology()
+                .host_id(&svc.host)
+                .ok_or_else(|| format!("unknown host `{}`", svc.host))?;
+            let config = proxy_config(d.fabric.topology().hosts[h].addresses[0], sip, cell.seed);
+            match SipProxyService::start(&mut d.net, h, config) {
+                Ok(s) => d.services.push(Service::SipProxy(Box::new(s))),
+                Err(e) => outcome = Err(format!("sip-proxy service on `{}`: {e}", svc.host)),
             }
         }
     }

@@ -7,6 +7,8 @@
 
 use crate::agents::probe::Probe;
 use crate::agents::punch::{Punch, PunchOutcome, PunchProtocol};
+use crate::agents::service::Service;
+use crate::agents::sip::{SipProxyService, proxy_config};
 use crate::agents::stun::StunService;
 use crate::capture::PcapSink;
 use crate::convert;
@@ -62,7 +64,7 @@ struct Abort(String);
 
 struct Driver {
     sim: Sim,
-    services: Vec<StunService<Sim>>,
+    services: Vec<Service<Sim>>,
     deadline: Instant,
     time_limit: Duration,
     pcap: Option<PcapSink>,
@@ -130,7 +132,7 @@ impl Driver {
             ]
             .into_iter()
             .flatten()
-            .chain(self.services.iter().filter_map(StunService::poll_timeout))
+            .chain(self.services.iter().filter_map(Service::poll_timeout))
             {
                 next = next.min(t.max(now));
             }
@@ -583,7 +585,14 @@ fn run_steps(
             let config = stun_config(d.sim.host_addresses(h)[0], stun);
             let svc = StunService::start(&mut d.sim, h, config)
                 .map_err(|e| Abort(format!("stun service on `{}`: {e}", s.host)))?;
-            d.services.push(svc);
+            d.services.push(Service::Stun(Box::new(svc)));
+        }
+        if let Some(sip) = &s.sip_proxy {
+            let h = host(&d.sim, &s.host)?;
+            let config = proxy_config(d.sim.host_addresses(h)[0], sip, cell.seed);
+            let svc = SipProxyService::start(&mut d.sim, h, config)
+                .map_err(|e| Abort(format!("sip-proxy service on `{}`: {e}", s.host)))?;
+            d.services.push(Service::SipProxy(Box::new(svc)));
         }
     }
     let mut result = run_timeline(cell, &mut d, report, results);

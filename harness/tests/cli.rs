@@ -112,6 +112,30 @@ fn run_passes_fails_and_rejects_with_the_documented_codes() {
         err.contains("turn.yaml:20:11: the `turn` service is not available yet"),
         "{err}"
     );
+    // The sip-proxy service runs, but a media relay it would need is refused, positioned.
+    for (media, refused) in [("relay", true), ("when-natted", true), ("never", false)] {
+        let sip = dir.join(format!("sip-{media}.yaml"));
+        std::fs::write(
+            &sip,
+            format!(
+                "{PASSING}services:\n  server:\n    sip-proxy: {{ port: 5060, media: {media} }}\n"
+            ),
+        )
+        .unwrap();
+        let out = pinhole().arg("validate").arg(&sip).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if refused {
+            assert_eq!(out.status.code(), Some(2), "{media}: {err}");
+            assert!(
+                err.contains(&format!(
+                    ":20:16: `media: {media}`: media relay not available yet"
+                )),
+                "{err}"
+            );
+        } else {
+            assert_eq!(out.status.code(), Some(0), "{media}: {err}");
+        }
+    }
     // A scenario written for the kernel fabric runs on the virtual one with `--fabric`.
     let kernel = dir.join("kernel.yaml");
     std::fs::write(

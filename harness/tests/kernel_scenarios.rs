@@ -1,8 +1,10 @@
 //! The shipped kernel-fabric scenarios (interop/): real programs in network
 //! namespaces behind pinhole's NAT — coturn's RFC 5780 classifier and the RFC 3489 stun
 //! client, against their own servers and against pinhole's STUN server, over every preset
-//! and mapping × filtering combination, and a real UDP flow losing its binding after
-//! `timeouts.udp`, and SIP through the SIP ALG (sipp over UDP; two real TCP stacks).
+//! and mapping × filtering combination, a real UDP flow losing its binding after
+//! `timeouts.udp`, SIP through the SIP ALG (sipp over UDP; two real TCP stacks), and SIPp
+//! calling through pinhole's sip-proxy service across a symmetric and a port-restricted
+//! NAT (and a registration kept alive, or not, by proxy keepalives).
 //!
 //! The kernel fabric needs namespaces and /dev/net/tun (root, or unprivileged user
 //! namespaces). Where the machine cannot provide them, `pinhole` exits 3; this test then
@@ -35,7 +37,7 @@ fn shipped_kernel_scenarios_pass() {
         Some(0),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert!(stdout.contains("31 cells: 31 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("34 cells: 34 passed, 0 failed"), "{stdout}");
     let json = std::fs::read_to_string(report.join("report.json")).unwrap();
     assert!(json.contains("\"fabric\": \"kernel\""));
     std::fs::remove_dir_all(&report).unwrap();
@@ -108,4 +110,43 @@ fn a_program_under_the_machines_tmp_runs_in_a_host() {
         );
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The SIPp XMLs in interop/sipp/ are the ones the scenario writes into its hosts (run
+/// steps execute with `/` as working directory, so the scenario carries them inline).
+#[test]
+fn sipp_xmls_match_the_scenario() {
+    let interop = Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop");
+    for file in [
+        "sipp-proxy-nat.yaml",
+        "sipp-keepalive-on.yaml",
+        "sipp-keepalive-off.yaml",
+    ] {
+        embeds_the_xmls(&interop, file);
+    }
+}
+
+fn embeds_the_xmls(interop: &Path, file: &str) {
+    let yaml = std::fs::read_to_string(interop.join(file)).unwrap();
+    let lines: Vec<&str> = yaml.lines().map(str::trim).collect();
+    for name in ["register.xml", "uac.xml", "uas.xml"] {
+        let xml = std::fs::read_to_string(interop.join("sipp").join(name)).unwrap();
+        let want: Vec<&str> = xml.lines().map(str::trim).collect();
+        let marker = format!("cat > /tmp/{name} <<'XML'");
+        let starts: Vec<usize> = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| **l == marker)
+            .map(|(i, _)| i + 1)
+            .collect();
+        assert!(!starts.is_empty(), "{name} is not in {file}");
+        for s in starts {
+            assert_eq!(
+                &lines[s..s + want.len()],
+                &want[..],
+                "{name} differs in {file}"
+            );
+            assert_eq!(lines[s + want.len()], "XML");
+        }
+    }
 }

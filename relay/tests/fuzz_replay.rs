@@ -20,3 +20,13 @@ fn stun_server() {
         bodies::stun_server,
     );
 }
+
+#[test]
+fn sip_parse() {
+    replay::replay(env!("CARGO_MANIFEST_DIR"), "sip_parse", bodies::sip_parse);
+}
+
+#[test]
+fn sip_proxy() {
+    replay::replay(env!("CARGO_MANIFEST_DIR"), "sip_proxy", bodies::sip_proxy);
+}

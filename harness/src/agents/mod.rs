@@ -7,10 +7,14 @@
 //! | [`punch`] | the `punch` step: UDP hole punching / TCP simultaneous open through a built-in rendezvous |
 //! | [`probe`] | the `probe` step: RFC 5780 behaviour discovery with `relay::stun::Prober` |
 //! | [`stun`] | the `stun` service: `relay::stun::Server` on a host's sockets |
+//! | [`sip`] | the `sip-proxy` service: `relay::sip::proxy::Proxy` on a host's UDP and TCP sockets |
+//! | [`service`] | [`service::Service`], the services behind one type |
 
 pub mod http_proxy;
 pub mod net;
 pub mod os;
 pub mod probe;
 pub mod punch;
+pub mod service;
+pub mod sip;
 pub mod stun;

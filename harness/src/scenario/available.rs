@@ -3,7 +3,7 @@
 //! as invalid input (exit 2).
 
 use super::error::{Error, Pos};
-use super::model::{Fabric, SipAlg, Spec, StepKind};
+use super::model::{Fabric, IcePolicy, MediaPolicy, SipAlg, Spec, StepKind};
 use std::path::Path;
 
 /// The features a runner implements. `Default` is "nothing"; [`Availability::all`] is
@@ -122,8 +122,34 @@ pub fn check_available(spec: &Spec, file: &Path, features: &Availability) -> Vec
         }
     }
     for s in &spec.services {
-        if let (Some(x), false) = (&s.sip_proxy, features.sip_proxy) {
-            no(x.pos, "the `sip-proxy` service", "");
+        if let Some(x) = &s.sip_proxy {
+            if !features.sip_proxy {
+                no(x.pos, "the `sip-proxy` service", "");
+            } else {
+                // The proxy exists, the media relay and the SDP rewriting do not yet: a
+                // scenario that asks for them is refused, never silently run without them.
+                if matches!(x.media, MediaPolicy::Relay | MediaPolicy::WhenNatted)
+                    && !features.media_relay
+                {
+                    extra.push(
+                        Error::new(
+                            file,
+                            x.pos,
+                            format!("`media: {}`: media relay not available yet", x.media),
+                        )
+                        .help(
+                            "write `media: never` (the default `when-natted` needs the relay too)",
+                        ),
+                    );
+                }
+                if x.ice != IcePolicy::Passthrough && !features.media_relay {
+                    no(
+                        x.pos,
+                        &format!("`ice: {}` (SDP rewriting)", x.ice),
+                        "write `ice: passthrough`",
+                    );
+                }
+            }
         }
         if let (Some(x), false) = (&s.media_relay, features.media_relay) {
             no(x.pos, "the `media-relay` service", "");

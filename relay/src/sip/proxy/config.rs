@@ -1,0 +1,287 @@
+//! Proxy settings, inputs, outputs and events (the STYLE.md vocabulary).
+
+use crate::sip::nat::NatTests;
+use crate::sip::registrar::{RegistrarConfig, RemovalReason};
+use crate::sip::transport::{Flow, Transport};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// RFC 3261 §17 timer base values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    /// RTT estimate (default 500 ms).
+    pub t1: Duration,
+    /// Longest retransmit interval for non-INVITE requests and INVITE responses (4 s).
+    pub t2: Duration,
+    /// Longest time a message stays in the network (5 s).
+    pub t4: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Timers {
+        Timers {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The keepalive request sent towards NATed registered contacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepaliveMethod {
+    /// OPTIONS (nathelper's default `sipping_method`).
+    Options,
+    /// NOTIFY with `Event: keep-alive` (nat_traversal's choice).
+    Notify,
+}
+
+/// Keepalives towards NATed contacts (`sip-proxy.nat.keepalive`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepaliveConfig {
+    /// Which request.
+    pub method: KeepaliveMethod,
+    /// Interval per contact; first pings are spread over it with the seeded RNG.
+    pub interval: Duration,
+    /// A binding is removed after this many unanswered pings in a row.
+    pub max_missed: u32,
+}
+
+/// NAT handling (`sip-proxy.nat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NatConfig {
+    /// The detection tests (any hit marks the message NATed).
+    pub tests: NatTests,
+    /// Rewrite Contact of NATed dialog messages ([`crate::sip::nat::fix_contact`]).
+    pub fix_contact: bool,
+    /// Keepalives towards NATed bindings.
+    pub keepalive: Option<KeepaliveConfig>,
+}
+
+/// Proxy settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyConfig {
+    /// The proxy's addresses (one per transport it listens on): used in Via and
+    /// Record-Route, and to recognise Route entries and Request-URIs that name it.
+    pub listen: Vec<(Transport, SocketAddr)>,
+    /// Domains the proxy is responsible for (besides its own IP addresses).
+    pub domains: Vec<String>,
+    /// Timer values.
+    pub timers: Timers,
+    /// Registrar settings.
+    pub registrar: RegistrarConfig,
+    /// NAT handling.
+    pub nat: NatConfig,
+    /// Insert Record-Route in dialog-creating requests (RFC 3261 §16.6 step 4).
+    pub record_route: bool,
+    /// A dialog without in-dialog traffic for this long ends (`DialogEnded{Timeout}`).
+    pub dialog_timeout: Duration,
+    /// Seed for the keepalive spread and branch ids.
+    pub seed: u64,
+}
+
+impl ProxyConfig {
+    /// A proxy on `udp` (and TCP on the same address), default timers, no NAT handling.
+    pub fn new(addr: SocketAddr) -> ProxyConfig {
+        ProxyConfig {
+            listen: vec![(Transport::Udp, addr), (Transport::Tcp, addr)],
+            domains: Vec::new(),
+            timers: Timers::default(),
+            registrar: RegistrarConfig::default(),
+            nat: NatConfig::default(),
+            record_route: true,
+            dialog_timeout: Duration::from_secs(7200),
+            seed: 0,
+        }
+    }
+}
+
+/// What the driver hands the proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// One datagram (UDP) or one framed message (TCP, from a [`crate::sip::StreamFramer`]).
+    Message {
+        /// Where it came from.
+        flow: Flow,
+        /// Its bytes.
+        bytes: Vec<u8>,
+    },
+    /// A connection closed (its bindings' paths become unusable).
+    Closed(crate::sip::transport::ConnId),
+}
+
+/// Bytes to send. With `flow.conn == None` on TCP, the driver opens (or reuses) a
+/// connection from `flow.local` to `flow.remote`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Transport, local and remote address, connection.
+    pub flow: Flow,
+    /// The message.
+    pub bytes: Vec<u8>,
+}
+
+/// The RFC 3261 §17 timers (named after the RFC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Timer {
+    /// INVITE client retransmit.
+    TimerA,
+    /// INVITE client timeout.
+    TimerB,
+    /// INVITE client wait for response retransmits after a non-2xx.
+    TimerD,
+    /// Non-INVITE client retransmit.
+    TimerE,
+    /// Non-INVITE client timeout.
+    TimerF,
+    /// INVITE server response retransmit.
+    TimerG,
+    /// INVITE server wait for ACK.
+    TimerH,
+    /// INVITE server wait for ACK retransmits.
+    TimerI,
+    /// Non-INVITE server wait for request retransmits.
+    TimerJ,
+    /// Non-INVITE client wait for response retransmits.
+    TimerK,
+}
+
+/// Why a dialog ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialogEndReason {
+    /// A BYE passed (from the caller when `by_caller`).
+    Bye {
+        /// Whether the caller (From of the INVITE) sent it.
+        by_caller: bool,
+    },
+    /// The INVITE was cancelled (487).
+    Cancelled,
+    /// The INVITE failed with this final status.
+    Failed(u16),
+    /// No final response before Timer B.
+    TransactionTimeout,
+    /// No in-dialog traffic for the dialog timeout.
+    Timeout,
+}
+
+/// Why a message was dropped without an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DropReason {
+    /// Not parseable at all.
+    Unparseable,
+    /// A bad message that cannot be answered (a response, an ACK, no usable Via).
+    Unanswerable,
+    /// A response matching no transaction and not a 2xx to forward.
+    UnmatchedResponse,
+    /// A response whose top Via is not ours.
+    NotOurVia,
+    /// A retransmission absorbed by a transaction.
+    Retransmission,
+    /// An ACK with nowhere to go.
+    UnroutableAck,
+}
+
+/// What happened, for reports and the SIP ladder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProxyEvent {
+    // ===== SIP ladder =====
+    /// A message arrived.
+    MessageReceived {
+        /// From where.
+        flow: Flow,
+        /// `INVITE sip:…` / `200 OK (INVITE)`.
+        summary: String,
+        /// Its Call-ID.
+        call_id: String,
+    },
+    /// A message left.
+    MessageSent {
+        /// To where.
+        flow: Flow,
+        /// Summary.
+        summary: String,
+        /// Its Call-ID.
+        call_id: String,
+    },
+    // ===== registrar =====
+    /// A binding was added or refreshed.
+    Registered {
+        /// Address of record.
+        aor: String,
+        /// The contact URI.
+        contact: String,
+        /// The stored path (the REGISTER's source).
+        path: Flow,
+        /// Granted seconds.
+        expires: u32,
+        /// Whether a NAT test hit.
+        natted: bool,
+    },
+    /// A binding went away.
+    RegistrationRemoved {
+        /// Address of record.
+        aor: String,
+        /// The contact URI.
+        contact: String,
+        /// Why.
+        reason: RemovalReason,
+    },
+    // ===== NAT =====
+    /// A NAT test hit on a message.
+    NatDetected {
+        /// The source address.
+        source: SocketAddr,
+        /// The tests that hit (bitmask).
+        tests: u8,
+        /// Whether the Contact was rewritten.
+        contact_fixed: bool,
+    },
+    /// A keepalive was sent to a NATed binding.
+    KeepaliveSent {
+        /// Address of record.
+        aor: String,
+        /// Where.
+        flow: Flow,
+    },
+    // ===== dialogs =====
+    /// A dialog-creating INVITE was forwarded (the media session can be set up).
+    DialogStarted {
+        /// Call-ID.
+        call_id: String,
+        /// The caller's tag.
+        from_tag: String,
+        /// Caller address of record (From URI).
+        caller: String,
+        /// Callee (To URI).
+        callee: String,
+    },
+    /// A 2xx to that INVITE was forwarded.
+    DialogConfirmed {
+        /// Call-ID.
+        call_id: String,
+        /// The callee's tag.
+        to_tag: String,
+    },
+    /// The dialog (or the attempt) ended.
+    DialogEnded {
+        /// Call-ID.
+        call_id: String,
+        /// Why.
+        reason: DialogEndReason,
+    },
+    // ===== transactions =====
+    /// A client transaction timed out (408 sent upstream when there was a request).
+    TransactionTimeout {
+        /// Method.
+        method: String,
+        /// Timer B or F (or H on the server side: no ACK).
+        timer: Timer,
+    },
+    /// A message was dropped.
+    Dropped {
+        /// Why.
+        reason: DropReason,
+        /// From where.
+        from: SocketAddr,
+    },
+}

@@ -1,0 +1,806 @@
+//! The proxy core driven by scripted UAs under virtual time: registration behind NATs,
+//! calls with Record-Route, re-INVITE, BYE from either side, CANCEL, timeouts and
+//! retransmissions, NAT detection and Contact fixing, keepalives removing dead contacts.
+
+use relay::sip::nat::NatTests;
+use relay::sip::proxy::*;
+use relay::sip::registrar::RemovalReason;
+use relay::sip::{Flow, Message, Transport};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const PROXY: &str = "203.0.113.1:5060";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// A UA: its private address (what it writes) and the NAT's public mapping (the source).
+#[derive(Clone, Copy)]
+struct Ua {
+    user: &'static str,
+    private: &'static str,
+    public: &'static str,
+}
+
+const ALICE: Ua = Ua {
+    user: "alice",
+    private: "192.168.1.10:5060",
+    public: "198.51.100.20:40000",
+};
+const BOB: Ua = Ua {
+    user: "bob",
+    private: "10.0.0.20:5062",
+    public: "198.51.100.30:50000",
+};
+
+impl Ua {
+    fn flow(&self) -> Flow {
+        Flow {
+            transport: Transport::Udp,
+            local: addr(PROXY),
+            remote: addr(self.public),
+            conn: None,
+        }
+    }
+}
+
+struct Net {
+    proxy: Proxy,
+    now: Instant,
+    out: Vec<Transmit>,
+    events: Vec<ProxyEvent>,
+}
+
+impl Net {
+    fn new(nat: NatConfig) -> Net {
+        let mut c = ProxyConfig::new(addr(PROXY));
+        c.domains.push("example.com".into());
+        c.nat = nat;
+        c.seed = 7;
+        #[allow(clippy::disallowed_methods)] // the virtual clock's origin
+        let epoch = Instant::now();
+        Net {
+            proxy: Proxy::new(c),
+            now: epoch,
+            out: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn nat_all() -> Net {
+        Net::new(NatConfig {
+            tests: NatTests::ALL,
+            fix_contact: true,
+            keepalive: None,
+        })
+    }
+
+    fn drain(&mut self) {
+        while let Some(t) = self.proxy.poll_transmit() {
+            self.out.push(t);
+        }
+        while let Some(e) = self.proxy.poll_event() {
+            self.events.push(e);
+        }
+    }
+
+    fn input(&mut self, from: Ua, text: &str) {
+        let bytes = text.replace('\n', "\r\n").into_bytes();
+        self.proxy.handle_input(
+            self.now,
+            Input::Message {
+                flow: from.flow(),
+                bytes,
+            },
+        );
+        self.drain();
+    }
+
+    /// Advance virtual time by `d`, firing every timer on the way.
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        while let Some(t) = self.proxy.poll_timeout() {
+            if t > end {
+                break;
+            }
+            self.now = self.now.max(t);
+            self.proxy.handle_timeout(self.now);
+            self.drain();
+        }
+        self.now = end;
+    }
+
+    /// Take the messages sent to `ua` (by public address).
+    fn to(&mut self, ua: Ua) -> Vec<Message> {
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.out)
+            .into_iter()
+            .partition(|t| t.flow.remote == addr(ua.public));
+        self.out = rest;
+        mine.into_iter()
+            .map(|t| Message::parse(&t.bytes).expect("the proxy sends valid SIP"))
+            .collect()
+    }
+
+    fn register(&mut self, ua: Ua, expires: u32) -> Message {
+        self.input(
+            ua,
+            &format!(
+                "REGISTER sip:example.com SIP/2.0
+Via: SIP/2.0/UDP {p};branch=z9hG4bKreg{u}{e};rport
+Max-Forwards: 70
+From: <sip:{u}@example.com>;tag=r{u}
+To: <sip:{u}@example.com>
+Call-ID: reg-{u}
+CSeq: {e} REGISTER
+Contact: <sip:{u}@{p}>
+Expires: {e}
+Content-Length: 0
+
+",
+                p = ua.private,
+                u = ua.user,
+                e = expires,
+            ),
+        );
+        let mut r = self.to(ua);
+        assert_eq!(r.len(), 1);
+        r.remove(0)
+    }
+}
+
+fn invite(from: Ua, to: &str, call: &str, branch: &str) -> String {
+    format!(
+        "INVITE sip:{to}@example.com SIP/2.0
+Via: SIP/2.0/UDP {p};branch={branch};rport
+Max-Forwards: 70
+From: <sip:{u}@example.com>;tag=f{call}
+To: <sip:{to}@example.com>
+Call-ID: {call}
+CSeq: 1 INVITE
+Contact: <sip:{u}@{p}>
+Content-Length: 0
+
+",
+        p = from.private,
+        u = from.user,
+    )
+}
+
+/// The response `code` to `req` as a UA would send it (Via copied, To tagged).
+fn answer(req: &Message, code: u16, reason: &str, contact: Option<Ua>) -> String {
+    let mut r = Message::response_to(req, code, reason, Some("totag"));
+    if let Some(ua) = contact {
+        let n = r.headers().len() - 1;
+        r.insert_header(
+            n,
+            relay::sip::Header::new("Contact", format!("<sip:{}@{}>", ua.user, ua.private)),
+        );
+    }
+    String::from_utf8(r.to_bytes())
+        .unwrap()
+        .replace("\r\n", "\n")
+}
+
+fn has_event(n: &Net, f: impl Fn(&ProxyEvent) -> bool) -> bool {
+    n.events.iter().any(f)
+}
+
+#[test]
+fn register_stores_the_nat_path() {
+    let mut n = Net::nat_all();
+    let ok = n.register(ALICE, 600);
+    assert_eq!(ok.status(), Some(200));
+    // the Contact comes back as the UA wrote it, with the granted expiry
+    let c = ok.get("Contact").unwrap();
+    assert!(
+        c.contains("192.168.1.10:5060") && c.contains("expires=600"),
+        "{c}"
+    );
+    // rport/received filled in the Via (RFC 3581)
+    let via = ok.top_via().unwrap();
+    assert_eq!(via.rport(), Some(Some(40000)));
+    assert_eq!(via.received(), Some("198.51.100.20"));
+    let b = &n.proxy.registrar().lookup("alice@example.com")[0];
+    assert_eq!(b.path.remote, addr(ALICE.public));
+    assert!(b.natted);
+    assert!(has_event(&n, |e| matches!(
+        e,
+        ProxyEvent::Registered {
+            natted: true,
+            expires: 600,
+            ..
+        }
+    )));
+    // too brief
+    let r = n.register(ALICE, 10);
+    assert_eq!(r.status(), Some(423));
+    assert_eq!(r.get("Min-Expires"), Some("60"));
+    // expiry removes it
+    n.advance(Duration::from_secs(601));
+    assert!(n.proxy.registrar().lookup("alice@example.com").is_empty());
+    assert!(has_event(&n, |e| matches!(
+        e,
+        ProxyEvent::RegistrationRemoved {
+            reason: RemovalReason::Expired,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn call_through_two_nats_with_record_route() {
+    let mut n = Net::nat_all();
+    n.register(ALICE, 3600);
+    n.register(BOB, 3600);
+    n.input(ALICE, &invite(ALICE, "bob", "call1", "z9hG4bKinv1"));
+    let trying = n.to(ALICE);
+    assert_eq!(trying[0].status(), Some(100));
+    let inv = n.to(BOB).remove(0);
+    // to Bob's NAT mapping, Request-URI his registered contact
+    assert_eq!(
+        inv.request_uri().unwrap().to_string(),
+        "sip:bob@10.0.0.20:5062"
+    );
+    assert_eq!(inv.max_forwards().unwrap(), Some(69));
+    let vias = inv.via().unwrap();
+    assert_eq!(vias.len(), 2);
+    assert_eq!(vias[0].host, "203.0.113.1");
+    assert_eq!(vias[1].received(), Some("198.51.100.20"));
+    let rr = inv.name_addrs("Record-Route").unwrap();
+    assert!(rr[0].uri.sip().unwrap().lr());
+    // Alice's Contact fixed to her mapping, the original kept
+    let contact = inv.get("Contact").unwrap();
+    assert!(
+        contact.contains("198.51.100.20:40000")
+            && contact.contains("pinhole-orig=192.168.1.10~5060"),
+        "{contact}"
+    );
+    assert!(has_event(
+        &n,
+        |e| matches!(e, ProxyEvent::DialogStarted { call_id, .. } if call_id == "call1")
+    ));
+
+    n.input(BOB, &answer(&inv, 180, "Ringing", Some(BOB)));
+    n.input(BOB, &answer(&inv, 200, "OK", Some(BOB)));
+    let to_alice = n.to(ALICE);
+    assert_eq!(
+        to_alice
+            .iter()
+            .map(|m| m.status().unwrap())
+            .collect::<Vec<_>>(),
+        [180, 200]
+    );
+    let ok = &to_alice[1];
+    assert_eq!(ok.via().unwrap().len(), 1, "our Via popped");
+    let bob_contact = ok.contacts().unwrap();
+    let relay::sip::Contacts::List(bc) = bob_contact else {
+        panic!()
+    };
+    let bob_target = bc[0].uri.to_string();
+    assert!(bob_target.contains("198.51.100.30:50000"), "{bob_target}");
+    assert!(has_event(
+        &n,
+        |e| matches!(e, ProxyEvent::DialogConfirmed { to_tag, .. } if to_tag == "totag")
+    ));
+
+    // ACK for the 2xx: end to end, via the Record-Route, R-URI restored for Bob
+    n.input(
+        ALICE,
+        &format!(
+            "ACK {bob_target} SIP/2.0
+Via: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKack1;rport
+Route: <sip:203.0.113.1;lr>
+Max-Forwards: 70
+From: <sip:alice@example.com>;tag=fcall1
+To: <sip:bob@example.com>;tag=totag
+Call-ID: call1
+CSeq: 1 ACK
+Content-Length: 0
+
+"
+        ),
+    );
+    let ack = n.to(BOB).remove(0);
+    assert_eq!(ack.method().unwrap().as_str(), "ACK");
+    assert_eq!(
+        ack.request_uri().unwrap().to_string(),
+        "sip:bob@10.0.0.20:5062"
+    );
+    assert!(ack.get("Route").is_none());
+
+    // re-INVITE from Alice, answered
+    n.input(
+        ALICE,
+        &format!(
+            "INVITE {bob_target} SIP/2.0
+Via: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKreinv;rport
+Route: <sip:203.0.113.1;lr>
+Max-Forwards: 70
+From: <sip:alice@example.com>;tag=fcall1
+To: <sip:bob@example.com>;tag=totag
+Call-ID: call1
+CSeq: 2 INVITE
+Contact: <sip:alice@192.168.1.10:5060>
+Content-Length: 0
+
+"
+        ),
+    );
+    assert_eq!(n.to(ALICE)[0].status(), Some(100));
+    let reinv = n.to(BOB).remove(0);
+    assert!(
+        reinv.get("Record-Route").is_none(),
+        "only initial requests are record-routed"
+    );
+    n.input(BOB, &answer(&reinv, 200, "OK", Some(BOB)));
+    assert_eq!(n.to(ALICE)[0].status(), Some(200));
+
+    // BYE from the callee goes to Alice's mapping with her original Contact as R-URI
+    let alice_target = inv.contacts().unwrap();
+    let relay::sip::Contacts::List(ac) = alice_target else {
+        panic!()
+    };
+    n.input(
+        BOB,
+        &format!(
+            "BYE {} SIP/2.0
+Via: SIP/2.0/UDP 10.0.0.20:5062;branch=z9hG4bKbye1;rport
+Route: <sip:203.0.113.1;lr>
+Max-Forwards: 70
+From: <sip:bob@example.com>;tag=totag
+To: <sip:alice@example.com>;tag=fcall1
+Call-ID: call1
+CSeq: 1 BYE
+Content-Length: 0
+
+",
+            ac[0].uri
+        ),
+    );
+    let bye = n.to(ALICE).remove(0);
+    assert_eq!(
+        bye.request_uri().unwrap().to_string(),
+        "sip:alice@192.168.1.10:5060"
+    );
+    assert!(has_event(&n, |e| matches!(
+        e,
+        ProxyEvent::DialogEnded {
+            reason: DialogEndReason::Bye { by_caller: false },
+            ..
+        }
+    )));
+    n.input(ALICE, &answer(&bye, 200, "OK", None));
+    assert_eq!(n.to(BOB)[0].status(), Some(200));
+    // everything winds down
+    n.advance(Duration::from_secs(40));
+    assert_eq!(n.proxy.transaction_count(), (0, 0));
+    assert_eq!(n.proxy.dialog_count(), 0);
+}
+
+#[test]
+fn bye_from_caller() {
+    let mut n = Net::nat_all();
+    n.register(ALICE, 3600);
+    n.register(BOB, 3600);
+    n.input(ALICE, &invite(ALICE, "bob", "c2", "z9hG4bKi2"));
+    let inv = n.to(BOB).remove(0);
+    n.input(BOB, &answer(&inv, 200, "OK", Some(BOB)));
+    n.to(ALICE);
+    n.input(
+        ALICE,
+        "BYE sip:bob@198.51.100.30:50000;pinhole-orig=10.0.0.20~5062 SIP/2.0
+Via: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKb2;rport
+Route: <sip:203.0.113.1;lr>
+From: <sip:alice@example.com>;tag=fc2
+To: <sip:bob@example.com>;tag=totag
+Call-ID: c2
+CSeq: 2 BYE
+Content-Length: 0
+
+",
+    );
+    let bye = n.to(BOB).remove(0);
+    assert_eq!(
+        bye.max_forwards().unwrap(),
+        Some(70),
+        "an absent Max-Forwards is added as 70 (RFC 3261 §16.6 step 3)"
+    );
+    assert!(has_event(&n, |e| matches!(
+        e,
+        ProxyEvent::DialogEnded {
+            reason: DialogEndReason::Bye { by_caller: true },
+            ..
+        }
+    )));
+}
+
+#[test]
+fn cancel_before_answer() {
+    let mut n = Net::nat_all();
+    n.register(ALICE, 3600);
+    n.register(BOB, 3600);
+    let text = invite(ALICE, "bob", "c3", "z9hG4bKi3");
+    n.input(ALICE, &text);
+    n.to(ALICE);
+    let inv = n.to(BOB).remove(0);
+    // CANCEL before any provisional: answered, but held back (RFC 3261 §9.1)
+    let cancel = text
+        .replace("INVITE sip:bob", "CANCEL sip:bob")
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    n.input(ALICE, &cancel);
+    assert_eq!(n.to(ALICE)[0].status(), Some(200));
+    assert!(n.to(BOB).is_empty());
+    n.input(BOB, &answer(&inv, 180, "Ringing", Some(BOB)));
+    let c = n.to(BOB).remove(0);
+    assert_eq!(c.method().unwrap().as_str(), "CANCEL");
+    assert_eq!(
+        c.top_via().unwrap().branch(),
+        inv.top_via().unwrap().branch()
+    );
+    n.input(BOB, &answer(&c, 200, "OK", None));
+    n.input(BOB, &answer(&inv, 487, "Request Terminated", None));
+    let ack = n.to(BOB);
+    assert_eq!(
+        ack[0].method().unwrap().as_str(),
+        "ACK",
+        "hop-by-hop ACK of the 487"
+    );
+    let up = n.to(ALICE);
+    assert_eq!(
+        up.iter().map(|m| m.status().unwrap()).collect::<Vec<_>>(),
+        [180, 487]
+    );
+    assert!(has_event(&n, |e| matches!(
+        e,
+        ProxyEvent::DialogEnded {
+            reason: DialogEndReason::Cancelled,
+            ..
+        }
+    )));
+    // Alice's ACK for the 487 is absorbed by the server transaction
+    n.input(
+        ALICE,
+        &text
+            .replace("INVITE sip:bob", "ACK sip:bob")
+            .replace("CSeq: 1 INVITE", "CSeq: 1 ACK")
+            .replace(
+                "<sip:bob@example.com>\n",
+                "<sip:bob@example.com>;tag=totag\n",
+            ),
+    );
+    assert!(n.to(BOB).is_empty());
+    // a retransmitted 487 gets our ACK again, and is not forwarded
+    n.input(BOB, &answer(&inv, 487, "Request Terminated", None));
+    assert_eq!(n.to(BOB).len(), 1);
+    assert!(n.to(ALICE).is_empty());
+    n.advance(Duration::from_secs(40));
+    assert_eq!(n.proxy.transaction_count(), (0, 0));
+}
+
+#[test]
+fn timeouts_and_retransmissions() {
+    let mut n = Net::nat_all();
+    n.register(ALICE, 3600);
+    n.register(BOB, 3600);
+    let text = invite(ALICE, "bob", "c4", "z9hG4bKi4");
+    n.input(ALICE, &text);
+    assert_eq!(n.to(ALICE)[0].status(), Some(100));
+    assert_eq!(n.to(BOB).len(), 1);
+    // Alice retransmits: absorbed, 100 resent
+    n.input(ALICE, &text);
+    assert_eq!(n.to(ALICE)[0].status(), Some(100));
+    assert!(n.to(BOB).is_empty());
+    // Timer A: retransmissions at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s; Timer B at 32 s
+    n.advance(Duration::from_millis(31_900));
+    assert_eq!(n.to(BOB).len(), 6);
+    n.advance(Duration::from_millis(200));
+    let r = n.to(ALICE);
+    assert_eq!(r[0].status(), Some(408));
+    assert!(has_event(&n, |e| matches!(
+        e,
+        ProxyEvent::TransactionTimeout {
+            timer: Timer::TimerB,
+            ..
+        }
+    )));
+    assert!(has_event(&n, |e| matches!(
+        e,
+        ProxyEvent::DialogEnded {
+            reason: DialogEndReason::TransactionTimeout,
+            ..
+        }
+    )));
+    // Timer G retransmits the 408 until Timer H (no ACK from Alice)
+    n.advance(Duration::from_secs(40));
+    assert!(n.to(ALICE).len() >= 5);
+    assert!(has_event(&n, |e| matches!(
+        e,
+        ProxyEvent::TransactionTimeout {
+            timer: Timer::TimerH,
+            ..
+        }
+    )));
+    assert_eq!(n.proxy.transaction_count(), (0, 0));
+}
+
+#[test]
+fn non_invite_timer_e_caps_at_t2() {
+    let mut n = Net::nat_all();
+    n.register(ALICE, 3600);
+    n.register(BOB, 3600);
+    n.input(
+        ALICE,
+        "MESSAGE sip:bob@example.com SIP/2.0
+Via: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKm1;rport
+Max-Forwards: 70
+From: <sip:alice@example.com>;tag=m1
+To: <sip:bob@example.com>
+Call-ID: m1
+CSeq: 1 MESSAGE
+Content-Type: text/plain
+Content-Length: 2
+
+hi",
+    );
+    let m = n.to(BOB);
+    assert_eq!(m[0].body(), b"hi");
+    // E: 0.5, 1.5, 3.5, 7.5, then every 4 s until F at 32 s: 11.5 ... 31.5 → 10 in total
+    n.advance(Duration::from_secs(33));
+    assert_eq!(n.to(BOB).len(), 10);
+    assert_eq!(n.to(ALICE)[0].status(), Some(408));
+}
+
+#[test]
+fn routing_failures() {
+    let mut n = Net::nat_all();
+    n.register(ALICE, 3600);
+    n.input(ALICE, &invite(ALICE, "nobody", "c5", "z9hG4bKi5"));
+    let r = n.to(ALICE);
+    assert_eq!(r.last().unwrap().status(), Some(404));
+    // Bob registered once, then unregistered with `*`: 480
+    n.register(BOB, 3600);
+    n.input(
+        BOB,
+        "REGISTER sip:example.com SIP/2.0
+Via: SIP/2.0/UDP 10.0.0.20:5062;branch=z9hG4bKstar;rport
+From: <sip:bob@example.com>;tag=s
+To: <sip:bob@example.com>
+Call-ID: reg-bob
+CSeq: 9999 REGISTER
+Contact: *
+Expires: 0
+Content-Length: 0
+
+",
+    );
+    assert_eq!(n.to(BOB)[0].status(), Some(200));
+    n.input(ALICE, &invite(ALICE, "bob", "c6", "z9hG4bKi6"));
+    assert_eq!(n.to(ALICE).last().unwrap().status(), Some(480));
+    // Max-Forwards 0: 483
+    n.input(
+        ALICE,
+        &invite(ALICE, "bob", "c7", "z9hG4bKi7").replace("Max-Forwards: 70", "Max-Forwards: 0"),
+    );
+    assert_eq!(n.to(ALICE).last().unwrap().status(), Some(483));
+    // malformed (CSeq method mismatch) but answerable: 400
+    n.input(
+        ALICE,
+        &invite(ALICE, "bob", "c8", "z9hG4bKi8").replace("CSeq: 1 INVITE", "CSeq: 1 BYE"),
+    );
+    assert_eq!(n.to(ALICE).last().unwrap().status(), Some(400));
+    // garbage: dropped and counted
+    n.input(ALICE, "hello");
+    assert_eq!(
+        n.proxy.stats().dropped.get(&DropReason::Unparseable),
+        Some(&1)
+    );
+    // OPTIONS to the proxy itself
+    n.input(
+        ALICE,
+        "OPTIONS sip:203.0.113.1 SIP/2.0
+Via: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKo1
+From: <sip:alice@example.com>;tag=o
+To: <sip:203.0.113.1>
+Call-ID: o1
+CSeq: 1 OPTIONS
+Content-Length: 0
+
+",
+    );
+    assert_eq!(n.to(ALICE).last().unwrap().status(), Some(200));
+}
+
+#[test]
+fn nat_detection_is_configurable() {
+    // Only the port test: Alice's Via names her private address, port equal to the
+    // mapping's? No: 5060 vs 40000 differs, so it hits; a UA whose NAT kept the port is not
+    // detected by it.
+    let mut n = Net::new(NatConfig {
+        tests: NatTests::SOURCE_PORT_DIFFERS_FROM_VIA,
+        fix_contact: true,
+        keepalive: None,
+    });
+    let same_port = Ua {
+        user: "carol",
+        private: "192.168.5.5:40000",
+        public: "198.51.100.40:40000",
+    };
+    n.register(same_port, 3600);
+    assert!(!n.proxy.registrar().lookup("carol@example.com")[0].natted);
+    n.register(ALICE, 3600);
+    assert!(n.proxy.registrar().lookup("alice@example.com")[0].natted);
+    // without fix_contact the INVITE keeps Alice's private Contact
+    let mut n = Net::new(NatConfig {
+        tests: NatTests::ALL,
+        fix_contact: false,
+        keepalive: None,
+    });
+    n.register(ALICE, 3600);
+    n.register(BOB, 3600);
+    n.input(ALICE, &invite(ALICE, "bob", "c9", "z9hG4bKi9"));
+    let inv = n.to(BOB).remove(0);
+    assert!(inv.get("Contact").unwrap().contains("192.168.1.10:5060"));
+    assert!(has_event(&n, |e| matches!(
+        e,
+        ProxyEvent::NatDetected {
+            contact_fixed: false,
+            tests: 15,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn keepalives_remove_dead_contacts() {
+    let mut n = Net::new(NatConfig {
+        tests: NatTests::ALL,
+        fix_contact: true,
+        keepalive: Some(KeepaliveConfig {
+            method: KeepaliveMethod::Options,
+            interval: Duration::from_secs(20),
+            max_missed: 2,
+        }),
+    });
+    n.register(ALICE, 3600);
+    n.register(BOB, 3600);
+    // Alice answers every ping, Bob never does
+    for _ in 0..5 {
+        n.advance(Duration::from_secs(20));
+        for ping in n.to(ALICE) {
+            assert_eq!(ping.method().unwrap().as_str(), "OPTIONS");
+            n.input(ALICE, &answer(&ping, 200, "OK", None));
+        }
+        n.to(BOB);
+    }
+    assert_eq!(n.proxy.registrar().lookup("alice@example.com").len(), 1);
+    assert!(n.proxy.registrar().lookup("bob@example.com").is_empty());
+    assert!(has_event(&n, |e| matches!(
+        e,
+        ProxyEvent::RegistrationRemoved { reason: RemovalReason::Unreachable, aor, .. } if aor == "bob@example.com"
+    )));
+    // Bob's binding is gone: one more round and nothing is pending for him
+    n.advance(Duration::from_secs(20));
+    for ping in n.to(ALICE) {
+        n.input(ALICE, &answer(&ping, 200, "OK", None));
+    }
+    assert!(n.to(BOB).is_empty(), "no pings to a removed binding");
+    assert_eq!(n.proxy.pending_keepalives(), 0);
+    let pings = n
+        .events
+        .iter()
+        .filter(|e| matches!(e, ProxyEvent::KeepaliveSent { .. }))
+        .count();
+    assert!(pings >= 7, "{pings}");
+}
+
+#[test]
+fn notify_keepalive_and_deterministic_spread() {
+    let run = || {
+        let mut n = Net::new(NatConfig {
+            tests: NatTests::ALL,
+            fix_contact: true,
+            keepalive: Some(KeepaliveConfig {
+                method: KeepaliveMethod::Notify,
+                interval: Duration::from_secs(30),
+                max_missed: 3,
+            }),
+        });
+        let t0 = n.now;
+        n.register(ALICE, 3600);
+        n.register(BOB, 3600);
+        let mut first = Vec::new();
+        for _ in 0..300 {
+            n.advance(Duration::from_millis(100));
+            for m in n.to(ALICE).into_iter().chain(n.to(BOB)) {
+                assert_eq!(m.get("Event"), Some("keep-alive"));
+                first.push((n.now - t0).as_millis() / 100);
+            }
+        }
+        first
+    };
+    let a = run();
+    assert_eq!(a.len(), 2);
+    assert_eq!(a, run(), "the same seed gives the same spread");
+}
+
+#[test]
+fn tcp_flows_reuse_the_ua_connection() {
+    use relay::sip::ConnId;
+    let mut n = Net::nat_all();
+    let tcp = |ua: Ua, conn: u64| Flow {
+        transport: Transport::Tcp,
+        local: addr(PROXY),
+        remote: addr(ua.public),
+        conn: Some(ConnId(conn)),
+    };
+    let send = |n: &mut Net, flow: Flow, text: &str| {
+        let bytes = text.replace('\n', "\r\n").into_bytes();
+        n.proxy.handle_input(n.now, Input::Message { flow, bytes });
+        n.drain();
+    };
+    for (ua, conn) in [(ALICE, 1), (BOB, 2)] {
+        send(
+            &mut n,
+            tcp(ua, conn),
+            &format!(
+                "REGISTER sip:example.com SIP/2.0
+Via: SIP/2.0/TCP {p};branch=z9hG4bKt{u}
+From: <sip:{u}@example.com>;tag=t{u}
+To: <sip:{u}@example.com>
+Call-ID: treg-{u}
+CSeq: 1 REGISTER
+Contact: <sip:{u}@{p};transport=tcp>
+Content-Length: 0
+
+",
+                p = ua.private,
+                u = ua.user
+            ),
+        );
+        let r = n.to(ua);
+        assert_eq!(r[0].status(), Some(200));
+    }
+    send(
+        &mut n,
+        tcp(ALICE, 1),
+        &invite(ALICE, "bob", "t1", "z9hG4bKt1").replace("SIP/2.0/UDP", "SIP/2.0/TCP"),
+    );
+    let sent: Vec<_> = n.out.drain(..).collect();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        sent[0].flow,
+        tcp(ALICE, 1),
+        "100 Trying on Alice's connection"
+    );
+    assert_eq!(
+        sent[1].flow,
+        tcp(BOB, 2),
+        "INVITE on the connection Bob registered over"
+    );
+    let inv = Message::parse(&sent[1].bytes).unwrap();
+    assert_eq!(inv.top_via().unwrap().transport, "TCP");
+    assert!(inv.get("Record-Route").unwrap().contains("transport=tcp"));
+    // reliable transport: no Timer A retransmissions
+    n.advance(Duration::from_secs(10));
+    assert!(n.out.is_empty());
+    // Bob's connection closes: his binding goes (its path is gone)
+    n.proxy.handle_input(n.now, Input::Closed(ConnId(2)));
+    n.drain();
+    assert!(n.proxy.registrar().lookup("bob@example.com").is_empty());
+    assert!(has_event(&n, |e| matches!(
+        e,
+        ProxyEvent::RegistrationRemoved {
+            reason: RemovalReason::Unreachable,
+            ..
+        }
+    )));
+    // Timer B still ends the INVITE: 408 to Alice, once (no Timer G on TCP)
+    n.advance(Duration::from_secs(30));
+    let r: Vec<_> = n.out.drain(..).collect();
+    assert_eq!(r.len(), 1);
+    assert_eq!(Message::parse(&r[0].bytes).unwrap().status(), Some(408));
+    n.advance(Duration::from_secs(60));
+    assert!(n.out.is_empty());
+    assert_eq!(n.proxy.transaction_count(), (0, 0));
+}
