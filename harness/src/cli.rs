@@ -23,6 +23,7 @@ pub fn availability(fabric: Fabric) -> Availability {
         Fabric::Virtual => Availability {
             virtual_fabric: true,
             stun: true,
+            turn: true,
             firewalls: true,
             probe_steps: true,
             punch_steps: true,
@@ -35,6 +36,7 @@ pub fn availability(fabric: Fabric) -> Availability {
         Fabric::Kernel => Availability {
             kernel_fabric: true,
             stun: true,
+            turn: true,
             firewalls: true,
             probe_steps: true,
             punch_steps: true,

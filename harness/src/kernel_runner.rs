@@ -11,12 +11,11 @@ use crate::agents::net::Agent;
 use crate::agents::os::{NsGuard, OsNet};
 use crate::agents::probe::Probe;
 use crate::agents::punch::{Punch, PunchProtocol};
-use crate::agents::stun::StunService;
 use crate::capture::PcapSink;
 use crate::convert;
 use crate::runner::{
-    CellOptions, StepResult, judge, merge_link, ms, probe_config, results_json, step_kind,
-    step_name, stun_config,
+    CellOptions, StepResult, judge, merge_link, ms, probe_config, results_json, start_services,
+    step_kind, step_name,
 };
 use crate::scenario::Cell;
 use crate::scenario::model::{self as m, StepKind};
@@ -158,7 +157,7 @@ fn now() -> Instant {
 struct KDriver {
     fabric: KernelFabric,
     net: OsNet,
-    services: Vec<StunService<OsNet>>,
+    services: Vec<Box<dyn Agent<OsNet>>>,
     deadline: Instant,
     time_limit: Duration,
     background: Vec<Running>,
@@ -329,17 +328,15 @@ fn run_steps(
     };
     let mut outcome = Ok(());
     for svc in &spec.services {
-        if let Some(stun) = &svc.stun {
-            let h = d
-                .fabric
-                .topology()
-                .host_id(&svc.host)
-                .ok_or_else(|| format!("unknown host `{}`", svc.host))?;
-            let config = stun_config(d.fabric.topology().hosts[h].addresses[0], stun);
-            match StunService::start(&mut d.net, h, config) {
-                Ok(s) => d.services.push(s),
-                Err(e) => outcome = Err(format!("stun service on `{}`: {e}", svc.host)),
-            }
+        let h = d
+            .fabric
+            .topology()
+            .host_id(&svc.host)
+            .ok_or_else(|| format!("unknown host `{}`", svc.host))?;
+        let primary = d.fabric.topology().hosts[h].addresses[0];
+        match start_services(&mut d.net, h, primary, svc, cell.seed) {
+            Ok(mut s) => d.services.append(&mut s),
+            Err(e) => outcome = Err(e),
         }
     }
     if outcome.is_ok() {

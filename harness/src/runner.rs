@@ -5,15 +5,18 @@
 //! virtual clock to the earliest due event of the fabric, the services and the running
 //! step, so a 5-minute scenario takes milliseconds. Reaching `time_limit` fails the cell.
 
+use crate::agents::net::{Agent, Net};
 use crate::agents::probe::Probe;
 use crate::agents::punch::{Punch, PunchOutcome, PunchProtocol};
 use crate::agents::stun::StunService;
+use crate::agents::turn::{TurnService, TurnServiceConfig};
 use crate::capture::PcapSink;
 use crate::convert;
 use crate::scenario::Cell;
 use crate::scenario::model::{self as m, Measure, StepKind};
 use emulator::fabric::sim::Sim;
 use relay::stun::{ProbeReport, ProberConfig, ServerConfig, Tests};
+use relay::turn::TurnConfig;
 use reports::{CellReport, Check, DropCount, StepReport};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -62,7 +65,7 @@ struct Abort(String);
 
 struct Driver {
     sim: Sim,
-    services: Vec<StunService<Sim>>,
+    services: Vec<Box<dyn Agent<Sim>>>,
     deadline: Instant,
     time_limit: Duration,
     pcap: Option<PcapSink>,
@@ -130,7 +133,7 @@ impl Driver {
             ]
             .into_iter()
             .flatten()
-            .chain(self.services.iter().filter_map(StunService::poll_timeout))
+            .chain(self.services.iter().filter_map(|s| s.poll_timeout()))
             {
                 next = next.min(t.max(now));
             }
@@ -193,13 +196,62 @@ pub(crate) fn probe_config(
 
 /// The STUN server configuration of a `stun` service on a host whose first address is
 /// `primary`.
-pub(crate) fn stun_config(primary: std::net::IpAddr, stun: &m::Stun) -> ServerConfig {
+pub fn stun_config(primary: std::net::IpAddr, stun: &m::Stun) -> ServerConfig {
     ServerConfig {
         primary: SocketAddr::new(primary, stun.port),
         alternate: stun.alternate.as_ref().map(|a| a.address),
         alternate_port: stun.alternate.as_ref().map(|a| a.port),
         software: Some(format!("pinhole {}", env!("CARGO_PKG_VERSION"))),
     }
+}
+
+/// The `turn` service of a host whose first address is `primary`; with `stun` when a
+/// `stun` service on the same host shares its port (one listener, coturn-style).
+pub fn turn_config(
+    primary: std::net::IpAddr,
+    turn: &m::Turn,
+    stun: Option<&m::Stun>,
+    seed: u64,
+) -> TurnServiceConfig {
+    let listen = SocketAddr::new(primary, turn.port);
+    let mut config = TurnConfig::new(listen, primary, turn.realm.clone());
+    config.users = turn.users.clone();
+    config.relay_ports = (turn.relay_ports.first, turn.relay_ports.last);
+    config.quota = turn.quota;
+    config.software = Some(format!("pinhole {}", env!("CARGO_PKG_VERSION")));
+    config.seed = seed;
+    TurnServiceConfig {
+        turn: config,
+        stun: stun
+            .filter(|s| s.port == turn.port)
+            .map(|s| stun_config(primary, s)),
+        tcp: true,
+    }
+}
+
+/// Start the services of one host (`stun`, `turn`): a `stun` service sharing the `turn`
+/// service's port becomes part of it; on different ports they are two.
+pub fn start_services<N: Net + 'static>(
+    net: &mut N,
+    host: usize,
+    primary: std::net::IpAddr,
+    services: &m::Services,
+    seed: u64,
+) -> Result<Vec<Box<dyn Agent<N>>>, String> {
+    let mut out: Vec<Box<dyn Agent<N>>> = Vec::new();
+    let shared = matches!((&services.stun, &services.turn), (Some(s), Some(t)) if s.port == t.port);
+    if let Some(stun) = services.stun.as_ref().filter(|_| !shared) {
+        let svc = StunService::start(net, host, stun_config(primary, stun))
+            .map_err(|e| format!("stun service on `{}`: {e}", services.host))?;
+        out.push(Box::new(svc));
+    }
+    if let Some(turn) = &services.turn {
+        let config = turn_config(primary, turn, services.stun.as_ref(), seed);
+        let svc = TurnService::start(net, host, config)
+            .map_err(|e| format!("turn service on `{}`: {e}", services.host))?;
+        out.push(Box::new(svc));
+    }
+    Ok(out)
 }
 
 /// A NAT's counters for the report, by stable names.
@@ -510,13 +562,10 @@ fn run_steps(
     };
     // Services listen before t = 0.
     for s in &spec.services {
-        if let Some(stun) = &s.stun {
-            let h = host(&d.sim, &s.host)?;
-            let config = stun_config(d.sim.host_addresses(h)[0], stun);
-            let svc = StunService::start(&mut d.sim, h, config)
-                .map_err(|e| Abort(format!("stun service on `{}`: {e}", s.host)))?;
-            d.services.push(svc);
-        }
+        let h = host(&d.sim, &s.host)?;
+        let primary = d.sim.host_addresses(h)[0];
+        let mut svcs = start_services(&mut d.sim, h, primary, s, cell.seed).map_err(Abort)?;
+        d.services.append(&mut svcs);
     }
     let mut result = run_timeline(cell, &mut d, report, results);
     report.ended_ms = ms(d.elapsed());
