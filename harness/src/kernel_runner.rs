@@ -140,6 +140,19 @@ impl Running {
     }
 }
 
+/// A `run` step's command with a program named `pinhole` replaced by the path of the
+/// running pinhole binary, so that scenarios can run pinhole's own tools (`pinhole
+/// turn-client`, `pinhole serve`) inside hosts whatever the binary is installed as.
+pub fn with_own_binary(cmd: &[String]) -> Vec<String> {
+    let mut cmd = cmd.to_vec();
+    if cmd.first().is_some_and(|p| p == "pinhole")
+        && let Ok(exe) = std::env::current_exe()
+    {
+        cmd[0] = exe.to_string_lossy().into_owned();
+    }
+    cmd
+}
+
 fn exit_code(st: std::process::ExitStatus) -> i64 {
     use std::os::unix::process::ExitStatusExt;
     match (st.code(), st.signal()) {
@@ -431,10 +444,11 @@ fn timeline(
                     .topology()
                     .host_id(on)
                     .ok_or_else(|| format!("unknown host `{on}`"))?;
+                let cmd = with_own_binary(cmd);
                 let mut child = d
                     .fabric
                     .host(h)
-                    .spawn(cmd, &[], Stdio::null(), Stdio::piped(), Stdio::piped())
+                    .spawn(&cmd, &[], Stdio::null(), Stdio::piped(), Stdio::piped())
                     .map_err(|e| format!("step `{name}`: {e}"))?;
                 let out = child.stdout.take().map(collect);
                 let err = child.stderr.take().map(collect);
