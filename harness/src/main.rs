@@ -220,6 +220,10 @@ enum ServeWhat {
         /// Do not accept TURN over TCP.
         #[arg(long)]
         no_tcp: bool,
+        /// Also accept the channel numbers 0x5000-0x7FFF of RFC 5766 (RFC 8656 reserves
+        /// them; older clients such as turnutils_uclient still use them).
+        #[arg(long)]
+        legacy_channels: bool,
     },
 }
 
@@ -283,6 +287,7 @@ fn main() -> ExitCode {
                     relay_ports: (49152, 65535),
                     quota: None,
                     tcp: false,
+                    legacy_channels: false,
                 },
                 ServeWhat::Turn {
                     common,
@@ -291,6 +296,7 @@ fn main() -> ExitCode {
                     relay_ports,
                     quota,
                     no_tcp,
+                    legacy_channels,
                 } => harness::serve_cmd::ServeOptions {
                     turn: true,
                     listen: common.listen,
@@ -301,6 +307,7 @@ fn main() -> ExitCode {
                         .context("--relay-ports")?,
                     quota,
                     tcp: !no_tcp,
+                    legacy_channels,
                 },
             };
             harness::serve_cmd::serve(&opts)

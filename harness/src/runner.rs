@@ -218,6 +218,7 @@ pub fn turn_config(
     config.users = turn.users.clone();
     config.relay_ports = (turn.relay_ports.first, turn.relay_ports.last);
     config.quota = turn.quota;
+    config.legacy_channels = turn.legacy_channels;
     config.software = Some(format!("pinhole {}", env!("CARGO_PKG_VERSION")));
     config.seed = seed;
     TurnServiceConfig {

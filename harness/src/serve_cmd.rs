@@ -36,6 +36,8 @@ pub struct ServeOptions {
     pub quota: Option<u32>,
     /// Accept TURN over TCP on the same port.
     pub tcp: bool,
+    /// Accept RFC 5766 channel numbers 0x5000–0x7FFF.
+    pub legacy_channels: bool,
 }
 
 /// Parses `A-B` (or a single port).
@@ -106,6 +108,7 @@ pub fn serve(o: &ServeOptions) -> Result<u8> {
         turn.users = users;
         turn.relay_ports = o.relay_ports;
         turn.quota = o.quota;
+        turn.legacy_channels = o.legacy_channels;
         turn.software = stun.software.clone();
         // Nonces and relayed ports differ from run to run; a scenario fixes its own seed.
         turn.seed = u64::from(std::process::id())

@@ -1,8 +1,10 @@
 //! The shipped kernel-fabric scenarios (interop/): real programs in network
 //! namespaces behind pinhole's NAT — coturn's RFC 5780 classifier and the RFC 3489 stun
 //! client, against their own servers and against pinhole's STUN server, over every preset
-//! and mapping × filtering combination, and a real UDP flow losing its binding after
-//! `timeouts.udp`.
+//! and mapping × filtering combination, a real UDP flow losing its binding after
+//! `timeouts.udp`, coturn's TURN client relaying through pinhole's `turn` service (UDP,
+//! TCP, channels, Send indications) and pinhole's TURN client (`pinhole turn-client`)
+//! relaying through coturn's turnserver.
 //!
 //! The kernel fabric needs namespaces and /dev/net/tun (root, or unprivileged user
 //! namespaces). Where the machine cannot provide them, `pinhole` exits 3; this test then
@@ -35,7 +37,7 @@ fn shipped_kernel_scenarios_pass() {
         Some(0),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert!(stdout.contains("27 cells: 27 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("29 cells: 29 passed, 0 failed"), "{stdout}");
     let json = std::fs::read_to_string(report.join("report.json")).unwrap();
     assert!(json.contains("\"fabric\": \"kernel\""));
     std::fs::remove_dir_all(&report).unwrap();

@@ -860,7 +860,10 @@ impl TurnServer {
         }
         let n = attrs::raw_value(req, kind::CHANNEL_NUMBER)
             .and_then(attrs::decode_channel_number)
-            .filter(|n| channel::is_valid_channel(*n))
+            .filter(|n| {
+                channel::is_valid_channel(*n)
+                    || (self.config.legacy_channels && (0x5000..=0x7FFF).contains(n))
+            })
             .ok_or(BAD)?;
         let peers = attrs::peer_addresses(req).map_err(|()| BAD)?;
         let [peer] = peers[..] else {

@@ -440,6 +440,34 @@ fn late_timers_never_relay_stale_state() {
 }
 
 #[test]
+fn legacy_channel_numbers_only_when_configured() {
+    let t0 = epoch();
+    let peer = sa(PEER);
+    // RFC 8656 §12.2: 0x5000–0x7FFF get 400.
+    let mut s = server();
+    let mut c = Client::new("198.51.100.10:40000");
+    c.allocate(&mut s, t0);
+    assert_eq!(code(&c.bind(&mut s, t0, 0x669c, peer)), Some(400));
+    // RFC 5766 §11 allowed them; an older client's channel works with the option.
+    let mut cfg = config();
+    cfg.legacy_channels = true;
+    let mut s = TurnServer::new(cfg).unwrap();
+    let mut c = Client::new("198.51.100.10:40000");
+    let rel = c.allocate(&mut s, t0);
+    assert_eq!(c.bind(&mut s, t0, 0x669c, peer).class, Class::Success);
+    assert_eq!(
+        code(&c.bind(&mut s, t0, 0x8000, sa("192.0.2.60:5000"))),
+        Some(400)
+    );
+    let out = c.send(&mut s, t0, &channel::emit(0x669c, b"old").unwrap());
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].from, out[0].to), (rel, peer));
+    s.handle_input(t0, rel, peer, b"back");
+    let t = s.poll_transmit().unwrap();
+    assert_eq!(channel::parse(&t.data), Some((0x669c, &b"back"[..])));
+}
+
+#[test]
 fn channels_both_ways_and_rebinding_rules() {
     let mut s = server();
     let t0 = epoch();
