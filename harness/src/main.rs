@@ -131,6 +131,12 @@ enum Command {
         /// Give up after this long.
         #[arg(long, default_value = "10s")]
         timeout: String,
+        /// Reach the server through this HTTP CONNECT proxy (with --tcp).
+        #[arg(long, value_name = "ADDR:PORT")]
+        proxy: Option<std::net::SocketAddr>,
+        /// The proxy's Basic credentials.
+        #[arg(long, value_name = "NAME:PASS")]
+        proxy_user: Option<String>,
     },
     /// Measure pinhole against Linux's own forwarding (figures are printed, never judged).
     Bench {
@@ -321,6 +327,8 @@ fn main() -> ExitCode {
             count,
             size,
             timeout,
+            proxy,
+            proxy_user,
         } => (|| {
             let timeout = harness::scenario::values::parse_duration(&timeout)
                 .map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
@@ -333,6 +341,8 @@ fn main() -> ExitCode {
                 count,
                 size,
                 timeout,
+                proxy,
+                proxy_user,
             })
         })(),
         Command::Down { id } => harness::interactive::down(id.as_deref()),

@@ -5,6 +5,7 @@
 //! virtual clock to the earliest due event of the fabric, the services and the running
 //! step, so a 5-minute scenario takes milliseconds. Reaching `time_limit` fails the cell.
 
+use crate::agents::http_proxy::HttpProxyService;
 use crate::agents::net::{Agent, Net};
 use crate::agents::probe::Probe;
 use crate::agents::punch::{Punch, PunchOutcome, PunchProtocol};
@@ -230,8 +231,8 @@ pub fn turn_config(
     }
 }
 
-/// Start the services of one host (`stun`, `turn`): a `stun` service sharing the `turn`
-/// service's port becomes part of it; on different ports they are two.
+/// Start the services of one host (`stun`, `turn`, `http-proxy`): a `stun` service sharing
+/// the `turn` service's port becomes part of it; on different ports they are two.
 pub fn start_services<N: Net + 'static>(
     net: &mut N,
     host: usize,
@@ -250,6 +251,11 @@ pub fn start_services<N: Net + 'static>(
         let config = turn_config(primary, turn, services.stun.as_ref(), seed);
         let svc = TurnService::start(net, host, config)
             .map_err(|e| format!("turn service on `{}`: {e}", services.host))?;
+        out.push(Box::new(svc));
+    }
+    if let Some(p) = &services.http_proxy {
+        let svc = HttpProxyService::start(net, host, p.port, &p.users)
+            .map_err(|e| format!("http-proxy service on `{}`: {e}", services.host))?;
         out.push(Box::new(svc));
     }
     Ok(out)

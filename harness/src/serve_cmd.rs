@@ -8,7 +8,7 @@ use crate::agents::net::{Agent, Net};
 use crate::agents::os::{OsNet, POLL_INTERVAL, run_until};
 use crate::agents::stun::StunService;
 use crate::agents::turn::{TurnService, TurnServiceConfig};
-use crate::agents::turn_client::{TurnCheck, TurnCheckConfig};
+use crate::agents::turn_client::{ProxyVia, TurnCheck, TurnCheckConfig};
 use anyhow::{Context, Result, anyhow, bail};
 use relay::stun::ServerConfig;
 use relay::turn::{Transport, TurnConfig};
@@ -193,6 +193,10 @@ pub struct TurnClientOptions {
     pub size: usize,
     /// Give up after this long.
     pub timeout: Duration,
+    /// An HTTP CONNECT proxy to reach the server through (TCP only).
+    pub proxy: Option<SocketAddr>,
+    /// The proxy's Basic credentials, `NAME:PASSWORD`.
+    pub proxy_user: Option<String>,
 }
 
 /// `pinhole turn-client`: 0 when every echo came back, 1 otherwise.
@@ -231,7 +235,22 @@ pub fn turn_client(o: &TurnClientOptions) -> Result<u8> {
         size: o.size,
         timeout: o.timeout,
         seed: u64::from(std::process::id()),
+        proxy: match o.proxy {
+            Some(address) => Some(ProxyVia {
+                address,
+                credentials: o
+                    .proxy_user
+                    .as_deref()
+                    .map(parse_user)
+                    .transpose()
+                    .context("--proxy-user")?,
+            }),
+            None => None,
+        },
     };
+    if config.proxy.is_some() && !o.tcp {
+        bail!("--proxy needs --tcp: a CONNECT tunnel carries TURN over TCP");
+    }
     let mut check = TurnCheck::start(&mut net, 0, config).context("open the client socket")?;
     let deadline = net.now() + o.timeout + Duration::from_secs(1);
     run_until(&mut net, &mut [&mut check], deadline);

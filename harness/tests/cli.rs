@@ -99,7 +99,7 @@ fn run_passes_fails_and_rejects_with_the_documented_codes() {
     std::fs::write(
         &proxy,
         format!(
-            "{PASSING}services:\n  server:\n    http-proxy: {{ port: 3128 }}\n    turn: {{ port: 3478, tls_port: 443 }}\n"
+            "{PASSING}services:\n  server:\n    sip-proxy: {{ port: 5060 }}\n    turn: {{ port: 3478, tls_port: 443 }}\n"
         ),
     )
     .unwrap();
@@ -111,7 +111,7 @@ fn run_passes_fails_and_rejects_with_the_documented_codes() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("proxy.yaml:20:17: the `http-proxy` service is not available yet"),
+        err.contains("proxy.yaml:20:16: the `sip-proxy` service is not available yet"),
         "{err}"
     );
     assert!(

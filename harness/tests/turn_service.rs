@@ -102,6 +102,7 @@ fn check(w: &mut World, transport: Transport, channel: bool, password: &str) -> 
         size: 100,
         timeout: Duration::from_secs(10),
         seed: 1,
+        proxy: None,
     };
     let mut c = TurnCheck::start(&mut w.sim, alice, config).unwrap();
     drive(w, &mut c);
@@ -155,6 +156,7 @@ fn quota_is_enforced_per_user() {
             size: 8,
             timeout: Duration::from_secs(5),
             seed,
+            proxy: None,
         };
         checks.push(TurnCheck::start(&mut w.sim, alice, config).unwrap());
     }

@@ -1,9 +1,11 @@
 //! A TURN relay check: [`TurnCheck`] drives [`relay::turn::TurnClient`] over UDP or TCP
 //! on any [`Net`] — Allocate, then a permission (CreatePermission, or ChannelBind when
 //! channels are asked for), then `count` datagrams to a UDP echo peer through the relay,
-//! counting the echoes that come back. [`UdpEcho`] is such a peer. Used by
+//! counting the echoes that come back. Over TCP it can go through an HTTP CONNECT proxy
+//! (RFC 9110 §9.3.6, Basic credentials) first. [`UdpEcho`] is such a peer. Used by
 //! `pinhole turn-client` (real sockets) and by tests on the virtual fabric.
 
+use super::http_proxy::basic_credentials;
 use super::net::{Agent, Net, NetError, TcpPhase};
 use relay::turn::stream::Framer;
 use relay::turn::{ClientConfig, ClientEvent, Transport, TurnClient};
@@ -40,6 +42,17 @@ pub struct TurnCheckConfig {
     pub timeout: Duration,
     /// Seed of the client's transaction ids.
     pub seed: u64,
+    /// Reach the server (TCP only) through this HTTP CONNECT proxy.
+    pub proxy: Option<ProxyVia>,
+}
+
+/// An HTTP CONNECT proxy on the way to the TURN server.
+#[derive(Clone, Debug)]
+pub struct ProxyVia {
+    /// The proxy.
+    pub address: SocketAddr,
+    /// Basic credentials (user, password), if the proxy wants them.
+    pub credentials: Option<(String, String)>,
 }
 
 /// How a check ended.
@@ -67,6 +80,8 @@ impl TurnCheckOutcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Connecting,
+    /// CONNECT sent to the proxy, waiting for its answer.
+    Proxy,
     Allocating,
     Permitting,
     Sending,
@@ -80,6 +95,7 @@ pub struct TurnCheck<N: Net> {
     socket: N::Socket,
     framer: Framer,
     out: Vec<u8>,
+    proxy_answer: Vec<u8>,
     phase: Phase,
     deadline: Instant,
     next_send: Instant,
@@ -93,10 +109,10 @@ impl<N: Net> TurnCheck<N> {
         let now = net.now();
         let (socket, phase) = match config.transport {
             Transport::Udp => (net.udp_bind(host, None, 0)?.0, Phase::Allocating),
-            Transport::Stream => (
-                net.tcp_connect(host, 0, config.server)?.0,
-                Phase::Connecting,
-            ),
+            Transport::Stream => {
+                let to = config.proxy.as_ref().map_or(config.server, |p| p.address);
+                (net.tcp_connect(host, 0, to)?.0, Phase::Connecting)
+            }
         };
         let mut client = TurnClient::new(ClientConfig {
             server: config.server,
@@ -116,6 +132,7 @@ impl<N: Net> TurnCheck<N> {
             socket,
             framer: Framer::new(),
             out: Vec::new(),
+            proxy_answer: Vec::new(),
             phase,
             echoed: BTreeSet::new(),
             outcome: TurnCheckOutcome {
@@ -149,20 +166,66 @@ impl<N: Net> TurnCheck<N> {
             }
             Transport::Stream => {
                 let state = net.tcp_state(self.socket);
+                let to = self
+                    .config
+                    .proxy
+                    .as_ref()
+                    .map_or(self.config.server, |p| p.address);
                 if self.phase == Phase::Connecting {
                     match state {
-                        TcpPhase::Established => {
-                            self.phase = Phase::Allocating;
-                            self.client.allocate(now, None, Vec::new());
-                        }
+                        TcpPhase::Established => match &self.config.proxy {
+                            Some(p) => {
+                                let auth =
+                                    p.credentials.as_ref().map_or(String::new(), |(u, w)| {
+                                        format!(
+                                            "Proxy-Authorization: {}\r\n",
+                                            basic_credentials(u, w)
+                                        )
+                                    });
+                                let s = self.config.server;
+                                self.out.extend_from_slice(
+                                    format!("CONNECT {s} HTTP/1.1\r\nHost: {s}\r\n{auth}\r\n")
+                                        .as_bytes(),
+                                );
+                                self.phase = Phase::Proxy;
+                            }
+                            None => {
+                                self.phase = Phase::Allocating;
+                                self.client.allocate(now, None, Vec::new());
+                            }
+                        },
                         TcpPhase::Closed | TcpPhase::Closing => {
-                            self.fail(format!("TCP connection to {} failed", self.config.server))
+                            self.fail(format!("TCP connection to {to} failed"))
                         }
                         _ => {}
                     }
                     return;
                 }
                 let bytes = net.tcp_recv(self.socket);
+                if self.phase == Phase::Proxy {
+                    self.proxy_answer.extend_from_slice(&bytes);
+                    let Some(end) = self.proxy_answer.windows(4).position(|w| w == b"\r\n\r\n")
+                    else {
+                        if matches!(state, TcpPhase::Closed | TcpPhase::Closing) {
+                            self.fail(format!("the proxy {to} closed the connection"));
+                        }
+                        return;
+                    };
+                    let head = String::from_utf8_lossy(&self.proxy_answer[..end]).into_owned();
+                    let status = head.lines().next().unwrap_or_default().to_string();
+                    let ok =
+                        status.starts_with("HTTP/1.") && status.split(' ').nth(1) == Some("200");
+                    if !ok {
+                        self.fail(format!("the proxy {to} answered `{status}`"));
+                        return;
+                    }
+                    // Whatever followed the answer is already the server's.
+                    let rest = self.proxy_answer.split_off(end + 4);
+                    self.framer.push(&rest);
+                    self.phase = Phase::Allocating;
+                    self.client.allocate(now, None, Vec::new());
+                    return;
+                }
                 self.framer.push(&bytes);
                 while let Some(frame) = self.framer.next_frame() {
                     match frame {
@@ -261,6 +324,23 @@ impl<N: Net> Agent<N> for TurnCheck<N> {
         if self.phase == Phase::Done {
             return;
         }
+        self.poll_inner(net);
+        if self.phase == Phase::Done {
+            net.close(self.socket);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        TurnCheck::poll_timeout(self)
+    }
+
+    fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+}
+
+impl<N: Net> TurnCheck<N> {
+    fn poll_inner(&mut self, net: &mut N) {
         let now = net.now();
         self.receive(net, now);
         if self.phase == Phase::Done {
@@ -274,8 +354,9 @@ impl<N: Net> Agent<N> for TurnCheck<N> {
             self.phase = Phase::Done;
         } else if now >= self.deadline && self.phase != Phase::Done {
             let why = match self.phase {
-                Phase::Connecting => "still connecting",
-                Phase::Allocating => "still allocating",
+                Phase::Connecting => "still connecting (TCP handshake unanswered)",
+                Phase::Proxy => "no answer from the proxy",
+                Phase::Allocating => "no answer to Allocate",
                 Phase::Permitting => "still installing the permission",
                 _ => "not every echo came back",
             };
@@ -283,7 +364,8 @@ impl<N: Net> Agent<N> for TurnCheck<N> {
         }
     }
 
-    fn poll_timeout(&self) -> Option<Instant> {
+    /// When the check next needs a poll.
+    pub fn poll_timeout(&self) -> Option<Instant> {
         if self.phase == Phase::Done {
             return None;
         }
@@ -295,10 +377,6 @@ impl<N: Net> Agent<N> for TurnCheck<N> {
             t = t.min(self.next_send);
         }
         Some(t)
-    }
-
-    fn is_done(&self) -> bool {
-        self.phase == Phase::Done
     }
 }
 
