@@ -137,6 +137,9 @@ enum Command {
         /// The proxy's Basic credentials.
         #[arg(long, value_name = "NAME:PASS")]
         proxy_user: Option<String>,
+        /// TURN over TLS (with --tcp); any server certificate is accepted.
+        #[arg(long)]
+        tls: bool,
     },
     /// Measure pinhole against Linux's own forwarding (figures are printed, never judged).
     Bench {
@@ -226,6 +229,9 @@ enum ServeWhat {
         /// Do not accept TURN over TCP.
         #[arg(long)]
         no_tcp: bool,
+        /// Accept TURN over TLS on this TCP port (a self-signed certificate is made at start).
+        #[arg(long, value_name = "PORT")]
+        tls_port: Option<u16>,
         /// Also accept the channel numbers 0x5000-0x7FFF of RFC 5766 (RFC 8656 reserves
         /// them; older clients such as turnutils_uclient still use them).
         #[arg(long)]
@@ -293,6 +299,7 @@ fn main() -> ExitCode {
                     relay_ports: (49152, 65535),
                     quota: None,
                     tcp: false,
+                    tls_port: None,
                     legacy_channels: false,
                 },
                 ServeWhat::Turn {
@@ -302,6 +309,7 @@ fn main() -> ExitCode {
                     relay_ports,
                     quota,
                     no_tcp,
+                    tls_port,
                     legacy_channels,
                 } => harness::serve_cmd::ServeOptions {
                     turn: true,
@@ -313,6 +321,7 @@ fn main() -> ExitCode {
                         .context("--relay-ports")?,
                     quota,
                     tcp: !no_tcp,
+                    tls_port,
                     legacy_channels,
                 },
             };
@@ -329,6 +338,7 @@ fn main() -> ExitCode {
             timeout,
             proxy,
             proxy_user,
+            tls,
         } => (|| {
             let timeout = harness::scenario::values::parse_duration(&timeout)
                 .map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
@@ -343,6 +353,7 @@ fn main() -> ExitCode {
                 timeout,
                 proxy,
                 proxy_user,
+                tls,
             })
         })(),
         Command::Down { id } => harness::interactive::down(id.as_deref()),

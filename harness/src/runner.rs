@@ -228,6 +228,7 @@ pub fn turn_config(
             .filter(|s| s.port == turn.port)
             .map(|s| stun_config(primary, s)),
         tcp: true,
+        tls: None,
     }
 }
 
@@ -248,7 +249,16 @@ pub fn start_services<N: Net + 'static>(
         out.push(Box::new(svc));
     }
     if let Some(turn) = &services.turn {
-        let config = turn_config(primary, turn, services.stun.as_ref(), seed);
+        let mut config = turn_config(primary, turn, services.stun.as_ref(), seed);
+        if let Some(port) = turn.tls_port {
+            // A certificate made at start (SCENARIO-FORMAT: none is given in version 1).
+            let tls = crate::agents::tls::self_signed_server(vec![
+                primary.to_string(),
+                services.host.clone(),
+            ])
+            .map_err(|e| format!("turn service on `{}`: {e}", services.host))?;
+            config.tls = Some((port, tls));
+        }
         let svc = TurnService::start(net, host, config)
             .map_err(|e| format!("turn service on `{}`: {e}", services.host))?;
         out.push(Box::new(svc));

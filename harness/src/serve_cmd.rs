@@ -36,6 +36,8 @@ pub struct ServeOptions {
     pub quota: Option<u32>,
     /// Accept TURN over TCP on the same port.
     pub tcp: bool,
+    /// Accept TURN over TLS on this port (self-signed certificate made at start).
+    pub tls_port: Option<u16>,
     /// Accept RFC 5766 channel numbers 0x5000–0x7FFF.
     pub legacy_channels: bool,
 }
@@ -119,6 +121,14 @@ pub fn serve(o: &ServeOptions) -> Result<u8> {
             turn,
             stun: o.alternate.map(|_| stun.clone()),
             tcp: o.tcp,
+            tls: match o.tls_port {
+                Some(p) => Some((
+                    p,
+                    crate::agents::tls::self_signed_server(vec![o.listen.ip().to_string()])
+                        .map_err(|e| anyhow!("{e}"))?,
+                )),
+                None => None,
+            },
         };
         let svc = TurnService::start(&mut net, 0, config).map_err(|e| anyhow!("{e}"))?;
         let udp: Vec<String> = svc.udp_addresses().iter().map(|a| a.to_string()).collect();
@@ -133,6 +143,12 @@ pub fn serve(o: &ServeOptions) -> Result<u8> {
             o.relay_ports.1,
             o.quota.map(|q| format!(", quota {q}")).unwrap_or_default()
         );
+        if let Some(p) = o.tls_port {
+            println!(
+                "pinhole: TURN over TLS on TCP {} (self-signed certificate)",
+                SocketAddr::new(o.listen.ip(), p)
+            );
+        }
         println!(
             "pinhole: STUN Binding on UDP {}{}",
             udp.join(", "),
@@ -197,6 +213,8 @@ pub struct TurnClientOptions {
     pub proxy: Option<SocketAddr>,
     /// The proxy's Basic credentials, `NAME:PASSWORD`.
     pub proxy_user: Option<String>,
+    /// TURN over TLS (with `tcp`).
+    pub tls: bool,
 }
 
 /// `pinhole turn-client`: 0 when every echo came back, 1 otherwise.
@@ -247,9 +265,10 @@ pub fn turn_client(o: &TurnClientOptions) -> Result<u8> {
             }),
             None => None,
         },
+        tls: o.tls,
     };
-    if config.proxy.is_some() && !o.tcp {
-        bail!("--proxy needs --tcp: a CONNECT tunnel carries TURN over TCP");
+    if (config.proxy.is_some() || o.tls) && !o.tcp {
+        bail!("--proxy and --tls need --tcp: they carry TURN over a TCP connection");
     }
     let mut check = TurnCheck::start(&mut net, 0, config).context("open the client socket")?;
     let deadline = net.now() + o.timeout + Duration::from_secs(1);
@@ -258,7 +277,11 @@ pub fn turn_client(o: &TurnClientOptions) -> Result<u8> {
     if let Some(r) = out.relayed {
         println!(
             "allocated {r} on {server} over {}; mapped address {}",
-            if o.tcp { "TCP" } else { "UDP" },
+            match (o.tcp, o.tls) {
+                (true, true) => "TLS",
+                (true, false) => "TCP",
+                _ => "UDP",
+            },
             out.mapped.map_or("unknown".into(), |m| m.to_string())
         );
     }

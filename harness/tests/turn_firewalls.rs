@@ -1,7 +1,8 @@
 //! A TURN client behind each enterprise firewall class (`firewalls:` classes) reaches a
 //! relayed peer through pinhole's `turn` service on every path the class allows — UDP,
-//! TCP, TCP on port 443, TCP through the authenticating `http-proxy` service — and fails
-//! with a clear reason on every path it does not (virtual fabric).
+//! TCP, TCP on port 443, TCP through the authenticating `http-proxy` service, TLS on
+//! port 443 (`tls_port`), TLS through the proxy — and fails with a clear reason on every
+//! path it does not (virtual fabric).
 
 use emulator::fabric::sim::Sim;
 use harness::agents::net::Agent;
@@ -29,7 +30,7 @@ hosts:
   peer: {{ network: internet, address: 203.0.113.7 }}
 services:
   server:
-    turn: {{ port: 3478, users: {{ alice: secret }} }}
+    turn: {{ port: 3478, tls_port: 443, users: {{ alice: secret }} }}
   server443:
     turn: {{ port: 443, users: {{ alice: secret }} }}
   proxy:
@@ -44,6 +45,8 @@ enum Path {
     Tcp,
     Tcp443,
     Proxy,
+    Tls443,
+    TlsProxy,
     ProxyWithoutCredentials,
 }
 
@@ -111,6 +114,7 @@ fn try_path(w: &mut World, path: Path) -> Result<(), String> {
     let alice = w.sim.topology().host_id("alice").unwrap();
     let server = match path {
         Path::Tcp443 => "203.0.113.8:443",
+        Path::Tls443 | Path::TlsProxy => "203.0.113.5:443",
         _ => "203.0.113.5:3478",
     };
     let proxy = |credentials| ProxyVia {
@@ -133,10 +137,11 @@ fn try_path(w: &mut World, path: Path) -> Result<(), String> {
         timeout: Duration::from_secs(3),
         seed: 5,
         proxy: match path {
-            Path::Proxy => Some(proxy(Some(("alice".into(), "proxypass".into())))),
+            Path::Proxy | Path::TlsProxy => Some(proxy(Some(("alice".into(), "proxypass".into())))),
             Path::ProxyWithoutCredentials => Some(proxy(None)),
             _ => None,
         },
+        tls: matches!(path, Path::Tls443 | Path::TlsProxy),
     };
     let mut c = TurnCheck::start(&mut w.sim, alice, config).unwrap();
     drive(w, &mut c);
@@ -148,17 +153,24 @@ fn try_path(w: &mut World, path: Path) -> Result<(), String> {
     }
 }
 
-const PATHS: [Path; 4] = [Path::Udp, Path::Tcp, Path::Tcp443, Path::Proxy];
+const PATHS: [Path; 6] = [
+    Path::Udp,
+    Path::Tcp,
+    Path::Tcp443,
+    Path::Proxy,
+    Path::Tls443,
+    Path::TlsProxy,
+];
 
 #[test]
 fn each_class_allows_exactly_its_paths_with_clear_reasons_for_the_rest() {
-    // class → which of [UDP, TCP, TCP 443, proxy] must work
+    // class → which of [UDP, TCP, TCP 443, TCP via proxy, TLS 443, TLS via proxy] work
     let table = [
-        ("open", [true, true, true, true]),
-        ("udp-replies-only", [true, true, true, true]),
-        ("tcp-outbound-only", [false, true, true, true]),
-        ("https-only", [false, false, true, false]),
-        ("http-proxy-only", [false, false, false, true]),
+        ("open", [true, true, true, true, true, true]),
+        ("udp-replies-only", [true, true, true, true, true, true]),
+        ("tcp-outbound-only", [false, true, true, true, true, true]),
+        ("https-only", [false, false, true, false, true, false]),
+        ("http-proxy-only", [false, false, false, true, false, true]),
     ];
     for (class, expected) in table {
         let mut w = world(class);

@@ -29,7 +29,7 @@ hosts:
 services:
   server:
     stun: { port: 3478, alternate: 203.0.113.6 }
-    turn: { port: 3478, realm: pinhole, users: { alice: secret }, relay_ports: 50000-50099, quota: 4 }
+    turn: { port: 3478, realm: pinhole, users: { alice: secret }, relay_ports: 50000-50099, quota: 4, tls_port: 5349 }
 "#;
 
 struct World {
@@ -90,9 +90,25 @@ fn drive(w: &mut World, agent: &mut dyn Agent<Sim>) {
 }
 
 fn check(w: &mut World, transport: Transport, channel: bool, password: &str) -> TurnCheckOutcome {
+    check_on(w, transport, false, channel, password)
+}
+
+fn check_on(
+    w: &mut World,
+    transport: Transport,
+    tls: bool,
+    channel: bool,
+    password: &str,
+) -> TurnCheckOutcome {
     let alice = w.sim.topology().host_id("alice").unwrap();
     let config = TurnCheckConfig {
-        server: "203.0.113.5:3478".parse().unwrap(),
+        server: if tls {
+            "203.0.113.5:5349"
+        } else {
+            "203.0.113.5:3478"
+        }
+        .parse()
+        .unwrap(),
         transport,
         username: "alice".into(),
         password: password.into(),
@@ -103,10 +119,40 @@ fn check(w: &mut World, transport: Transport, channel: bool, password: &str) -> 
         timeout: Duration::from_secs(10),
         seed: 1,
         proxy: None,
+        tls,
     };
     let mut c = TurnCheck::start(&mut w.sim, alice, config).unwrap();
     drive(w, &mut c);
     c.outcome().clone()
+}
+
+#[test]
+fn relays_over_tls_on_the_tls_port() {
+    let mut w = world();
+    for channel in [false, true] {
+        let o = check_on(&mut w, Transport::Stream, true, channel, "secret");
+        assert!(o.passed(), "channel={channel}: {o:?}");
+        assert_eq!(o.mapped.unwrap().ip().to_string(), "203.0.113.11");
+    }
+    // TLS to the plain TCP port: no TLS answer comes, the check fails.
+    let alice = w.sim.topology().host_id("alice").unwrap();
+    let config = TurnCheckConfig {
+        server: "203.0.113.5:3478".parse().unwrap(),
+        transport: Transport::Stream,
+        username: "alice".into(),
+        password: "secret".into(),
+        peer: "203.0.113.7:3480".parse().unwrap(),
+        channel: true,
+        count: 2,
+        size: 100,
+        timeout: Duration::from_secs(3),
+        seed: 2,
+        proxy: None,
+        tls: true,
+    };
+    let mut c = TurnCheck::start(&mut w.sim, alice, config).unwrap();
+    drive(&mut w, &mut c);
+    assert!(!c.outcome().passed(), "{:?}", c.outcome());
 }
 
 #[test]
@@ -157,6 +203,7 @@ fn quota_is_enforced_per_user() {
             timeout: Duration::from_secs(5),
             seed,
             proxy: None,
+            tls: false,
         };
         checks.push(TurnCheck::start(&mut w.sim, alice, config).unwrap());
     }

@@ -8,6 +8,7 @@
 //! | [`punch`] | the `punch` step: UDP hole punching / TCP simultaneous open through a built-in rendezvous |
 //! | [`probe`] | the `probe` step: RFC 5780 behaviour discovery with `relay::stun::Prober` |
 //! | [`stun`] | the `stun` service: `relay::stun::Server` on a host's sockets |
+//! | [`tls`] | TLS (rustls) over a `Net` TCP socket: self-signed server, permissive client |
 //! | [`turn`] | the `turn` service: `relay::turn::TurnServer` over UDP and TCP, sharing its port with an RFC 5780 `stun` service |
 //! | [`turn_client`] | [`turn_client::TurnCheck`]: relay datagrams to an echo peer through a TURN server and count the echoes; [`turn_client::UdpEcho`] |
 
@@ -17,5 +18,6 @@ pub mod os;
 pub mod probe;
 pub mod punch;
 pub mod stun;
+pub mod tls;
 pub mod turn;
 pub mod turn_client;

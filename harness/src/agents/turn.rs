@@ -2,7 +2,9 @@
 //! a host on any [`Net`] — a UDP socket per listening address, a TCP listener on the same
 //! port (RFC 8656 §3.1: TURN over TCP, each connection its own 5-tuple, framed with
 //! [`relay::turn::stream::Framer`]), and one UDP socket per relayed transport address,
-//! bound when the core opens it (in the service's `relay_ports`).
+//! bound when the core opens it (in the service's `relay_ports`). With a TLS port, a TCP
+//! listener there carries TURN over TLS (RFC 8656 §3.1; [`super::tls`], its own listening
+//! transport address in the core, so its 5-tuples never meet the plain TCP ones).
 //!
 //! STUN and TURN may share one port, as coturn does: given an RFC 5780 STUN server
 //! configuration whose primary address is the TURN listening address, the service becomes
@@ -13,11 +15,13 @@
 //! core answers Binding itself (plain RFC 8489 Binding).
 
 use super::net::{Agent, Net, NetError, TcpPhase};
+use super::tls::TlsStream;
 use relay::stun::{Server as StunServer, ServerConfig};
 use relay::turn::stream::Framer;
 use relay::turn::{Transport, TurnConfig, TurnEvent, TurnServer, TurnStats};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Most bytes queued towards one TCP client before frames are dropped (whole frames only,
@@ -38,6 +42,9 @@ pub struct TurnServiceConfig {
     pub stun: Option<ServerConfig>,
     /// Also accept TURN over TCP on each listening port.
     pub tcp: bool,
+    /// Accept TURN over TLS on this port (of the first listening address), with this
+    /// server configuration.
+    pub tls: Option<(u16, Arc<rustls::ServerConfig>)>,
 }
 
 /// What the driver itself counted (the core counts the rest, [`TurnService::stats`]).
@@ -53,6 +60,8 @@ pub struct ServiceStats {
     pub relay_bind_failures: u64,
     /// Connections refused because [`MAX_CONNECTIONS`] were open.
     pub connections_refused: u64,
+    /// TLS connections closed for a failed handshake or a bad record.
+    pub tls_errors: u64,
 }
 
 struct Conn<S> {
@@ -61,6 +70,7 @@ struct Conn<S> {
     remote: Option<SocketAddr>,
     framer: Framer,
     out: Vec<u8>,
+    tls: Option<TlsStream>,
 }
 
 /// A TURN server (with an optional RFC 5780 STUN server on the same port) on a host.
@@ -71,8 +81,9 @@ pub struct TurnService<N: Net> {
     /// UDP sockets by local address: TURN listening addresses and STUN alternates.
     udp: BTreeMap<SocketAddr, N::Socket>,
     relayed: BTreeMap<SocketAddr, N::Socket>,
-    /// One waiting TCP slot per listening address.
-    slots: Vec<(SocketAddr, N::Socket)>,
+    /// One waiting TCP slot per listening address (and whether it is the TLS one).
+    slots: Vec<(SocketAddr, N::Socket, bool)>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     conns: Vec<Conn<N::Socket>>,
     stats: ServiceStats,
 }
@@ -80,7 +91,20 @@ pub struct TurnService<N: Net> {
 impl<N: Net> TurnService<N> {
     /// Bind every listening socket on `host` and start serving.
     pub fn start(net: &mut N, host: usize, config: TurnServiceConfig) -> Result<Self, String> {
-        let server = TurnServer::new(config.turn.clone()).map_err(|e| e.to_string())?;
+        let plain = config.turn.listen.clone();
+        let mut turn = config.turn.clone();
+        let tls_addr = match (&config.tls, plain.first()) {
+            (Some((port, _)), Some(first)) => {
+                let a = SocketAddr::new(first.ip(), *port);
+                if plain.contains(&a) {
+                    return Err(format!("the TLS port {port} is also the TURN port"));
+                }
+                turn.listen.push(a);
+                Some(a)
+            }
+            _ => None,
+        };
+        let server = TurnServer::new(turn).map_err(|e| e.to_string())?;
         let stun = match &config.stun {
             Some(sc) => {
                 if !config.turn.listen.contains(&sc.primary) {
@@ -93,7 +117,7 @@ impl<N: Net> TurnService<N> {
             }
             None => None,
         };
-        let mut addrs: Vec<SocketAddr> = config.turn.listen.clone();
+        let mut addrs: Vec<SocketAddr> = plain.clone();
         if let Some(sc) = &config.stun {
             addrs.extend(sc.listen_addresses());
         }
@@ -109,12 +133,18 @@ impl<N: Net> TurnService<N> {
         }
         let mut slots = Vec::new();
         if config.tcp {
-            for addr in &config.turn.listen {
+            for addr in &plain {
                 let s = net
                     .tcp_listen(host, addr.port())
                     .map_err(|e| format!("TCP {addr}: {e}"))?;
-                slots.push((*addr, s));
+                slots.push((*addr, s, false));
             }
+        }
+        if let Some(a) = tls_addr {
+            let s = net
+                .tcp_listen(host, a.port())
+                .map_err(|e| format!("TLS {a}: {e}"))?;
+            slots.push((a, s, true));
         }
         Ok(TurnService {
             host,
@@ -123,6 +153,7 @@ impl<N: Net> TurnService<N> {
             udp,
             relayed: BTreeMap::new(),
             slots,
+            tls: config.tls.map(|(_, c)| c),
             conns: Vec::new(),
             stats: ServiceStats::default(),
         })
@@ -188,7 +219,7 @@ impl<N: Net> TurnService<N> {
     fn accept(&mut self, net: &mut N) {
         let mut i = 0;
         while i < self.slots.len() {
-            let (addr, s) = self.slots[i];
+            let (addr, s, is_tls) = self.slots[i];
             if net.tcp_state(s) == TcpPhase::Listening {
                 i += 1;
                 continue;
@@ -207,6 +238,17 @@ impl<N: Net> TurnService<N> {
                 net.close(s);
                 continue;
             }
+            let tls = match (&self.tls, is_tls) {
+                (Some(c), true) => match TlsStream::server(c) {
+                    Ok(t) => Some(t),
+                    Err(_) => {
+                        self.stats.tls_errors += 1;
+                        net.close(s);
+                        continue;
+                    }
+                },
+                _ => None,
+            };
             self.stats.connections += 1;
             self.conns.push(Conn {
                 socket: s,
@@ -214,6 +256,7 @@ impl<N: Net> TurnService<N> {
                 remote: None,
                 framer: Framer::new(),
                 out: Vec::new(),
+                tls,
             });
         }
     }
@@ -228,7 +271,18 @@ impl<N: Net> TurnService<N> {
             }
             let mut close = matches!(phase, TcpPhase::Closing | TcpPhase::Closed);
             if let Some(remote) = c.remote {
-                let bytes = net.tcp_recv(c.socket);
+                let mut bytes = net.tcp_recv(c.socket);
+                if let Some(tls) = c.tls.as_mut() {
+                    match tls.receive(&bytes) {
+                        Ok(plain) => bytes = plain,
+                        Err(_) => {
+                            self.stats.tls_errors += 1;
+                            bytes.clear();
+                            close = true;
+                        }
+                    }
+                    c.out.extend(tls.take_outgoing());
+                }
                 c.framer.push(&bytes);
                 loop {
                     match c.framer.next_frame() {
@@ -305,6 +359,9 @@ impl<N: Net> TurnService<N> {
                     {
                         if c.out.len() + t.data.len() > STREAM_BACKLOG {
                             self.stats.stream_backlog_drops += 1;
+                        } else if let Some(tls) = c.tls.as_mut() {
+                            tls.send(&t.data);
+                            c.out.extend(tls.take_outgoing());
                         } else {
                             c.out.extend_from_slice(&t.data);
                         }
@@ -329,7 +386,7 @@ impl<N: Net> TurnService<N> {
         for (_, s) in std::mem::take(&mut self.relayed) {
             net.close(s);
         }
-        for (_, s) in self.slots.drain(..) {
+        for (_, s, _) in self.slots.drain(..) {
             net.close(s);
         }
         for c in self.conns.drain(..) {

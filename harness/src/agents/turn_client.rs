@@ -7,6 +7,7 @@
 
 use super::http_proxy::basic_credentials;
 use super::net::{Agent, Net, NetError, TcpPhase};
+use super::tls::{TlsStream, any_server_client};
 use relay::turn::stream::Framer;
 use relay::turn::{ClientConfig, ClientEvent, Transport, TurnClient};
 use std::collections::BTreeSet;
@@ -44,6 +45,9 @@ pub struct TurnCheckConfig {
     pub seed: u64,
     /// Reach the server (TCP only) through this HTTP CONNECT proxy.
     pub proxy: Option<ProxyVia>,
+    /// TLS on the TCP connection (TURN over TLS, RFC 8656 §3.1); any server certificate
+    /// is accepted.
+    pub tls: bool,
 }
 
 /// An HTTP CONNECT proxy on the way to the TURN server.
@@ -96,6 +100,7 @@ pub struct TurnCheck<N: Net> {
     framer: Framer,
     out: Vec<u8>,
     proxy_answer: Vec<u8>,
+    tls: Option<TlsStream>,
     phase: Phase,
     deadline: Instant,
     next_send: Instant,
@@ -133,6 +138,7 @@ impl<N: Net> TurnCheck<N> {
             framer: Framer::new(),
             out: Vec::new(),
             proxy_answer: Vec::new(),
+            tls: None,
             phase,
             echoed: BTreeSet::new(),
             outcome: TurnCheckOutcome {
@@ -189,10 +195,7 @@ impl<N: Net> TurnCheck<N> {
                                 );
                                 self.phase = Phase::Proxy;
                             }
-                            None => {
-                                self.phase = Phase::Allocating;
-                                self.client.allocate(now, None, Vec::new());
-                            }
+                            None => self.start_turn(now),
                         },
                         TcpPhase::Closed | TcpPhase::Closing => {
                             self.fail(format!("TCP connection to {to} failed"))
@@ -202,6 +205,12 @@ impl<N: Net> TurnCheck<N> {
                     return;
                 }
                 let bytes = net.tcp_recv(self.socket);
+                if self.phase != Phase::Proxy {
+                    self.push_stream(&bytes);
+                    if self.phase == Phase::Done {
+                        return;
+                    }
+                }
                 if self.phase == Phase::Proxy {
                     self.proxy_answer.extend_from_slice(&bytes);
                     let Some(end) = self.proxy_answer.windows(4).position(|w| w == b"\r\n\r\n")
@@ -221,12 +230,10 @@ impl<N: Net> TurnCheck<N> {
                     }
                     // Whatever followed the answer is already the server's.
                     let rest = self.proxy_answer.split_off(end + 4);
-                    self.framer.push(&rest);
-                    self.phase = Phase::Allocating;
-                    self.client.allocate(now, None, Vec::new());
+                    self.start_turn(now);
+                    self.push_stream(&rest);
                     return;
                 }
-                self.framer.push(&bytes);
                 while let Some(frame) = self.framer.next_frame() {
                     match frame {
                         Ok(f) => self.client.handle_input(now, self.config.server, f),
@@ -241,6 +248,41 @@ impl<N: Net> TurnCheck<N> {
                     self.fail("the server closed the TCP connection".into());
                 }
             }
+        }
+    }
+
+    /// The stream to the server is up (through the proxy, if any): start TLS if asked,
+    /// and the Allocate.
+    fn start_turn(&mut self, now: Instant) {
+        if self.config.tls {
+            let tls = any_server_client()
+                .and_then(|c| TlsStream::client(&c, &self.config.server.ip().to_string()));
+            match tls {
+                Ok(mut t) => {
+                    self.out.extend(t.take_outgoing());
+                    self.tls = Some(t);
+                }
+                Err(e) => {
+                    self.fail(format!("TLS: {e}"));
+                    return;
+                }
+            }
+        }
+        self.phase = Phase::Allocating;
+        self.client.allocate(now, None, Vec::new());
+    }
+
+    /// Bytes from the server's stream (TLS records when TLS is on).
+    fn push_stream(&mut self, bytes: &[u8]) {
+        match self.tls.as_mut() {
+            Some(t) => match t.receive(bytes) {
+                Ok(plain) => {
+                    self.out.extend(t.take_outgoing());
+                    self.framer.push(&plain);
+                }
+                Err(e) => self.fail(format!("TLS with {}: {e}", self.config.server)),
+            },
+            None => self.framer.push(bytes),
         }
     }
 
@@ -308,7 +350,13 @@ impl<N: Net> TurnCheck<N> {
                 Transport::Udp => {
                     let _ = net.udp_send(self.socket, t.to, &t.data);
                 }
-                Transport::Stream => self.out.extend_from_slice(&t.data),
+                Transport::Stream => match self.tls.as_mut() {
+                    Some(tls) => {
+                        tls.send(&t.data);
+                        self.out.extend(tls.take_outgoing());
+                    }
+                    None => self.out.extend_from_slice(&t.data),
+                },
             }
         }
         if !self.out.is_empty()
