@@ -36,7 +36,12 @@ fn serve_turn_answers_and_stops_on_sigterm() {
             "--user",
             "alice:secret",
         ])
-        .args(["--relay-ports", "40000-40100"])
+        .args([
+            "--relay-ports",
+            "40000-40100",
+            "--tls-port",
+            &(port + 1).to_string(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -44,7 +49,7 @@ fn serve_turn_answers_and_stops_on_sigterm() {
     let mut g = Guard(child);
     let mut lines = BufReader::new(g.0.stdout.take().unwrap()).lines();
     let mut banner = String::new();
-    for _ in 0..3 {
+    for _ in 0..4 {
         banner.push_str(&lines.next().unwrap().unwrap());
         banner.push('\n');
     }
@@ -54,6 +59,10 @@ fn serve_turn_answers_and_stops_on_sigterm() {
     );
     assert!(
         banner.contains("serving until SIGINT or SIGTERM"),
+        "{banner}"
+    );
+    assert!(
+        banner.contains(&format!("TURN over TLS on TCP 127.0.0.1:{}", port + 1)),
         "{banner}"
     );
 
@@ -68,19 +77,28 @@ fn serve_turn_answers_and_stops_on_sigterm() {
     assert_eq!(resp.class, Class::Success);
     assert_eq!(resp.mapped_address(), Some(sock.local_addr().unwrap()));
 
-    // TURN over UDP and TCP: allocation works, the loopback peer is refused (403).
-    for tcp in [false, true] {
+    // TURN over UDP, TCP and TLS: allocation works, the loopback peer is refused (403).
+    let tls_listen = format!("127.0.0.1:{}", port + 1);
+    for (tcp, tls) in [(false, false), (true, false), (true, true)] {
         let mut c = pinhole();
-        c.args(["turn-client", &listen, "--user", "alice:secret"])
+        let server = if tls { &tls_listen } else { &listen };
+        c.args(["turn-client", server, "--user", "alice:secret"])
             .args(["--peer", "127.0.0.1:9", "--count", "1"]);
         if tcp {
             c.arg("--tcp");
+        }
+        if tls {
+            c.arg("--tls");
         }
         let out = c.output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
-        let over = if tcp { "over TCP" } else { "over UDP" };
+        let over = match (tcp, tls) {
+            (_, true) => "over TLS",
+            (true, _) => "over TCP",
+            _ => "over UDP",
+        };
         assert!(stdout.contains("allocated 127.0.0.1:40"), "{stdout}");
         assert!(stdout.contains(over), "{stdout}");
         assert!(stderr.contains("403 Forbidden"), "{stderr}");
