@@ -59,7 +59,7 @@ fn world() -> World {
 
 /// Run `agent` to its end (or 30 s of virtual time) while serving everything else.
 fn drive(w: &mut World, agent: &mut dyn Agent<Sim>) {
-    let end = w.sim.now() + Duration::from_secs(30);
+    let end = w.sim.now() + Duration::from_secs(40);
     loop {
         for _ in 0..100 {
             let before = (w.sim.stats().delivered, w.sim.stats().sent);
@@ -243,5 +243,81 @@ fn a_stun_service_on_the_turn_port_answers_rfc5780_probes() {
     );
     // And the same listener still relays.
     let o = check(&mut w, Transport::Udp, true, "secret");
+    assert!(o.passed(), "{o:?}");
+}
+
+/// Connects over TCP, writes `bytes` once connected, and is done when the server has
+/// closed the connection. Writes one more byte every second after that: the virtual
+/// fabric's close removes the socket without sending its RST, so a silent peer learns of
+/// the close only from the RST its next segment draws.
+struct RawTcp {
+    socket: emulator::fabric::sim::SocketId,
+    bytes: Vec<u8>,
+    sent: bool,
+    closed: bool,
+    next_probe: Option<Instant>,
+}
+
+impl Agent<Sim> for RawTcp {
+    fn poll(&mut self, net: &mut Sim) {
+        use harness::agents::net::{Net, TcpPhase};
+        let phase = Net::tcp_state(net, self.socket);
+        let now = Net::now(net);
+        if phase == TcpPhase::Established && !self.sent {
+            self.sent = Net::tcp_send(net, self.socket, &self.bytes).unwrap() == self.bytes.len();
+            self.next_probe = Some(now + Duration::from_secs(1));
+        } else if self.sent && self.next_probe.is_some_and(|t| now >= t) {
+            let _ = Net::tcp_send(net, self.socket, b"\r");
+            self.next_probe = Some(now + Duration::from_secs(1));
+        }
+        let _ = Net::tcp_recv(net, self.socket);
+        self.closed = self.sent && matches!(phase, TcpPhase::Closing | TcpPhase::Closed);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.next_probe.filter(|_| !self.closed)
+    }
+    fn is_done(&self) -> bool {
+        self.closed
+    }
+}
+
+#[test]
+fn a_stream_that_is_not_turn_is_closed() {
+    let mut w = world();
+    let alice = w.sim.topology().host_id("alice").unwrap();
+    for (port, bytes, at_once) in [
+        // Neither STUN nor ChannelData (RFC 7983): closed at once.
+        (3478, b"\xffgarbage".to_vec(), true),
+        // Not TLS: the handshake fails at once.
+        (5349, b"not a TLS ClientHello at all".to_vec(), true),
+        // Starts like ChannelData (0x47 = 'G') of 21 kB that never comes: closed after
+        // the setup timeout, for want of an allocation.
+        (3478, b"GET / HTTP/1.1\r\n\r\n".to_vec(), false),
+    ] {
+        let start = w.sim.now();
+        let server = format!("203.0.113.5:{port}").parse().unwrap();
+        let (socket, _) =
+            harness::agents::net::Net::tcp_connect(&mut w.sim, alice, 0, server).unwrap();
+        let mut raw = RawTcp {
+            socket,
+            bytes,
+            sent: false,
+            closed: false,
+            next_probe: None,
+        };
+        drive(&mut w, &mut raw);
+        assert!(
+            raw.closed,
+            "port {port}: the server kept the connection open"
+        );
+        let took = w.sim.now() - start;
+        assert_eq!(
+            took < Duration::from_secs(5),
+            at_once,
+            "port {port}: {took:?}"
+        );
+    }
+    // The listener still serves.
+    let o = check(&mut w, Transport::Stream, true, "secret");
     assert!(o.passed(), "{o:?}");
 }

@@ -18,11 +18,11 @@ use super::net::{Agent, Net, NetError, TcpPhase};
 use super::tls::TlsStream;
 use relay::stun::{Server as StunServer, ServerConfig};
 use relay::turn::stream::Framer;
-use relay::turn::{Transport, TurnConfig, TurnEvent, TurnServer, TurnStats};
+use relay::turn::{FiveTuple, Transport, TurnConfig, TurnEvent, TurnServer, TurnStats};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Most bytes queued towards one TCP client before frames are dropped (whole frames only,
 /// counted in [`ServiceStats::stream_backlog_drops`]).
@@ -30,6 +30,10 @@ pub const STREAM_BACKLOG: usize = 256 * 1024;
 
 /// Most TCP connections at once; further ones are accepted and closed at once.
 pub const MAX_CONNECTIONS: usize = 1024;
+
+/// A stream connection without an allocation this long after it opened is closed (so
+/// that idle or non-TURN connections cannot hold [`MAX_CONNECTIONS`] slots for ever).
+pub const STREAM_SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How the `turn` service is set up.
 #[derive(Clone, Debug)]
@@ -62,6 +66,8 @@ pub struct ServiceStats {
     pub connections_refused: u64,
     /// TLS connections closed for a failed handshake or a bad record.
     pub tls_errors: u64,
+    /// Connections closed for getting no allocation within [`STREAM_SETUP_TIMEOUT`].
+    pub setup_timeouts: u64,
 }
 
 struct Conn<S> {
@@ -71,6 +77,8 @@ struct Conn<S> {
     framer: Framer,
     out: Vec<u8>,
     tls: Option<TlsStream>,
+    /// Until when it may stay without an allocation; `None` once it has one.
+    setup_deadline: Option<Instant>,
 }
 
 /// A TURN server (with an optional RFC 5780 STUN server on the same port) on a host.
@@ -174,9 +182,13 @@ impl<N: Net> TurnService<N> {
         self.udp.keys().copied().collect()
     }
 
-    /// The core's next timer.
+    /// The core's next timer, or a stream connection's setup deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.server.poll_timeout()
+        self.conns
+            .iter()
+            .filter_map(|c| c.setup_deadline)
+            .chain(self.server.poll_timeout())
+            .min()
     }
 
     /// Whether a datagram on `local` belongs to the RFC 5780 STUN server: everything on a
@@ -209,14 +221,14 @@ impl<N: Net> TurnService<N> {
                 self.server.handle_input(now, local, from, &data);
             }
         }
-        self.accept(net);
+        self.accept(net, now);
         self.read_streams(net, now);
         self.flush(net);
     }
 
     /// Move connected TCP slots to the connection list and open fresh slots (a port whose
     /// fresh slot cannot be opened stops accepting).
-    fn accept(&mut self, net: &mut N) {
+    fn accept(&mut self, net: &mut N, now: Instant) {
         let mut i = 0;
         while i < self.slots.len() {
             let (addr, s, is_tls) = self.slots[i];
@@ -257,6 +269,7 @@ impl<N: Net> TurnService<N> {
                 framer: Framer::new(),
                 out: Vec::new(),
                 tls,
+                setup_deadline: Some(now + STREAM_SETUP_TIMEOUT),
             });
         }
     }
@@ -301,6 +314,22 @@ impl<N: Net> TurnService<N> {
                         }
                     }
                 }
+            }
+            if let (Some(d), Some(remote)) = (c.setup_deadline, c.remote) {
+                let ft = FiveTuple {
+                    transport: Transport::Stream,
+                    client: remote,
+                    server: c.local,
+                };
+                if self.server.has_allocation(&ft) {
+                    c.setup_deadline = None;
+                } else if now >= d {
+                    self.stats.setup_timeouts += 1;
+                    close = true;
+                }
+            } else if c.setup_deadline.is_some_and(|d| now >= d) {
+                self.stats.setup_timeouts += 1;
+                close = true;
             }
             if close {
                 let c = self.conns.swap_remove(i);

@@ -147,6 +147,12 @@ impl TurnServer {
         v
     }
 
+    /// Whether the 5-tuple has an allocation (a driver closes stream connections that
+    /// never get one).
+    pub fn has_allocation(&self, five_tuple: &FiveTuple) -> bool {
+        self.allocations.contains_key(five_tuple)
+    }
+
     /// Snapshots of every allocation, sorted by 5-tuple.
     pub fn allocations(&self) -> Vec<AllocationInfo> {
         let mut v: Vec<AllocationInfo> =
