@@ -20,3 +20,12 @@ fn stun_server() {
         bodies::stun_server,
     );
 }
+
+#[test]
+fn turn_server() {
+    replay::replay(
+        env!("CARGO_MANIFEST_DIR"),
+        "turn_server",
+        bodies::turn_server,
+    );
+}
