@@ -1,4 +1,4 @@
-//! Fuzz bodies for `pinhole-relay`: the STUN codec, server and prober. Compiled into the
+//! Fuzz bodies for `pinhole-relay`: the STUN codec, server and prober; the TURN server. Compiled into the
 //! fuzz crate (`fuzz/src/lib.rs`) and into the replay test `relay/tests/fuzz_replay.rs`.
 
 #[path = "input.rs"]
@@ -445,4 +445,195 @@ pub fn sip_proxy(data: &[u8]) {
     assert_eq!(p.transaction_count(), (0, 0), "transactions leak");
     assert_eq!(p.dialog_count(), 0, "dialogs leak");
     assert_eq!(p.registrar().binding_count(), 0, "bindings leak");
+
+// ===== TURN =====
+
+/// The TURN server driven by an authenticated [`relay::turn::TurnClient`] (so that the
+/// fuzzer gets past MESSAGE-INTEGRITY) and by raw input, over UDP and over a stream
+/// (framed with [`relay::turn::stream::Framer`]), with peer datagrams, connection closes
+/// and time jumps, in an order the input picks.
+///
+/// Invariants: nothing panics; every transmit leaves from a listening address towards the
+/// client, or from a bound relayed address towards a peer the deny list allows; stream
+/// transmits are whole 4-byte-aligned frames the framer accepts; a user never holds more
+/// allocations than the quota; after every lifetime has passed no allocation, relayed
+/// socket or timer is left.
+pub fn turn_server(data: &[u8]) {
+    use relay::turn::stream::Framer;
+    use relay::turn::{
+        ClientConfig, Transport, TurnClient, TurnConfig, TurnEvent, TurnServer, channel,
+    };
+    let mut inp = Input::new(data);
+    let listen: SocketAddr = "203.0.113.1:3478".parse().expect("literal");
+    let mut config = TurnConfig::new(listen, listen.ip(), "fuzz").user("alice", "secret");
+    config.relay_ports = (50000, 50000 + u16::from(inp.u8() % 8));
+    config.quota = Some(2);
+    config.legacy_channels = inp.bool();
+    config.seed = u64::from(inp.u32());
+    let mut s = TurnServer::new(config).expect("a valid config");
+    let transport = if inp.bool() {
+        Transport::Stream
+    } else {
+        Transport::Udp
+    };
+    let client: SocketAddr = "198.51.100.10:40000".parse().expect("literal");
+    let peers: [SocketAddr; 3] = [
+        "192.0.2.50:5000".parse().expect("literal"),
+        "127.0.0.1:5000".parse().expect("literal"),
+        "[::ffff:127.0.0.1]:5000".parse().expect("literal"),
+    ];
+    let mut c = TurnClient::new(ClientConfig {
+        server: listen,
+        username: "alice".into(),
+        password: if inp.u8() < 240 { "secret" } else { "wrong" }.into(),
+        seed: 1,
+        transport,
+    });
+    let t0 = epoch();
+    let mut now = t0;
+    let mut to_server = Framer::new();
+    let mut to_client = Framer::new();
+    let mut bound: Vec<SocketAddr> = Vec::new();
+    let check = |t: &relay::turn::Transmit, bound: &[SocketAddr], s: &TurnServer| {
+        if t.from == listen {
+            assert_eq!(t.to, client, "a response to someone else");
+            if t.transport == Transport::Stream {
+                assert_eq!(t.data.len() % 4, 0, "unpadded stream frame {:02x?}", t.data);
+                let mut f = Framer::new();
+                f.push(&t.data);
+                let frame = f.next_frame().expect("a whole frame").expect("in sync");
+                assert!(frame.len() <= t.data.len());
+            }
+        } else {
+            assert!(bound.contains(&t.from), "sent from {} (not bound)", t.from);
+            assert_eq!(t.transport, Transport::Udp);
+            assert!(!s.deny_list().is_denied(t.to.ip()), "relayed to {}", t.to);
+        }
+    };
+    for _ in 0..64 {
+        if inp.is_empty() {
+            break;
+        }
+        match inp.u8() % 10 {
+            0 => c.allocate(now, None, Vec::new()),
+            1 => {
+                let p = peers[inp.below(peers.len())];
+                c.create_permission(now, vec![p]);
+            }
+            2 => {
+                let n = inp.u16();
+                let p = peers[inp.below(peers.len())];
+                c.channel_bind(now, n, p);
+            }
+            3 => {
+                let p = peers[inp.below(peers.len())];
+                let d = inp.bytes(64).to_vec();
+                c.send_to(p, &d);
+            }
+            4 => {
+                // Raw bytes from the client's address.
+                let d = inp.bytes(512);
+                match transport {
+                    Transport::Udp => s.handle_input(now, listen, client, d),
+                    Transport::Stream => {
+                        let mut f = Framer::new();
+                        f.push(d);
+                        while let Some(Ok(frame)) = f.next_frame() {
+                            s.handle_input_on(now, transport, listen, client, frame);
+                        }
+                    }
+                }
+            }
+            5 => {
+                // A peer datagram on a relayed address (or one never bound).
+                let local = bound
+                    .first()
+                    .copied()
+                    .unwrap_or(SocketAddr::new(listen.ip(), 50001));
+                let p = peers[inp.below(peers.len())];
+                let d = inp.bytes(64);
+                s.handle_input(now, local, p, d);
+            }
+            6 => c.refresh(now, u32::from(inp.u16())),
+            7 => s.handle_connection_closed(now, listen, client),
+            8 => {
+                now += Duration::from_secs(u64::from(inp.u16()));
+                s.handle_timeout(now);
+                c.handle_timeout(now);
+            }
+            _ => {
+                let n = inp.u16();
+                let d = inp.bytes(64).to_vec();
+                if let Some(cd) = channel::emit_for(transport, n, &d) {
+                    match transport {
+                        Transport::Udp => s.handle_input(now, listen, client, &cd),
+                        Transport::Stream => s.handle_input_on(
+                            now,
+                            transport,
+                            listen,
+                            client,
+                            &cd[..cd.len().min(4 + d.len())],
+                        ),
+                    }
+                }
+            }
+        }
+        // Move what is queued, both ways, a bounded number of rounds.
+        for _ in 0..8 {
+            let mut moved = false;
+            while let Some(t) = c.poll_transmit() {
+                moved = true;
+                match transport {
+                    Transport::Udp => s.handle_input(now, listen, client, &t.data),
+                    Transport::Stream => {
+                        to_server.push(&t.data);
+                        while let Some(Ok(frame)) = to_server.next_frame() {
+                            s.handle_input_on(now, transport, listen, client, frame);
+                        }
+                    }
+                }
+            }
+            while let Some(ev) = s.poll_event() {
+                match ev {
+                    TurnEvent::RelayOpened { relayed } => bound.push(relayed),
+                    TurnEvent::RelayClosed { relayed } => bound.retain(|b| *b != relayed),
+                    _ => {}
+                }
+            }
+            while let Some(t) = s.poll_transmit() {
+                moved = true;
+                check(&t, &bound, &s);
+                if t.to == client {
+                    match transport {
+                        Transport::Udp => c.handle_input(now, listen, &t.data),
+                        Transport::Stream => {
+                            to_client.push(&t.data);
+                            while let Some(Ok(frame)) = to_client.next_frame() {
+                                c.handle_input(now, listen, frame);
+                            }
+                        }
+                    }
+                }
+            }
+            while c.poll_event().is_some() {}
+            if !moved {
+                break;
+            }
+        }
+        assert!(s.allocations().len() <= 2, "quota exceeded");
+        assert_eq!(s.relayed_sockets(), {
+            let mut b = bound.clone();
+            b.sort();
+            b
+        });
+    }
+    // Every lifetime over: nothing may be left.
+    s.handle_timeout(now + Duration::from_secs(7200));
+    while s.poll_event().is_some() {}
+    assert!(
+        s.allocations().is_empty(),
+        "allocations outlived their lifetime"
+    );
+    assert!(s.relayed_sockets().is_empty());
+    assert_eq!(s.poll_timeout(), None, "timers left");
 }

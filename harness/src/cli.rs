@@ -24,6 +24,9 @@ pub fn availability(fabric: Fabric) -> Availability {
             virtual_fabric: true,
             stun: true,
             sip_proxy: true,
+            turn: true,
+            turn_tls: true,
+            http_proxy: true,
             firewalls: true,
             probe_steps: true,
             punch_steps: true,
@@ -38,6 +41,9 @@ pub fn availability(fabric: Fabric) -> Availability {
             kernel_fabric: true,
             stun: true,
             sip_proxy: true,
+            turn: true,
+            turn_tls: true,
+            http_proxy: true,
             firewalls: true,
             probe_steps: true,
             punch_steps: true,
@@ -167,6 +173,10 @@ fn print_errors(errs: &[scenario::Error]) {
 
 /// Whether `program` can be executed: a path that exists, or a name found on `PATH`.
 fn program_exists(program: &str) -> bool {
+    if program == "pinhole" {
+        // Runs this binary (see `kernel_runner::with_own_binary`).
+        return true;
+    }
     if program.contains('/') {
         return Path::new(program).is_file();
     }

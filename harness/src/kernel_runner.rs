@@ -11,14 +11,11 @@ use crate::agents::net::Agent;
 use crate::agents::os::{NsGuard, OsNet};
 use crate::agents::probe::Probe;
 use crate::agents::punch::{Punch, PunchProtocol};
-use crate::agents::service::Service;
-use crate::agents::sip::{SipProxyService, proxy_config};
-use crate::agents::stun::StunService;
 use crate::capture::PcapSink;
 use crate::convert;
 use crate::runner::{
-    CellOptions, StepResult, judge, merge_link, ms, probe_config, results_json, step_kind,
-    step_name, stun_config,
+    CellOptions, StepResult, judge, merge_link, ms, probe_config, results_json, start_services,
+    step_kind, step_name,
 };
 use crate::scenario::Cell;
 use crate::scenario::model::{self as m, StepKind};
@@ -143,6 +140,19 @@ impl Running {
     }
 }
 
+/// A `run` step's command with a program named `pinhole` replaced by the path of the
+/// running pinhole binary, so that scenarios can run pinhole's own tools (`pinhole
+/// turn-client`, `pinhole serve`) inside hosts whatever the binary is installed as.
+pub fn with_own_binary(cmd: &[String]) -> Vec<String> {
+    let mut cmd = cmd.to_vec();
+    if cmd.first().is_some_and(|p| p == "pinhole")
+        && let Ok(exe) = std::env::current_exe()
+    {
+        cmd[0] = exe.to_string_lossy().into_owned();
+    }
+    cmd
+}
+
 fn exit_code(st: std::process::ExitStatus) -> i64 {
     use std::os::unix::process::ExitStatusExt;
     match (st.code(), st.signal()) {
@@ -160,7 +170,7 @@ fn now() -> Instant {
 struct KDriver {
     fabric: KernelFabric,
     net: OsNet,
-    services: Vec<Service<OsNet>>,
+    services: Vec<Box<dyn Agent<OsNet>>>,
     deadline: Instant,
     time_limit: Duration,
     background: Vec<Running>,
@@ -330,30 +340,17 @@ fn run_steps(
         links,
     };
     let mut outcome = Ok(());
+    let names = crate::runner::host_names(d.fabric.topology());
     for svc in &spec.services {
-        if let Some(stun) = &svc.stun {
-            let h = d
-                .fabric
-                .topology()
-                .host_id(&svc.host)
-                .ok_or_else(|| format!("unknown host `{}`", svc.host))?;
-            let config = stun_config(d.fabric.topology().hosts[h].addresses[0], stun);
-            match StunService::start(&mut d.net, h, config) {
-                Ok(s) => d.services.push(Service::Stun(Box::new(s))),
-                Err(e) => outcome = Err(format!("stun service on `{}`: {e}", svc.host)),
-            }
-        }
-        if let Some(sip) = &svc.sip_proxy {
-            let h = d
-                .fabric
-                .topology()
-                .host_id(&svc.host)
-                .ok_or_else(|| format!("unknown host `{}`", svc.host))?;
-            let config = proxy_config(d.fabric.topology().hosts[h].addresses[0], sip, cell.seed);
-            match SipProxyService::start(&mut d.net, h, config) {
-                Ok(s) => d.services.push(Service::SipProxy(Box::new(s))),
-                Err(e) => outcome = Err(format!("sip-proxy service on `{}`: {e}", svc.host)),
-            }
+        let h = d
+            .fabric
+            .topology()
+            .host_id(&svc.host)
+            .ok_or_else(|| format!("unknown host `{}`", svc.host))?;
+        let primary = d.fabric.topology().hosts[h].addresses[0];
+        match start_services(&mut d.net, h, primary, svc, cell.seed, &names) {
+            Ok(mut s) => d.services.append(&mut s),
+            Err(e) => outcome = Err(e),
         }
     }
     if outcome.is_ok() {
@@ -448,10 +445,11 @@ fn timeline(
                     .topology()
                     .host_id(on)
                     .ok_or_else(|| format!("unknown host `{on}`"))?;
+                let cmd = with_own_binary(cmd);
                 let mut child = d
                     .fabric
                     .host(h)
-                    .spawn(cmd, &[], Stdio::null(), Stdio::piped(), Stdio::piped())
+                    .spawn(&cmd, &[], Stdio::null(), Stdio::piped(), Stdio::piped())
                     .map_err(|e| format!("step `{name}`: {e}"))?;
                 let out = child.stdout.take().map(collect);
                 let err = child.stderr.take().map(collect);

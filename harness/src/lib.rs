@@ -26,3 +26,4 @@ pub mod kernel_runner;
 pub mod probe_cmd;
 pub mod runner;
 pub mod scenario;
+pub mod serve_cmd;

@@ -99,6 +99,48 @@ enum Command {
         #[arg(long, value_name = "DURATION")]
         lifetime_max: Option<String>,
     },
+    /// Run a STUN or TURN server on this machine's own sockets until SIGINT/SIGTERM.
+    Serve {
+        #[command(subcommand)]
+        what: ServeWhat,
+    },
+    /// Relay COUNT datagrams through a TURN server to a UDP echo peer and count the echoes;
+    /// exits 0 only when every one came back (interop checks against other TURN servers).
+    #[command(hide = true)]
+    TurnClient {
+        /// The TURN server, `HOST[:PORT]` (port 3478 by default).
+        server: String,
+        /// Long-term credentials, `NAME:PASSWORD`.
+        #[arg(long, value_name = "NAME:PASS")]
+        user: String,
+        /// The UDP echo peer, `ADDR:PORT` (e.g. coturn's `turnutils_peer`).
+        #[arg(long, value_name = "ADDR:PORT")]
+        peer: std::net::SocketAddr,
+        /// Bind a channel and send ChannelData (default: Send indications).
+        #[arg(long)]
+        channel: bool,
+        /// TURN over TCP (default: UDP).
+        #[arg(long)]
+        tcp: bool,
+        /// Datagrams to send.
+        #[arg(long, default_value_t = 20)]
+        count: u32,
+        /// Payload bytes of each (at least 4).
+        #[arg(long, default_value_t = 100)]
+        size: usize,
+        /// Give up after this long.
+        #[arg(long, default_value = "10s")]
+        timeout: String,
+        /// Reach the server through this HTTP CONNECT proxy (with --tcp).
+        #[arg(long, value_name = "ADDR:PORT")]
+        proxy: Option<std::net::SocketAddr>,
+        /// The proxy's Basic credentials.
+        #[arg(long, value_name = "NAME:PASS")]
+        proxy_user: Option<String>,
+        /// TURN over TLS (with --tcp); any server certificate is accepted.
+        #[arg(long)]
+        tls: bool,
+    },
     /// Measure pinhole against Linux's own forwarding (figures are printed, never judged).
     Bench {
         #[command(subcommand)]
@@ -145,6 +187,55 @@ enum Command {
         /// Scenario files or folders.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeCommon {
+    /// The address and port to listen on; a concrete address of this machine (it is also
+    /// the relayed address of TURN allocations and the RFC 5780 primary address).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:3478")]
+    listen: std::net::SocketAddr,
+    /// A second address of this machine: enables RFC 5780 behaviour discovery
+    /// (CHANGE-REQUEST, OTHER-ADDRESS), with the alternate port = the port + 1.
+    #[arg(long, value_name = "ADDR")]
+    alternate: Option<std::net::IpAddr>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ServeWhat {
+    /// STUN Binding server (RFC 8489; RFC 5780 with --alternate).
+    Stun {
+        #[command(flatten)]
+        common: ServeCommon,
+    },
+    /// TURN server (RFC 8656 over UDP and TCP, long-term credentials), answering STUN
+    /// Binding on the same port (RFC 5780 with --alternate), as coturn does.
+    Turn {
+        #[command(flatten)]
+        common: ServeCommon,
+        /// Realm of the long-term credentials.
+        #[arg(long, default_value = "pinhole")]
+        realm: String,
+        /// A user, `NAME:PASSWORD` (repeat for more; at least one).
+        #[arg(long = "user", value_name = "NAME:PASS")]
+        users: Vec<String>,
+        /// Relayed ports, `A-B`.
+        #[arg(long, value_name = "A-B", default_value = "49152-65535")]
+        relay_ports: String,
+        /// Allocations allowed per user at once.
+        #[arg(long, value_name = "N")]
+        quota: Option<u32>,
+        /// Do not accept TURN over TCP.
+        #[arg(long)]
+        no_tcp: bool,
+        /// Accept TURN over TLS on this TCP port (a self-signed certificate is made at start).
+        #[arg(long, value_name = "PORT")]
+        tls_port: Option<u16>,
+        /// Also accept the channel numbers 0x5000-0x7FFF of RFC 5766 (RFC 8656 reserves
+        /// them; older clients such as turnutils_uclient still use them).
+        #[arg(long)]
+        legacy_channels: bool,
     },
 }
 
@@ -233,6 +324,74 @@ fn main() -> ExitCode {
         Command::BenchUdpRecv { port, seconds } => harness::bench::udp_recv(port, seconds),
         Command::BenchTcpSend { to, size, seconds } => harness::bench::tcp_send(to, size, seconds),
         Command::BenchTcpRecv { port, seconds } => harness::bench::tcp_recv(port, seconds),
+        Command::Serve { what } => (|| {
+            let opts = match what {
+                ServeWhat::Stun { common } => harness::serve_cmd::ServeOptions {
+                    turn: false,
+                    listen: common.listen,
+                    alternate: common.alternate,
+                    realm: String::new(),
+                    users: Vec::new(),
+                    relay_ports: (49152, 65535),
+                    quota: None,
+                    tcp: false,
+                    tls_port: None,
+                    legacy_channels: false,
+                },
+                ServeWhat::Turn {
+                    common,
+                    realm,
+                    users,
+                    relay_ports,
+                    quota,
+                    no_tcp,
+                    tls_port,
+                    legacy_channels,
+                } => harness::serve_cmd::ServeOptions {
+                    turn: true,
+                    listen: common.listen,
+                    alternate: common.alternate,
+                    realm,
+                    users,
+                    relay_ports: harness::serve_cmd::parse_port_range(&relay_ports)
+                        .context("--relay-ports")?,
+                    quota,
+                    tcp: !no_tcp,
+                    tls_port,
+                    legacy_channels,
+                },
+            };
+            harness::serve_cmd::serve(&opts)
+        })(),
+        Command::TurnClient {
+            server,
+            user,
+            peer,
+            channel,
+            tcp,
+            count,
+            size,
+            timeout,
+            proxy,
+            proxy_user,
+            tls,
+        } => (|| {
+            let timeout = harness::scenario::values::parse_duration(&timeout)
+                .map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
+            harness::serve_cmd::turn_client(&harness::serve_cmd::TurnClientOptions {
+                server,
+                user,
+                peer,
+                channel,
+                tcp,
+                count,
+                size,
+                timeout,
+                proxy,
+                proxy_user,
+                tls,
+            })
+        })(),
         Command::Down { id } => harness::interactive::down(id.as_deref()),
         Command::Probe {
             server,

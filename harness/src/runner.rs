@@ -5,17 +5,20 @@
 //! virtual clock to the earliest due event of the fabric, the services and the running
 //! step, so a 5-minute scenario takes milliseconds. Reaching `time_limit` fails the cell.
 
+use crate::agents::http_proxy::HttpProxyService;
+use crate::agents::net::{Agent, Net};
 use crate::agents::probe::Probe;
 use crate::agents::punch::{Punch, PunchOutcome, PunchProtocol};
-use crate::agents::service::Service;
 use crate::agents::sip::{SipProxyService, proxy_config};
 use crate::agents::stun::StunService;
+use crate::agents::turn::{TurnService, TurnServiceConfig};
 use crate::capture::PcapSink;
 use crate::convert;
 use crate::scenario::Cell;
 use crate::scenario::model::{self as m, Measure, StepKind};
 use emulator::fabric::sim::Sim;
 use relay::stun::{ProbeReport, ProberConfig, ServerConfig, Tests};
+use relay::turn::TurnConfig;
 use reports::{CellReport, Check, DropCount, StepReport};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -64,7 +67,7 @@ struct Abort(String);
 
 struct Driver {
     sim: Sim,
-    services: Vec<Service<Sim>>,
+    services: Vec<Box<dyn Agent<Sim>>>,
     deadline: Instant,
     time_limit: Duration,
     pcap: Option<PcapSink>,
@@ -132,7 +135,7 @@ impl Driver {
             ]
             .into_iter()
             .flatten()
-            .chain(self.services.iter().filter_map(Service::poll_timeout))
+            .chain(self.services.iter().filter_map(|s| s.poll_timeout()))
             {
                 next = next.min(t.max(now));
             }
@@ -205,13 +208,94 @@ pub(crate) fn probe_config(
 
 /// The STUN server configuration of a `stun` service on a host whose first address is
 /// `primary`.
-pub(crate) fn stun_config(primary: std::net::IpAddr, stun: &m::Stun) -> ServerConfig {
+pub fn stun_config(primary: std::net::IpAddr, stun: &m::Stun) -> ServerConfig {
     ServerConfig {
         primary: SocketAddr::new(primary, stun.port),
         alternate: stun.alternate.as_ref().map(|a| a.address),
         alternate_port: stun.alternate.as_ref().map(|a| a.port),
         software: Some(format!("pinhole {}", env!("CARGO_PKG_VERSION"))),
     }
+}
+
+/// The `turn` service of a host whose first address is `primary`; with `stun` when a
+/// `stun` service on the same host shares its port (one listener, coturn-style).
+pub fn turn_config(
+    primary: std::net::IpAddr,
+    turn: &m::Turn,
+    stun: Option<&m::Stun>,
+    seed: u64,
+) -> TurnServiceConfig {
+    let listen = SocketAddr::new(primary, turn.port);
+    let mut config = TurnConfig::new(listen, primary, turn.realm.clone());
+    config.users = turn.users.clone();
+    config.relay_ports = (turn.relay_ports.first, turn.relay_ports.last);
+    config.quota = turn.quota;
+    config.legacy_channels = turn.legacy_channels;
+    config.software = Some(format!("pinhole {}", env!("CARGO_PKG_VERSION")));
+    config.seed = seed;
+    TurnServiceConfig {
+        turn: config,
+        stun: stun
+            .filter(|s| s.port == turn.port)
+            .map(|s| stun_config(primary, s)),
+        tcp: true,
+        tls: None,
+    }
+}
+
+/// Start the services of one host (`stun`, `turn`, `http-proxy`, `sip-proxy`): a `stun` service sharing
+/// the `turn` service's port becomes part of it; on different ports they are two.
+pub fn start_services<N: Net + 'static>(
+    net: &mut N,
+    host: usize,
+    primary: std::net::IpAddr,
+    services: &m::Services,
+    seed: u64,
+    names: &[(String, std::net::IpAddr)],
+) -> Result<Vec<Box<dyn Agent<N>>>, String> {
+    let mut out: Vec<Box<dyn Agent<N>>> = Vec::new();
+    let shared = matches!((&services.stun, &services.turn), (Some(s), Some(t)) if s.port == t.port);
+    if let Some(stun) = services.stun.as_ref().filter(|_| !shared) {
+        let svc = StunService::start(net, host, stun_config(primary, stun))
+            .map_err(|e| format!("stun service on `{}`: {e}", services.host))?;
+        out.push(Box::new(svc));
+    }
+    if let Some(turn) = &services.turn {
+        let mut config = turn_config(primary, turn, services.stun.as_ref(), seed);
+        if let Some(port) = turn.tls_port {
+            // A certificate made at start (SCENARIO-FORMAT: none is given in version 1).
+            let tls = crate::agents::tls::self_signed_server(vec![
+                primary.to_string(),
+                services.host.clone(),
+            ])
+            .map_err(|e| format!("turn service on `{}`: {e}", services.host))?;
+            config.tls = Some((port, tls));
+        }
+        let svc = TurnService::start(net, host, config)
+            .map_err(|e| format!("turn service on `{}`: {e}", services.host))?;
+        out.push(Box::new(svc));
+    }
+    if let Some(p) = &services.http_proxy {
+        let config = relay::http_proxy::ProxyConfig::new(p.users.clone());
+        let svc = HttpProxyService::start(net, host, p.port, config, names.to_vec())
+            .map_err(|e| format!("http-proxy service on `{}`: {e}", services.host))?;
+        out.push(Box::new(svc));
+    }
+    if let Some(sip) = &services.sip_proxy {
+        let svc = SipProxyService::start(net, host, proxy_config(primary, sip, seed))
+            .map_err(|e| format!("sip-proxy service on `{}`: {e}", services.host))?;
+        out.push(Box::new(svc));
+    }
+    Ok(out)
+}
+
+/// Every host's name and primary address: what the hosts' `/etc/hosts` says, for services
+/// that resolve names (the `http-proxy`'s CONNECT targets).
+pub fn host_names(topo: &emulator::topology::Topology) -> Vec<(String, std::net::IpAddr)> {
+    topo.hosts
+        .iter()
+        .filter_map(|h| Some((h.name.clone(), *h.addresses.first()?)))
+        .collect()
 }
 
 /// A NAT's counters for the report, by stable names.
@@ -579,21 +663,13 @@ fn run_steps(
         pcap: opts.pcap_dir.clone().map(PcapSink::new),
     };
     // Services listen before t = 0.
+    let names = host_names(d.sim.topology());
     for s in &spec.services {
-        if let Some(stun) = &s.stun {
-            let h = host(&d.sim, &s.host)?;
-            let config = stun_config(d.sim.host_addresses(h)[0], stun);
-            let svc = StunService::start(&mut d.sim, h, config)
-                .map_err(|e| Abort(format!("stun service on `{}`: {e}", s.host)))?;
-            d.services.push(Service::Stun(Box::new(svc)));
-        }
-        if let Some(sip) = &s.sip_proxy {
-            let h = host(&d.sim, &s.host)?;
-            let config = proxy_config(d.sim.host_addresses(h)[0], sip, cell.seed);
-            let svc = SipProxyService::start(&mut d.sim, h, config)
-                .map_err(|e| Abort(format!("sip-proxy service on `{}`: {e}", s.host)))?;
-            d.services.push(Service::SipProxy(Box::new(svc)));
-        }
+        let h = host(&d.sim, &s.host)?;
+        let primary = d.sim.host_addresses(h)[0];
+        let mut svcs =
+            start_services(&mut d.sim, h, primary, s, cell.seed, &names).map_err(Abort)?;
+        d.services.append(&mut svcs);
     }
     let mut result = run_timeline(cell, &mut d, report, results);
     report.ended_ms = ms(d.elapsed());

@@ -95,21 +95,21 @@ fn run_passes_fails_and_rejects_with_the_documented_codes() {
     );
 
     // A feature not built yet is refused with its position, not skipped.
-    let turn = dir.join("turn.yaml");
+    let proxy = dir.join("proxy.yaml");
     std::fs::write(
-        &turn,
-        format!("{PASSING}services:\n  server:\n    turn: {{ port: 3478 }}\n"),
+        &proxy,
+        format!("{PASSING}services:\n  server:\n    media-relay: {{ ports: 40000-40999 }}\n"),
     )
     .unwrap();
     let out = pinhole()
         .args(["run", "--no-report"])
-        .arg(&turn)
+        .arg(&proxy)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("turn.yaml:20:11: the `turn` service is not available yet"),
+        err.contains("proxy.yaml:20:18: the `media-relay` service is not available yet"),
         "{err}"
     );
     // The sip-proxy service runs, but a media relay it would need is refused, positioned.

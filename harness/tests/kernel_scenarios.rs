@@ -4,7 +4,9 @@
 //! and mapping × filtering combination, a real UDP flow losing its binding after
 //! `timeouts.udp`, SIP through the SIP ALG (sipp over UDP; two real TCP stacks), and SIPp
 //! calling through pinhole's sip-proxy service across a symmetric and a port-restricted
-//! NAT (and a registration kept alive, or not, by proxy keepalives).
+//! NAT (and a registration kept alive, or not, by proxy keepalives), coturn's TURN client
+//! relaying through pinhole's `turn` service (UDP, TCP, TLS, channels, Send indications)
+//! and pinhole's TURN client (`pinhole turn-client`) relaying through coturn's turnserver.
 //!
 //! The kernel fabric needs namespaces and /dev/net/tun (root, or unprivileged user
 //! namespaces). Where the machine cannot provide them, `pinhole` exits 3; this test then
@@ -37,7 +39,7 @@ fn shipped_kernel_scenarios_pass() {
         Some(0),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert!(stdout.contains("34 cells: 34 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("36 cells: 36 passed, 0 failed"), "{stdout}");
     let json = std::fs::read_to_string(report.join("report.json")).unwrap();
     assert!(json.contains("\"fabric\": \"kernel\""));
     std::fs::remove_dir_all(&report).unwrap();

@@ -302,7 +302,7 @@ impl Tunnel {
         let user = if config.users.is_empty() {
             None
         } else {
-            match head.authorization.and_then(basic_credentials) {
+            match head.authorization.and_then(basic_credentials_of) {
                 Some((u, p)) if config.users.iter().any(|(cu, cp)| *cu == u && *cp == p) => Some(u),
                 given => {
                     self.auth_failures += 1;
@@ -426,7 +426,7 @@ fn split_authority(target: &str) -> Option<(&str, u16)> {
 }
 
 /// `Basic base64(user:password)` (RFC 7617 §2) → (user, password).
-fn basic_credentials(value: &str) -> Option<(String, String)> {
+fn basic_credentials_of(value: &str) -> Option<(String, String)> {
     let (scheme, token) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
@@ -435,6 +435,29 @@ fn basic_credentials(value: &str) -> Option<(String, String)> {
     let text = String::from_utf8(decoded).ok()?;
     let (u, p) = text.split_once(':')?;
     Some((u.to_owned(), p.to_owned()))
+}
+
+/// The `Proxy-Authorization` value for `user:password` with the Basic scheme (RFC 7617
+/// §2): `Basic ` and the base64 of the pair, for clients of a proxy.
+pub fn basic_credentials(user: &str, password: &str) -> String {
+    const ALPHABET: &[u8; 64] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let data = format!("{user}:{password}").into_bytes();
+    let mut out = String::from("Basic ");
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Standard base64 with padding (RFC 4648 §4); `None` on any other character.
@@ -495,6 +518,15 @@ mod test {
         assert_eq!(base64_decode("YWxpY2U6c2VjcmV0").unwrap(), b"alice:secret");
         assert_eq!(base64_decode("YQ==").unwrap(), b"a");
         assert_eq!(base64_decode("Y*=="), None);
+        assert_eq!(basic_credentials("alice", "secret"), "Basic YWxpY2U6c2VjcmV0");
+        for (u, p) in [("a", ""), ("ab", "c"), ("user", "pässwörd:x")] {
+            let v = basic_credentials(u, p);
+            assert_eq!(
+                basic_credentials_of(&v),
+                Some((u.to_owned(), p.to_owned())),
+                "{v}"
+            );
+        }
         assert_eq!(split_authority("server:443"), Some(("server", 443)));
         assert_eq!(
             split_authority("[2001:db8::1]:443"),

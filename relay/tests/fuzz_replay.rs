@@ -30,3 +30,12 @@ fn sip_parse() {
 fn sip_proxy() {
     replay::replay(env!("CARGO_MANIFEST_DIR"), "sip_proxy", bodies::sip_proxy);
 }
+
+#[test]
+fn turn_server() {
+    replay::replay(
+        env!("CARGO_MANIFEST_DIR"),
+        "turn_server",
+        bodies::turn_server,
+    );
+}

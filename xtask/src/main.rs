@@ -12,8 +12,11 @@ use std::process::{Command, ExitCode};
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     // Decodes every pcap pinhole writes (harness/tests/pcap_tshark.rs).
     ("tshark", "tshark"),
-    // RFC 5780 server and classifier: interop/coturn-natdiscovery-*.yaml.
+    // RFC 5780 server and classifier: interop/coturn-natdiscovery-*.yaml; TURN client, peer
+    // and server: interop/uclient-vs-pinhole-turn.yaml, pinhole-turn-client-vs-coturn.yaml.
     ("coturn", "turnutils_natdiscovery"),
+    // A certificate for coturn's TLS listener: interop/pinhole-turn-client-vs-coturn.yaml.
+    ("openssl", "openssl"),
     // The RFC 3489 pair: interop/stun-client-presets.yaml.
     ("stun-client", "stun"),
     ("stun-server", "stund"),

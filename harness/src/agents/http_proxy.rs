@@ -8,6 +8,7 @@
 //! [`CONNECT_TIMEOUT`] fail with 502.
 
 use super::net::{Agent, Net, NetError, TcpPhase};
+pub use relay::http_proxy::basic_credentials;
 use relay::http_proxy::{ProxyConfig, Tunnel, TunnelEvent, TunnelOutput};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};

@@ -22,6 +22,8 @@ pub struct Availability {
     pub stun: bool,
     /// `turn` services.
     pub turn: bool,
+    /// `tls_port` of `turn` services (TURN over TLS).
+    pub turn_tls: bool,
     /// `http-proxy` services.
     pub http_proxy: bool,
     /// Firewalls.
@@ -60,6 +62,7 @@ impl Availability {
             media_relay: true,
             stun: true,
             turn: true,
+            turn_tls: true,
             http_proxy: true,
             firewalls: true,
             ua_agents: true,
@@ -159,6 +162,10 @@ pub fn check_available(spec: &Spec, file: &Path, features: &Availability) -> Vec
         }
         if let (Some(x), false) = (&s.turn, features.turn) {
             no(x.pos, "the `turn` service", "");
+        } else if let (Some(x), false) = (&s.turn, features.turn_tls)
+            && x.tls_port.is_some()
+        {
+            no(x.pos, "TURN over TLS (`tls_port`)", "remove `tls_port`");
         }
         if let (Some(x), false) = (&s.http_proxy, features.http_proxy) {
             no(x.pos, "the `http-proxy` service", "");

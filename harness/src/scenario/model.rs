@@ -734,6 +734,10 @@ pub struct Turn {
     pub quota: Option<u32>,
     /// TURN over TLS port (default none).
     pub tls_port: Option<u16>,
+    /// Also accept the RFC 5766 channel numbers 0x5000–0x7FFF that RFC 8656 §12 reserves
+    /// (default false: 400 Bad Request, as RFC 8656 §12.2 says). Older clients, coturn's
+    /// `turnutils_uclient` among them, still pick them.
+    pub legacy_channels: bool,
     /// Where it is declared.
     pub pos: Pos,
 }

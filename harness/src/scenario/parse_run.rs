@@ -53,7 +53,15 @@ impl Parser {
                 let f = self.map(
                     n,
                     "`turn`",
-                    &["port", "realm", "users", "relay_ports", "quota", "tls_port"],
+                    &[
+                        "port",
+                        "realm",
+                        "users",
+                        "relay_ports",
+                        "quota",
+                        "tls_port",
+                        "legacy_channels",
+                    ],
                 )?;
                 Some(Turn {
                     port: self.opt_port(&f, "port").unwrap_or(3478),
@@ -73,6 +81,7 @@ impl Parser {
                             .map_err(|_| format!("`{s}` is not a whole number"))
                     }),
                     tls_port: self.opt_port(&f, "tls_port"),
+                    legacy_channels: self.opt_bool(&f, "legacy_channels").unwrap_or(false),
                     pos: n.pos,
                 })
             });

@@ -20,10 +20,25 @@ pub const CHANNEL_LIFETIME: Duration = Duration::from_secs(600);
 /// recommends about 30 seconds).
 pub const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
 
-/// The 5-tuple of a UDP allocation (RFC 8656 §2.2): the client's transport address as the
-/// server sees it and the server's listening transport address; the protocol is UDP.
+/// The transport between a TURN client and the server (RFC 8656 §3.1). The relayed
+/// transport is always UDP; this is the client-facing side only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Transport {
+    /// Datagrams: one STUN message or ChannelData per datagram.
+    #[default]
+    Udp,
+    /// A byte stream (TCP, or TLS over TCP, which the driver terminates): STUN messages
+    /// and ChannelData framed back to back, ChannelData padded to 4 bytes (RFC 8656
+    /// §12.5). The 5-tuple is the connection's.
+    Stream,
+}
+
+/// The 5-tuple of an allocation (RFC 8656 §2.2): the client's transport address as the
+/// server sees it, the server's listening transport address, and the transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FiveTuple {
+    /// UDP, or a stream connection.
+    pub transport: Transport,
     /// The client's (server-reflexive) transport address.
     pub client: SocketAddr,
     /// The server transport address the client talks to.

@@ -43,6 +43,20 @@ pub fn emit(channel: u16, data: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Builds ChannelData for `transport`: unpadded over UDP, padded with zeros to a multiple
+/// of 4 over a stream (RFC 8656 §12.5 "MUST be padded" over TCP and TLS).
+pub fn emit_for(
+    transport: super::allocation::Transport,
+    channel: u16,
+    data: &[u8],
+) -> Option<Vec<u8>> {
+    let mut out = emit(channel, data)?;
+    if transport == super::allocation::Transport::Stream {
+        out.resize(out.len().next_multiple_of(4), 0);
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
@@ -66,5 +80,15 @@ mod test {
         assert_eq!(parse(&[0x40, 0x00, 0x00, 0x00]), Some((0x4000, &[][..])));
         assert!(is_valid_channel(0x4FFF) && !is_valid_channel(0x5000) && !is_valid_channel(0x3FFF));
         assert!(emit(0x4000, &vec![0; 70_000]).is_none());
+        use super::super::allocation::Transport;
+        assert_eq!(emit_for(Transport::Udp, 0x4001, b"hello").unwrap(), b);
+        assert_eq!(
+            emit_for(Transport::Stream, 0x4001, b"hello").unwrap(),
+            padded[..12]
+        );
+        assert_eq!(
+            emit_for(Transport::Stream, 0x4001, b"abcd").unwrap().len(),
+            8
+        );
     }
 }

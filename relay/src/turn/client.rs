@@ -1,11 +1,15 @@
-//! A sans-IO TURN client (RFC 8656 §7–§12 client side, UDP), for tests and the harness.
+//! A sans-IO TURN client (RFC 8656 §7–§12 client side, over UDP or a stream), for tests,
+//! the harness and `pinhole turn-client`.
 //!
 //! It authenticates with long-term credentials (RFC 8489 §9.2: the first request goes
 //! without, a 401 or 438 carrying REALM and NONCE is answered by resending with them),
-//! retransmits requests (RFC 8489 §6.2.1: RTO 500 ms doubling, 7 sends, then
-//! [`ClientEvent::TimedOut`]), verifies MESSAGE-INTEGRITY on every authenticated response
+//! retransmits requests over UDP (RFC 8489 §6.2.1: RTO 500 ms doubling, 7 sends, then
+//! [`ClientEvent::TimedOut`]; over a stream it sends once and gives up after
+//! [`STREAM_TIMEOUT`], §6.2.2), verifies MESSAGE-INTEGRITY on every authenticated response
 //! (responses that fail are ignored), and sends application data to a peer as ChannelData
-//! once a channel to it is bound, as a Send indication otherwise. It does not refresh
+//! once a channel to it is bound (padded to 4 bytes on a stream, RFC 8656 §12.5), as a
+//! Send indication otherwise. On a stream the driver frames what it reads with
+//! [`super::stream::Framer`] and passes each frame to [`TurnClient::handle_input`]. It does not refresh
 //! allocations, permissions or channels by itself: call [`TurnClient::refresh`],
 //! [`TurnClient::create_permission`] or [`TurnClient::channel_bind`] again.
 
@@ -13,6 +17,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::allocation::Transport;
 use super::attrs::{self, kind, method};
 use super::auth::long_term_key;
 use super::channel;
@@ -23,6 +28,8 @@ use crate::stun::{Attribute, Class, Message, Method, TransactionId};
 pub const RTO: Duration = Duration::from_millis(500);
 /// Requests sent before giving up (Rc, RFC 8489 §6.2.1).
 pub const MAX_SENDS: u32 = 7;
+/// Transaction timeout over a reliable transport (Ti, RFC 8489 §6.2.2).
+pub const STREAM_TIMEOUT: Duration = Duration::from_millis(39_500);
 
 /// Client configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +42,8 @@ pub struct ClientConfig {
     pub password: String,
     /// Seed for transaction ids.
     pub seed: u64,
+    /// UDP, or a stream (TCP/TLS) to the server.
+    pub transport: Transport,
 }
 
 /// A datagram for the client's socket to send to the server.
@@ -229,7 +238,12 @@ impl TurnClient {
             .get(&peer)
             .and_then(|n| channel::emit(*n, data))
         {
-            Some(b) => b,
+            Some(mut b) => {
+                if self.config.transport == Transport::Stream {
+                    b.resize(b.len().next_multiple_of(4), 0);
+                }
+                b
+            }
             None => {
                 let tid = self.tid();
                 Message::new(Class::Indication, method::SEND, tid)
@@ -271,7 +285,7 @@ impl TurnClient {
             let Some(p) = self.pending.get_mut(&tid) else {
                 continue;
             };
-            if p.sends >= MAX_SENDS {
+            if p.sends >= MAX_SENDS || self.config.transport == Transport::Stream {
                 let m = p.request.method().to_u16();
                 self.pending.remove(&tid);
                 self.events.push_back(ClientEvent::TimedOut { method: m });
@@ -365,7 +379,11 @@ impl TurnClient {
                 data,
                 sends: 1,
                 rto: RTO,
-                deadline: now + RTO,
+                deadline: now
+                    + match self.config.transport {
+                        Transport::Udp => RTO,
+                        Transport::Stream => STREAM_TIMEOUT,
+                    },
                 authenticated,
             },
         );

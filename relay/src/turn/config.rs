@@ -33,6 +33,10 @@ pub struct TurnConfig {
     pub deny: Vec<(IpAddr, u8)>,
     /// Seed for nonces and relayed port choice (everything else is deterministic).
     pub seed: u64,
+    /// Accept ChannelBind for the channel numbers 0x5000–0x7FFF, which RFC 5766 §11
+    /// allowed and RFC 8656 §12 reserves (RFC 7983 demultiplexing). Off by default: such
+    /// requests get 400 (RFC 8656 §12.2). On for older clients (coturn accepts them too).
+    pub legacy_channels: bool,
 }
 
 impl TurnConfig {
@@ -50,6 +54,7 @@ impl TurnConfig {
             nonce_lifetime: Duration::from_secs(3600),
             deny: Vec::new(),
             seed: 0,
+            legacy_channels: false,
         }
     }
 

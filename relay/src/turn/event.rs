@@ -64,6 +64,14 @@ pub enum TurnEvent {
         /// The relayed transport address.
         relayed: SocketAddr,
     },
+    /// The stream connection of an allocation closed, and the allocation with it
+    /// (RFC 8656 §3.1: over TCP the 5-tuple is the connection).
+    AllocationClosed {
+        /// The client's transport address.
+        client: SocketAddr,
+        /// The relayed transport address.
+        relayed: SocketAddr,
+    },
     /// The driver should bind this relayed UDP socket and feed what it receives to
     /// [`TurnServer::handle_input`](super::TurnServer::handle_input).
     RelayOpened {
@@ -158,6 +166,8 @@ pub struct TurnStats {
     pub allocations_expired: u64,
     /// Allocations deleted by Refresh LIFETIME 0.
     pub allocations_deleted: u64,
+    /// Allocations deleted because their stream connection closed.
+    pub allocations_closed: u64,
     /// Peers refused by the deny list (403s and dropped Send indications).
     pub peer_denied: u64,
     /// Datagrams relayed from clients to peers, and their payload bytes.

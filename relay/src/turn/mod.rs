@@ -10,11 +10,13 @@
 //! - [`config`]: [`TurnConfig`]; [`event`]: [`TurnEvent`], [`TurnStats`].
 //! - [`server`]: [`TurnServer`], the core.
 //! - [`client`]: [`TurnClient`], a sans-IO client (allocate, permissions, channels, data).
+//! - [`stream`]: [`stream::Framer`], STUN and ChannelData framing on TCP/TLS streams.
 //!
 //! # Scope
 //!
-//! Client–server transport is UDP only (REQUESTED-TRANSPORT UDP; others get 442). Not
-//! implemented: TCP/TLS/DTLS client transports, RFC 6062 TCP allocations, dual-stack
+//! Client–server transport is UDP or a stream (TCP; TLS when the driver terminates it,
+//! RFC 8656 §3.1); the relayed transport is UDP only (REQUESTED-TRANSPORT UDP; others get
+//! 442). Not implemented: DTLS, RFC 6062 TCP allocations, dual-stack
 //! allocations (ADDITIONAL-ADDRESS-FAMILY, RFC 8656 §7.2, is ignored), DONT-FRAGMENT (the
 //! core cannot set DF: 420 on Allocate, Send indications carrying it are discarded),
 //! ICMP attribute relaying (RFC 8656 §11.5), MESSAGE-INTEGRITY-SHA256 / PASSWORD-ALGORITHMS /
@@ -63,11 +65,12 @@ pub mod config;
 pub mod deny;
 pub mod event;
 pub mod server;
+pub mod stream;
 
 #[cfg(test)]
 mod tests;
 
-pub use allocation::{AllocationInfo, FiveTuple};
+pub use allocation::{AllocationInfo, FiveTuple, Transport};
 pub use auth::long_term_key;
 pub use client::{ClientConfig, ClientEvent, ClientTransmit, TurnClient};
 pub use deny::DenyList;

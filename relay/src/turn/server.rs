@@ -5,6 +5,14 @@
 //! ChannelData, and one relayed UDP socket per allocation ([`TurnServer::relayed_sockets`],
 //! also announced by [`TurnEvent::RelayOpened`]/[`TurnEvent::RelayClosed`]), where peers
 //! send. Every [`Transmit`] names the socket to send from.
+//!
+//! Clients may also reach a listening address over a stream (TCP or TLS, RFC 8656 §3.1):
+//! the driver splits the stream into messages with [`super::stream::Framer`] and feeds
+//! each to [`TurnServer::handle_input_on`] with [`Transport::Stream`]; transmits for that
+//! 5-tuple carry [`Transport::Stream`] and go on the connection (ChannelData padded to a
+//! multiple of 4, §12.5). When the connection closes the driver calls
+//! [`TurnServer::handle_connection_closed`]: the allocation's 5-tuple is gone, and so is
+//! the allocation.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -12,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::allocation::{
     Allocation, AllocationInfo, CHANNEL_LIFETIME, Channel, DEFAULT_LIFETIME, FiveTuple,
-    MAX_LIFETIME, PERMISSION_LIFETIME, PortPool, RESERVATION_LIFETIME, TimerKey, Timers,
+    MAX_LIFETIME, PERMISSION_LIFETIME, PortPool, RESERVATION_LIFETIME, TimerKey, Timers, Transport,
 };
 use super::attrs::{self, error, kind, method};
 use super::auth::{NonceCheck, Nonces, RateLimiter, long_term_key};
@@ -23,7 +31,20 @@ pub use super::event::{AuthFailure, TurnEvent, TurnStats};
 use crate::stun::integrity::check_integrity;
 use crate::stun::{self, Attribute, Class, ErrorCode, Message, Method, ServerConfig};
 
-pub use crate::stun::Transmit;
+/// Something to send: on the client-facing side (`from` a listening address, over
+/// `transport`; for [`Transport::Stream`] on the connection `from`–`to`) or to a peer
+/// (`from` a relayed address, always UDP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// UDP, or the stream connection between `from` and `to`.
+    pub transport: Transport,
+    /// The local address to send from (picks the socket or connection).
+    pub from: SocketAddr,
+    /// The destination.
+    pub to: SocketAddr,
+    /// The datagram, or the bytes to write on the stream.
+    pub data: Vec<u8>,
+}
 
 /// Outcome of a request handler: success attributes, or an error code with reason.
 type Outcome = Result<Vec<Attribute>, (u16, &'static str)>;
@@ -126,6 +147,12 @@ impl TurnServer {
         v
     }
 
+    /// Whether the 5-tuple has an allocation (a driver closes stream connections that
+    /// never get one).
+    pub fn has_allocation(&self, five_tuple: &FiveTuple) -> bool {
+        self.allocations.contains_key(five_tuple)
+    }
+
     /// Snapshots of every allocation, sorted by 5-tuple.
     pub fn allocations(&self) -> Vec<AllocationInfo> {
         let mut v: Vec<AllocationInfo> =
@@ -210,10 +237,25 @@ impl TurnServer {
         remote: SocketAddr,
         data: &[u8],
     ) {
+        self.handle_input_on(now, Transport::Udp, local, remote, data);
+    }
+
+    /// Input on `transport`: a UDP datagram (as [`TurnServer::handle_input`]), or one
+    /// framed message (STUN or ChannelData, see [`super::stream::Framer`]) from the stream
+    /// connection `remote`–`local` to a listening address. Never panics on any input.
+    pub fn handle_input_on(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
         // Expire what is due first, so a late timer never lets stale state relay.
         self.handle_timeout(now);
         if self.config.listen.contains(&local) {
             let ft = FiveTuple {
+                transport,
                 client: remote,
                 server: local,
             };
@@ -233,10 +275,34 @@ impl TurnServer {
                 Class::Indication if msg.method == method::SEND => self.handle_send(now, ft, &msg),
                 _ => self.stats.ignored += 1,
             }
-        } else if let Some(&ft) = self.by_relayed.get(&local) {
+        } else if let (Transport::Udp, Some(&ft)) = (transport, self.by_relayed.get(&local)) {
             self.handle_peer_data(now, ft, remote, data);
         } else {
             self.stats.ignored += 1;
+        }
+    }
+
+    /// The stream connection `remote`–`local` closed (or was reset): its allocation, if
+    /// any, is deleted, since its 5-tuple no longer exists (RFC 8656 §2.2, §3.1).
+    pub fn handle_connection_closed(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) {
+        self.handle_timeout(now);
+        let ft = FiveTuple {
+            transport: Transport::Stream,
+            client: remote,
+            server: local,
+        };
+        if let Some(relayed) = self.allocations.get(&ft).map(|a| a.relayed) {
+            self.remove_allocation(ft);
+            self.stats.allocations_closed += 1;
+            self.events.push_back(TurnEvent::AllocationClosed {
+                client: remote,
+                relayed,
+            });
         }
     }
 
@@ -262,7 +328,15 @@ impl TurnServer {
             if let Some(s) = self.stun.get_mut(&ft.server) {
                 s.handle_input(now, ft.server, ft.client, data);
                 while let Some(t) = s.poll_transmit() {
-                    self.transmits.push_back(t);
+                    // On a stream only the connection itself can carry the answer.
+                    if ft.transport == Transport::Udp || (t.from, t.to) == (ft.server, ft.client) {
+                        self.transmits.push_back(Transmit {
+                            transport: ft.transport,
+                            from: t.from,
+                            to: t.to,
+                            data: t.data,
+                        });
+                    }
                 }
                 while s.poll_event().is_some() {}
             }
@@ -506,6 +580,7 @@ impl TurnServer {
             None => msg.emit(),
         };
         self.transmits.push_back(Transmit {
+            transport: ft.transport,
             from: ft.server,
             to: ft.client,
             data: data.clone(),
@@ -527,6 +602,7 @@ impl TurnServer {
                 // A retransmission: the same success response (RFC 8656 §7.2 item 1).
                 let data = a.allocate_response.clone();
                 self.transmits.push_back(Transmit {
+                    transport: ft.transport,
                     from: ft.server,
                     to: ft.client,
                     data,
@@ -790,7 +866,10 @@ impl TurnServer {
         }
         let n = attrs::raw_value(req, kind::CHANNEL_NUMBER)
             .and_then(attrs::decode_channel_number)
-            .filter(|n| channel::is_valid_channel(*n))
+            .filter(|n| {
+                channel::is_valid_channel(*n)
+                    || (self.config.legacy_channels && (0x5000..=0x7FFF).contains(n))
+            })
             .ok_or(BAD)?;
         let peers = attrs::peer_addresses(req).map_err(|()| BAD)?;
         let [peer] = peers[..] else {
@@ -844,6 +923,7 @@ impl TurnServer {
         self.stats.to_peer_packets += 1;
         self.stats.to_peer_bytes += payload.len() as u64;
         self.transmits.push_back(Transmit {
+            transport: Transport::Udp,
             from: a.relayed,
             to: peer,
             data: payload.to_vec(),
@@ -911,7 +991,7 @@ impl TurnServer {
             .copied()
             .filter(|n| a.channels.get(n).is_some_and(|c| c.expires > now));
         let data = match channel {
-            Some(n) => match channel::emit(n, payload) {
+            Some(n) => match channel::emit_for(ft.transport, n, payload) {
                 Some(d) => d,
                 None => {
                     self.stats.malformed += 1;
@@ -933,6 +1013,7 @@ impl TurnServer {
         self.stats.to_client_packets += 1;
         self.stats.to_client_bytes += payload.len() as u64;
         self.transmits.push_back(Transmit {
+            transport: ft.transport,
             from: ft.server,
             to: ft.client,
             data,

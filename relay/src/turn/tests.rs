@@ -345,6 +345,7 @@ fn send_and_data_indications() {
     assert_eq!(
         out,
         vec![Transmit {
+            transport: Transport::Udp,
             from: rel,
             to: peer,
             data: b"hello peer".to_vec()
@@ -439,6 +440,34 @@ fn late_timers_never_relay_stale_state() {
 }
 
 #[test]
+fn legacy_channel_numbers_only_when_configured() {
+    let t0 = epoch();
+    let peer = sa(PEER);
+    // RFC 8656 §12.2: 0x5000–0x7FFF get 400.
+    let mut s = server();
+    let mut c = Client::new("198.51.100.10:40000");
+    c.allocate(&mut s, t0);
+    assert_eq!(code(&c.bind(&mut s, t0, 0x669c, peer)), Some(400));
+    // RFC 5766 §11 allowed them; an older client's channel works with the option.
+    let mut cfg = config();
+    cfg.legacy_channels = true;
+    let mut s = TurnServer::new(cfg).unwrap();
+    let mut c = Client::new("198.51.100.10:40000");
+    let rel = c.allocate(&mut s, t0);
+    assert_eq!(c.bind(&mut s, t0, 0x669c, peer).class, Class::Success);
+    assert_eq!(
+        code(&c.bind(&mut s, t0, 0x8000, sa("192.0.2.60:5000"))),
+        Some(400)
+    );
+    let out = c.send(&mut s, t0, &channel::emit(0x669c, b"old").unwrap());
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].from, out[0].to), (rel, peer));
+    s.handle_input(t0, rel, peer, b"back");
+    let t = s.poll_transmit().unwrap();
+    assert_eq!(channel::parse(&t.data), Some((0x669c, &b"back"[..])));
+}
+
+#[test]
 fn channels_both_ways_and_rebinding_rules() {
     let mut s = server();
     let t0 = epoch();
@@ -463,6 +492,7 @@ fn channels_both_ways_and_rebinding_rules() {
     assert_eq!(
         out,
         vec![Transmit {
+            transport: Transport::Udp,
             from: rel,
             to: peer,
             data: b"via channel".to_vec()
@@ -474,6 +504,7 @@ fn channels_both_ways_and_rebinding_rules() {
     assert_eq!(
         out,
         vec![Transmit {
+            transport: Transport::Udp,
             from: listen(),
             to: c.addr,
             data: channel::emit(0x4000, b"back!").unwrap()
@@ -1220,7 +1251,122 @@ fn turn_client(password: &str) -> TurnClient {
         username: "alice".into(),
         password: password.into(),
         seed: 11,
+        transport: Transport::Udp,
     })
+}
+
+/// Moves bytes between a stream [`TurnClient`] and the server over one "connection",
+/// framing each side with a [`stream::Framer`] and writing in odd-sized pieces.
+fn pump_stream(
+    c: &mut TurnClient,
+    caddr: SocketAddr,
+    s: &mut TurnServer,
+    now: Instant,
+    to_server: &mut stream::Framer,
+    to_client: &mut stream::Framer,
+) -> Vec<Transmit> {
+    let mut to_peers = Vec::new();
+    for _ in 0..100 {
+        let mut moved = false;
+        while let Some(t) = c.poll_transmit() {
+            moved = true;
+            for piece in t.data.chunks(7) {
+                to_server.push(piece);
+                while let Some(f) = to_server.next_frame() {
+                    let f = f.unwrap().to_vec();
+                    s.handle_input_on(now, Transport::Stream, t.to, caddr, &f);
+                }
+            }
+        }
+        while let Some(t) = s.poll_transmit() {
+            moved = true;
+            if t.to == caddr {
+                assert_eq!(t.transport, Transport::Stream);
+                assert_eq!(
+                    t.data.len() % 4,
+                    0,
+                    "stream frames are padded: {:?}",
+                    t.data
+                );
+                to_client.push(&t.data);
+                while let Some(f) = to_client.next_frame() {
+                    let f = f.unwrap().to_vec();
+                    c.handle_input(now, t.from, &f);
+                }
+            } else {
+                to_peers.push(t);
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    to_peers
+}
+
+#[test]
+fn turn_over_a_stream_relays_and_dies_with_its_connection() {
+    let mut s = server();
+    let t0 = epoch();
+    let caddr = sa("198.51.100.10:40000");
+    let peer = sa(PEER);
+    let mut c = TurnClient::new(ClientConfig {
+        server: listen(),
+        username: "alice".into(),
+        password: "secret".into(),
+        seed: 5,
+        transport: Transport::Stream,
+    });
+    let (mut up, mut down) = (stream::Framer::new(), stream::Framer::new());
+    c.allocate(t0, None, vec![]);
+    pump_stream(&mut c, caddr, &mut s, t0, &mut up, &mut down);
+    let Some(ClientEvent::Allocated { relayed, .. }) = c.poll_event() else {
+        panic!("no allocation")
+    };
+    assert_eq!(s.allocations()[0].five_tuple.transport, Transport::Stream);
+    // A UDP client with the same address and port is another 5-tuple.
+    s.handle_input(t0, listen(), caddr, &[0x40, 0x00, 0x00, 0x01, 9]);
+    assert_eq!(s.stats().dropped_no_allocation, 1);
+    c.channel_bind(t0, 0x4001, peer);
+    pump_stream(&mut c, caddr, &mut s, t0, &mut up, &mut down);
+    assert!(matches!(
+        c.poll_event(),
+        Some(ClientEvent::ChannelBound { .. })
+    ));
+    c.send_to(peer, b"odd");
+    let out = pump_stream(&mut c, caddr, &mut s, t0, &mut up, &mut down);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (out[0].from, out[0].to, &out[0].data[..]),
+        (relayed, peer, &b"odd"[..])
+    );
+    assert_eq!(out[0].transport, Transport::Udp);
+    s.handle_input(t0, relayed, peer, b"hello");
+    pump_stream(&mut c, caddr, &mut s, t0, &mut up, &mut down);
+    assert_eq!(
+        c.poll_event(),
+        Some(ClientEvent::Data {
+            peer,
+            data: b"hello".to_vec()
+        })
+    );
+    // Requests are not retransmitted on a stream; they time out after Ti.
+    c.refresh(t0, 600);
+    assert!(c.poll_transmit().is_some());
+    c.handle_timeout(t0 + Duration::from_secs(5));
+    assert!(c.poll_transmit().is_none());
+    c.handle_timeout(t0 + client::STREAM_TIMEOUT);
+    assert!(matches!(c.poll_event(), Some(ClientEvent::TimedOut { .. })));
+    // Closing the connection deletes the allocation.
+    s.handle_connection_closed(t0, listen(), caddr);
+    assert!(s.allocations().is_empty());
+    assert_eq!(s.stats().allocations_closed, 1);
+    let ev: Vec<TurnEvent> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(ev.contains(&TurnEvent::AllocationClosed {
+        client: caddr,
+        relayed
+    }));
+    assert!(ev.contains(&TurnEvent::RelayClosed { relayed }));
 }
 
 #[test]
@@ -1260,6 +1406,7 @@ fn turn_client_end_to_end() {
     assert_eq!(
         out,
         vec![Transmit {
+            transport: Transport::Udp,
             from: relayed,
             to: peer,
             data: b"one".to_vec()
@@ -1289,6 +1436,7 @@ fn turn_client_end_to_end() {
     assert_eq!(
         out,
         vec![Transmit {
+            transport: Transport::Udp,
             from: relayed,
             to: peer,
             data: b"three".to_vec()

@@ -1,0 +1,438 @@
+//! The `turn` service: a thin driver between [`relay::turn::TurnServer`] and the sockets of
+//! a host on any [`Net`] — a UDP socket per listening address, a TCP listener on the same
+//! port (RFC 8656 §3.1: TURN over TCP, each connection its own 5-tuple, framed with
+//! [`relay::turn::stream::Framer`]), and one UDP socket per relayed transport address,
+//! bound when the core opens it (in the service's `relay_ports`). With a TLS port, a TCP
+//! listener there carries TURN over TLS (RFC 8656 §3.1; [`super::tls`], its own listening
+//! transport address in the core, so its 5-tuples never meet the plain TCP ones).
+//!
+//! STUN and TURN may share one port, as coturn does: given an RFC 5780 STUN server
+//! configuration whose primary address is the TURN listening address, the service becomes
+//! one listener that sends Binding requests (first two bytes `0x0001`, RFC 8489 §5/§6;
+//! RFC 3489 requests included) to [`relay::stun::Server`] — with CHANGE-REQUEST,
+//! OTHER-ADDRESS and RESPONSE-ORIGIN from its alternate sockets — and everything else
+//! (TURN methods, Send indications, ChannelData) to the TURN core. Without one, the TURN
+//! core answers Binding itself (plain RFC 8489 Binding).
+
+use super::net::{Agent, Net, NetError, TcpPhase};
+use super::tls::TlsStream;
+use relay::stun::{Server as StunServer, ServerConfig};
+use relay::turn::stream::Framer;
+use relay::turn::{FiveTuple, Transport, TurnConfig, TurnEvent, TurnServer, TurnStats};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Most bytes queued towards one TCP client before frames are dropped (whole frames only,
+/// counted in [`ServiceStats::stream_backlog_drops`]).
+pub const STREAM_BACKLOG: usize = 256 * 1024;
+
+/// Most TCP connections at once; further ones are accepted and closed at once.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// A stream connection without an allocation this long after it opened is closed (so
+/// that idle or non-TURN connections cannot hold [`MAX_CONNECTIONS`] slots for ever).
+pub const STREAM_SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the `turn` service is set up.
+#[derive(Clone, Debug)]
+pub struct TurnServiceConfig {
+    /// The TURN core's configuration (listening addresses, relay address and ports,
+    /// realm, users, quota).
+    pub turn: TurnConfig,
+    /// An RFC 5780 STUN server sharing the TURN port (its `primary` must be one of the
+    /// TURN listening addresses).
+    pub stun: Option<ServerConfig>,
+    /// Also accept TURN over TCP on each listening port.
+    pub tcp: bool,
+    /// Accept TURN over TLS on this port (of the first listening address), with this
+    /// server configuration.
+    pub tls: Option<(u16, Arc<rustls::ServerConfig>)>,
+}
+
+/// What the driver itself counted (the core counts the rest, [`TurnService::stats`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceStats {
+    /// TCP connections accepted.
+    pub connections: u64,
+    /// Connections closed because their bytes were neither STUN nor ChannelData.
+    pub framing_errors: u64,
+    /// Frames not queued because the connection's backlog was full.
+    pub stream_backlog_drops: u64,
+    /// Relayed addresses the core opened that could not be bound.
+    pub relay_bind_failures: u64,
+    /// Connections refused because [`MAX_CONNECTIONS`] were open.
+    pub connections_refused: u64,
+    /// TLS connections closed for a failed handshake or a bad record.
+    pub tls_errors: u64,
+    /// Connections closed for getting no allocation within [`STREAM_SETUP_TIMEOUT`].
+    pub setup_timeouts: u64,
+}
+
+struct Conn<S> {
+    socket: S,
+    local: SocketAddr,
+    remote: Option<SocketAddr>,
+    framer: Framer,
+    out: Vec<u8>,
+    tls: Option<TlsStream>,
+    /// Until when it may stay without an allocation; `None` once it has one.
+    setup_deadline: Option<Instant>,
+}
+
+/// A TURN server (with an optional RFC 5780 STUN server on the same port) on a host.
+pub struct TurnService<N: Net> {
+    host: usize,
+    server: TurnServer,
+    stun: Option<StunServer>,
+    /// UDP sockets by local address: TURN listening addresses and STUN alternates.
+    udp: BTreeMap<SocketAddr, N::Socket>,
+    relayed: BTreeMap<SocketAddr, N::Socket>,
+    /// One waiting TCP slot per listening address (and whether it is the TLS one).
+    slots: Vec<(SocketAddr, N::Socket, bool)>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    conns: Vec<Conn<N::Socket>>,
+    stats: ServiceStats,
+}
+
+impl<N: Net> TurnService<N> {
+    /// Bind every listening socket on `host` and start serving.
+    pub fn start(net: &mut N, host: usize, config: TurnServiceConfig) -> Result<Self, String> {
+        let plain = config.turn.listen.clone();
+        let mut turn = config.turn.clone();
+        let tls_addr = match (&config.tls, plain.first()) {
+            (Some((port, _)), Some(first)) => {
+                let a = SocketAddr::new(first.ip(), *port);
+                if plain.contains(&a) {
+                    return Err(format!("the TLS port {port} is also the TURN port"));
+                }
+                turn.listen.push(a);
+                Some(a)
+            }
+            _ => None,
+        };
+        let server = TurnServer::new(turn).map_err(|e| e.to_string())?;
+        let stun = match &config.stun {
+            Some(sc) => {
+                if !config.turn.listen.contains(&sc.primary) {
+                    return Err(format!(
+                        "the STUN server at {} shares no address with the TURN server",
+                        sc.primary
+                    ));
+                }
+                Some(StunServer::new(sc.clone()).map_err(|e| e.to_string())?)
+            }
+            None => None,
+        };
+        let mut addrs: Vec<SocketAddr> = plain.clone();
+        if let Some(sc) = &config.stun {
+            addrs.extend(sc.listen_addresses());
+        }
+        let mut udp = BTreeMap::new();
+        for addr in addrs {
+            if udp.contains_key(&addr) {
+                continue;
+            }
+            let (s, _) = net
+                .udp_bind(host, Some(addr.ip()), addr.port())
+                .map_err(|e: NetError| format!("UDP {addr}: {e}"))?;
+            udp.insert(addr, s);
+        }
+        let mut slots = Vec::new();
+        if config.tcp {
+            for addr in &plain {
+                let s = net
+                    .tcp_listen(host, addr.port())
+                    .map_err(|e| format!("TCP {addr}: {e}"))?;
+                slots.push((*addr, s, false));
+            }
+        }
+        if let Some(a) = tls_addr {
+            let s = net
+                .tcp_listen(host, a.port())
+                .map_err(|e| format!("TLS {a}: {e}"))?;
+            slots.push((a, s, true));
+        }
+        Ok(TurnService {
+            host,
+            server,
+            stun,
+            udp,
+            relayed: BTreeMap::new(),
+            slots,
+            tls: config.tls.map(|(_, c)| c),
+            conns: Vec::new(),
+            stats: ServiceStats::default(),
+        })
+    }
+
+    /// The TURN core's counters.
+    pub fn stats(&self) -> &TurnStats {
+        self.server.stats()
+    }
+
+    /// The driver's own counters.
+    pub fn service_stats(&self) -> &ServiceStats {
+        &self.stats
+    }
+
+    /// The UDP addresses listened on (TURN, and the STUN alternates).
+    pub fn udp_addresses(&self) -> Vec<SocketAddr> {
+        self.udp.keys().copied().collect()
+    }
+
+    /// The core's next timer, or a stream connection's setup deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.conns
+            .iter()
+            .filter_map(|c| c.setup_deadline)
+            .chain(self.server.poll_timeout())
+            .min()
+    }
+
+    /// Whether a datagram on `local` belongs to the RFC 5780 STUN server: everything on a
+    /// STUN-only socket, and Binding requests on a shared one.
+    fn for_stun(&self, local: SocketAddr, data: &[u8]) -> bool {
+        self.stun.is_some()
+            && (!self.server.config().listen.contains(&local) || data.get(..2) == Some(&[0, 1]))
+    }
+
+    /// Read what arrived, run timers, send what follows.
+    pub fn poll(&mut self, net: &mut N) {
+        let now = net.now();
+        self.server.handle_timeout(now);
+        let udp: Vec<(SocketAddr, N::Socket)> = self.udp.iter().map(|(a, s)| (*a, *s)).collect();
+        for (local, s) in udp {
+            while let Some((from, data)) = net.udp_recv(s) {
+                if self.for_stun(local, &data) {
+                    if let Some(stun) = self.stun.as_mut() {
+                        stun.handle_input(now, local, from, &data);
+                    }
+                } else {
+                    self.server.handle_input(now, local, from, &data);
+                }
+            }
+        }
+        let relayed: Vec<(SocketAddr, N::Socket)> =
+            self.relayed.iter().map(|(a, s)| (*a, *s)).collect();
+        for (local, s) in relayed {
+            while let Some((from, data)) = net.udp_recv(s) {
+                self.server.handle_input(now, local, from, &data);
+            }
+        }
+        self.accept(net, now);
+        self.read_streams(net, now);
+        self.flush(net);
+    }
+
+    /// Move connected TCP slots to the connection list and open fresh slots (a port whose
+    /// fresh slot cannot be opened stops accepting).
+    fn accept(&mut self, net: &mut N, now: Instant) {
+        let mut i = 0;
+        while i < self.slots.len() {
+            let (addr, s, is_tls) = self.slots[i];
+            if net.tcp_state(s) == TcpPhase::Listening {
+                i += 1;
+                continue;
+            }
+            match net.tcp_listen(self.host, addr.port()) {
+                Ok(fresh) => {
+                    self.slots[i].1 = fresh;
+                    i += 1;
+                }
+                Err(_) => {
+                    self.slots.remove(i);
+                }
+            }
+            if self.conns.len() >= MAX_CONNECTIONS {
+                self.stats.connections_refused += 1;
+                net.close(s);
+                continue;
+            }
+            let tls = match (&self.tls, is_tls) {
+                (Some(c), true) => match TlsStream::server(c) {
+                    Ok(t) => Some(t),
+                    Err(_) => {
+                        self.stats.tls_errors += 1;
+                        net.close(s);
+                        continue;
+                    }
+                },
+                _ => None,
+            };
+            self.stats.connections += 1;
+            self.conns.push(Conn {
+                socket: s,
+                local: addr,
+                remote: None,
+                framer: Framer::new(),
+                out: Vec::new(),
+                tls,
+                setup_deadline: Some(now + STREAM_SETUP_TIMEOUT),
+            });
+        }
+    }
+
+    fn read_streams(&mut self, net: &mut N, now: Instant) {
+        let mut i = 0;
+        while i < self.conns.len() {
+            let c = &mut self.conns[i];
+            let phase = net.tcp_state(c.socket);
+            if c.remote.is_none() {
+                c.remote = net.tcp_remote(c.socket);
+            }
+            let mut close = matches!(phase, TcpPhase::Closing | TcpPhase::Closed);
+            if let Some(remote) = c.remote {
+                let mut bytes = net.tcp_recv(c.socket);
+                if let Some(tls) = c.tls.as_mut() {
+                    match tls.receive(&bytes) {
+                        Ok(plain) => bytes = plain,
+                        Err(_) => {
+                            self.stats.tls_errors += 1;
+                            bytes.clear();
+                            close = true;
+                        }
+                    }
+                    c.out.extend(tls.take_outgoing());
+                }
+                c.framer.push(&bytes);
+                loop {
+                    match c.framer.next_frame() {
+                        None => break,
+                        Some(Ok(frame)) => self.server.handle_input_on(
+                            now,
+                            Transport::Stream,
+                            c.local,
+                            remote,
+                            frame,
+                        ),
+                        Some(Err(_)) => {
+                            self.stats.framing_errors += 1;
+                            close = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            if let (Some(d), Some(remote)) = (c.setup_deadline, c.remote) {
+                let ft = FiveTuple {
+                    transport: Transport::Stream,
+                    client: remote,
+                    server: c.local,
+                };
+                if self.server.has_allocation(&ft) {
+                    c.setup_deadline = None;
+                } else if now >= d {
+                    self.stats.setup_timeouts += 1;
+                    close = true;
+                }
+            } else if c.setup_deadline.is_some_and(|d| now >= d) {
+                self.stats.setup_timeouts += 1;
+                close = true;
+            }
+            if close {
+                let c = self.conns.swap_remove(i);
+                if let Some(remote) = c.remote {
+                    self.server.handle_connection_closed(now, c.local, remote);
+                }
+                net.close(c.socket);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Send what the cores queued; bind and close relayed sockets as told.
+    fn flush(&mut self, net: &mut N) {
+        while let Some(ev) = self.server.poll_event() {
+            match ev {
+                TurnEvent::RelayOpened { relayed } => {
+                    match net.udp_bind(self.host, Some(relayed.ip()), relayed.port()) {
+                        Ok((s, _)) => {
+                            self.relayed.insert(relayed, s);
+                        }
+                        Err(_) => self.stats.relay_bind_failures += 1,
+                    }
+                }
+                TurnEvent::RelayClosed { relayed } => {
+                    if let Some(s) = self.relayed.remove(&relayed) {
+                        net.close(s);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(stun) = self.stun.as_mut() {
+            while let Some(t) = stun.poll_transmit() {
+                if let Some(&s) = self.udp.get(&t.from) {
+                    // A full send buffer drops the answer, as a congested socket would.
+                    let _ = net.udp_send(s, t.to, &t.data);
+                }
+            }
+            while stun.poll_event().is_some() {}
+        }
+        while let Some(t) = self.server.poll_transmit() {
+            match t.transport {
+                Transport::Udp => {
+                    let s = self.udp.get(&t.from).or_else(|| self.relayed.get(&t.from));
+                    if let Some(&s) = s {
+                        let _ = net.udp_send(s, t.to, &t.data);
+                    }
+                }
+                Transport::Stream => {
+                    if let Some(c) = self
+                        .conns
+                        .iter_mut()
+                        .find(|c| c.local == t.from && c.remote == Some(t.to))
+                    {
+                        if c.out.len() + t.data.len() > STREAM_BACKLOG {
+                            self.stats.stream_backlog_drops += 1;
+                        } else if let Some(tls) = c.tls.as_mut() {
+                            tls.send(&t.data);
+                            c.out.extend(tls.take_outgoing());
+                        } else {
+                            c.out.extend_from_slice(&t.data);
+                        }
+                    }
+                }
+            }
+        }
+        for c in &mut self.conns {
+            if !c.out.is_empty()
+                && let Ok(n) = net.tcp_send(c.socket, &c.out)
+            {
+                c.out.drain(..n);
+            }
+        }
+    }
+
+    /// Close every socket.
+    pub fn stop(&mut self, net: &mut N) {
+        for (_, s) in std::mem::take(&mut self.udp) {
+            net.close(s);
+        }
+        for (_, s) in std::mem::take(&mut self.relayed) {
+            net.close(s);
+        }
+        for (_, s, _) in self.slots.drain(..) {
+            net.close(s);
+        }
+        for c in self.conns.drain(..) {
+            net.close(c.socket);
+        }
+    }
+}
+
+impl<N: Net> Agent<N> for TurnService<N> {
+    fn poll(&mut self, net: &mut N) {
+        TurnService::poll(self, net)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        TurnService::poll_timeout(self)
+    }
+    /// A service is never waited for.
+    fn is_done(&self) -> bool {
+        true
+    }
+}

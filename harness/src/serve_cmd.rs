@@ -1,0 +1,304 @@
+//! `pinhole serve stun|turn` (standalone servers on the machine's own sockets) and
+//! `pinhole turn-client` (relay datagrams to an echo peer through a TURN server and count
+//! the echoes). Thin drivers: the services and the check are the ones scenarios use
+//! ([`crate::agents::stun::StunService`], [`crate::agents::turn::TurnService`],
+//! [`crate::agents::turn_client::TurnCheck`]) on [`OsNet`], in real time.
+
+use crate::agents::net::{Agent, Net};
+use crate::agents::os::{OsNet, POLL_INTERVAL, run_until};
+use crate::agents::stun::StunService;
+use crate::agents::turn::{TurnService, TurnServiceConfig};
+use crate::agents::turn_client::{ProxyVia, TurnCheck, TurnCheckConfig};
+use anyhow::{Context, Result, anyhow, bail};
+use relay::stun::ServerConfig;
+use relay::turn::{Transport, TurnConfig};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Options of `pinhole serve stun|turn`.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// `turn` (STUN too) or `stun` only.
+    pub turn: bool,
+    /// The listening transport address (a concrete address: it is also the relay address).
+    pub listen: SocketAddr,
+    /// RFC 5780 alternate address (the alternate port is the listening port + 1).
+    pub alternate: Option<IpAddr>,
+    /// TURN realm.
+    pub realm: String,
+    /// TURN users, `NAME:PASSWORD`.
+    pub users: Vec<String>,
+    /// TURN relay ports, `A-B`.
+    pub relay_ports: (u16, u16),
+    /// Allocations per user.
+    pub quota: Option<u32>,
+    /// Accept TURN over TCP on the same port.
+    pub tcp: bool,
+    /// Accept TURN over TLS on this port (self-signed certificate made at start).
+    pub tls_port: Option<u16>,
+    /// Accept RFC 5766 channel numbers 0x5000–0x7FFF.
+    pub legacy_channels: bool,
+}
+
+/// Parses `A-B` (or a single port).
+pub fn parse_port_range(s: &str) -> Result<(u16, u16)> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let a: u16 = a
+        .trim()
+        .parse()
+        .with_context(|| format!("`{s}`: not a port range like 49152-65535"))?;
+    let b: u16 = b
+        .trim()
+        .parse()
+        .with_context(|| format!("`{s}`: not a port range like 49152-65535"))?;
+    if a == 0 || a > b {
+        bail!("`{s}`: the range must be non-empty and start above port 0");
+    }
+    Ok((a, b))
+}
+
+/// Parses `NAME:PASSWORD`.
+pub fn parse_user(s: &str) -> Result<(String, String)> {
+    match s.split_once(':') {
+        Some((u, p)) if !u.is_empty() => Ok((u.to_string(), p.to_string())),
+        _ => bail!("`{s}`: give a user as NAME:PASSWORD"),
+    }
+}
+
+/// Sets a flag on SIGINT and SIGTERM (the handlers stay installed for the process).
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&flag)).context("install a signal handler")?;
+    }
+    Ok(flag)
+}
+
+/// `pinhole serve`: serve until SIGINT/SIGTERM. Returns the exit code.
+pub fn serve(o: &ServeOptions) -> Result<u8> {
+    if o.listen.ip().is_unspecified() {
+        bail!(
+            "--listen {}: give the address clients reach this machine at (it is also the \
+             relayed address and the RFC 5780 primary address), not an unspecified one",
+            o.listen
+        );
+    }
+    let stun = ServerConfig {
+        primary: o.listen,
+        alternate: o.alternate,
+        alternate_port: None,
+        software: Some(format!("pinhole {}", env!("CARGO_PKG_VERSION"))),
+    };
+    stun.validate().map_err(|e| anyhow!("--alternate: {e}"))?;
+    let mut host = vec![o.listen.ip()];
+    host.extend(o.alternate);
+    let mut net = OsNet::new(vec![host]);
+    let stop = stop_flag()?;
+    let mut service: Box<dyn Agent<OsNet>> = if o.turn {
+        let users = o
+            .users
+            .iter()
+            .map(|u| parse_user(u))
+            .collect::<Result<Vec<_>>>()
+            .context("--user")?;
+        if users.is_empty() {
+            bail!("give at least one --user NAME:PASSWORD: TURN needs long-term credentials");
+        }
+        let mut turn = TurnConfig::new(o.listen, o.listen.ip(), o.realm.clone());
+        turn.users = users;
+        turn.relay_ports = o.relay_ports;
+        turn.quota = o.quota;
+        turn.legacy_channels = o.legacy_channels;
+        turn.software = stun.software.clone();
+        // Nonces and relayed ports differ from run to run; a scenario fixes its own seed.
+        turn.seed = u64::from(std::process::id())
+            ^ std::time::SystemTime::UNIX_EPOCH
+                .elapsed()
+                .map_or(0, |d| d.as_nanos() as u64);
+        let config = TurnServiceConfig {
+            turn,
+            stun: o.alternate.map(|_| stun.clone()),
+            tcp: o.tcp,
+            tls: match o.tls_port {
+                Some(p) => Some((
+                    p,
+                    crate::agents::tls::self_signed_server(vec![o.listen.ip().to_string()])
+                        .map_err(|e| anyhow!("{e}"))?,
+                )),
+                None => None,
+            },
+        };
+        let svc = TurnService::start(&mut net, 0, config).map_err(|e| anyhow!("{e}"))?;
+        let udp: Vec<String> = svc.udp_addresses().iter().map(|a| a.to_string()).collect();
+        println!(
+            "pinhole: TURN (RFC 8656) on UDP{} {}, realm `{}`, {} user(s), relaying from {} ports {}-{}{}",
+            if o.tcp { " and TCP" } else { "" },
+            o.listen,
+            o.realm,
+            o.users.len(),
+            o.listen.ip(),
+            o.relay_ports.0,
+            o.relay_ports.1,
+            o.quota.map(|q| format!(", quota {q}")).unwrap_or_default()
+        );
+        if let Some(p) = o.tls_port {
+            println!(
+                "pinhole: TURN over TLS on TCP {} (self-signed certificate)",
+                SocketAddr::new(o.listen.ip(), p)
+            );
+        }
+        println!(
+            "pinhole: STUN Binding on UDP {}{}",
+            udp.join(", "),
+            if o.alternate.is_some() {
+                " (RFC 5780: CHANGE-REQUEST, OTHER-ADDRESS)"
+            } else {
+                ""
+            }
+        );
+        Box::new(svc)
+    } else {
+        let svc = StunService::start(&mut net, 0, stun.clone()).map_err(|e| anyhow!("{e}"))?;
+        let addrs: Vec<String> = stun
+            .listen_addresses()
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        println!(
+            "pinhole: STUN{} on UDP {}",
+            if o.alternate.is_some() {
+                " (RFC 5780)"
+            } else {
+                ""
+            },
+            addrs.join(", ")
+        );
+        Box::new(svc)
+    };
+    println!("pinhole: serving until SIGINT or SIGTERM");
+    while !stop.load(Ordering::Relaxed) {
+        service.poll(&mut net);
+        let now = net.now();
+        let wake = service
+            .poll_timeout()
+            .map_or(now + POLL_INTERVAL, |t| t.min(now + POLL_INTERVAL));
+        std::thread::sleep(wake.saturating_duration_since(now));
+    }
+    println!("pinhole: stopped");
+    Ok(0)
+}
+
+/// Options of `pinhole turn-client`.
+#[derive(Clone, Debug)]
+pub struct TurnClientOptions {
+    /// `HOST[:PORT]` (port 3478 by default).
+    pub server: String,
+    /// `NAME:PASSWORD`.
+    pub user: String,
+    /// The UDP echo peer.
+    pub peer: SocketAddr,
+    /// Use ChannelBind and ChannelData.
+    pub channel: bool,
+    /// TURN over TCP.
+    pub tcp: bool,
+    /// Datagrams to send.
+    pub count: u32,
+    /// Payload bytes each.
+    pub size: usize,
+    /// Give up after this long.
+    pub timeout: Duration,
+    /// An HTTP CONNECT proxy to reach the server through (TCP only).
+    pub proxy: Option<SocketAddr>,
+    /// The proxy's Basic credentials, `NAME:PASSWORD`.
+    pub proxy_user: Option<String>,
+    /// TURN over TLS (with `tcp`).
+    pub tls: bool,
+}
+
+/// `pinhole turn-client`: 0 when every echo came back, 1 otherwise.
+pub fn turn_client(o: &TurnClientOptions) -> Result<u8> {
+    let (user, password) = parse_user(&o.user).context("--user")?;
+    let with_port = if o.server.parse::<IpAddr>().is_ok() || !o.server.contains(':') {
+        format!("{}:3478", o.server)
+    } else {
+        o.server.clone()
+    };
+    let server = with_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .or_else(|| o.server.parse().ok())
+        .ok_or_else(|| anyhow!("`{}`: not a server address (HOST[:PORT])", o.server))?;
+    let any = if server.is_ipv4() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    };
+    let mut net = OsNet::new(vec![vec![any]]);
+    let transport = if o.tcp {
+        Transport::Stream
+    } else {
+        Transport::Udp
+    };
+    let config = TurnCheckConfig {
+        server,
+        transport,
+        username: user,
+        password,
+        peer: o.peer,
+        channel: o.channel,
+        count: o.count,
+        size: o.size,
+        timeout: o.timeout,
+        seed: u64::from(std::process::id()),
+        proxy: match o.proxy {
+            Some(address) => Some(ProxyVia {
+                address,
+                credentials: o
+                    .proxy_user
+                    .as_deref()
+                    .map(parse_user)
+                    .transpose()
+                    .context("--proxy-user")?,
+            }),
+            None => None,
+        },
+        tls: o.tls,
+    };
+    if (config.proxy.is_some() || o.tls) && !o.tcp {
+        bail!("--proxy and --tls need --tcp: they carry TURN over a TCP connection");
+    }
+    let mut check = TurnCheck::start(&mut net, 0, config).context("open the client socket")?;
+    let deadline = net.now() + o.timeout + Duration::from_secs(1);
+    run_until(&mut net, &mut [&mut check], deadline);
+    let out = check.outcome();
+    if let Some(r) = out.relayed {
+        println!(
+            "allocated {r} on {server} over {}; mapped address {}",
+            match (o.tcp, o.tls) {
+                (true, true) => "TLS",
+                (true, false) => "TCP",
+                _ => "UDP",
+            },
+            out.mapped.map_or("unknown".into(), |m| m.to_string())
+        );
+    }
+    println!(
+        "{} {}: sent {}, received {}, lost {}",
+        if o.channel {
+            "ChannelData"
+        } else {
+            "Send/Data indications"
+        },
+        if out.passed() { "OK" } else { "FAILED" },
+        out.sent,
+        out.received,
+        out.sent - out.received
+    );
+    if let Some(e) = &out.error {
+        eprintln!("pinhole turn-client: {e}");
+    }
+    Ok(if out.passed() { 0 } else { 1 })
+}

@@ -1,0 +1,159 @@
+//! `pinhole serve turn` on loopback: it says where it listens, answers STUN Binding and
+//! TURN (over UDP and TCP, checked with `pinhole turn-client`, whose loopback peer the
+//! deny list refuses with 403 — loopback is all a test may reach), and stops cleanly on
+//! SIGTERM. Also the clear errors for bad arguments.
+
+use relay::stun::{Class, Message, Method, TransactionId};
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn pinhole() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pinhole"))
+}
+
+/// Kills the server if the test panics before stopping it.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_turn_answers_and_stops_on_sigterm() {
+    let port = 20_000 + (std::process::id() % 20_000) as u16;
+    let listen = format!("127.0.0.1:{port}");
+    let child = pinhole()
+        .args([
+            "serve",
+            "turn",
+            "--listen",
+            &listen,
+            "--user",
+            "alice:secret",
+        ])
+        .args([
+            "--relay-ports",
+            "40000-40100",
+            "--tls-port",
+            &(port + 1).to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut g = Guard(child);
+    let mut lines = BufReader::new(g.0.stdout.take().unwrap()).lines();
+    let mut banner = String::new();
+    for _ in 0..4 {
+        banner.push_str(&lines.next().unwrap().unwrap());
+        banner.push('\n');
+    }
+    assert!(
+        banner.contains(&format!("TURN (RFC 8656) on UDP and TCP {listen}")),
+        "{banner}"
+    );
+    assert!(
+        banner.contains("serving until SIGINT or SIGTERM"),
+        "{banner}"
+    );
+    assert!(
+        banner.contains(&format!("TURN over TLS on TCP 127.0.0.1:{}", port + 1)),
+        "{banner}"
+    );
+
+    // STUN Binding on the TURN port.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let req = Message::new(Class::Request, Method::Binding, TransactionId::new([3; 12])).emit();
+    sock.send_to(&req, &listen).unwrap();
+    let mut buf = [0u8; 1500];
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    let resp = Message::parse(&buf[..n]).unwrap();
+    assert_eq!(resp.class, Class::Success);
+    assert_eq!(resp.mapped_address(), Some(sock.local_addr().unwrap()));
+
+    // TURN over UDP, TCP and TLS: allocation works, the loopback peer is refused (403).
+    let tls_listen = format!("127.0.0.1:{}", port + 1);
+    for (tcp, tls) in [(false, false), (true, false), (true, true)] {
+        let mut c = pinhole();
+        let server = if tls { &tls_listen } else { &listen };
+        c.args(["turn-client", server, "--user", "alice:secret"])
+            .args(["--peer", "127.0.0.1:9", "--count", "1"]);
+        if tcp {
+            c.arg("--tcp");
+        }
+        if tls {
+            c.arg("--tls");
+        }
+        let out = c.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+        let over = match (tcp, tls) {
+            (_, true) => "over TLS",
+            (true, _) => "over TCP",
+            _ => "over UDP",
+        };
+        assert!(stdout.contains("allocated 127.0.0.1:40"), "{stdout}");
+        assert!(stdout.contains(over), "{stdout}");
+        assert!(stderr.contains("403 Forbidden"), "{stderr}");
+    }
+    // Wrong password: 401.
+    let out = pinhole()
+        .args([
+            "turn-client",
+            &listen,
+            "--user",
+            "alice:nope",
+            "--peer",
+            "192.0.2.1:9",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+
+    // SIGTERM: a clean stop, exit 0.
+    let pid = g.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = g.0.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+}
+
+#[test]
+fn serve_refuses_bad_arguments_clearly() {
+    let out = pinhole()
+        .args(["serve", "turn", "--listen", "0.0.0.0:3478", "--user", "a:b"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an unspecified one"));
+    let out = pinhole()
+        .args(["serve", "turn", "--listen", "127.0.0.1:3478"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least one --user"));
+    let out = pinhole()
+        .args(["serve", "turn", "--user", "a:b", "--relay-ports", "9-3"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--relay-ports"));
+    let out = pinhole()
+        .args(["serve", "turn", "--user", "nopassword"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NAME:PASSWORD"));
+}
