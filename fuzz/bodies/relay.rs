@@ -445,6 +445,7 @@ pub fn sip_proxy(data: &[u8]) {
     assert_eq!(p.transaction_count(), (0, 0), "transactions leak");
     assert_eq!(p.dialog_count(), 0, "dialogs leak");
     assert_eq!(p.registrar().binding_count(), 0, "bindings leak");
+}
 
 // ===== TURN =====
 

@@ -209,6 +209,21 @@ enum ServeWhat {
         #[command(flatten)]
         common: ServeCommon,
     },
+    /// SIP proxy and registrar (RFC 3261, transaction-stateful, Record-Route, RFC 3581
+    /// rport) on UDP and TCP, the scenario `sip-proxy` service without a media relay.
+    Proxy {
+        /// The address and port to listen on (UDP and TCP); a concrete address of this
+        /// machine (it goes into Via and Record-Route).
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:5060")]
+        listen: std::net::SocketAddr,
+        /// A domain the proxy is responsible for besides its own address (repeatable).
+        #[arg(long = "domain", value_name = "DOMAIN")]
+        domains: Vec<String>,
+        /// Rewrite the Contact of NATed dialog requests and responses to their source
+        /// address (all four NAT tests on), as OpenSIPS's fix_nated_contact does.
+        #[arg(long)]
+        fix_contact: bool,
+    },
     /// TURN server (RFC 8656 over UDP and TCP, long-term credentials), answering STUN
     /// Binding on the same port (RFC 5780 with --alternate), as coturn does.
     Turn {
@@ -324,8 +339,17 @@ fn main() -> ExitCode {
         Command::BenchUdpRecv { port, seconds } => harness::bench::udp_recv(port, seconds),
         Command::BenchTcpSend { to, size, seconds } => harness::bench::tcp_send(to, size, seconds),
         Command::BenchTcpRecv { port, seconds } => harness::bench::tcp_recv(port, seconds),
+        Command::Serve {
+            what:
+                ServeWhat::Proxy {
+                    listen,
+                    domains,
+                    fix_contact,
+                },
+        } => harness::serve_cmd::serve_proxy(listen, domains, fix_contact),
         Command::Serve { what } => (|| {
             let opts = match what {
+                ServeWhat::Proxy { .. } => unreachable!("matched above"),
                 ServeWhat::Stun { common } => harness::serve_cmd::ServeOptions {
                     turn: false,
                     listen: common.listen,

@@ -190,6 +190,51 @@ pub fn serve(o: &ServeOptions) -> Result<u8> {
     Ok(0)
 }
 
+/// `pinhole serve proxy`: the SIP proxy/registrar on `listen` (UDP and TCP) until SIGINT
+/// or SIGTERM. Returns the exit code.
+pub fn serve_proxy(listen: SocketAddr, domains: Vec<String>, fix_contact: bool) -> Result<u8> {
+    use relay::sip::nat::NatTests;
+    if listen.ip().is_unspecified() {
+        bail!(
+            "--listen {listen}: give the address clients reach this machine at (it goes into \
+             Via and Record-Route), not an unspecified one"
+        );
+    }
+    let mut config = relay::sip::proxy::ProxyConfig::new(listen);
+    config.domains = domains;
+    config.seed = u64::from(std::process::id());
+    if fix_contact {
+        config.nat.tests = NatTests::PRIVATE_CONTACT
+            .union(NatTests::SOURCE_DIFFERS_FROM_VIA)
+            .union(NatTests::PRIVATE_VIA)
+            .union(NatTests::SOURCE_PORT_DIFFERS_FROM_VIA);
+        config.nat.fix_contact = true;
+    }
+    let mut net = OsNet::new(vec![vec![listen.ip()]]);
+    let stop = stop_flag()?;
+    let mut service = crate::agents::sip::SipProxyService::start(&mut net, 0, config)
+        .map_err(|e| anyhow!("{e}"))?;
+    println!(
+        "pinhole: SIP proxy and registrar on UDP and TCP {listen}{}",
+        if fix_contact {
+            ", fixing NATed Contacts"
+        } else {
+            ""
+        }
+    );
+    println!("pinhole: serving until SIGINT or SIGTERM");
+    while !stop.load(Ordering::Relaxed) {
+        service.poll(&mut net);
+        let now = net.now();
+        let wake = service
+            .poll_timeout()
+            .map_or(now + POLL_INTERVAL, |t| t.min(now + POLL_INTERVAL));
+        std::thread::sleep(wake.saturating_duration_since(now));
+    }
+    println!("pinhole: stopped");
+    Ok(0)
+}
+
 /// Options of `pinhole turn-client`.
 #[derive(Clone, Debug)]
 pub struct TurnClientOptions {

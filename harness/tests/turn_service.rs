@@ -49,7 +49,8 @@ fn world() -> World {
     let peer = sim.topology().host_id("peer").unwrap();
     let primary = sim.host_addresses(server)[0];
     let names = harness::runner::host_names(sim.topology());
-    let services = start_services(&mut sim, server, primary, &cell.spec.services[0], 7, &names).unwrap();
+    let services =
+        start_services(&mut sim, server, primary, &cell.spec.services[0], 7, &names).unwrap();
     let echo = UdpEcho::start(&mut sim, peer, 3480).unwrap();
     World {
         sim,

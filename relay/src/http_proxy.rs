@@ -440,8 +440,7 @@ fn basic_credentials_of(value: &str) -> Option<(String, String)> {
 /// The `Proxy-Authorization` value for `user:password` with the Basic scheme (RFC 7617
 /// §2): `Basic ` and the base64 of the pair, for clients of a proxy.
 pub fn basic_credentials(user: &str, password: &str) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let data = format!("{user}:{password}").into_bytes();
     let mut out = String::from("Basic ");
     for chunk in data.chunks(3) {
@@ -518,7 +517,10 @@ mod test {
         assert_eq!(base64_decode("YWxpY2U6c2VjcmV0").unwrap(), b"alice:secret");
         assert_eq!(base64_decode("YQ==").unwrap(), b"a");
         assert_eq!(base64_decode("Y*=="), None);
-        assert_eq!(basic_credentials("alice", "secret"), "Basic YWxpY2U6c2VjcmV0");
+        assert_eq!(
+            basic_credentials("alice", "secret"),
+            "Basic YWxpY2U6c2VjcmV0"
+        );
         for (u, p) in [("a", ""), ("ab", "c"), ("user", "pässwörd:x")] {
             let v = basic_credentials(u, p);
             assert_eq!(

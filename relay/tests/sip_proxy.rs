@@ -804,3 +804,46 @@ Content-Length: 0
     assert!(n.out.is_empty());
     assert_eq!(n.proxy.transaction_count(), (0, 0));
 }
+
+/// Without NAT handling (no NAT test hits) a UDP binding is reached at its Contact, not at
+/// the REGISTER's source: a UA (or a SIPp instance) may register from one port and answer
+/// on another (RFC 3261 §16.5: the Contact is the target). `pinhole bench proxy` registers
+/// bob from port 5070 for an answering SIPp on 5060, as Kamailio's stock configuration
+/// accepts. Found by running that benchmark.
+#[test]
+fn without_nat_handling_requests_go_to_the_contact() {
+    const CAROL: Ua = Ua {
+        user: "carol",
+        private: "198.51.100.40:5060",
+        public: "198.51.100.40:5070",
+    };
+    const DAVE: Ua = Ua {
+        user: "dave",
+        private: "198.51.100.41:5060",
+        public: "198.51.100.41:5060",
+    };
+    let mut n = Net::new(NatConfig::default());
+    let r = n.register(CAROL, 3600);
+    assert_eq!(r.status(), Some(200));
+    n.input(DAVE, &invite(DAVE, "carol", "c-contact", "z9hG4bKcc1"));
+    let to_contact: Vec<_> = n
+        .out
+        .iter()
+        .filter(|t| t.flow.remote == addr(CAROL.private))
+        .collect();
+    assert_eq!(to_contact.len(), 1, "the INVITE goes to carol's Contact");
+    assert!(
+        n.out.iter().all(|t| t.flow.remote != addr(CAROL.public)),
+        "nothing goes to the port carol registered from"
+    );
+    // With NAT handling the same registration is reached at its source (nathelper's
+    // `received`), since a NAT test hits (the source port differs from the Via's).
+    let mut n = Net::nat_all();
+    n.register(CAROL, 3600);
+    n.input(DAVE, &invite(DAVE, "carol", "c-nat", "z9hG4bKcc2"));
+    assert!(
+        n.out.iter().any(|t| t.flow.remote == addr(CAROL.public)
+            && Message::parse(&t.bytes).is_ok_and(|m| m.method().is_some())),
+        "with NAT handling the INVITE goes to the registered flow"
+    );
+}

@@ -240,6 +240,18 @@ impl Proxy {
         }
     }
 
+    /// Where requests for a binding go: the flow its REGISTER came on when a NAT test hit
+    /// (nathelper's `received`: the Contact is unreachable behind the NAT) or when it came
+    /// over a connection (reused, as RFC 5626 does); otherwise its Contact (RFC 3261
+    /// §16.5: the Contact is the target), which need not be the REGISTER's source (a UA may
+    /// register from one port and answer on another).
+    fn binding_dest(&self, b: &crate::sip::registrar::Binding) -> Flow {
+        if b.natted || b.path.transport.is_reliable() {
+            return b.path;
+        }
+        self.uri_dest(&b.uri).unwrap_or(b.path)
+    }
+
     fn uri_dest(&self, u: &SipUri) -> Option<Flow> {
         let ip = host_ip(&u.host)?;
         let t = u
@@ -557,7 +569,7 @@ impl Proxy {
             return Ok((dest, natted));
         }
         if let Some((_, b)) = self.registrar.find_by_contact(&u.to_string()) {
-            return Ok((b.path, b.natted));
+            return Ok((self.binding_dest(b), b.natted));
         }
         if ours && u.user.is_some() {
             let aor = u.aor();
@@ -582,7 +594,7 @@ impl Proxy {
                 });
             };
             msg.set_request_uri(Uri::Sip(b.uri.clone()));
-            return Ok((b.path, b.natted));
+            return Ok((self.binding_dest(b), b.natted));
         }
         if ours {
             return Err((404, "Not Found"));
