@@ -22,13 +22,11 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("stun-server", "stund"),
     // Small real UDP programs in interop/udp-binding-timeout.yaml.
     ("python3", "python3"),
-    // SIPp's built-in UAC through the SIP ALG: interop/sip-alg-sipp-udp.yaml.
-    ("sip-tester", "sipp"),
     // `pinhole bench nat`: Linux's own masquerade in a router namespace, the figure pinhole's
     // NAT is measured against (harness/tests/bench_nat.rs).
     ("nftables", "nft"),
-    // SIPp: its own scenario XMLs through pinhole's sip-proxy (interop/sipp-proxy-nat.yaml)
-    // and through the SIP ALG (interop/sip-alg-sipp-udp.yaml).
+    // SIPp: its own scenario XMLs through pinhole's sip-proxy (interop/sipp-proxy-nat.yaml),
+    // its built-in UAC through the SIP ALG (interop/sip-alg-sipp-udp.yaml).
     // `pinhole bench proxy`: SIPp load through Kamailio with its stock configuration
     // (harness/tests/bench_proxy.rs); Kamailio's system service is kept from starting on
     // install by the policy-rc.d in `ensure_deps`.
