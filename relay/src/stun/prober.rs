@@ -1265,7 +1265,7 @@ mod test {
                 if next % 2 != l % 2 {
                     next = next.wrapping_add(1);
                 }
-                if next > 65_535 - 1 || next < 1024 {
+                if !(1024..65_535).contains(&next) {
                     next = 1024 + l % 2;
                 }
                 let m = next;
