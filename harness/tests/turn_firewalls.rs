@@ -4,14 +4,14 @@
 //! port 443 (`tls_port`), TLS through the proxy — and fails with a clear reason on every
 //! path it does not (virtual fabric).
 
+mod common;
+
+use common::World;
 use emulator::fabric::sim::Sim;
 use harness::agents::net::Agent;
-use harness::agents::turn_client::{ProxyVia, TurnCheck, TurnCheckConfig, UdpEcho};
-use harness::convert;
-use harness::runner::start_services;
-use harness::scenario;
+use harness::agents::turn_client::{ProxyVia, TurnCheck, TurnCheckConfig};
 use relay::turn::Transport;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn scenario(class: &str) -> String {
     format!(
@@ -50,64 +50,12 @@ enum Path {
     ProxyWithoutCredentials,
 }
 
-struct World {
-    sim: Sim,
-    services: Vec<Box<dyn Agent<Sim>>>,
-    echo: UdpEcho<Sim>,
-}
-
 fn world(class: &str) -> World {
-    let s = scenario::load_str(&scenario(class), "fw.yaml").unwrap();
-    let cell = s.cells().unwrap().remove(0);
-    let topo = convert::topology(&cell.spec).unwrap();
-    #[allow(clippy::disallowed_methods)]
-    let epoch = Instant::now();
-    let mut sim = Sim::new(topo, 3, epoch).unwrap();
-    let mut services = Vec::new();
-    let names = harness::runner::host_names(sim.topology());
-    for svc in &cell.spec.services {
-        let h = sim.topology().host_id(&svc.host).unwrap();
-        let primary = sim.host_addresses(h)[0];
-        services.extend(start_services(&mut sim, h, primary, svc, 3, &names).unwrap());
-    }
-    let peer = sim.topology().host_id("peer").unwrap();
-    let echo = UdpEcho::start(&mut sim, peer, 3480).unwrap();
-    World {
-        sim,
-        services,
-        echo,
-    }
+    World::new(&scenario(class), 3, 3480)
 }
 
 fn drive(w: &mut World, agent: &mut dyn Agent<Sim>) {
-    let end = w.sim.now() + Duration::from_secs(10);
-    loop {
-        for _ in 0..100 {
-            let before = (w.sim.stats().delivered, w.sim.stats().sent);
-            for s in &mut w.services {
-                s.poll(&mut w.sim);
-            }
-            w.echo.poll(&mut w.sim);
-            agent.poll(&mut w.sim);
-            w.sim.flush();
-            if (w.sim.stats().delivered, w.sim.stats().sent) == before {
-                break;
-            }
-        }
-        let now = w.sim.now();
-        if agent.is_done() || now >= end {
-            return;
-        }
-        let mut next = end;
-        for t in [w.sim.poll_timeout(), agent.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .chain(w.services.iter().filter_map(|s| s.poll_timeout()))
-        {
-            next = next.min(t.max(now));
-        }
-        w.sim.advance(next.max(now + Duration::from_micros(100)));
-    }
+    w.drive(agent, Duration::from_secs(10));
 }
 
 /// Run one path; Ok(()) when all 10 echoes came back, Err(reason) otherwise.

@@ -3,13 +3,13 @@
 //! indications and with channels; bad credentials fail with the server's error; a `stun`
 //! service on the same port answers RFC 5780 probes from the same listener.
 
+mod common;
+
+use common::World;
 use emulator::fabric::sim::Sim;
 use harness::agents::net::Agent;
 use harness::agents::probe::Probe;
-use harness::agents::turn_client::{TurnCheck, TurnCheckConfig, TurnCheckOutcome, UdpEcho};
-use harness::convert;
-use harness::runner::start_services;
-use harness::scenario;
+use harness::agents::turn_client::{TurnCheck, TurnCheckConfig, TurnCheckOutcome};
 use relay::stun::{Behavior, ProberConfig, Tests};
 use relay::turn::Transport;
 use std::net::SocketAddr;
@@ -32,63 +32,12 @@ services:
     turn: { port: 3478, realm: pinhole, users: { alice: secret }, relay_ports: 50000-50099, quota: 4, tls_port: 5349 }
 "#;
 
-struct World {
-    sim: Sim,
-    services: Vec<Box<dyn Agent<Sim>>>,
-    echo: UdpEcho<Sim>,
-}
-
 fn world() -> World {
-    let s = scenario::load_str(SCENARIO, "turn.yaml").unwrap();
-    let cell = s.cells().unwrap().remove(0);
-    let topo = convert::topology(&cell.spec).unwrap();
-    #[allow(clippy::disallowed_methods)]
-    let epoch = Instant::now();
-    let mut sim = Sim::new(topo, 7, epoch).unwrap();
-    let server = sim.topology().host_id("server").unwrap();
-    let peer = sim.topology().host_id("peer").unwrap();
-    let primary = sim.host_addresses(server)[0];
-    let names = harness::runner::host_names(sim.topology());
-    let services =
-        start_services(&mut sim, server, primary, &cell.spec.services[0], 7, &names).unwrap();
-    let echo = UdpEcho::start(&mut sim, peer, 3480).unwrap();
-    World {
-        sim,
-        services,
-        echo,
-    }
+    World::new(SCENARIO, 7, 3480)
 }
 
-/// Run `agent` to its end (or 30 s of virtual time) while serving everything else.
 fn drive(w: &mut World, agent: &mut dyn Agent<Sim>) {
-    let end = w.sim.now() + Duration::from_secs(40);
-    loop {
-        for _ in 0..100 {
-            let before = (w.sim.stats().delivered, w.sim.stats().sent);
-            for s in &mut w.services {
-                s.poll(&mut w.sim);
-            }
-            w.echo.poll(&mut w.sim);
-            agent.poll(&mut w.sim);
-            w.sim.flush();
-            if (w.sim.stats().delivered, w.sim.stats().sent) == before {
-                break;
-            }
-        }
-        let now = w.sim.now();
-        if agent.is_done() || now >= end {
-            return;
-        }
-        let mut next = end;
-        for t in [w.sim.poll_timeout(), agent.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .chain(w.services.iter().filter_map(|s| s.poll_timeout()))
-        {
-            next = next.min(t.max(now));
-        }
-        w.sim.advance(next.max(now + Duration::from_micros(100)));
-    }
+    w.drive(agent, Duration::from_secs(40));
 }
 
 fn check(w: &mut World, transport: Transport, channel: bool, password: &str) -> TurnCheckOutcome {
