@@ -76,6 +76,22 @@ fn stop_flag() -> Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
+/// Poll `service` (at its timeouts, at least every [`POLL_INTERVAL`]) until `stop` is set
+/// by SIGINT/SIGTERM. Returns the exit code, 0.
+fn serve_until_stopped(net: &mut OsNet, service: &mut dyn Agent<OsNet>, stop: &AtomicBool) -> u8 {
+    println!("pinhole: serving until SIGINT or SIGTERM");
+    while !stop.load(Ordering::Relaxed) {
+        service.poll(net);
+        let now = net.now();
+        let wake = service
+            .poll_timeout()
+            .map_or(now + POLL_INTERVAL, |t| t.min(now + POLL_INTERVAL));
+        std::thread::sleep(wake.saturating_duration_since(now));
+    }
+    println!("pinhole: stopped");
+    0
+}
+
 /// `pinhole serve`: serve until SIGINT/SIGTERM. Returns the exit code.
 pub fn serve(o: &ServeOptions) -> Result<u8> {
     if o.listen.ip().is_unspecified() {
@@ -177,17 +193,7 @@ pub fn serve(o: &ServeOptions) -> Result<u8> {
         );
         Box::new(svc)
     };
-    println!("pinhole: serving until SIGINT or SIGTERM");
-    while !stop.load(Ordering::Relaxed) {
-        service.poll(&mut net);
-        let now = net.now();
-        let wake = service
-            .poll_timeout()
-            .map_or(now + POLL_INTERVAL, |t| t.min(now + POLL_INTERVAL));
-        std::thread::sleep(wake.saturating_duration_since(now));
-    }
-    println!("pinhole: stopped");
-    Ok(0)
+    Ok(serve_until_stopped(&mut net, &mut *service, &stop))
 }
 
 /// `pinhole serve proxy`: the SIP proxy/registrar on `listen` (UDP and TCP) until SIGINT
@@ -222,17 +228,7 @@ pub fn serve_proxy(listen: SocketAddr, domains: Vec<String>, fix_contact: bool) 
             ""
         }
     );
-    println!("pinhole: serving until SIGINT or SIGTERM");
-    while !stop.load(Ordering::Relaxed) {
-        service.poll(&mut net);
-        let now = net.now();
-        let wake = service
-            .poll_timeout()
-            .map_or(now + POLL_INTERVAL, |t| t.min(now + POLL_INTERVAL));
-        std::thread::sleep(wake.saturating_duration_since(now));
-    }
-    println!("pinhole: stopped");
-    Ok(0)
+    Ok(serve_until_stopped(&mut net, &mut service, &stop))
 }
 
 /// Options of `pinhole turn-client`.
