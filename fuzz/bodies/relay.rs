@@ -338,15 +338,21 @@ pub fn sip_parse(data: &[u8]) {
 }
 
 /// The SIP proxy core fed a sequence of messages from four UAs (UDP or TCP, NAT tests,
-/// Contact fixing and keepalives on) with time jumps between them.
+/// Contact fixing and keepalives on) with time jumps between them; the seed byte also
+/// picks whether the proxy has a media controller (an in-memory relay with few ports, so
+/// refusals happen) and its media and ICE policies.
 ///
 /// Invariants: nothing panics; everything the proxy sends parses as SIP (with the framing
-/// of its transport), except the 400/505 answers that echo a malformed request's fields; after three idle hours every transaction,
-/// dialog, binding and pending keepalive is gone (no leak).
+/// of its transport), except the 400/505 answers that echo a malformed request's fields,
+/// and a Content-Length it sends matches the body (SDP rewrites included); after three
+/// idle hours every transaction, dialog, binding, pending keepalive and media session is
+/// gone and the relay holds no port (no leak).
 pub fn sip_proxy(data: &[u8]) {
+    use relay::sdp::IcePolicy;
     use relay::sip::nat::NatTests;
     use relay::sip::proxy::{
-        Input as PInput, KeepaliveConfig, KeepaliveMethod, NatConfig, Proxy, ProxyConfig,
+        Input as PInput, KeepaliveConfig, KeepaliveMethod, MediaConfig, MediaPolicy, NatConfig,
+        Proxy, ProxyConfig,
     };
     use relay::sip::{ConnId, Flow, Framing, Limits, Message, Transport};
     let proxy_addr: SocketAddr = "203.0.113.1:5060".parse().expect("an address");
@@ -372,8 +378,34 @@ pub fn sip_proxy(data: &[u8]) {
             max_missed: 1 + u32::from(inp.u8() % 4),
         }),
     };
-    config.seed = u64::from(inp.u8());
-    let mut p = Proxy::new(config);
+    let seed = inp.u8();
+    config.seed = u64::from(seed);
+    // The seed byte also picks the media side, so the committed inputs keep their meaning:
+    // no controller, or a media policy and ICE policy with a relay of 1–4 port pairs.
+    config.media = MediaConfig {
+        policy: match seed % 4 {
+            3 => MediaPolicy::Relay,
+            2 => MediaPolicy::WhenNatted,
+            _ => MediaPolicy::Never,
+        },
+        ice: [
+            IcePolicy::AddRelayCandidate,
+            IcePolicy::Strip,
+            IcePolicy::Passthrough,
+        ][usize::from(seed / 4) % 3],
+    };
+    let pool = std::sync::Arc::new(std::sync::Mutex::new(PortPool::default()));
+    let mut p = if seed.is_multiple_of(4) {
+        Proxy::new(config)
+    } else {
+        Proxy::with_media(
+            config,
+            PoolRelay {
+                pool: pool.clone(),
+                capacity: 1 + usize::from(seed >> 2) % 4,
+            },
+        )
+    };
     let mut now = epoch();
     let check = |p: &mut Proxy| {
         while let Some(t) = p.poll_transmit() {
@@ -386,13 +418,17 @@ pub fn sip_proxy(data: &[u8]) {
             // §8.2.6.2; everything else the proxy sends must parse.
             let answer_to_malformed =
                 t.bytes.starts_with(b"SIP/2.0 400 ") || t.bytes.starts_with(b"SIP/2.0 505 ");
-            if let Err(e) = Message::parse_with(&t.bytes, &Limits::default(), framing)
-                && !answer_to_malformed
-            {
-                panic!(
+            match Message::parse_with(&t.bytes, &Limits::default(), framing) {
+                Err(e) if !answer_to_malformed => panic!(
                     "the proxy sent something unparseable ({e}): {}",
                     String::from_utf8_lossy(&t.bytes)
-                );
+                ),
+                Ok(m) => {
+                    if let Ok(Some(n)) = m.content_length() {
+                        assert_eq!(n, m.body().len(), "Content-Length after a rewrite");
+                    }
+                }
+                Err(_) => {}
             }
         }
         while p.poll_event().is_some() {}
@@ -445,6 +481,75 @@ pub fn sip_proxy(data: &[u8]) {
     assert_eq!(p.transaction_count(), (0, 0), "transactions leak");
     assert_eq!(p.dialog_count(), 0, "dialogs leak");
     assert_eq!(p.registrar().binding_count(), 0, "bindings leak");
+    assert_eq!(p.media_session_count(), 0, "media sessions leak");
+    let pool = pool.lock().expect("not poisoned");
+    assert!(pool.pairs.is_empty(), "relay ports leak: {:?}", pool.pairs);
+}
+
+/// Port pairs held by [`PoolRelay`]: (call-id, from-tag, party, stream) → RTP port.
+#[derive(Default)]
+struct PortPool {
+    pairs: std::collections::BTreeMap<(String, String, relay::sdp::Party, usize), u16>,
+}
+
+/// An in-memory media relay for the `sip_proxy` target: `capacity` port pairs from
+/// 40000, one per (call, party, stream), refused when none is free, freed by
+/// `end_session`.
+struct PoolRelay {
+    pool: std::sync::Arc<std::sync::Mutex<PortPool>>,
+    capacity: usize,
+}
+
+#[derive(Debug)]
+struct NoPorts;
+impl std::fmt::Display for NoPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no ports left")
+    }
+}
+impl std::error::Error for NoPorts {}
+
+impl relay::sdp::MediaControl for PoolRelay {
+    type Error = NoPorts;
+    fn relay_stream(
+        &mut self,
+        r: &relay::sdp::StreamRequest<'_>,
+    ) -> Result<relay::sdp::RelayEndpoint, NoPorts> {
+        let mut pool = self.pool.lock().map_err(|_| NoPorts)?;
+        let key = (
+            r.session.call_id.to_string(),
+            r.session.from_tag.to_string(),
+            r.party,
+            r.index,
+        );
+        let port = match pool.pairs.get(&key) {
+            Some(p) => *p,
+            None => {
+                let port = (0..self.capacity as u16)
+                    .map(|k| 40000 + 2 * k)
+                    .find(|p| !pool.pairs.values().any(|u| u == p))
+                    .ok_or(NoPorts)?;
+                pool.pairs.insert(key, port);
+                port
+            }
+        };
+        let ip = match r.rtp.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::new(203, 0, 113, 5)),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 5)),
+        };
+        let rtcp = if r.rtcp_mux { port } else { port + 1 };
+        Ok(relay::sdp::RelayEndpoint {
+            rtp: SocketAddr::new(ip, port),
+            rtcp: SocketAddr::new(ip, rtcp),
+        })
+    }
+
+    fn end_session(&mut self, s: relay::sdp::SessionKey<'_>) {
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.pairs
+                .retain(|k, _| !(k.0 == s.call_id && k.1 == s.from_tag));
+        }
+    }
 }
 
 // ===== TURN =====

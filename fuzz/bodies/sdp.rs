@@ -40,6 +40,8 @@ impl MediaControl for Pairs {
             rtcp: SocketAddr::new(ip, rtcp),
         })
     }
+
+    fn end_session(&mut self, _: SessionKey<'_>) {} // keeps no per-session state
 }
 
 /// The SDP codec and rewrite on arbitrary bytes.

@@ -88,6 +88,11 @@ impl MediaControl for MemRelay {
             }
         }))
     }
+
+    fn end_session(&mut self, session: SessionKey<'_>) {
+        assert_eq!(session.call_id, KEY.call_id);
+        self.pairs.clear();
+    }
 }
 
 fn text(s: &Sdp) -> String {
@@ -583,6 +588,7 @@ fn relay_rtcp_not_adjacent_adds_attribute() {
                 rtcp: SocketAddr::new("203.0.113.8".parse().unwrap(), 50005),
             })
         }
+        fn end_session(&mut self, _: SessionKey<'_>) {} // allocates nothing to release
     }
     let mut sdp = Sdp::parse(b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0").unwrap();
     rewrite_offer(

@@ -156,6 +156,16 @@ pub trait MediaControl {
     /// Serve one stream; called once per relayed stream, in `m=` order, before the
     /// description is changed.
     fn relay_stream(&mut self, request: &StreamRequest<'_>) -> Result<RelayEndpoint, Self::Error>;
+
+    /// The call is over: release everything allocated for `session` (all parties, all
+    /// streams). Called once when the session ends — BYE (RFC 3261 §15.1), the INVITE
+    /// cancelled (§9) or failed with a final non-2xx response (§13.2.2.3), no final
+    /// response before Timer B (§17.1.1.2), the dialog idle past the proxy's dialog
+    /// timeout — and after a refused offer, for streams the relay allocated before it
+    /// refused. `to_tag` is the callee's tag when one was seen; a relay keys its sessions by
+    /// Call-ID and From tag and must release them whatever `to_tag` says. Releasing an
+    /// unknown session is not an error.
+    fn end_session(&mut self, session: SessionKey<'_>);
 }
 
 /// Why a stream was left as it was.

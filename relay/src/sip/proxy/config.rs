@@ -1,5 +1,6 @@
 //! Proxy settings, inputs, outputs and events (the STYLE.md vocabulary).
 
+use crate::sdp::{IcePolicy, Party, RewriteReport, Role};
 use crate::sip::nat::NatTests;
 use crate::sip::registrar::{RegistrarConfig, RemovalReason};
 use crate::sip::transport::{Flow, Transport};
@@ -58,6 +59,63 @@ pub struct NatConfig {
     pub keepalive: Option<KeepaliveConfig>,
 }
 
+/// When the proxy puts a media relay into a call's SDP (`sip-proxy.media`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaPolicy {
+    /// `relay`: every call (MediaProxy's unconditional `engage_media_proxy`).
+    Relay,
+    /// `never`: SDP is forwarded as the endpoints wrote it.
+    Never,
+    /// `when-natted`: calls where the caller or the callee is behind a NAT by the
+    /// configured NAT tests (the rule is in [`crate::sip::proxy::media`]).
+    WhenNatted,
+}
+
+impl MediaPolicy {
+    /// The scenario keywords, in the order SCENARIO-FORMAT.md lists them.
+    pub const VALUES: [&'static str; 3] = ["relay", "never", "when-natted"];
+
+    /// The policy a scenario keyword names.
+    pub fn from_keyword(s: &str) -> Option<MediaPolicy> {
+        match s {
+            "relay" => Some(MediaPolicy::Relay),
+            "never" => Some(MediaPolicy::Never),
+            "when-natted" => Some(MediaPolicy::WhenNatted),
+            _ => None,
+        }
+    }
+
+    /// The scenario keyword.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaPolicy::Relay => "relay",
+            MediaPolicy::Never => "never",
+            MediaPolicy::WhenNatted => "when-natted",
+        }
+    }
+}
+
+/// Media handling (`sip-proxy.media`, `sip-proxy.ice`). It only takes effect on a proxy
+/// built with a media controller ([`crate::sip::proxy::Proxy::with_media`]); without one
+/// SDP is never touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// Which calls go through the relay.
+    pub policy: MediaPolicy,
+    /// What happens to ICE attributes of relayed descriptions.
+    pub ice: IcePolicy,
+}
+
+impl Default for MediaConfig {
+    /// The scenario defaults: `media: when-natted`, `ice: passthrough`.
+    fn default() -> MediaConfig {
+        MediaConfig {
+            policy: MediaPolicy::WhenNatted,
+            ice: IcePolicy::Passthrough,
+        }
+    }
+}
+
 /// Proxy settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyConfig {
@@ -76,6 +134,8 @@ pub struct ProxyConfig {
     pub record_route: bool,
     /// A dialog without in-dialog traffic for this long ends (`DialogEnded{Timeout}`).
     pub dialog_timeout: Duration,
+    /// Media relay policy (used with a media controller only).
+    pub media: MediaConfig,
     /// Seed for the keepalive spread and branch ids.
     pub seed: u64,
 }
@@ -91,6 +151,7 @@ impl ProxyConfig {
             nat: NatConfig::default(),
             record_route: true,
             dialog_timeout: Duration::from_secs(7200),
+            media: MediaConfig::default(),
             seed: 0,
         }
     }
@@ -268,6 +329,44 @@ pub enum ProxyEvent {
         call_id: String,
         /// Why.
         reason: DialogEndReason,
+    },
+    // ===== media =====
+    /// An SDP body was rewritten to point at the media relay and forwarded.
+    MediaRewritten {
+        /// Call-ID.
+        call_id: String,
+        /// Who wrote the description.
+        party: Party,
+        /// Offer or answer (RFC 3264).
+        role: Role,
+        /// The method of the message (`INVITE`, `ACK`, …; for a response, its CSeq method).
+        method: String,
+        /// The status code of a response, `None` for a request.
+        status: Option<u16>,
+        /// What happened to each stream.
+        report: RewriteReport,
+        /// A retransmission: the earlier rewrite was sent again, the relay was not asked.
+        repeated: bool,
+    },
+    /// An SDP body could not go through the relay: a request was refused (`status`), or a
+    /// message that cannot be refused (a response, an ACK) was forwarded with its SDP as
+    /// the endpoint wrote it (`status: None`). Never half rewritten.
+    MediaFailed {
+        /// Call-ID.
+        call_id: String,
+        /// Who wrote the description.
+        party: Party,
+        /// The method of the message (for a response, its CSeq method).
+        method: String,
+        /// What went wrong.
+        why: String,
+        /// The status the proxy answered the request with, if it did.
+        status: Option<u16>,
+    },
+    /// The call's relay session was released (the dialog or the attempt ended).
+    MediaReleased {
+        /// Call-ID.
+        call_id: String,
     },
     // ===== transactions =====
     /// A client transaction timed out (408 sent upstream when there was a request).

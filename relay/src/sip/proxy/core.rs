@@ -2,6 +2,7 @@
 //! NAT handling and dialog tracking.
 
 use super::config::*;
+use super::media::{DynMediaControl, MediaSessions};
 use super::transaction::{ClientTx, ServerTx, State, TimerIndex, TxId, slot};
 use crate::sip::headers::{NameAddr, Via};
 use crate::sip::message::{Framing, Header, Limits, Message, Method};
@@ -52,6 +53,7 @@ pub struct Proxy {
     transmits: VecDeque<Transmit>,
     events: VecDeque<ProxyEvent>,
     stats: ProxyStats,
+    media: MediaSessions,
 }
 
 const MAGIC: &str = "z9hG4bK";
@@ -69,10 +71,21 @@ fn fnv(parts: &[&str], seed: u64) -> u64 {
 }
 
 impl Proxy {
-    /// A proxy with an empty registrar.
+    /// A proxy with an empty registrar that never touches SDP (no media relay).
     pub fn new(config: ProxyConfig) -> Proxy {
+        Proxy::build(config, None)
+    }
+
+    /// A proxy that puts `control` into calls' SDP by `config.media` (see
+    /// [`super::media`] for which messages, which calls, and what happens on refusal).
+    pub fn with_media<M: DynMediaControl + 'static>(config: ProxyConfig, control: M) -> Proxy {
+        Proxy::build(config, Some(Box::new(control)))
+    }
+
+    fn build(config: ProxyConfig, control: Option<Box<dyn DynMediaControl>>) -> Proxy {
         let rng = config.seed ^ 0x9e37_79b9_7f4a_7c15;
         Proxy {
+            media: MediaSessions::new(config.media, control),
             registrar: Registrar::new(config.registrar),
             config,
             servers: BTreeMap::new(),
@@ -110,6 +123,25 @@ impl Proxy {
     /// Live dialogs.
     pub fn dialog_count(&self) -> usize {
         self.dialogs.len()
+    }
+
+    /// Calls the media side keeps offer/answer state for (released with their dialogs).
+    pub fn media_session_count(&self) -> usize {
+        self.media.session_count()
+    }
+
+    /// Whether `remote` is the NAT path of a NATed registration binding.
+    fn source_natted(&self, remote: SocketAddr) -> bool {
+        self.registrar
+            .bindings()
+            .any(|(_, b)| b.natted && b.path.remote == remote)
+    }
+
+    /// Whether the sender of a response is behind a NAT: a NATed binding's path, or a
+    /// private Contact when that test is configured.
+    fn response_natted(&self, msg: &Message, from: SocketAddr) -> bool {
+        let tests = NatTests(self.config.nat.tests.0 & NatTests::PRIVATE_CONTACT.0);
+        self.source_natted(from) || (!tests.is_empty() && !nat::detect(msg, from, tests).is_empty())
     }
 
     /// Keepalive pings sent and not answered yet.
@@ -512,6 +544,14 @@ impl Proxy {
             }
         };
         self.note_nat(&mut msg, flow, natted);
+        let media_natted = !natted.is_empty() || natted_target || self.source_natted(flow.remote);
+        if let Err((code, reason)) = self
+            .media
+            .on_request(&mut msg, media_natted, &mut self.events)
+        {
+            self.respond(now, id, code, reason);
+            return;
+        }
         self.track_request_dialog(now, &msg, &method);
         self.forward_request(now, id, msg, dest, natted_target, mf);
     }
@@ -912,6 +952,8 @@ impl Proxy {
             return;
         };
         msg.set("Max-Forwards", mf.map_or(70, |m| m - 1).to_string());
+        // an answer in the ACK (offerless INVITE); an ACK is never refused
+        let _ = self.media.on_request(&mut msg, false, &mut self.events);
         let branch = format!(
             "{MAGIC}{:016x}",
             fnv(&[via.branch().unwrap_or_default(), "ACK"], self.config.seed)
@@ -941,6 +983,8 @@ impl Proxy {
                 if let Ok(next) = msg.top_via() {
                     let dest = self.next_hop_for_response(&next, flow);
                     self.fix_response_contact(&mut msg, flow, false);
+                    let natted = self.response_natted(&msg, flow.remote);
+                    self.media.on_response(&mut msg, natted, &mut self.events);
                     self.send(dest, &msg);
                     return;
                 }
@@ -1017,6 +1061,8 @@ impl Proxy {
             return;
         }
         self.fix_response_contact(&mut msg, flow, natted_target);
+        let natted = natted_target || self.response_natted(&msg, flow.remote);
+        self.media.on_response(&mut msg, natted, &mut self.events);
         if invite {
             self.track_response_dialog(now, &msg, code);
         }
@@ -1099,9 +1145,10 @@ impl Proxy {
                         .and_then(|f| f.tag().map(|t| t == d.from_tag))
                         .unwrap_or(false);
                     self.events.push_back(ProxyEvent::DialogEnded {
-                        call_id,
+                        call_id: call_id.clone(),
                         reason: DialogEndReason::Bye { by_caller },
                     });
+                    self.media.end(&call_id, &mut self.events);
                 }
             }
             _ => {
@@ -1137,8 +1184,11 @@ impl Proxy {
             } else {
                 DialogEndReason::Failed(code)
             };
-            self.events
-                .push_back(ProxyEvent::DialogEnded { call_id, reason });
+            self.events.push_back(ProxyEvent::DialogEnded {
+                call_id: call_id.clone(),
+                reason,
+            });
+            self.media.end(&call_id, &mut self.events);
         }
     }
 
@@ -1164,9 +1214,10 @@ impl Proxy {
             if self.dialogs.get(&call_id).is_some_and(|d| d.deadline == at) {
                 self.dialogs.remove(&call_id);
                 self.events.push_back(ProxyEvent::DialogEnded {
-                    call_id,
+                    call_id: call_id.clone(),
                     reason: DialogEndReason::Timeout,
                 });
+                self.media.end(&call_id, &mut self.events);
             }
         }
         while let Some((at, aor, contact)) = self.keepalive_due.first().cloned() {
@@ -1226,9 +1277,10 @@ impl Proxy {
                             {
                                 self.dialogs.remove(&call_id);
                                 self.events.push_back(ProxyEvent::DialogEnded {
-                                    call_id,
+                                    call_id: call_id.clone(),
                                     reason: DialogEndReason::TransactionTimeout,
                                 });
+                                self.media.end(&call_id, &mut self.events);
                             }
                             self.respond(now, sid, 408, "Request Timeout");
                         }

@@ -1,5 +1,6 @@
 //! A sans-IO, transaction-stateful SIP proxy and registrar (RFC 3261 §16, §17, §10) with
-//! NAT handling (RFC 3581 rport/received, Contact fixing, keepalives) and dialog tracking.
+//! NAT handling (RFC 3581 rport/received, Contact fixing, keepalives), dialog tracking,
+//! and SDP rewriting through a media relay ([`media`], with [`Proxy::with_media`]).
 //!
 //! # Drive contract
 //!
@@ -34,10 +35,12 @@
 
 pub mod config;
 mod core;
+pub mod media;
 mod transaction;
 
 pub use config::{
-    DialogEndReason, DropReason, Input, KeepaliveConfig, KeepaliveMethod, NatConfig, ProxyConfig,
-    ProxyEvent, Timer, Timers, Transmit,
+    DialogEndReason, DropReason, Input, KeepaliveConfig, KeepaliveMethod, MediaConfig, MediaPolicy,
+    NatConfig, ProxyConfig, ProxyEvent, Timer, Timers, Transmit,
 };
 pub use core::{Proxy, ProxyStats};
+pub use media::{DynMediaControl, RelayRefused};
