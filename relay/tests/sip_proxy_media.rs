@@ -942,3 +942,72 @@ fn multipart_body_only_the_sdp_part_changes() {
     );
     assert!(n.asked().is_empty());
 }
+
+#[test]
+fn offer_in_reliable_183_answer_in_prack_then_update() {
+    let mut n = Net::relay();
+    n.register(ALICE);
+    n.register(BOB);
+    n.send(
+        ALICE,
+        &invite_head(ALICE, BOB, "pr", "z9hG4bKpr", "application/sdp"),
+        "",
+    );
+    let inv = n.one_to(BOB);
+    // a reliable 183 (RFC 3262) with the offer
+    let mut head = response_head(&inv, 183, "Session Progress", BOB, true);
+    head.push_str("Require: 100rel\nRSeq: 1\n");
+    n.send(BOB, &head, &sdp(BOB, 5004, ""));
+    assert_eq!(endpoint(&n.one_to(ALICE)), addr("203.0.113.5:40000"));
+    // the PRACK answers it
+    let mut prack = in_dialog("PRACK", ALICE, BOB, "pr", 2, "z9hG4bKprack");
+    prack.push_str("\nRAck: 1 1 INVITE\nContent-Type: application/sdp");
+    n.send(ALICE, &prack, &sdp(ALICE, 4000, ""));
+    let prack_out = n.one_to(BOB);
+    assert_eq!(endpoint(&prack_out), addr("203.0.113.5:40002"));
+    n.send(BOB, &response_head(&prack_out, 200, "OK", BOB, false), "");
+    assert_eq!(n.one_to(ALICE).status(), Some(200));
+    // an UPDATE from the callee (RFC 3311) with a new offer, answered in its 200
+    let mut update = in_dialog("UPDATE", BOB, ALICE, "pr", 3, "z9hG4bKupd");
+    update.push_str("\nContent-Type: application/sdp");
+    n.send(BOB, &update, &sdp(BOB, 6000, ""));
+    let upd = n.one_to(ALICE);
+    assert_eq!(
+        endpoint(&upd),
+        addr("203.0.113.5:40000"),
+        "the callee's pair again"
+    );
+    n.send(
+        ALICE,
+        &response_head(&upd, 200, "OK", ALICE, true),
+        &sdp(ALICE, 4000, ""),
+    );
+    assert_eq!(endpoint(&n.one_to(BOB)), addr("203.0.113.5:40002"));
+    let seen: Vec<_> = n.asked().iter().map(|a| (a.party, a.role, a.rtp)).collect();
+    assert_eq!(
+        seen,
+        [
+            (Party::Callee, Role::Offer, addr("10.0.0.20:5004")),
+            (Party::Caller, Role::Answer, addr("192.168.1.10:4000")),
+            (Party::Callee, Role::Offer, addr("10.0.0.20:6000")),
+            (Party::Caller, Role::Answer, addr("192.168.1.10:4000")),
+        ]
+    );
+}
+
+#[test]
+fn a_proxy_without_a_controller_never_touches_sdp() {
+    let mut c = ProxyConfig::new(addr(PROXY));
+    c.domains.push("example.com".into());
+    c.nat.tests = NatTests::ALL;
+    c.media = MediaConfig {
+        policy: MediaPolicy::Relay,
+        ice: IcePolicy::Strip,
+    };
+    let mut n = Net::relay();
+    n.proxy = Proxy::new(c);
+    let (inv, ok) = establish(&mut n, "plain");
+    assert_eq!(endpoint(&inv), addr("192.168.1.10:4000"));
+    assert_eq!(endpoint(&ok), addr("10.0.0.20:5004"));
+    assert!(n.media_events().is_empty());
+}
