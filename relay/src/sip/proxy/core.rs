@@ -544,7 +544,8 @@ impl Proxy {
             }
         };
         self.note_nat(&mut msg, flow, natted);
-        let media_natted = !natted.is_empty() || natted_target || self.source_natted(flow.remote);
+        let media_natted = self.media.active()
+            && (!natted.is_empty() || natted_target || self.source_natted(flow.remote));
         if let Err((code, reason)) = self
             .media
             .on_request(&mut msg, media_natted, &mut self.events)
@@ -983,7 +984,7 @@ impl Proxy {
                 if let Ok(next) = msg.top_via() {
                     let dest = self.next_hop_for_response(&next, flow);
                     self.fix_response_contact(&mut msg, flow, false);
-                    let natted = self.response_natted(&msg, flow.remote);
+                    let natted = self.media.active() && self.response_natted(&msg, flow.remote);
                     self.media.on_response(&mut msg, natted, &mut self.events);
                     self.send(dest, &msg);
                     return;
@@ -1061,7 +1062,8 @@ impl Proxy {
             return;
         }
         self.fix_response_contact(&mut msg, flow, natted_target);
-        let natted = natted_target || self.response_natted(&msg, flow.remote);
+        let natted =
+            self.media.active() && (natted_target || self.response_natted(&msg, flow.remote));
         self.media.on_response(&mut msg, natted, &mut self.events);
         if invite {
             self.track_response_dialog(now, &msg, code);

@@ -245,7 +245,8 @@ impl MediaSessions {
         }
     }
 
-    fn active(&self) -> bool {
+    /// Whether SDP may be rewritten at all (a controller and a policy other than `never`).
+    pub(crate) fn active(&self) -> bool {
         self.control.is_some() && self.config.policy != MediaPolicy::Never
     }
 
