@@ -46,7 +46,7 @@ pub struct TurnCheckConfig {
     /// Reach the server (TCP only) through this HTTP CONNECT proxy.
     pub proxy: Option<ProxyVia>,
     /// TLS on the TCP connection (TURN over TLS, RFC 8656 §3.1); any server certificate
-    /// is accepted.
+    /// is accepted unless [`TurnCheck::start_with_tls`] gives the roots to trust.
     pub tls: bool,
 }
 
