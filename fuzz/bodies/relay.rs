@@ -567,7 +567,8 @@ impl relay::sdp::MediaControl for PoolRelay {
 pub fn turn_server(data: &[u8]) {
     use relay::turn::stream::Framer;
     use relay::turn::{
-        ClientConfig, Transport, TurnClient, TurnConfig, TurnEvent, TurnServer, channel,
+        ClientAuth, ClientConfig, PasswordAlgorithm, Transport, TurnClient, TurnConfig, TurnEvent,
+        TurnServer, channel,
     };
     let mut inp = Input::new(data);
     let listen: SocketAddr = "203.0.113.1:3478".parse().expect("literal");
@@ -575,7 +576,18 @@ pub fn turn_server(data: &[u8]) {
     config.relay_ports = (50000, 50000 + u16::from(inp.u8() % 8));
     config.quota = Some(2);
     config.legacy_channels = inp.bool();
-    config.seed = u64::from(inp.u32());
+    // The seed's low bits also pick the RFC 8489 security features the server offers
+    // (and the password byte below the client's), so older corpus inputs keep their
+    // meaning and reach every authentication path.
+    let seed = inp.u32();
+    config.seed = u64::from(seed);
+    config.password_algorithms = match seed % 4 {
+        0 => vec![PasswordAlgorithm::Sha256, PasswordAlgorithm::Md5],
+        1 => vec![PasswordAlgorithm::Md5],
+        2 => vec![PasswordAlgorithm::Md5, PasswordAlgorithm::Sha256],
+        _ => Vec::new(),
+    };
+    config.username_anonymity = seed & 4 == 0;
     let mut s = TurnServer::new(config).expect("a valid config");
     let transport = if inp.bool() {
         Transport::Stream
@@ -588,13 +600,25 @@ pub fn turn_server(data: &[u8]) {
         "127.0.0.1:5000".parse().expect("literal"),
         "[::ffff:127.0.0.1]:5000".parse().expect("literal"),
     ];
-    let mut c = TurnClient::new(ClientConfig {
-        server: listen,
-        username: "alice".into(),
-        password: if inp.u8() < 240 { "secret" } else { "wrong" }.into(),
-        seed: 1,
-        transport,
-    });
+    let pw = inp.u8();
+    let auth = ClientAuth {
+        algorithms: if pw & 2 == 0 {
+            vec![PasswordAlgorithm::Sha256, PasswordAlgorithm::Md5]
+        } else {
+            vec![PasswordAlgorithm::Md5]
+        },
+        userhash: pw & 1 == 0,
+    };
+    let mut c = TurnClient::with_auth(
+        ClientConfig {
+            server: listen,
+            username: "alice".into(),
+            password: if pw < 240 { "secret" } else { "wrong" }.into(),
+            seed: 1,
+            transport,
+        },
+        auth,
+    );
     let t0 = epoch();
     let mut now = t0;
     let mut to_server = Framer::new();

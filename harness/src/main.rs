@@ -244,9 +244,21 @@ enum ServeWhat {
         /// Do not accept TURN over TCP.
         #[arg(long)]
         no_tcp: bool,
-        /// Accept TURN over TLS on this TCP port (a self-signed certificate is made at start).
+        /// Accept TURN over TLS on this TCP port (with --tls-cert/--tls-key, else a
+        /// self-signed certificate made at start).
         #[arg(long, value_name = "PORT")]
         tls_port: Option<u16>,
+        /// The TLS certificate chain, a PEM file (the server's certificate first).
+        #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_port"])]
+        tls_cert: Option<std::path::PathBuf>,
+        /// The TLS private key, a PEM file (PKCS#8, PKCS#1 or SEC1).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<std::path::PathBuf>,
+        /// Password algorithms offered (RFC 8489 §9.2: PASSWORD-ALGORITHMS), in order of
+        /// preference, comma-separated: `sha256,md5` (the default), `md5`, or `none`
+        /// (RFC 5389 behaviour). Clients that name none get the MD5 key anyway.
+        #[arg(long, value_name = "LIST")]
+        password_algorithms: Option<String>,
         /// Also accept the channel numbers 0x5000-0x7FFF of RFC 5766 (RFC 8656 reserves
         /// them; older clients such as turnutils_uclient still use them).
         #[arg(long)]
@@ -360,6 +372,8 @@ fn main() -> ExitCode {
                     quota: None,
                     tcp: false,
                     tls_port: None,
+                    tls_cert: None,
+                    password_algorithms: None,
                     legacy_channels: false,
                 },
                 ServeWhat::Turn {
@@ -370,6 +384,9 @@ fn main() -> ExitCode {
                     quota,
                     no_tcp,
                     tls_port,
+                    tls_cert,
+                    tls_key,
+                    password_algorithms,
                     legacy_channels,
                 } => harness::serve_cmd::ServeOptions {
                     turn: true,
@@ -382,6 +399,11 @@ fn main() -> ExitCode {
                     quota,
                     tcp: !no_tcp,
                     tls_port,
+                    tls_cert: tls_cert.zip(tls_key),
+                    password_algorithms: password_algorithms
+                        .map(|l| harness::serve_cmd::parse_password_algorithms(&l))
+                        .transpose()
+                        .context("--password-algorithms")?,
                     legacy_channels,
                 },
             };

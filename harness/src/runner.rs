@@ -231,6 +231,9 @@ pub fn turn_config(
     config.relay_ports = (turn.relay_ports.first, turn.relay_ports.last);
     config.quota = turn.quota;
     config.legacy_channels = turn.legacy_channels;
+    if let Some(a) = &turn.password_algorithms {
+        config.password_algorithms = a.clone();
+    }
     config.software = Some(format!("pinhole {}", env!("CARGO_PKG_VERSION")));
     config.seed = seed;
     TurnServiceConfig {
@@ -263,11 +266,14 @@ pub fn start_services<N: Net + 'static>(
     if let Some(turn) = &services.turn {
         let mut config = turn_config(primary, turn, services.stun.as_ref(), seed);
         if let Some(port) = turn.tls_port {
-            // A certificate made at start (SCENARIO-FORMAT: none is given in version 1).
-            let tls = crate::agents::tls::self_signed_server(vec![
-                primary.to_string(),
-                services.host.clone(),
-            ])
+            // The scenario's certificate (a format extension), else one made at start.
+            let tls = match &turn.tls_cert {
+                Some((cert, key)) => crate::agents::tls::server_from_pem_files(cert, key),
+                None => crate::agents::tls::self_signed_server(vec![
+                    primary.to_string(),
+                    services.host.clone(),
+                ]),
+            }
             .map_err(|e| format!("turn service on `{}`: {e}", services.host))?;
             config.tls = Some((port, tls));
         }

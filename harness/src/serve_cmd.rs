@@ -36,10 +36,32 @@ pub struct ServeOptions {
     pub quota: Option<u32>,
     /// Accept TURN over TCP on the same port.
     pub tcp: bool,
-    /// Accept TURN over TLS on this port (self-signed certificate made at start).
+    /// Accept TURN over TLS on this port.
     pub tls_port: Option<u16>,
+    /// The TLS certificate chain and key (PEM files); `None`: a self-signed certificate
+    /// made at start.
+    pub tls_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Password algorithms offered (RFC 8489 §9.2.4); `None`: the default (SHA-256, MD5).
+    pub password_algorithms: Option<Vec<relay::turn::PasswordAlgorithm>>,
     /// Accept RFC 5766 channel numbers 0x5000–0x7FFF.
     pub legacy_channels: bool,
+}
+
+/// Parses `sha256,md5` (in order; `none` for an empty list).
+pub fn parse_password_algorithms(s: &str) -> Result<Vec<relay::turn::PasswordAlgorithm>> {
+    if s.trim() == "none" {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for name in s.split(',') {
+        let a = relay::turn::PasswordAlgorithm::from_name(name.trim())
+            .with_context(|| format!("`{name}`: not sha256 or md5 (or `none` alone)"))?;
+        if out.contains(&a) {
+            bail!("`{name}` is listed twice");
+        }
+        out.push(a);
+    }
+    Ok(out)
 }
 
 /// Parses `A-B` (or a single port).
@@ -127,6 +149,9 @@ pub fn serve(o: &ServeOptions) -> Result<u8> {
         turn.relay_ports = o.relay_ports;
         turn.quota = o.quota;
         turn.legacy_channels = o.legacy_channels;
+        if let Some(a) = &o.password_algorithms {
+            turn.password_algorithms = a.clone();
+        }
         turn.software = stun.software.clone();
         // Nonces and relayed ports differ from run to run; a scenario fixes its own seed.
         turn.seed = u64::from(std::process::id())
@@ -140,8 +165,13 @@ pub fn serve(o: &ServeOptions) -> Result<u8> {
             tls: match o.tls_port {
                 Some(p) => Some((
                     p,
-                    crate::agents::tls::self_signed_server(vec![o.listen.ip().to_string()])
-                        .map_err(|e| anyhow!("{e}"))?,
+                    match &o.tls_cert {
+                        Some((cert, key)) => crate::agents::tls::server_from_pem_files(cert, key),
+                        None => {
+                            crate::agents::tls::self_signed_server(vec![o.listen.ip().to_string()])
+                        }
+                    }
+                    .map_err(|e| anyhow!("{e}"))?,
                 )),
                 None => None,
             },
@@ -161,8 +191,12 @@ pub fn serve(o: &ServeOptions) -> Result<u8> {
         );
         if let Some(p) = o.tls_port {
             println!(
-                "pinhole: TURN over TLS on TCP {} (self-signed certificate)",
-                SocketAddr::new(o.listen.ip(), p)
+                "pinhole: TURN over TLS on TCP {} ({})",
+                SocketAddr::new(o.listen.ip(), p),
+                match &o.tls_cert {
+                    Some((cert, _)) => format!("certificate {}", cert.display()),
+                    None => "self-signed certificate".into(),
+                }
             );
         }
         println!(

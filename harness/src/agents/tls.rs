@@ -1,14 +1,18 @@
 //! TLS over a [`super::net::Net`] TCP socket, for TURN over TLS (RFC 8656 §3.1): rustls'
 //! sans-IO connection state between the bytes the socket moves and the plaintext the TURN
-//! framing sees. The server uses a certificate made at start (self-signed, rcgen); the
+//! framing sees. The server uses the certificate chain and key of two PEM files
+//! ([`server_from_pem_files`]) or one made at start ([`self_signed_server`], rcgen). The
 //! client accepts any server certificate but checks its handshake signatures — it is a
-//! test tool, like `turnutils_uclient` without `-E`.
+//! test tool, like `turnutils_uclient` without `-E` — unless it is given the roots to
+//! trust ([`client_trusting`]).
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, ring};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::io::{Read, Write};
+use std::path::Path;
 use std::sync::Arc;
 
 fn provider() -> Arc<CryptoProvider> {
@@ -26,6 +30,64 @@ pub fn self_signed_server(names: Vec<String>) -> Result<Arc<rustls::ServerConfig
         .with_no_client_auth()
         .with_single_cert(vec![ck.cert.der().clone()], key)
         .map_err(|e| format!("TLS server configuration: {e}"))?;
+    Ok(Arc::new(config))
+}
+
+/// A server configuration with the certificate chain of the PEM file `cert` (the server's
+/// certificate first, then any intermediates) and the private key of the PEM file `key`
+/// (PKCS#8, PKCS#1 or SEC1). Errors say which file and why: unreadable, no certificate or
+/// key in it, or a key that is not the certificate's.
+pub fn server_from_pem_files(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+    let cert_pem = read(cert)?;
+    let key_pem = read(key)?;
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: bad PEM: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "{}: no certificate in it (a PEM `BEGIN CERTIFICATE` block)",
+            cert.display()
+        ));
+    }
+    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        format!(
+            "{}: no private key in it (a PEM `BEGIN PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY` block): {e}",
+            key.display()
+        )
+    })?;
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .map_err(|e| {
+            format!(
+                "certificate {} and key {} do not go together: {e}",
+                cert.display(),
+                key.display()
+            )
+        })?;
+    Ok(Arc::new(config))
+}
+
+/// A client configuration that trusts only the certificates of the PEM text `roots`
+/// (and verifies the server's name or IP address against its certificate).
+pub fn client_trusting(roots: &[u8]) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut store = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(roots) {
+        store
+            .add(c.map_err(|e| format!("bad PEM: {e}"))?)
+            .map_err(|e| format!("root certificate: {e}"))?;
+    }
+    if store.is_empty() {
+        return Err("no root certificate in the PEM text".into());
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(store)
+        .with_no_client_auth();
     Ok(Arc::new(config))
 }
 

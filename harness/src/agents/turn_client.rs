@@ -46,7 +46,7 @@ pub struct TurnCheckConfig {
     /// Reach the server (TCP only) through this HTTP CONNECT proxy.
     pub proxy: Option<ProxyVia>,
     /// TLS on the TCP connection (TURN over TLS, RFC 8656 §3.1); any server certificate
-    /// is accepted.
+    /// is accepted unless [`TurnCheck::start_with_tls`] gives the roots to trust.
     pub tls: bool,
 }
 
@@ -101,6 +101,8 @@ pub struct TurnCheck<N: Net> {
     out: Vec<u8>,
     proxy_answer: Vec<u8>,
     tls: Option<TlsStream>,
+    /// The TLS client configuration; `None`: accept any server certificate.
+    tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
     phase: Phase,
     deadline: Instant,
     next_send: Instant,
@@ -139,6 +141,7 @@ impl<N: Net> TurnCheck<N> {
             out: Vec::new(),
             proxy_answer: Vec::new(),
             tls: None,
+            tls_config: None,
             phase,
             echoed: BTreeSet::new(),
             outcome: TurnCheckOutcome {
@@ -149,6 +152,19 @@ impl<N: Net> TurnCheck<N> {
                 error: None,
             },
         })
+    }
+
+    /// As [`TurnCheck::start`], with TLS (when [`TurnCheckConfig::tls`]) under `tls`
+    /// instead of accepting any certificate, e.g. [`super::tls::client_trusting`] a CA.
+    pub fn start_with_tls(
+        net: &mut N,
+        host: usize,
+        config: TurnCheckConfig,
+        tls: std::sync::Arc<rustls::ClientConfig>,
+    ) -> Result<Self, NetError> {
+        let mut c = Self::start(net, host, config)?;
+        c.tls_config = Some(tls);
+        Ok(c)
     }
 
     /// The result so far (final once [`Agent::is_done`]).
@@ -255,8 +271,12 @@ impl<N: Net> TurnCheck<N> {
     /// and the Allocate.
     fn start_turn(&mut self, now: Instant) {
         if self.config.tls {
-            let tls = any_server_client()
-                .and_then(|c| TlsStream::client(&c, &self.config.server.ip().to_string()));
+            let config = match &self.tls_config {
+                Some(c) => Ok(std::sync::Arc::clone(c)),
+                None => any_server_client(),
+            };
+            let tls =
+                config.and_then(|c| TlsStream::client(&c, &self.config.server.ip().to_string()));
             match tls {
                 Ok(mut t) => {
                     self.out.extend(t.take_outgoing());

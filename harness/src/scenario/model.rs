@@ -734,6 +734,13 @@ pub struct Turn {
     pub quota: Option<u32>,
     /// TURN over TLS port (default none).
     pub tls_port: Option<u16>,
+    /// The TLS certificate chain and private key (PEM files, resolved against the
+    /// scenario file's folder, checked when the scenario is loaded); `None`: a
+    /// self-signed certificate made at start. A format extension.
+    pub tls_cert: Option<(PathBuf, PathBuf)>,
+    /// The password algorithms offered (RFC 8489 §9.2.4), in order; `None`: the
+    /// server's default (SHA-256, MD5); empty: RFC 5389 behaviour. A format extension.
+    pub password_algorithms: Option<Vec<relay::turn::PasswordAlgorithm>>,
     /// Also accept the RFC 5766 channel numbers 0x5000–0x7FFF that RFC 8656 §12 reserves
     /// (default false: 400 Bad Request, as RFC 8656 §12.2 says). Older clients, coturn's
     /// `turnutils_uclient` among them, still pick them.

@@ -61,8 +61,12 @@ impl Parser {
                         "quota",
                         "tls_port",
                         "legacy_channels",
+                        "tls_cert",
+                        "tls_key",
+                        "password_algorithms",
                     ],
                 )?;
+                let tls_port = self.opt_port(&f, "tls_port");
                 Some(Turn {
                     port: self.opt_port(&f, "port").unwrap_or(3478),
                     realm: self
@@ -80,7 +84,11 @@ impl Parser {
                             .parse::<u32>()
                             .map_err(|_| format!("`{s}` is not a whole number"))
                     }),
-                    tls_port: self.opt_port(&f, "tls_port"),
+                    tls_cert: self.turn_tls_cert(&f, tls_port),
+                    tls_port,
+                    password_algorithms: f
+                        .get("password_algorithms")
+                        .map(|n| self.password_algorithms(n)),
                     legacy_channels: self.opt_bool(&f, "legacy_channels").unwrap_or(false),
                     pos: n.pos,
                 })
@@ -105,6 +113,72 @@ impl Parser {
                 });
             }
         }
+    }
+
+    /// `tls_cert` and `tls_key` of a `turn` service: both or neither, only with a
+    /// `tls_port`, PEM files (relative to the scenario's folder) that load and match.
+    fn turn_tls_cert(
+        &mut self,
+        f: &Fields<'_>,
+        tls_port: Option<u16>,
+    ) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+        let (cert_node, key_node) = (f.get("tls_cert"), f.get("tls_key"));
+        let (cert, key) = match (cert_node, key_node) {
+            (None, None) => return None,
+            (Some(c), Some(k)) => (self.text(c, "`tls_cert`")?, self.text(k, "`tls_key`")?),
+            (Some(n), None) | (None, Some(n)) => {
+                self.e.help(
+                    n.pos,
+                    "`tls_cert` and `tls_key` go together",
+                    "give both: `tls_cert: server.pem, tls_key: server.key` (PEM files)",
+                );
+                return None;
+            }
+        };
+        let pos = cert_node.map(|n| n.pos)?;
+        if tls_port.is_none() {
+            self.e.help(
+                pos,
+                "`tls_cert` without `tls_port`",
+                "add `tls_port: 5349` (the port TURN over TLS listens on)",
+            );
+            return None;
+        }
+        let (cert, key) = (self.base_dir.join(cert), self.base_dir.join(key));
+        if let Err(e) = crate::agents::tls::server_from_pem_files(&cert, &key) {
+            self.e.help(
+                pos,
+                format!("TLS certificate: {e}"),
+                "paths are relative to the scenario file's folder; the certificate file holds the server's certificate first, the key file its private key",
+            );
+            return None;
+        }
+        Some((cert, key))
+    }
+
+    /// `password_algorithms: [sha256, md5]` (an empty list: none, RFC 5389 behaviour).
+    fn password_algorithms(&mut self, n: &Node) -> Vec<relay::turn::PasswordAlgorithm> {
+        use relay::turn::PasswordAlgorithm;
+        let help =
+            "write `password_algorithms: [sha256, md5]` (in order of preference; `[]` for none)";
+        let mut out: Vec<PasswordAlgorithm> = Vec::new();
+        for item in self.seq(n, "`password_algorithms`", help) {
+            let Some(a) = self.kw(
+                item,
+                "password algorithm",
+                PasswordAlgorithm::from_name,
+                &["sha256", "md5"],
+            ) else {
+                continue;
+            };
+            if out.contains(&a) {
+                self.e
+                    .help(item.pos, format!("`{}` is listed twice", a.name()), help);
+            } else {
+                out.push(a);
+            }
+        }
+        out
     }
 
     fn sip_proxy(&mut self, n: &Node) -> Option<SipProxy> {

@@ -18,7 +18,13 @@ impl World {
     /// The scenario `yaml`'s first cell with `seed`, its services, and an echo on
     /// `peer:echo_port`.
     pub fn new(yaml: &str, seed: u64, echo_port: u16) -> World {
-        let s = harness::scenario::load_str(yaml, "world.yaml").unwrap();
+        Self::new_at(yaml, std::path::Path::new("world.yaml"), seed, echo_port)
+    }
+
+    /// As [`World::new`], the scenario read as if it were the file `file` (its paths
+    /// relative to that file's folder).
+    pub fn new_at(yaml: &str, file: &std::path::Path, seed: u64, echo_port: u16) -> World {
+        let s = harness::scenario::load_str(yaml, file).unwrap();
         let cell = s.cells().unwrap().remove(0);
         let topo = harness::convert::topology(&cell.spec).unwrap();
         #[allow(clippy::disallowed_methods)] // the virtual clock's origin

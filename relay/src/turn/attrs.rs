@@ -50,12 +50,14 @@ pub mod kind {
     pub const DONT_FRAGMENT: u16 = 0x001A;
     /// RESERVATION-TOKEN (RFC 8656 §18.10).
     pub const RESERVATION_TOKEN: u16 = 0x0022;
-    /// MESSAGE-INTEGRITY-SHA256 (RFC 8489 §14.6); not supported, ignored.
+    /// MESSAGE-INTEGRITY-SHA256 (RFC 8489 §14.6).
     pub const MESSAGE_INTEGRITY_SHA256: u16 = 0x001C;
-    /// PASSWORD-ALGORITHMS (RFC 8489 §14.11); ignored.
+    /// PASSWORD-ALGORITHMS (RFC 8489 §14.11), see [`crate::turn::auth`].
     pub const PASSWORD_ALGORITHMS: u16 = 0x8002;
-    /// PASSWORD-ALGORITHM (RFC 8489 §14.12); ignored.
+    /// PASSWORD-ALGORITHM (RFC 8489 §14.12), see [`crate::turn::auth`].
     pub const PASSWORD_ALGORITHM: u16 = 0x001D;
+    /// USERHASH (RFC 8489 §14.4), see [`crate::turn::auth`].
+    pub const USERHASH: u16 = 0x001E;
 }
 
 /// TURN error codes (RFC 8656 §19) and the RFC 8489 ones the server sends.
@@ -202,6 +204,12 @@ pub fn nonce(nonce: &[u8]) -> Attribute {
 /// (RFC 8489 §14.5).
 pub fn integrity_placeholder() -> Attribute {
     raw(kind::MESSAGE_INTEGRITY, vec![0; 20])
+}
+
+/// A full-length (32-byte) MESSAGE-INTEGRITY-SHA256 placeholder that
+/// [`Message::emit_with_integrity`] fills in (RFC 8489 §14.6).
+pub fn integrity_sha256_placeholder() -> Attribute {
+    raw(kind::MESSAGE_INTEGRITY_SHA256, vec![0; 32])
 }
 
 /// A request of a TURN method with a fresh transaction id (for clients and tests).

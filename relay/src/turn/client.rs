@@ -2,11 +2,19 @@
 //! the harness and `pinhole turn-client`.
 //!
 //! It authenticates with long-term credentials (RFC 8489 §9.2: the first request goes
-//! without, a 401 or 438 carrying REALM and NONCE is answered by resending with them),
+//! without, a 401 or 438 carrying REALM and NONCE is answered by resending with them).
+//! With an RFC 8489 server (a NONCE starting with the nonce cookie, §9.2.1) it follows the
+//! security features ([`ClientAuth`]): it echoes PASSWORD-ALGORITHMS, names the first
+//! algorithm it supports in PASSWORD-ALGORITHM and protects requests with
+//! MESSAGE-INTEGRITY-SHA256 under that key (§9.2.5); a 401 whose cookie announces password
+//! algorithms but that carries no PASSWORD-ALGORITHMS is a bid-down attempt and is not
+//! answered ([`ClientEvent::Failed`]); with "Username anonymity" it sends USERHASH instead
+//! of USERNAME. With an RFC 5389 server: MD5 key and MESSAGE-INTEGRITY. It
 //! retransmits requests over UDP (RFC 8489 §6.2.1: RTO 500 ms doubling, 7 sends, then
 //! [`ClientEvent::TimedOut`]; over a stream it sends once and gives up after
-//! [`STREAM_TIMEOUT`], §6.2.2), verifies MESSAGE-INTEGRITY on every authenticated response
-//! (responses that fail are ignored), and sends application data to a peer as ChannelData
+//! [`STREAM_TIMEOUT`], §6.2.2), verifies MESSAGE-INTEGRITY(-SHA256) on every authenticated
+//! response (responses that fail, or that lack MESSAGE-INTEGRITY-SHA256 once SHA-256 is
+//! negotiated, are ignored), and sends application data to a peer as ChannelData
 //! once a channel to it is bound (padded to 4 bytes on a stream, RFC 8656 §12.5), as a
 //! Send indication otherwise. On a stream the driver frames what it reads with
 //! [`super::stream::Framer`] and passes each frame to [`TurnClient::handle_input`]. It does not refresh
@@ -19,9 +27,12 @@ use std::time::{Duration, Instant};
 
 use super::allocation::Transport;
 use super::attrs::{self, kind, method};
-use super::auth::long_term_key;
+use super::auth::{
+    self, LongTermKey, PASSWORD_ALGORITHM, PASSWORD_ALGORITHMS, PasswordAlgorithm,
+    SecurityFeatures, USERHASH,
+};
 use super::channel;
-use crate::stun::integrity::check_integrity;
+use crate::stun::integrity::{check_integrity, check_integrity_sha256};
 use crate::stun::{Attribute, Class, Message, Method, TransactionId};
 
 /// Initial retransmission timeout (RFC 8489 §6.2.1).
@@ -44,6 +55,39 @@ pub struct ClientConfig {
     pub seed: u64,
     /// UDP, or a stream (TCP/TLS) to the server.
     pub transport: Transport,
+}
+
+/// How the client uses the RFC 8489 security features (§9.2.5) when a server offers them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAuth {
+    /// The password algorithms the client supports; it takes the first entry of the
+    /// server's PASSWORD-ALGORITHMS that is here, and does not retry if none is.
+    pub algorithms: Vec<PasswordAlgorithm>,
+    /// Send USERHASH instead of USERNAME when the nonce cookie sets "Username anonymity"
+    /// (which RFC 8489 §9.2.5 makes a MUST; off only to test servers with USERNAME).
+    pub userhash: bool,
+}
+
+impl Default for ClientAuth {
+    /// SHA-256 and MD5, USERHASH when asked for.
+    fn default() -> Self {
+        ClientAuth {
+            algorithms: vec![PasswordAlgorithm::Sha256, PasswordAlgorithm::Md5],
+            userhash: true,
+        }
+    }
+}
+
+/// What a challenge (401/438) settled: the credentials of the following requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Session {
+    realm: String,
+    nonce: Vec<u8>,
+    key: LongTermKey,
+    /// PASSWORD-ALGORITHMS to echo and the PASSWORD-ALGORITHM chosen, when negotiated:
+    /// requests then carry MESSAGE-INTEGRITY-SHA256 (else MESSAGE-INTEGRITY).
+    negotiated: Option<(Vec<u8>, PasswordAlgorithm)>,
+    userhash: bool,
 }
 
 /// A datagram for the client's socket to send to the server.
@@ -169,9 +213,8 @@ struct Pending {
 #[derive(Debug)]
 pub struct TurnClient {
     config: ClientConfig,
-    key: Option<[u8; 16]>,
-    realm: Option<String>,
-    nonce: Option<Vec<u8>>,
+    auth: ClientAuth,
+    session: Option<Session>,
     rng: u64,
     pending: BTreeMap<TransactionId, Pending>,
     channels: HashMap<SocketAddr, u16>,
@@ -182,14 +225,18 @@ pub struct TurnClient {
 }
 
 impl TurnClient {
-    /// A client with no allocation yet.
+    /// A client with no allocation yet, [`ClientAuth::default`].
     pub fn new(config: ClientConfig) -> Self {
+        Self::with_auth(config, ClientAuth::default())
+    }
+
+    /// A client with no allocation yet that uses the security features as `auth` says.
+    pub fn with_auth(config: ClientConfig, auth: ClientAuth) -> Self {
         TurnClient {
             rng: config.seed,
             config,
-            key: None,
-            realm: None,
-            nonce: None,
+            auth,
+            session: None,
             pending: BTreeMap::new(),
             channels: HashMap::new(),
             by_channel: HashMap::new(),
@@ -202,6 +249,15 @@ impl TurnClient {
     /// The relayed transport address, once allocated (cleared by a Refresh to 0).
     pub fn relayed(&self) -> Option<SocketAddr> {
         self.relayed
+    }
+
+    /// The password algorithm in use once a challenge was answered: `None` before, MD5
+    /// for an RFC 5389 server, else the one negotiated (RFC 8489 §9.2.5).
+    pub fn password_algorithm(&self) -> Option<PasswordAlgorithm> {
+        self.session.as_ref().map(|s| match s.key {
+            LongTermKey::Md5(_) => PasswordAlgorithm::Md5,
+            LongTermKey::Sha256(_) => PasswordAlgorithm::Sha256,
+        })
     }
 
     /// The channel bound to `peer`, if the server confirmed one.
@@ -338,6 +394,47 @@ impl TurnClient {
         }
     }
 
+    /// The credentials a 401/438 with `realm` and `nonce` asks for (RFC 8489 §9.2.5), or
+    /// why the client does not answer it.
+    fn session_from(
+        &self,
+        realm: &[u8],
+        nonce: &[u8],
+        msg: &Message,
+    ) -> Result<Session, &'static str> {
+        let realm = String::from_utf8_lossy(realm).into_owned();
+        let features = SecurityFeatures::from_nonce(nonce).unwrap_or_default();
+        let offered = attrs::raw_value(msg, PASSWORD_ALGORITHMS);
+        if features.password_algorithms && offered.is_none() {
+            return Err(
+                "bid-down: the nonce cookie announces password algorithms but PASSWORD-ALGORITHMS is missing",
+            );
+        }
+        let negotiated = match offered {
+            None => None,
+            Some(list) => {
+                let chosen = auth::decode_password_algorithms(list)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(_, params)| params.is_empty())
+                    .filter_map(|(n, _)| PasswordAlgorithm::from_number(n))
+                    .find(|a| self.auth.algorithms.contains(a))
+                    .ok_or("no supported algorithm in PASSWORD-ALGORITHMS")?;
+                Some((list.to_vec(), chosen))
+            }
+        };
+        let algorithm = negotiated
+            .as_ref()
+            .map_or(PasswordAlgorithm::Md5, |(_, a)| *a);
+        Ok(Session {
+            key: algorithm.key(&self.config.username, &realm, &self.config.password),
+            realm,
+            nonce: nonce.to_vec(),
+            negotiated,
+            userhash: features.username_anonymity && self.auth.userhash,
+        })
+    }
+
     fn tid(&mut self) -> TransactionId {
         self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.rng;
@@ -358,15 +455,33 @@ impl TurnClient {
         let tid = self.tid();
         let mut msg = Message::new(Class::Request, request.method(), tid);
         msg.attributes = request.attributes(&tid);
-        let data = match (&self.realm, &self.nonce, &self.key) {
-            (Some(realm), Some(nonce), Some(key)) => {
-                msg.attributes.push(attrs::username(&self.config.username));
-                msg.attributes.push(attrs::realm(realm));
-                msg.attributes.push(attrs::nonce(nonce));
-                msg.attributes.push(attrs::integrity_placeholder());
-                msg.emit_with_integrity(key)
+        let data = match &self.session {
+            Some(s) => {
+                msg.attributes.push(if s.userhash {
+                    attrs::raw(
+                        USERHASH,
+                        auth::userhash(&self.config.username, &s.realm).to_vec(),
+                    )
+                } else {
+                    attrs::username(&self.config.username)
+                });
+                msg.attributes.push(attrs::realm(&s.realm));
+                msg.attributes.push(attrs::nonce(&s.nonce));
+                match &s.negotiated {
+                    Some((list, a)) => {
+                        msg.attributes
+                            .push(attrs::raw(PASSWORD_ALGORITHMS, list.clone()));
+                        msg.attributes.push(attrs::raw(
+                            PASSWORD_ALGORITHM,
+                            auth::encode_password_algorithm(*a),
+                        ));
+                        msg.attributes.push(attrs::integrity_sha256_placeholder());
+                    }
+                    None => msg.attributes.push(attrs::integrity_placeholder()),
+                }
+                msg.emit_with_integrity(s.key.as_bytes())
             }
-            _ => msg.emit(),
+            None => msg.emit(),
         };
         self.transmits.push_back(ClientTransmit {
             to: self.config.server,
@@ -405,24 +520,34 @@ impl TurnClient {
             )
             && !p.authenticated
         {
-            let realm = String::from_utf8_lossy(realm).into_owned();
-            self.key = Some(long_term_key(
-                &self.config.username,
-                &realm,
-                &self.config.password,
-            ));
-            self.realm = Some(realm);
-            self.nonce = Some(nonce.to_vec());
+            let method = msg.method.to_u16();
             let Some(p) = self.pending.remove(&msg.transaction_id) else {
                 return;
             };
-            self.send_request(now, p.request, true);
+            match self.session_from(realm, nonce, msg) {
+                Ok(session) => {
+                    self.session = Some(session);
+                    self.send_request(now, p.request, true);
+                }
+                Err(reason) => self.events.push_back(ClientEvent::Failed {
+                    method,
+                    code: code.map_or(401, |(c, _)| c),
+                    reason: reason.into(),
+                }),
+            }
             return;
         }
-        // Once credentials are in use, responses must carry a MESSAGE-INTEGRITY that
-        // verifies; only 400, 401 and 438 may come without (RFC 8489 §9.2.5).
-        if let Some(key) = &self.key {
-            let ok = match check_integrity(data, key) {
+        // Once credentials are in use, responses must carry a MESSAGE-INTEGRITY(-SHA256)
+        // that verifies — MESSAGE-INTEGRITY-SHA256 once SHA-256 integrity is in use; only
+        // 400, 401 and 438 may come without (RFC 8489 §9.2.5).
+        if let Some(s) = &self.session {
+            let key = s.key.as_bytes();
+            let checked = match check_integrity_sha256(data, key) {
+                Some(valid) => Some(valid),
+                None if s.negotiated.is_some() => None,
+                None => check_integrity(data, key),
+            };
+            let ok = match checked {
                 Some(valid) => valid,
                 None => matches!(code, Some((400 | 401 | 438, _))),
             };

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use super::auth::PasswordAlgorithm;
 use crate::stun;
 
 /// Server configuration.
@@ -21,8 +22,17 @@ pub struct TurnConfig {
     pub relay_ports: (u16, u16),
     /// The REALM of long-term credentials (RFC 8489 §9.2).
     pub realm: String,
-    /// (username, password) pairs.
+    /// (username, password) pairs, used as given (no OpaqueString, RFC 8489 §9.2.2).
     pub users: Vec<(String, String)>,
+    /// The password algorithms offered in PASSWORD-ALGORITHMS, in order of preference
+    /// (RFC 8489 §9.2.4, §14.11; clients take the first they support). Empty: RFC 5389
+    /// behaviour, no PASSWORD-ALGORITHMS and the MD5 key; the nonce cookie then leaves
+    /// the "Password algorithms" bit unset. Clients that name no algorithm get MD5 either
+    /// way. Default: SHA-256, MD5.
+    pub password_algorithms: Vec<PasswordAlgorithm>,
+    /// Set the "Username anonymity" bit in the nonce cookie: RFC 8489 clients then send
+    /// USERHASH instead of USERNAME (§9.2.5). The server accepts both either way. Default on.
+    pub username_anonymity: bool,
     /// Allocations allowed per username (486 Allocation Quota Reached beyond, RFC 8656 §7.2).
     pub quota: Option<u32>,
     /// SOFTWARE attribute for responses (RFC 8489 §14.14).
@@ -41,7 +51,7 @@ pub struct TurnConfig {
 
 impl TurnConfig {
     /// A server on `listen`, relaying from `relay_addr` ports 49152–65535, no users,
-    /// no quota, SOFTWARE "pinhole", nonces valid for one hour, seed 0.
+    /// password algorithms SHA-256 and MD5, username anonymity on, no quota, SOFTWARE "pinhole", nonces valid for one hour, seed 0.
     pub fn new(listen: SocketAddr, relay_addr: IpAddr, realm: impl Into<String>) -> Self {
         TurnConfig {
             listen: vec![listen],
@@ -49,6 +59,8 @@ impl TurnConfig {
             relay_ports: (49152, 65535),
             realm: realm.into(),
             users: Vec::new(),
+            password_algorithms: vec![PasswordAlgorithm::Sha256, PasswordAlgorithm::Md5],
+            username_anonymity: true,
             quota: None,
             software: Some("pinhole".into()),
             nonce_lifetime: Duration::from_secs(3600),
@@ -84,6 +96,9 @@ pub enum TurnConfigError {
     /// A deny prefix longer than its address.
     #[error("deny prefix {0}/{1} is longer than the address")]
     BadPrefix(IpAddr, u8),
+    /// A password algorithm listed twice in [`TurnConfig::password_algorithms`].
+    #[error("password algorithm {} is listed twice", .0.name())]
+    DuplicatePasswordAlgorithm(PasswordAlgorithm),
     /// The embedded STUN server refused a listening address.
     #[error("listening address {0}: {1}")]
     Stun(SocketAddr, stun::ConfigError),

@@ -7,17 +7,22 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AuthFailure {
-    /// No MESSAGE-INTEGRITY: the first request of a client (answered with a 401 challenge).
+    /// No MESSAGE-INTEGRITY nor MESSAGE-INTEGRITY-SHA256: the first request of a client (answered with a 401 challenge).
     NoCredentials,
-    /// USERNAME, REALM or NONCE missing next to MESSAGE-INTEGRITY (400).
+    /// USERNAME (or USERHASH; not both), REALM or NONCE missing next to
+    /// MESSAGE-INTEGRITY(-SHA256) (400).
     Incomplete,
+    /// The nonce cookie announced password algorithms, and the request's
+    /// PASSWORD-ALGORITHMS is not the one the server sent, or PASSWORD-ALGORITHM is missing
+    /// or not among them: a bid-down attempt (400, RFC 8489 §9.2.4).
+    AlgorithmMismatch,
     /// Another realm than ours (401).
     WrongRealm,
     /// The NONCE is stale or not ours (438).
     StaleNonce,
-    /// Unknown username (401).
+    /// Unknown username, or a USERHASH of no user (401).
     UnknownUser,
-    /// MESSAGE-INTEGRITY does not verify: wrong password (401).
+    /// MESSAGE-INTEGRITY(-SHA256) does not verify: wrong password (401).
     BadIntegrity,
     /// Credentials differ from those that created the allocation (441).
     WrongCredentials,

@@ -3,7 +3,9 @@
 //!
 //! - [`attrs`]: TURN methods, attributes and error codes (RFC 8656 §18, §19) over the
 //!   lossless STUN codec ([`crate::stun::Message`], [`crate::stun::Attribute::Raw`]).
-//! - [`auth`]: MD5 long-term key, deterministic nonces, 401 rate limiting.
+//! - [`auth`]: long-term keys (MD5, SHA-256), password algorithms, USERHASH, the nonce
+//!   cookie and its security features (RFC 8489 §9.2), deterministic nonces, 401 rate
+//!   limiting.
 //! - [`channel`]: ChannelData framing (RFC 8656 §12.4).
 //! - [`deny`]: the peer-address deny list (RFC 8656 §21.1.2), on by default.
 //! - [`allocation`]: allocations, permissions, channels, lifetimes (RFC 8656 §2.2, §9, §12).
@@ -19,9 +21,8 @@
 //! 442). Not implemented: DTLS, RFC 6062 TCP allocations, dual-stack
 //! allocations (ADDITIONAL-ADDRESS-FAMILY, RFC 8656 §7.2, is ignored), DONT-FRAGMENT (the
 //! core cannot set DF: 420 on Allocate, Send indications carrying it are discarded),
-//! ICMP attribute relaying (RFC 8656 §11.5), MESSAGE-INTEGRITY-SHA256 / PASSWORD-ALGORITHMS /
-//! USERHASH and the RFC 8489 nonce cookie (SHA-1 MESSAGE-INTEGRITY with an MD5 key only),
-//! SASLprep/OpaqueString normalisation of credentials, RFC 3489 (cookie-less) messages.
+//! ICMP attribute relaying (RFC 8656 §11.5), SASLprep/OpaqueString normalisation of
+//! credentials (they are used as given), RFC 3489 (cookie-less) messages.
 //!
 //! # Drive contract
 //!
@@ -69,10 +70,12 @@ pub mod stream;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_auth;
 
 pub use allocation::{AllocationInfo, FiveTuple, Transport};
-pub use auth::long_term_key;
-pub use client::{ClientConfig, ClientEvent, ClientTransmit, TurnClient};
+pub use auth::{LongTermKey, PasswordAlgorithm, SecurityFeatures, long_term_key, userhash};
+pub use client::{ClientAuth, ClientConfig, ClientEvent, ClientTransmit, TurnClient};
 pub use deny::DenyList;
 pub use server::{
     AuthFailure, Transmit, TurnConfig, TurnConfigError, TurnEvent, TurnServer, TurnStats,

@@ -1,4 +1,5 @@
-//! The sans-IO TURN server core (RFC 8656 over UDP, long-term credentials per RFC 8489 §9.2).
+//! The sans-IO TURN server core (RFC 8656 over UDP, long-term credentials per RFC 8489 §9.2
+//! with password algorithms, USERHASH and MESSAGE-INTEGRITY-SHA256: [`super::auth`]).
 //!
 //! Two kinds of local sockets feed [`TurnServer::handle_input`]: the listening transport
 //! addresses ([`TurnConfig::listen`]), where clients send STUN/TURN messages and
@@ -23,12 +24,11 @@ use super::allocation::{
     MAX_LIFETIME, PERMISSION_LIFETIME, PortPool, RESERVATION_LIFETIME, TimerKey, Timers, Transport,
 };
 use super::attrs::{self, error, kind, method};
-use super::auth::{NonceCheck, Nonces, RateLimiter, long_term_key};
+use super::auth::{self, Authenticator, Credentials, RateLimiter};
 use super::channel;
 pub use super::config::{TurnConfig, TurnConfigError};
 use super::deny::DenyList;
 pub use super::event::{AuthFailure, TurnEvent, TurnStats};
-use crate::stun::integrity::check_integrity;
 use crate::stun::{self, Attribute, Class, ErrorCode, Message, Method, ServerConfig};
 
 /// Something to send: on the client-facing side (`from` a listening address, over
@@ -55,8 +55,7 @@ pub struct TurnServer {
     config: TurnConfig,
     epoch: Option<Instant>,
     stun: HashMap<SocketAddr, stun::Server>,
-    users: HashMap<String, String>,
-    nonces: Nonces,
+    auth: Authenticator,
     limiter: RateLimiter,
     deny: DenyList,
     ports: PortPool,
@@ -86,6 +85,11 @@ impl TurnServer {
         if config.realm.is_empty() || config.realm.len() > 763 {
             return Err(TurnConfigError::BadRealm);
         }
+        for (i, a) in config.password_algorithms.iter().enumerate() {
+            if config.password_algorithms[..i].contains(a) {
+                return Err(TurnConfigError::DuplicatePasswordAlgorithm(*a));
+            }
+        }
         for (ip, len) in &config.deny {
             if *len > if ip.is_ipv4() { 32 } else { 128 } {
                 return Err(TurnConfigError::BadPrefix(*ip, *len));
@@ -106,8 +110,7 @@ impl TurnServer {
             .map(|a| a.port())
             .collect();
         Ok(TurnServer {
-            users: config.users.iter().cloned().collect(),
-            nonces: Nonces::new(config.seed, config.nonce_lifetime),
+            auth: Authenticator::new(&config),
             limiter: RateLimiter::default(),
             deny: DenyList::new(own, &config.deny),
             ports: PortPool::new(config.relay_ports, config.seed, excluded),
@@ -342,9 +345,14 @@ impl TurnServer {
             }
             return;
         }
-        let Some((user, key)) = self.authenticate(now, ft, req, data) else {
+        let Some(creds) = self.authenticate(now, ft, req, data) else {
             return;
         };
+        // Attributes after the integrity attribute(s) are not authenticated: ignored
+        // (RFC 8489 §14.5, §14.6).
+        let trimmed = auth::authenticated_part(req);
+        let req = trimmed.as_ref().unwrap_or(req);
+        let key = &creds;
         let unknown: Vec<u16> = req
             .attributes
             .iter()
@@ -359,10 +367,10 @@ impl TurnServer {
                 )),
                 Attribute::UnknownAttributes(unknown),
             ];
-            self.error_with(ft, req, Some(&key), extra);
+            self.error_with(ft, req, Some(key), extra);
             return;
         } else if req.method == method::ALLOCATE {
-            self.allocate(now, ft, req, &user, &key);
+            self.allocate(now, ft, req, key);
             return;
         } else if req.method == method::REFRESH {
             self.refresh(now, ft, req)
@@ -373,99 +381,33 @@ impl TurnServer {
         } else {
             Err((error::BAD_REQUEST, "Bad Request"))
         };
-        self.respond(ft, req, Some(&key), outcome);
+        self.respond(ft, req, Some(key), outcome);
     }
 
-    /// RFC 8489 §9.2.4 server checks. Some((user, key)) when the request is authentic; else
-    /// the error response (if any) has been queued.
+    /// RFC 8489 §9.2.4 server checks ([`Authenticator::check`]), then RFC 8656 §4's
+    /// same-user rule (441). The credentials when the request is authentic; else the error
+    /// response (if any) has been queued.
     fn authenticate(
         &mut self,
         now: Instant,
         ft: FiveTuple,
         req: &Message,
         data: &[u8],
-    ) -> Option<(String, [u8; 16])> {
-        let secs = self.secs(now);
-        let user =
-            attrs::raw_value(req, kind::USERNAME).map(|u| String::from_utf8_lossy(u).into_owned());
-        if attrs::raw_value(req, kind::MESSAGE_INTEGRITY).is_none() {
-            self.auth_failed(
-                now,
-                ft,
-                req,
-                user,
-                AuthFailure::NoCredentials,
-                error::UNAUTHENTICATED,
-            );
-            return None;
-        }
-        let (Some(name), Some(realm), Some(nonce)) = (
-            user.clone(),
-            attrs::raw_value(req, kind::REALM),
-            attrs::raw_value(req, kind::NONCE),
-        ) else {
-            self.auth_failed(
-                now,
-                ft,
-                req,
-                user,
-                AuthFailure::Incomplete,
-                error::BAD_REQUEST,
-            );
-            return None;
+    ) -> Option<Credentials> {
+        let creds = match self.auth.check(req, data, self.secs(now)) {
+            Ok(c) => c,
+            Err(r) => {
+                self.auth_failed(now, ft, req, r.user, r.reason, r.code);
+                return None;
+            }
         };
-        if realm != self.config.realm.as_bytes() {
-            self.auth_failed(
-                now,
-                ft,
-                req,
-                user,
-                AuthFailure::WrongRealm,
-                error::UNAUTHENTICATED,
-            );
-            return None;
-        }
-        if self.nonces.check(nonce, secs) != NonceCheck::Valid {
-            self.auth_failed(
-                now,
-                ft,
-                req,
-                user,
-                AuthFailure::StaleNonce,
-                error::STALE_NONCE,
-            );
-            return None;
-        }
-        let Some(password) = self.users.get(&name) else {
-            self.auth_failed(
-                now,
-                ft,
-                req,
-                user,
-                AuthFailure::UnknownUser,
-                error::UNAUTHENTICATED,
-            );
-            return None;
-        };
-        let key = long_term_key(&name, &self.config.realm, password);
-        if check_integrity(data, &key) != Some(true) {
-            self.auth_failed(
-                now,
-                ft,
-                req,
-                user,
-                AuthFailure::BadIntegrity,
-                error::UNAUTHENTICATED,
-            );
-            return None;
-        }
         if let Some(a) = self.allocations.get(&ft)
-            && a.user != name
+            && a.user != creds.user
         {
             self.stats.auth_failures += 1;
             self.events.push_back(TurnEvent::AuthFailed {
                 client: ft.client,
-                user,
+                user: Some(creds.user),
                 reason: AuthFailure::WrongCredentials,
             });
             self.respond(
@@ -476,7 +418,7 @@ impl TurnServer {
             );
             return None;
         }
-        Some((name, key))
+        Some(creds)
     }
 
     fn auth_failed(
@@ -508,19 +450,19 @@ impl TurnServer {
         };
         let mut extra = vec![Attribute::ErrorCode(ErrorCode::new(code, reason_phrase))];
         if code != error::BAD_REQUEST {
-            extra.push(attrs::realm(&self.config.realm));
-            extra.push(attrs::nonce(self.nonces.issue(self.secs(now)).as_bytes()));
+            extra.extend(self.auth.challenge(self.secs(now)));
         }
         self.error_with(ft, req, None, extra);
     }
 
-    /// Queues a success or error response; adds SOFTWARE, MESSAGE-INTEGRITY (with `key`)
-    /// and FINGERPRINT (when the request had one). Returns the bytes.
+    /// Queues a success or error response; adds SOFTWARE, the integrity attributes the
+    /// credentials call for (MESSAGE-INTEGRITY and/or MESSAGE-INTEGRITY-SHA256 with their
+    /// key) and FINGERPRINT (when the request had one). Returns the bytes.
     fn respond(
         &mut self,
         ft: FiveTuple,
         req: &Message,
-        key: Option<&[u8; 16]>,
+        key: Option<&Credentials>,
         outcome: Outcome,
     ) -> Vec<u8> {
         match outcome {
@@ -543,7 +485,7 @@ impl TurnServer {
         &mut self,
         ft: FiveTuple,
         req: &Message,
-        key: Option<&[u8; 16]>,
+        key: Option<&Credentials>,
         attributes: Vec<Attribute>,
     ) -> Vec<u8> {
         let mut msg = Message::new(Class::Error, req.method, req.transaction_id);
@@ -563,20 +505,25 @@ impl TurnServer {
         &mut self,
         ft: FiveTuple,
         req: &Message,
-        key: Option<&[u8; 16]>,
+        key: Option<&Credentials>,
         mut msg: Message,
     ) -> Vec<u8> {
         if let Some(s) = &self.config.software {
             msg.attributes.push(Attribute::Software(s.clone()));
         }
-        if key.is_some() {
-            msg.attributes.push(attrs::integrity_placeholder());
+        if let Some(c) = key {
+            if c.integrity.sha1 {
+                msg.attributes.push(attrs::integrity_placeholder());
+            }
+            if c.integrity.sha256 {
+                msg.attributes.push(attrs::integrity_sha256_placeholder());
+            }
         }
         if req.has_fingerprint() {
             msg.attributes.push(Attribute::Fingerprint(0));
         }
         let data = match key {
-            Some(k) => msg.emit_with_integrity(k),
+            Some(c) => msg.emit_with_integrity(c.key.as_bytes()),
             None => msg.emit(),
         };
         self.transmits.push_back(Transmit {
@@ -596,7 +543,8 @@ impl TurnServer {
     }
 
     /// RFC 8656 §7.2.
-    fn allocate(&mut self, now: Instant, ft: FiveTuple, req: &Message, user: &str, key: &[u8; 16]) {
+    fn allocate(&mut self, now: Instant, ft: FiveTuple, req: &Message, key: &Credentials) {
+        let user = key.user.as_str();
         if let Some(a) = self.allocations.get(&ft) {
             if a.allocate_tid == req.transaction_id {
                 // A retransmission: the same success response (RFC 8656 §7.2 item 1).
@@ -1021,9 +969,8 @@ impl TurnServer {
     }
 }
 
-/// Comprehension-required attributes this server understands (or deliberately ignores,
-/// RFC 8489 §14: MESSAGE-INTEGRITY-SHA256 and PASSWORD-ALGORITHM are not supported and
-/// are ignored, so SHA-1 integrity is used). DONT-FRAGMENT is absent on purpose: the
+/// Comprehension-required attributes this server understands (RFC 8489 §14; USERHASH,
+/// PASSWORD-ALGORITHM and MESSAGE-INTEGRITY-SHA256 in [`super::auth`]). DONT-FRAGMENT is absent on purpose: the
 /// server cannot set DF, so RFC 8656 §7.2 item 3 has it answered with 420.
 fn is_known(typ: u16) -> bool {
     use crate::stun::attr::kind as s;
