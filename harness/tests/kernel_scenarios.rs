@@ -4,7 +4,8 @@
 //! and mapping × filtering combination, a real UDP flow losing its binding after
 //! `timeouts.udp`, SIP through the SIP ALG (sipp over UDP; two real TCP stacks), and SIPp
 //! calling through pinhole's sip-proxy service across a symmetric and a port-restricted
-//! NAT (and a registration kept alive, or not, by proxy keepalives), coturn's TURN client
+//! NAT over UDP and over TCP (and a registration kept alive, or not, by proxy keepalives;
+//! over TCP on the registration's connection), coturn's TURN client
 //! relaying through pinhole's `turn` service (UDP, TCP, TLS, channels, Send indications)
 //! and pinhole's TURN client (`pinhole turn-client`) relaying through coturn's turnserver.
 //!
@@ -39,7 +40,7 @@ fn shipped_kernel_scenarios_pass() {
         Some(0),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert!(stdout.contains("36 cells: 36 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("38 cells: 38 passed, 0 failed"), "{stdout}");
     let json = std::fs::read_to_string(report.join("report.json")).unwrap();
     assert!(json.contains("\"fabric\": \"kernel\""));
     std::fs::remove_dir_all(&report).unwrap();
@@ -119,19 +120,29 @@ fn a_program_under_the_machines_tmp_runs_in_a_host() {
 #[test]
 fn sipp_xmls_match_the_scenario() {
     let interop = Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop");
+    let udp = ["register.xml", "uac.xml", "uas.xml"];
     for file in [
         "sipp-proxy-nat.yaml",
         "sipp-keepalive-on.yaml",
         "sipp-keepalive-off.yaml",
     ] {
-        embeds_the_xmls(&interop, file);
+        embeds_the_xmls(&interop, file, &udp);
+    }
+    let tcp = [
+        "tcp_register.xml",
+        "tcp_uac.xml",
+        "tcp_uas_register.xml",
+        "tcp_uas.xml",
+    ];
+    for file in ["sipp-proxy-nat-tcp.yaml", "sipp-keepalive-tcp.yaml"] {
+        embeds_the_xmls(&interop, file, &tcp);
     }
 }
 
-fn embeds_the_xmls(interop: &Path, file: &str) {
+fn embeds_the_xmls(interop: &Path, file: &str, names: &[&str]) {
     let yaml = std::fs::read_to_string(interop.join(file)).unwrap();
     let lines: Vec<&str> = yaml.lines().map(str::trim).collect();
-    for name in ["register.xml", "uac.xml", "uas.xml"] {
+    for name in names {
         let xml = std::fs::read_to_string(interop.join("sipp").join(name)).unwrap();
         let want: Vec<&str> = xml.lines().map(str::trim).collect();
         let marker = format!("cat > /tmp/{name} <<'XML'");

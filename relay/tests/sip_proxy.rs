@@ -847,3 +847,214 @@ fn without_nat_handling_requests_go_to_the_contact() {
         "with NAT handling the INVITE goes to the registered flow"
     );
 }
+
+// ===== TCP connections: reuse, closing, new connections =====
+
+/// A message over TCP connection `conn` from `remote`.
+fn tcp_flow(remote: &str, conn: u64) -> Flow {
+    Flow {
+        transport: Transport::Tcp,
+        local: addr(PROXY),
+        remote: addr(remote),
+        conn: Some(relay::sip::ConnId(conn)),
+    }
+}
+
+fn send_on(n: &mut Net, flow: Flow, text: &str) {
+    let bytes = text.replace('\n', "\r\n").into_bytes();
+    n.proxy.handle_input(n.now, Input::Message { flow, bytes });
+    n.drain();
+}
+
+fn close(n: &mut Net, conn: u64) {
+    n.proxy
+        .handle_input(n.now, Input::Closed(relay::sip::ConnId(conn)));
+    n.drain();
+}
+
+/// Take everything sent so far, parsed, with its flow.
+fn take(n: &mut Net) -> Vec<(Flow, Message)> {
+    n.out
+        .drain(..)
+        .map(|t| (t.flow, Message::parse(&t.bytes).expect("valid SIP")))
+        .collect()
+}
+
+/// The requests (not responses) among `sent`.
+fn requests(sent: &[(Flow, Message)]) -> Vec<(Flow, Message)> {
+    sent.iter()
+        .filter(|(_, m)| m.is_request())
+        .cloned()
+        .collect()
+}
+
+/// A public UA (no NAT) registered over TCP from an ephemeral port: requests for it go over
+/// the registration's connection while it is open (connection reuse, RFC 5626 §5.3 without
+/// outbound; RFC 5923's idea); once it closes the binding stays (a registration outlives
+/// its connection) and requests go to its Contact over a new connection (RFC 3261
+/// §18.1.1), which is then reused for the next one.
+#[test]
+fn tcp_public_binding_reuses_then_reconnects_to_the_contact() {
+    const DAVE: Ua = Ua {
+        user: "dave",
+        private: "198.51.100.41:5060",
+        public: "198.51.100.41:5060",
+    };
+    let mut n = Net::new(NatConfig::default());
+    send_on(
+        &mut n,
+        tcp_flow("198.51.100.40:40001", 5),
+        "REGISTER sip:example.com SIP/2.0
+Via: SIP/2.0/TCP 198.51.100.40:5060;branch=z9hG4bKcreg
+From: <sip:carol@example.com>;tag=rc
+To: <sip:carol@example.com>
+Call-ID: creg
+CSeq: 1 REGISTER
+Contact: <sip:carol@198.51.100.40:5060;transport=tcp>
+Content-Length: 0
+
+",
+    );
+    let sent = take(&mut n);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, tcp_flow("198.51.100.40:40001", 5));
+    assert_eq!(sent[0].1.status(), Some(200));
+    assert_eq!(n.proxy.connection_count(), 1);
+
+    // while the connection is open: the INVITE rides it
+    n.input(DAVE, &invite(DAVE, "carol", "c1", "z9hG4bKc1"));
+    let reqs = requests(&take(&mut n));
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].0, tcp_flow("198.51.100.40:40001", 5));
+
+    // closed: the binding stays, nothing is reported removed
+    close(&mut n, 5);
+    assert_eq!(n.proxy.connection_count(), 0);
+    assert_eq!(n.proxy.registrar().lookup("carol@example.com").len(), 1);
+    assert!(!has_event(&n, |e| matches!(
+        e,
+        ProxyEvent::RegistrationRemoved { .. }
+    )));
+    n.input(DAVE, &invite(DAVE, "carol", "c2", "z9hG4bKc2"));
+    let reqs = requests(&take(&mut n));
+    assert_eq!(reqs.len(), 1);
+    let to_contact = Flow {
+        transport: Transport::Tcp,
+        local: addr(PROXY),
+        remote: addr("198.51.100.40:5060"),
+        conn: None,
+    };
+    assert_eq!(reqs[0].0, to_contact, "a new connection to the Contact");
+
+    // the driver opened connection 6 to the Contact; carol answers on it
+    let inv = reqs[0].1.clone();
+    send_on(
+        &mut n,
+        tcp_flow("198.51.100.40:5060", 6),
+        &answer(&inv, 180, "Ringing", None),
+    );
+    let sent = take(&mut n);
+    assert!(
+        sent.iter()
+            .any(|(f, m)| f.remote == addr(DAVE.public) && m.status() == Some(180))
+    );
+    // the next request for carol reuses connection 6
+    n.input(DAVE, &invite(DAVE, "carol", "c3", "z9hG4bKc3"));
+    let reqs = requests(&take(&mut n));
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].0, tcp_flow("198.51.100.40:5060", 6));
+}
+
+/// A NATed UA registered over TCP: once its connection closes nothing can reach it (the
+/// NAT lets no new connection in), so the binding goes and a call gets 480 at once rather
+/// than a connection attempt that the NAT would swallow.
+#[test]
+fn tcp_nated_binding_goes_with_its_connection() {
+    let mut n = Net::nat_all();
+    send_on(
+        &mut n,
+        tcp_flow(BOB.public, 9),
+        "REGISTER sip:example.com SIP/2.0
+Via: SIP/2.0/TCP 10.0.0.20:5062;branch=z9hG4bKbreg
+From: <sip:bob@example.com>;tag=rb
+To: <sip:bob@example.com>
+Call-ID: breg
+CSeq: 1 REGISTER
+Contact: <sip:bob@10.0.0.20:5062;transport=tcp>
+Content-Length: 0
+
+",
+    );
+    assert_eq!(take(&mut n)[0].1.status(), Some(200));
+    assert!(n.proxy.registrar().lookup("bob@example.com")[0].natted);
+    close(&mut n, 9);
+    assert!(n.proxy.registrar().lookup("bob@example.com").is_empty());
+    n.register(ALICE, 3600);
+    n.input(ALICE, &invite(ALICE, "bob", "b1", "z9hG4bKb1"));
+    let sent = take(&mut n);
+    assert!(
+        sent.iter().all(|(f, _)| f.remote == addr(ALICE.public)),
+        "nothing towards bob's old mapping"
+    );
+    assert!(sent.iter().any(|(_, m)| m.status() == Some(480)));
+}
+
+/// Responses to a request that came over TCP (RFC 3261 §18.2.2): on its connection while
+/// it is open; once closed, on an open connection to received:rport (the same peer
+/// reconnected), else on a new connection to received and the sent-by port — not to the
+/// closed connection's source port. A 2xx retransmission forwarded statelessly after the
+/// INVITE transaction ended goes back to the caller's connection too, found by its Via.
+#[test]
+fn tcp_responses_follow_the_connection_then_the_via() {
+    let mut n = Net::nat_all();
+    n.register(BOB, 3600);
+    let inv = invite(ALICE, "bob", "r1", "z9hG4bKr1").replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    send_on(&mut n, tcp_flow(ALICE.public, 3), &inv);
+    let sent = take(&mut n);
+    let trying = sent.iter().find(|(_, m)| m.status() == Some(100)).unwrap();
+    assert_eq!(trying.0, tcp_flow(ALICE.public, 3));
+    let to_bob = requests(&sent).remove(0).1;
+
+    // the caller's connection closes; the 180 goes to received and the sent-by port
+    close(&mut n, 3);
+    n.input(BOB, &answer(&to_bob, 180, "Ringing", Some(BOB)));
+    let sent = take(&mut n);
+    assert_eq!(sent.len(), 1);
+    let want = Flow {
+        transport: Transport::Tcp,
+        local: addr(PROXY),
+        remote: addr("198.51.100.20:5060"),
+        conn: None,
+    };
+    assert_eq!(sent[0].0, want);
+    assert_eq!(sent[0].1.status(), Some(180));
+
+    // the caller reconnects from the same mapping (connection 4) and sends something there;
+    // the 200 then rides connection 4 (received:rport)
+    send_on(
+        &mut n,
+        tcp_flow(ALICE.public, 4),
+        "OPTIONS sip:example.com SIP/2.0
+Via: SIP/2.0/TCP 192.168.1.10:5060;branch=z9hG4bKping
+From: <sip:alice@example.com>;tag=p
+To: <sip:example.com>
+Call-ID: ping
+CSeq: 1 OPTIONS
+Content-Length: 0
+
+",
+    );
+    assert_eq!(take(&mut n)[0].0, tcp_flow(ALICE.public, 4));
+    let ok = answer(&to_bob, 200, "OK", Some(BOB));
+    n.input(BOB, &ok);
+    let sent = take(&mut n);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, tcp_flow(ALICE.public, 4));
+    assert_eq!(sent[0].1.status(), Some(200));
+    // the INVITE transaction is over; bob retransmits the 200 (RFC 3261 §13.3.1.4): it is
+    // forwarded by its Via to the caller's connection, not back to bob
+    n.input(BOB, &ok);
+    let sent = take(&mut n);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, tcp_flow(ALICE.public, 4));
+}

@@ -1,6 +1,12 @@
 //! The `sip-proxy` service: a thin driver between [`relay::sip::proxy::Proxy`] and a host's
 //! sockets — one UDP socket and a TCP listener on the service port; TCP byte streams are
 //! framed by [`relay::sip::StreamFramer`] (CRLF keepalive pings answered with a pong).
+//!
+//! Connections: the core names the connection a message goes on (the one a request came
+//! on, the one a UA registered over) or only an address, where an open connection to it
+//! is reused or a new one opened (RFC 3261 §18.1.1). A peer's FIN, a reset or a framing
+//! error ends a connection and the core hears of it (`Input::Closed`); a message for a
+//! connection that ended meanwhile is dropped, never re-sent elsewhere.
 
 use super::net::{Agent, Net, TcpPhase};
 use crate::scenario::model as m;
@@ -165,7 +171,11 @@ impl<N: Net> SipProxyService<N> {
                     _ => {}
                 }
             }
-            if c.framer.is_failed() || net.tcp_state(c.sock) == TcpPhase::Closed {
+            // A FIN from the peer ends the connection for SIP too (Closing: we never shut
+            // down first), as it does for Kamailio's tcp_read on EOF.
+            if c.framer.is_failed()
+                || matches!(net.tcp_state(c.sock), TcpPhase::Closed | TcpPhase::Closing)
+            {
                 closed.push(c.id);
             }
         }
@@ -186,12 +196,20 @@ impl<N: Net> SipProxyService<N> {
                     let _ = net.udp_send(self.udp, t.flow.remote, &t.bytes);
                 }
                 Transport::Tcp | Transport::Tls => {
-                    let existing = self.conns.iter_mut().find(|c| {
-                        t.flow.conn == Some(c.id)
-                            || (t.flow.conn.is_none() && c.remote == Some(t.flow.remote))
+                    let existing = self.conns.iter_mut().find(|c| match t.flow.conn {
+                        Some(id) => c.id == id,
+                        None => c.remote == Some(t.flow.remote),
                     });
                     match existing {
                         Some(c) => c.out.extend_from_slice(&t.bytes),
+                        // The connection the core chose closed after it chose (within this
+                        // poll): the message is lost, as on a reset connection. A new
+                        // connection to its peer would be wrong — behind a NAT it cannot
+                        // get in, and a public UA's source port is not where it listens;
+                        // the core picks those targets itself once it knows of the close.
+                        None if t.flow.conn.is_some() => {
+                            tracing::debug!(flow = %t.flow, "sip-proxy: connection gone, message dropped");
+                        }
                         None => {
                             if let Ok((sock, _)) = net.tcp_connect(self.host, 0, t.flow.remote) {
                                 let id = ConnId(self.next_conn);

@@ -167,12 +167,15 @@ pub enum Input {
         /// Its bytes.
         bytes: Vec<u8>,
     },
-    /// A connection closed (its bindings' paths become unusable).
+    /// A connection closed: NATed bindings registered over it go, public ones are reached
+    /// at their Contact from now on, responses follow their Via (RFC 3261 §18.2.2).
     Closed(crate::sip::transport::ConnId),
 }
 
-/// Bytes to send. With `flow.conn == None` on TCP, the driver opens (or reuses) a
-/// connection from `flow.local` to `flow.remote`.
+/// Bytes to send. On TCP/TLS with `flow.conn == Some(c)` they go on connection `c` only
+/// (lost if it has closed meanwhile: the core has already chosen another target for
+/// anything it knew to be closed); with `None` the driver reuses an open connection to
+/// `flow.remote` or opens one from `flow.local` (RFC 3261 §18.1.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     /// Transport, local and remote address, connection.

@@ -50,6 +50,10 @@ pub struct Proxy {
     dialog_timers: BTreeSet<(Instant, String)>,
     keepalive_due: BTreeSet<(Instant, String, String)>,
     keepalive_branches: BTreeMap<String, (String, String)>,
+    /// Open connections (learnt from the messages that arrive on them) and their peers.
+    conns: BTreeMap<ConnId, (Transport, SocketAddr)>,
+    /// The newest open connection to each peer (RFC 3261 §18.1.1, §18.2.2 reuse).
+    conn_by_peer: BTreeMap<(Transport, SocketAddr), ConnId>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<ProxyEvent>,
     stats: ProxyStats,
@@ -99,6 +103,8 @@ impl Proxy {
             dialog_timers: BTreeSet::new(),
             keepalive_due: BTreeSet::new(),
             keepalive_branches: BTreeMap::new(),
+            conns: BTreeMap::new(),
+            conn_by_peer: BTreeMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: ProxyStats::default(),
@@ -254,34 +260,67 @@ impl Proxy {
         }
     }
 
-    /// The flow to `addr` over `t`: a registered UA's own flow when one matches (its
-    /// connection, the NAT binding it opened), else a new one from our address.
+    /// Whether a flow's connection (if it names one) is still open. A reliable flow without
+    /// a connection names an address: the driver reuses or opens a connection to it.
+    fn conn_open(&self, conn: Option<ConnId>) -> bool {
+        conn.is_none_or(|c| self.conns.contains_key(&c))
+    }
+
+    /// Open connections, for reports and tests.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The flow to `addr` over `t`: a registered UA's own flow when one matches and is
+    /// usable (its connection, the NAT binding it opened), else an open connection to
+    /// `addr` (RFC 3261 §18.1.1: a connection to the destination is reused), else a new
+    /// one from our address (for TCP the driver connects).
     fn flow_to(&self, t: Transport, addr: SocketAddr) -> Flow {
-        if let Some((_, b)) = self
-            .registrar
-            .bindings()
-            .find(|(_, b)| b.path.remote == addr && b.path.transport == t)
-        {
+        if let Some((_, b)) = self.registrar.bindings().find(|(_, b)| {
+            b.path.remote == addr && b.path.transport == t && self.conn_open(b.path.conn)
+        }) {
             return b.path;
         }
+        let conn = if t.is_reliable() {
+            self.conn_by_peer.get(&(t, addr)).copied()
+        } else {
+            None
+        };
         Flow {
             transport: t,
             local: self.local_for(t),
             remote: addr,
-            conn: None,
+            conn,
         }
     }
 
-    /// Where requests for a binding go: the flow its REGISTER came on when a NAT test hit
-    /// (nathelper's `received`: the Contact is unreachable behind the NAT) or when it came
-    /// over a connection (reused, as RFC 5626 does); otherwise its Contact (RFC 3261
-    /// §16.5: the Contact is the target), which need not be the REGISTER's source (a UA may
-    /// register from one port and answer on another).
-    fn binding_dest(&self, b: &crate::sip::registrar::Binding) -> Flow {
-        if b.natted || b.path.transport.is_reliable() {
-            return b.path;
+    /// Where requests for a binding go, `None` when it cannot be reached.
+    ///
+    /// - Registered over a connection that is still open: that connection, NATed or not
+    ///   (RFC 5626 §5.3's flow reuse; what Kamailio's and OpenSIPS's TCP connection reuse
+    ///   do without outbound): behind a NAT it is the only way in.
+    /// - Registered over a connection that has closed: a NATed binding is unreachable (the
+    ///   NAT lets no new connection in; such bindings are removed when the connection
+    ///   closes, see `handle_closed`); a public one is reached at its Contact, over a new
+    ///   connection when the Contact says TCP (RFC 3261 §18.1.1, §16.5).
+    /// - Over UDP: the REGISTER's source when a NAT test hit (nathelper's `received`: the
+    ///   Contact is unreachable behind the NAT); otherwise the Contact (RFC 3261 §16.5: the
+    ///   Contact is the target), which need not be the REGISTER's source (a UA may register
+    ///   from one port and answer on another).
+    fn binding_dest(&self, b: &crate::sip::registrar::Binding) -> Option<Flow> {
+        if b.path.transport.is_reliable() {
+            if self.conn_open(b.path.conn) {
+                return Some(b.path);
+            }
+            if b.natted {
+                return None;
+            }
+            return self.uri_dest(&b.uri);
         }
-        self.uri_dest(&b.uri).unwrap_or(b.path)
+        if b.natted {
+            return Some(b.path);
+        }
+        Some(self.uri_dest(&b.uri).unwrap_or(b.path))
     }
 
     fn uri_dest(&self, u: &SipUri) -> Option<Flow> {
@@ -298,24 +337,61 @@ impl Proxy {
         Some(self.flow_to(t, SocketAddr::new(ip, port)))
     }
 
-    /// Where a response goes (RFC 3261 §18.2.2, RFC 3581 §4): the server transaction's
-    /// connection on reliable transports, else received/rport of the top Via.
+    /// Where a response goes (RFC 3261 §18.2.2, RFC 3581 §4): over TCP/TLS the connection
+    /// the request came on while it is open, else where its Via says ([`Proxy::via_dest`]).
     fn response_dest(&self, via: &Via, server_flow: Flow) -> Flow {
-        if server_flow.transport.is_reliable() {
+        if server_flow.transport.is_reliable() && self.conn_open(server_flow.conn) {
             return server_flow;
         }
+        let ip = server_flow.remote.ip();
+        self.via_dest(via, server_flow.transport, server_flow.local, ip)
+    }
+
+    /// Where a response goes by its top Via alone (RFC 3261 §18.2.2, RFC 3581 §4).
+    ///
+    /// Over UDP: received (else the sent-by host) and rport (else the sent-by port). Over
+    /// TCP/TLS, once the request's connection has closed (or for a response forwarded
+    /// statelessly): an open connection to received:rport (the same peer — the NAT
+    /// mapping of a UA that reconnected from the same port), else a new connection to
+    /// received (else the sent-by host) and the sent-by port or the transport's default;
+    /// RFC 3581 §4 applies rport to unreliable transports only. `fallback` stands in for
+    /// a sent-by host that is a name without `received` (which we always add then).
+    fn via_dest(&self, via: &Via, t: Transport, local: SocketAddr, fallback: IpAddr) -> Flow {
         let ip = via
             .received()
             .and_then(host_ip)
             .or_else(|| host_ip(&via.host))
-            .unwrap_or(server_flow.remote.ip());
-        let port = match via.rport() {
-            Some(Some(p)) => p,
-            _ => via.port.unwrap_or(5060),
+            .unwrap_or(fallback);
+        let rport = match via.rport() {
+            Some(Some(p)) => Some(p),
+            _ => None,
         };
+        let default_port = if t == Transport::Tls { 5061 } else { 5060 };
+        let sent_by = SocketAddr::new(ip, via.port.unwrap_or(default_port));
+        if !t.is_reliable() {
+            return Flow {
+                transport: t,
+                local,
+                remote: rport.map_or(sent_by, |p| SocketAddr::new(ip, p)),
+                conn: None,
+            };
+        }
+        let peer = rport.map(|p| SocketAddr::new(ip, p));
+        if let Some(peer) = peer
+            && let Some(&c) = self.conn_by_peer.get(&(t, peer))
+        {
+            return Flow {
+                transport: t,
+                local,
+                remote: peer,
+                conn: Some(c),
+            };
+        }
         Flow {
-            remote: SocketAddr::new(ip, port),
-            ..server_flow
+            transport: t,
+            local,
+            remote: sent_by,
+            conn: self.conn_by_peer.get(&(t, sent_by)).copied(),
         }
     }
 
@@ -329,11 +405,22 @@ impl Proxy {
         }
     }
 
+    /// A connection closed. NATed bindings registered over it go (RFC 5626 §5.3: the flow
+    /// has failed; the NAT lets no new connection in, so nothing could reach them — where
+    /// Kamailio without outbound keeps such a binding and fails each request to it, we
+    /// answer 480 at once and say why in an event). Public bindings stay: their Contact is
+    /// reached over a new connection (RFC 3261 §18.1.1; a registration outlives the
+    /// connection it came on).
     fn handle_closed(&mut self, conn: ConnId) {
+        if let Some(peer) = self.conns.remove(&conn)
+            && self.conn_by_peer.get(&peer) == Some(&conn)
+        {
+            self.conn_by_peer.remove(&peer);
+        }
         let dead: Vec<(String, String)> = self
             .registrar
             .bindings()
-            .filter(|(_, b)| b.path.conn == Some(conn))
+            .filter(|(_, b)| b.path.conn == Some(conn) && b.natted)
             .map(|(a, b)| (a.to_string(), b.uri.to_string()))
             .collect();
         for (aor, contact) in dead {
@@ -348,6 +435,13 @@ impl Proxy {
 
     fn handle_message(&mut self, now: Instant, flow: Flow, bytes: &[u8]) {
         self.stats.received += 1;
+        if let Some(c) = flow.conn
+            && flow.transport.is_reliable()
+        {
+            let peer = (flow.transport, flow.remote);
+            self.conns.insert(c, peer);
+            self.conn_by_peer.insert(peer, c);
+        }
         let framing = if flow.transport.is_reliable() {
             Framing::Stream
         } else {
@@ -610,7 +704,10 @@ impl Proxy {
             return Ok((dest, natted));
         }
         if let Some((_, b)) = self.registrar.find_by_contact(&u.to_string()) {
-            return Ok((self.binding_dest(b), b.natted));
+            let dest = self
+                .binding_dest(b)
+                .ok_or((480, "Temporarily Unavailable"))?;
+            return Ok((dest, b.natted));
         }
         if ours && u.user.is_some() {
             let aor = u.aor();
@@ -634,8 +731,11 @@ impl Proxy {
                     (404, "Not Found")
                 });
             };
+            let dest = self
+                .binding_dest(b)
+                .ok_or((480, "Temporarily Unavailable"))?;
             msg.set_request_uri(Uri::Sip(b.uri.clone()));
-            return Ok((self.binding_dest(b), b.natted));
+            return Ok((dest, b.natted));
         }
         if ours {
             return Err((404, "Not Found"));
@@ -1071,15 +1171,17 @@ impl Proxy {
         self.send_upstream(now, sid, msg);
     }
 
-    fn next_hop_for_response(&self, via: &Via, fallback: Flow) -> Flow {
-        let f = Flow {
-            transport: Transport::from_token(&via.transport).unwrap_or(Transport::Udp),
-            local: self.local_for(Transport::from_token(&via.transport).unwrap_or(Transport::Udp)),
-            remote: fallback.remote,
-            conn: None,
-        };
-        let d = self.response_dest(via, f);
-        self.flow_to(d.transport, d.remote)
+    /// Where a response forwarded statelessly goes (a 2xx retransmission after the INVITE
+    /// transaction ended): by the Via alone; over UDP a registered UA's flow when one
+    /// matches (its NAT binding, see `flow_to`).
+    fn next_hop_for_response(&self, via: &Via, from: Flow) -> Flow {
+        let t = Transport::from_token(&via.transport).unwrap_or(Transport::Udp);
+        let d = self.via_dest(via, t, self.local_for(t), from.remote.ip());
+        if t.is_reliable() {
+            d
+        } else {
+            self.flow_to(d.transport, d.remote)
+        }
     }
 
     fn fix_response_contact(&mut self, msg: &mut Message, flow: Flow, natted_target: bool) {
