@@ -1058,3 +1058,79 @@ Content-Length: 0
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].0, tcp_flow(ALICE.public, 4));
 }
+
+/// A NATed UA on TCP whose Contact names no transport (RFC 3261 §19.1.2: that means UDP),
+/// as many TCP phones write it: the fixed Contact in its 200 gets `transport=tcp`, so the
+/// caller's in-dialog BYE to that Contact rides the callee's registration connection (the
+/// NAT's mapping exists only for it) instead of going out over UDP to a port nothing listens
+/// on — and the callee receives the Request-URI it wrote, without the added parameter.
+#[test]
+fn tcp_contact_without_transport_is_reached_over_its_connection() {
+    let mut n = Net::nat_all();
+    send_on(
+        &mut n,
+        tcp_flow(BOB.public, 9),
+        "REGISTER sip:example.com SIP/2.0
+Via: SIP/2.0/TCP 10.0.0.20:5062;branch=z9hG4bKbreg
+From: <sip:bob@example.com>;tag=rb
+To: <sip:bob@example.com>
+Call-ID: breg
+CSeq: 1 REGISTER
+Contact: <sip:bob@10.0.0.20:5062>
+Content-Length: 0
+
+",
+    );
+    assert_eq!(take(&mut n)[0].1.status(), Some(200));
+    n.register(ALICE, 3600);
+    n.input(ALICE, &invite(ALICE, "bob", "tt1", "z9hG4bKtt1"));
+    let inv = requests(&take(&mut n)).remove(0);
+    assert_eq!(
+        inv.0,
+        tcp_flow(BOB.public, 9),
+        "the INVITE rides bob's connection"
+    );
+    send_on(
+        &mut n,
+        tcp_flow(BOB.public, 9),
+        &answer(&inv.1, 200, "OK", Some(BOB)),
+    );
+    let sent = take(&mut n);
+    let ok = &sent
+        .iter()
+        .find(|(f, m)| f.remote == addr(ALICE.public) && m.status() == Some(200))
+        .expect("the 200 reaches alice")
+        .1;
+    let contact = ok.name_addrs("Contact").unwrap().remove(0).uri;
+    assert_eq!(
+        contact.to_string(),
+        "sip:bob@198.51.100.30:50000;pinhole-orig=10.0.0.20~5062~-;transport=tcp"
+    );
+    n.input(
+        ALICE,
+        &format!(
+            "BYE {contact} SIP/2.0
+Via: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKtt2;rport
+Route: <sip:203.0.113.1;lr>
+From: <sip:alice@example.com>;tag=ftt1
+To: <sip:bob@example.com>;tag=totag
+Call-ID: tt1
+CSeq: 2 BYE
+Content-Length: 0
+
+"
+        ),
+    );
+    let reqs = requests(&take(&mut n));
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(
+        reqs[0].0,
+        tcp_flow(BOB.public, 9),
+        "the BYE rides bob's connection"
+    );
+    assert_eq!(
+        reqs[0].1.request_uri().unwrap().to_string(),
+        "sip:bob@10.0.0.20:5062",
+        "bob gets the Request-URI he wrote"
+    );
+}

@@ -13,17 +13,26 @@
 //! address so that any element can reach it, the parameter keeps what the UA wrote). When
 //! a request whose Request-URI carries the parameter passes the proxy again, the proxy sends
 //! it to the URI's (public) host and port and restores the original Request-URI, so the UA
-//! receives a request addressed to the Contact it wrote. REGISTER Contacts are never
+//! receives a request addressed to the Contact it wrote.
+//!
+//! Over TCP/TLS the fixed URI also says the transport: a UA on a connection often writes a
+//! Contact without `;transport=` (RFC 3261 §19.1.2 then means UDP), and the NAT's mapping
+//! it now points at exists only for the connection — so the fix adds `transport=tcp` (or
+//! `tls`) and the proxy reaches the address over the UA's open connection, as Kamailio's
+//! `alias` parameter carries the protocol. The original value then reads `host~port~-`
+//! (`-`: the UA wrote no transport), and restoring drops the added parameter. REGISTER Contacts are never
 //! rewritten: the registrar stores the source address as the binding's path (nathelper's
 //! `received`) and returns the Contacts as the UA sent them (RFC 3261 §10.3 step 8, so the
 //! UA recognises its bindings).
 
 use super::headers::Contacts;
 use super::message::Message;
+use super::transport::Transport;
 use super::uri::{Uri, host_ip, host_text};
 use std::net::{IpAddr, SocketAddr};
 
-/// The URI parameter that keeps a fixed Contact's original `host~port`.
+/// The URI parameter that keeps a fixed Contact's original `host~port` (`host~port~-` when
+/// the fix added a `transport` parameter the UA had not written).
 pub const ORIGINAL_PARAM: &str = "pinhole-orig";
 
 /// The NAT detection tests (`sip-proxy.nat.test`), combinable like `client_nat_test`'s
@@ -121,8 +130,10 @@ pub fn detect(msg: &Message, source: SocketAddr, tests: NatTests) -> NatTests {
 
 /// Rewrite every SIP Contact of `msg` to `source` (host and port), keeping the original in
 /// [`ORIGINAL_PARAM`]; returns whether anything changed. A Contact already pointing at
-/// `source` is left alone.
-pub fn fix_contact(msg: &mut Message, source: SocketAddr) -> bool {
+/// `source` is left alone. `transport` is the one the message came over: over TCP/TLS a
+/// Contact without a `transport` parameter (of a `sip:` URI) gets one naming it, since the
+/// NAT's mapping at `source` belongs to that connection (see the module docs).
+pub fn fix_contact(msg: &mut Message, source: SocketAddr, transport: Transport) -> bool {
     let Ok(Contacts::List(mut list)) = msg.contacts() else {
         return false;
     };
@@ -133,9 +144,17 @@ pub fn fix_contact(msg: &mut Message, source: SocketAddr) -> bool {
         if u.host.eq_ignore_ascii_case(&host) && u.port.unwrap_or(5060) == port {
             continue;
         }
+        let add_transport = transport.is_reliable() && !u.secure && !u.params.has("transport");
         if !u.params.has(ORIGINAL_PARAM) {
-            let orig = format!("{}~{}", u.host, u.port.unwrap_or(5060));
+            let mut orig = format!("{}~{}", u.host, u.port.unwrap_or(5060));
+            if add_transport {
+                orig.push_str("~-");
+            }
             u.params.set(ORIGINAL_PARAM, Some(orig));
+        }
+        if add_transport {
+            u.params
+                .set("transport", Some(transport.as_str().to_ascii_lowercase()));
         }
         u.host = host;
         u.port = Some(port);
@@ -151,14 +170,22 @@ pub fn fix_contact(msg: &mut Message, source: SocketAddr) -> bool {
 }
 
 /// For a Request-URI carrying [`ORIGINAL_PARAM`]: the URI with its original host and port
-/// restored (to put back in the request) — the destination stays the URI as received.
+/// restored (to put back in the request), and a `transport` parameter the fix added
+/// removed — the destination stays the URI as received.
 pub fn restore_original(uri: &Uri) -> Option<Uri> {
     let u = uri.sip()?;
     let orig = u.params.get(ORIGINAL_PARAM)??;
-    let (host, port) = orig.rsplit_once('~')?;
+    let (hostport, added_transport) = match orig.strip_suffix("~-") {
+        Some(hp) => (hp, true),
+        None => (orig, false),
+    };
+    let (host, port) = hostport.rsplit_once('~')?;
     let port: u16 = port.parse().ok()?;
     let mut out = u.clone();
     out.params.remove(ORIGINAL_PARAM);
+    if added_transport {
+        out.params.remove("transport");
+    }
     out.host = host.to_string();
     out.port = (port != 5060 || u.port.is_some()).then_some(port);
     Some(Uri::Sip(out))
@@ -211,7 +238,7 @@ mod test {
     fn fix_and_restore() {
         let src: SocketAddr = "198.51.100.20:40000".parse().unwrap();
         let mut m = req("192.168.1.10:5062", "192.168.1.10:5062;transport=udp");
-        assert!(fix_contact(&mut m, src));
+        assert!(fix_contact(&mut m, src, Transport::Udp));
         let Ok(Contacts::List(c)) = m.contacts() else {
             panic!()
         };
@@ -220,10 +247,42 @@ mod test {
             uri.to_string(),
             "sip:a@198.51.100.20:40000;transport=udp;pinhole-orig=192.168.1.10~5062"
         );
-        assert!(!fix_contact(&mut m, src), "idempotent");
+        assert!(!fix_contact(&mut m, src, Transport::Udp), "idempotent");
         assert_eq!(
             restore_original(&uri).unwrap().to_string(),
             "sip:a@192.168.1.10:5062;transport=udp"
+        );
+    }
+
+    #[test]
+    fn fix_over_tcp_names_the_transport_and_restore_drops_it() {
+        let src: SocketAddr = "198.51.100.20:40000".parse().unwrap();
+        // no transport written: the fix adds the one the message came over
+        let mut m = req("192.168.1.10:5062", "192.168.1.10:5062");
+        assert!(fix_contact(&mut m, src, Transport::Tcp));
+        let Ok(Contacts::List(c)) = m.contacts() else {
+            panic!()
+        };
+        let uri = c[0].uri.clone();
+        assert_eq!(
+            uri.to_string(),
+            "sip:a@198.51.100.20:40000;pinhole-orig=192.168.1.10~5062~-;transport=tcp"
+        );
+        assert_eq!(
+            restore_original(&uri).unwrap().to_string(),
+            "sip:a@192.168.1.10:5062"
+        );
+        // a transport the UA wrote is kept, and kept on restore
+        let mut m = req("192.168.1.10:5062", "192.168.1.10:5062;transport=TCP");
+        assert!(fix_contact(&mut m, src, Transport::Tls));
+        let Ok(Contacts::List(c)) = m.contacts() else {
+            panic!()
+        };
+        let uri = c[0].uri.clone();
+        assert_eq!(uri.sip().unwrap().transport().as_deref(), Some("tcp"));
+        assert_eq!(
+            restore_original(&uri).unwrap().to_string(),
+            "sip:a@192.168.1.10:5062;transport=TCP"
         );
     }
 }

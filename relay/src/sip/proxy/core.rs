@@ -661,7 +661,8 @@ impl Proxy {
         if natted.is_empty() {
             return;
         }
-        let fixed = self.config.nat.fix_contact && nat::fix_contact(msg, flow.remote);
+        let fixed =
+            self.config.nat.fix_contact && nat::fix_contact(msg, flow.remote, flow.transport);
         self.events.push_back(ProxyEvent::NatDetected {
             source: flow.remote,
             tests: natted.0,
