@@ -10,7 +10,7 @@
 //! | [`capture`] | `--pcap DIR`: a capture file per interface and cell |
 //! | [`interactive`] | `pinhole up` / `exec` / `down`: a topology kept up for commands from other shells |
 //! | [`probe_cmd`] | `pinhole probe`: classify a real NAT and write a replayable profile |
-//! | [`bench`] | `pinhole bench nat`: pinhole's kernel fabric against Linux's nftables NAT, side by side |
+//! | [`bench`](mod@bench) | `pinhole bench nat`: pinhole's kernel fabric against Linux's nftables NAT, side by side |
 //! | [`bench_proxy`] | `pinhole bench proxy`: SIPp call load through Kamailio (stock configuration) and pinhole's proxy |
 //! | [`cli`] | `pinhole run` / `pinhole validate` as library functions |
 #![deny(missing_docs)]

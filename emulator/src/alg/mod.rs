@@ -11,7 +11,7 @@
 //! inside or outside port is 5060, after the NAT translated them:
 //!
 //! - **Outbound** (inside → outside): in the Request-URI, the top `Via`, every `Contact`,
-//!   and (with an SDP body) `o=`, `c=` and `m=` (see [`sip`] for the exact rules) the
+//!   and (with an SDP body) `o=`, `c=` and `m=` (see `alg::sip`, private, for the exact rules) the
 //!   packet's private source address (and its port where it matches) becomes the
 //!   public mapping the NAT just used. For each `m=` port on the private address it opens
 //!   a UDP mapping (RTP, and port + 1 for RTCP) towards the signalling peer, as if the

@@ -13,7 +13,7 @@
 //! }
 //! ```
 //!
-//! Packets between hosts take the path of [`Engine`](super::engine::Engine): links,
+//! Packets between hosts take the path of [`Engine`]: links,
 //! routing, NATs and firewalls, the same code the kernel fabric runs.
 //!
 //! ```

@@ -6,7 +6,7 @@
 //!
 //! After any `handle_*` call drain [`Proxy::poll_transmit`] and [`Proxy::poll_event`] until
 //! `None`, then sleep until [`Proxy::poll_timeout`] and call [`Proxy::handle_timeout`].
-//! The proxy reads no clock and owns no socket; a TCP connection is a [`ConnId`] the driver
+//! The proxy reads no clock and owns no socket; a TCP connection is a [`ConnId`](crate::sip::ConnId) the driver
 //! names (frame the byte stream with [`crate::sip::StreamFramer`] first).
 //!
 //! ```no_run
