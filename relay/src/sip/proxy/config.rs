@@ -185,9 +185,10 @@ pub enum Input {
 }
 
 /// Bytes to send. On TCP/TLS with `flow.conn == Some(c)` they go on connection `c` only
-/// (lost if it has closed meanwhile: the core has already chosen another target for
-/// anything it knew to be closed); with `None` the driver reuses an open connection to
-/// `flow.remote` or opens one from `flow.local` (RFC 3261 §18.1.1).
+/// (never elsewhere: if it has closed meanwhile the driver hands the transmit back as
+/// [`Input::TransportError`] and the core picks the next target); with `None` the driver
+/// reuses an open connection to `flow.remote` or opens one from `flow.local` (RFC 3261
+/// §18.1.1), and reports a failed attempt the same way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     /// Transport, local and remote address, connection.
