@@ -352,7 +352,7 @@ pub fn sip_proxy(data: &[u8]) {
     use relay::sip::nat::NatTests;
     use relay::sip::proxy::{
         Input as PInput, KeepaliveConfig, KeepaliveMethod, MediaConfig, MediaPolicy, NatConfig,
-        Proxy, ProxyConfig,
+        Proxy, ProxyConfig, Transmit,
     };
     use relay::sip::{ConnId, Flow, Framing, Limits, Message, Transport};
     let proxy_addr: SocketAddr = "203.0.113.1:5060".parse().expect("an address");
@@ -407,8 +407,11 @@ pub fn sip_proxy(data: &[u8]) {
         )
     };
     let mut now = epoch();
-    let check = |p: &mut Proxy| {
+    // The last message sent, for a driver's transport error report.
+    let mut last: Option<Transmit> = None;
+    let check = |p: &mut Proxy, last: &mut Option<Transmit>| {
         while let Some(t) = p.poll_transmit() {
+            *last = Some(t.clone());
             let framing = if t.flow.transport == Transport::Udp {
                 Framing::Datagram
             } else {
@@ -450,7 +453,7 @@ pub fn sip_proxy(data: &[u8]) {
             && t <= now
         {
             p.handle_timeout(now);
-            check(&mut p);
+            check(&mut p, &mut last);
         }
         let flow = Flow {
             transport,
@@ -459,14 +462,26 @@ pub fn sip_proxy(data: &[u8]) {
             conn,
         };
         if sel & 0xf0 == 0xf0 {
-            if let Some(c) = conn {
-                p.handle_input(now, PInput::Closed(c));
+            match conn {
+                Some(c) => p.handle_input(now, PInput::Closed(c)),
+                // the last message sent could not be sent (RFC 3261 §18.4)
+                None => {
+                    if let Some(t) = last.take() {
+                        p.handle_input(
+                            now,
+                            PInput::TransportError {
+                                flow: t.flow,
+                                bytes: t.bytes,
+                            },
+                        );
+                    }
+                }
             }
         } else {
             let bytes = inp.bytes(2048).to_vec();
             p.handle_input(now, PInput::Message { flow, bytes });
         }
-        check(&mut p);
+        check(&mut p, &mut last);
     }
     // three idle hours: everything winds down
     for _ in 0..100_000 {
@@ -476,7 +491,7 @@ pub fn sip_proxy(data: &[u8]) {
         }
         now = now.max(t);
         p.handle_timeout(now);
-        check(&mut p);
+        check(&mut p, &mut last);
     }
     assert_eq!(p.transaction_count(), (0, 0), "transactions leak");
     assert_eq!(p.dialog_count(), 0, "dialogs leak");

@@ -226,3 +226,60 @@ fn enter_hook_wraps_every_socket_creation() {
     }));
     assert!(net.udp_bind(0, None, 0).is_err());
 }
+
+/// The `sip-proxy` driver over kernel sockets (what `pinhole serve proxy` runs): a request
+/// forwarded over TCP to a port where nothing listens is refused by the kernel, the
+/// non-blocking connect fails, and the caller gets the proxy's 500 at once (RFC 3261 §16.9,
+/// §16.7 step 6) instead of a 408 after Timer B's 32 s.
+#[test]
+fn sip_proxy_answers_a_refused_tcp_connection_at_once() {
+    use harness::agents::sip::SipProxyService;
+    use relay::sip::proxy::{DropReason, ProxyConfig};
+    let mut net = OsNet::new(vec![vec![lo(2)]]);
+    let port = net.ephemeral_port(0, true).expect("a free port");
+    let proxy = SocketAddr::new(lo(2), port);
+    let mut svc = SipProxyService::start(&mut net, 0, ProxyConfig::new(proxy)).expect("binds");
+    // a port on 127.0.0.5 that nothing listens on (bound once, then released)
+    let dead = std::net::TcpListener::bind((lo(5), 0))
+        .and_then(|l| l.local_addr())
+        .expect("a port on 127.0.0.5");
+    let dave = std::net::UdpSocket::bind((lo(4), 0)).expect("udp");
+    dave.set_nonblocking(true).unwrap();
+    let me = dave.local_addr().unwrap();
+    let invite = format!(
+        "INVITE sip:carol@{dead};transport=tcp SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch=z9hG4bKrefused;rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:dave@127.0.0.4>;tag=d\r\n\
+         To: <sip:carol@{dead}>\r\n\
+         Call-ID: refused\r\n\
+         CSeq: 1 INVITE\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    let start = net.now();
+    dave.send_to(invite.as_bytes(), proxy).unwrap();
+    let mut status = None;
+    while status.is_none() && net.now() < start + BOUND {
+        svc.poll(&mut net);
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = dave.recv(&mut buf) {
+            let code = relay::sip::Message::parse(&buf[..n])
+                .unwrap()
+                .status()
+                .unwrap();
+            if code >= 200 {
+                status = Some(code);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let took = net.now() - start;
+    let p = svc.proxy();
+    let dropped = p.stats().dropped.get(&DropReason::TransportError).copied();
+    let clients = p.transaction_count().1;
+    svc.stop(&mut net);
+    assert_eq!(status, Some(500));
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert_eq!(dropped, Some(1));
+    assert_eq!(clients, 0);
+}

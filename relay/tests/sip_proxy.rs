@@ -1134,3 +1134,234 @@ Content-Length: 0
         "bob gets the Request-URI he wrote"
     );
 }
+
+// ===== transport errors (RFC 3261 §18.4, §16.9, §17.1.4, §17.2.4) =====
+
+/// The driver hands a transmit back: it could not be sent.
+fn fail(n: &mut Net, t: &Transmit) {
+    n.proxy.handle_input(
+        n.now,
+        Input::TransportError {
+            flow: t.flow,
+            bytes: t.bytes.clone(),
+        },
+    );
+    n.drain();
+}
+
+/// Carol, a public UA, registered over TCP connection 5 from an ephemeral port; her Contact
+/// listens on 198.51.100.40:5060.
+fn register_carol_tcp(n: &mut Net) {
+    send_on(
+        n,
+        tcp_flow("198.51.100.40:40001", 5),
+        "REGISTER sip:example.com SIP/2.0
+Via: SIP/2.0/TCP 198.51.100.40:5060;branch=z9hG4bKcreg
+From: <sip:carol@example.com>;tag=rc
+To: <sip:carol@example.com>
+Call-ID: creg
+CSeq: 1 REGISTER
+Contact: <sip:carol@198.51.100.40:5060;transport=tcp>
+Content-Length: 0
+
+",
+    );
+    assert_eq!(take(n)[0].1.status(), Some(200));
+    n.advance(Duration::ZERO); // Timer J (zero on TCP) ends the REGISTER transaction
+}
+
+const DAVE: Ua = Ua {
+    user: "dave",
+    private: "198.51.100.41:5060",
+    public: "198.51.100.41:5060",
+};
+
+/// The one transmit that is a request.
+fn the_request(n: &mut Net) -> Transmit {
+    let (reqs, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut n.out)
+        .into_iter()
+        .partition(|t| Message::parse(&t.bytes).unwrap().is_request());
+    n.out = rest;
+    assert_eq!(reqs.len(), 1);
+    reqs.into_iter().next().unwrap()
+}
+
+/// An INVITE for a public TCP binding whose connection has closed goes to the Contact over
+/// a new connection; the driver's connection attempt fails (refused, say). The client
+/// transaction ends as if a 503 had arrived (§16.9, §17.1.4) and, the only response being a
+/// 503, the caller gets a 500 at once (§16.7 step 6) rather than a 408 after Timer B's 32 s;
+/// the dialog attempt ends with its own reason. A real 503 from downstream is answered 500
+/// upstream the same way.
+#[test]
+fn tcp_failed_connect_fails_the_invite_at_once() {
+    let mut n = Net::new(NatConfig::default());
+    register_carol_tcp(&mut n);
+    close(&mut n, 5);
+    n.input(DAVE, &invite(DAVE, "carol", "f1", "z9hG4bKf1"));
+    assert_eq!(n.to(DAVE)[0].status(), Some(100));
+    let inv = the_request(&mut n);
+    assert_eq!(inv.flow.conn, None, "a new connection to the Contact");
+    assert_eq!(inv.flow.remote, addr("198.51.100.40:5060"));
+    assert_eq!(n.proxy.transaction_count(), (1, 1));
+    assert_eq!(n.proxy.dialog_count(), 1);
+
+    fail(&mut n, &inv);
+    let r = n.to(DAVE);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].status(), Some(500));
+    assert_eq!(
+        n.proxy.transaction_count(),
+        (1, 0),
+        "the client side is over"
+    );
+    assert_eq!(n.proxy.dialog_count(), 0);
+    assert!(has_event(&n, |e| matches!(
+        e,
+        ProxyEvent::DialogEnded { reason: DialogEndReason::TransportError, call_id } if call_id == "f1"
+    )));
+    assert!(has_event(&n, |e| matches!(
+        e,
+        ProxyEvent::SendFailed { retried: None, summary, .. } if summary.starts_with("INVITE")
+    )));
+    assert_eq!(
+        n.proxy.stats().dropped.get(&DropReason::TransportError),
+        Some(&1)
+    );
+    // the caller's ACK ends the server side; no 408 ever follows
+    n.input(
+        DAVE,
+        &format!(
+            "ACK sip:carol@example.com SIP/2.0
+Via: SIP/2.0/UDP {p};branch=z9hG4bKf1;rport
+Max-Forwards: 70
+From: <sip:dave@example.com>;tag=ff1
+To: {to}
+Call-ID: f1
+CSeq: 1 ACK
+Content-Length: 0
+
+",
+            p = DAVE.private,
+            to = r[0].get("To").unwrap(),
+        ),
+    );
+    n.advance(Duration::from_secs(40));
+    assert!(n.out.is_empty(), "nothing more: {:?}", n.out);
+    assert_eq!(n.proxy.transaction_count(), (0, 0));
+    assert!(!has_event(&n, |e| matches!(
+        e,
+        ProxyEvent::TransactionTimeout { .. }
+    )));
+
+    // a 503 from downstream: 500 upstream too (§16.7 step 6)
+    n.register(BOB, 3600);
+    n.register(ALICE, 3600);
+    n.input(ALICE, &invite(ALICE, "bob", "f2", "z9hG4bKf2"));
+    n.to(ALICE);
+    let to_bob = Message::parse(&the_request(&mut n).bytes).unwrap();
+    n.input(BOB, &answer(&to_bob, 503, "Service Unavailable", None));
+    let r = n.to(ALICE);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].status(), Some(500));
+    assert!(has_event(&n, |e| matches!(
+        e,
+        ProxyEvent::DialogEnded { reason: DialogEndReason::Failed(503), call_id } if call_id == "f2"
+    )));
+}
+
+/// An established connection breaks: a request queued on it fails as above (the driver
+/// reports the close first); a response on it goes to the next §18.2.2 destination (a new
+/// connection to received and the sent-by port); when that fails too the server transaction
+/// ends (§17.2.4) and the response is dropped — the client transaction towards the callee is
+/// not cancelled (§16.9), and its later responses go nowhere.
+#[test]
+fn tcp_broken_connection_fails_requests_and_falls_back_for_responses() {
+    let mut n = Net::nat_all();
+    register_carol_tcp(&mut n);
+    n.input(DAVE, &invite(DAVE, "carol", "e1", "z9hG4bKe1"));
+    n.to(DAVE);
+    let inv = the_request(&mut n);
+    assert_eq!(inv.flow, tcp_flow("198.51.100.40:40001", 5));
+    close(&mut n, 5);
+    fail(&mut n, &inv);
+    assert_eq!(n.to(DAVE)[0].status(), Some(500));
+    assert_eq!(n.proxy.transaction_count().1, 0);
+
+    // responses: alice calls bob over TCP connection 3
+    n.register(BOB, 3600);
+    let req = invite(ALICE, "bob", "e2", "z9hG4bKe2").replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    send_on(&mut n, tcp_flow(ALICE.public, 3), &req);
+    let trying = n
+        .out
+        .iter()
+        .find(|t| t.flow.remote == addr(ALICE.public))
+        .cloned()
+        .unwrap();
+    let to_bob = n.to(BOB).remove(0);
+    n.out.clear();
+    let (servers, clients) = n.proxy.transaction_count();
+    close(&mut n, 3);
+    fail(&mut n, &trying);
+    let again = std::mem::take(&mut n.out);
+    assert_eq!(again.len(), 1);
+    let fallback = Flow {
+        transport: Transport::Tcp,
+        local: addr(PROXY),
+        remote: addr("198.51.100.20:5060"),
+        conn: None,
+    };
+    assert_eq!(again[0].flow, fallback, "received + sent-by port");
+    assert_eq!(again[0].bytes, trying.bytes);
+    assert!(has_event(&n, |e| matches!(
+        e,
+        ProxyEvent::SendFailed { retried: Some(f), .. } if *f == fallback
+    )));
+    assert_eq!(n.proxy.transaction_count(), (servers, clients));
+    // the fallback fails too: given up, the server transaction ends
+    fail(&mut n, &again[0]);
+    assert!(n.out.is_empty(), "no further fallback");
+    assert_eq!(
+        n.proxy.transaction_count(),
+        (servers - 1, clients),
+        "the server side ends, the client side goes on"
+    );
+    assert!(
+        !n.events.iter().any(|e| matches!(
+            e,
+            ProxyEvent::MessageSent { summary, .. } if summary.starts_with("CANCEL")
+        )),
+        "no CANCEL (§16.9)"
+    );
+    n.input(BOB, &answer(&to_bob, 180, "Ringing", Some(BOB)));
+    assert!(n.out.is_empty(), "nowhere to forward the 180");
+}
+
+/// A keepalive ping that fails at the transport layer: the contact is dead at once, without
+/// waiting for the missed-ping count.
+#[test]
+fn keepalive_transport_error_removes_the_contact_at_once() {
+    let mut n = Net::new(NatConfig {
+        tests: NatTests::ALL,
+        fix_contact: true,
+        keepalive: Some(KeepaliveConfig {
+            method: KeepaliveMethod::Options,
+            interval: Duration::from_secs(20),
+            max_missed: 3,
+        }),
+    });
+    n.register(BOB, 3600);
+    n.advance(Duration::from_secs(20));
+    let ping = n.out.pop().expect("a ping to bob");
+    assert!(n.out.is_empty());
+    assert_eq!(ping.flow.remote, addr(BOB.public));
+    assert_eq!(n.proxy.pending_keepalives(), 1);
+    fail(&mut n, &ping);
+    assert!(n.proxy.registrar().lookup("bob@example.com").is_empty());
+    assert_eq!(n.proxy.pending_keepalives(), 0);
+    assert!(has_event(&n, |e| matches!(
+        e,
+        ProxyEvent::RegistrationRemoved { reason: RemovalReason::Unreachable, aor, .. } if aor == "bob@example.com"
+    )));
+    n.advance(Duration::from_secs(60));
+    assert!(n.out.is_empty(), "no more pings");
+}

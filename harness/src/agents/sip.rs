@@ -5,18 +5,36 @@
 //! Connections: the core names the connection a message goes on (the one a request came
 //! on, the one a UA registered over) or only an address, where an open connection to it
 //! is reused or a new one opened (RFC 3261 §18.1.1). A peer's FIN, a reset or a framing
-//! error ends a connection and the core hears of it (`Input::Closed`); a message for a
-//! connection that ended meanwhile is dropped, never re-sent elsewhere.
+//! error ends a connection and the core hears of it (`Input::Closed`).
+//!
+//! Transport errors (RFC 3261 §18.4) go back to the core as `Input::TransportError`, one
+//! per message, never re-sent by the driver: a connection attempt that fails (refused,
+//! reset, an error from `connect` itself, or not established within [`CONNECT_TIMEOUT`]),
+//! a connection that ends or fails a write while messages wait for it (each message not
+//! wholly handed to the stack), and a message for a connection that ended meanwhile. The
+//! close is reported first. Bytes the stack took and then lost to a reset are not known
+//! to be lost (as with any socket); Timer B/F covers them. UDP reports nothing: an ICMP
+//! port unreachable reaches only a connected UDP socket (`ECONNREFUSED`), and the proxy's
+//! one socket is unconnected on both fabrics (the virtual hosts' smoltcp has no such
+//! error at all), so a datagram to a dead port waits for Timer B/F.
 
 use super::net::{Agent, Net, TcpPhase};
 use crate::scenario::model as m;
 use relay::sip::nat::NatTests;
+use relay::sip::proxy::Transmit;
 use relay::sip::proxy::{
     Input, KeepaliveConfig, KeepaliveMethod, NatConfig, Proxy, ProxyConfig, ProxyEvent,
 };
 use relay::sip::{ConnId, Flow, Frame, Limits, PONG, StreamFramer, Transport};
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a connection the proxy opened may stay in its handshake before it counts as
+/// failed (Kamailio's `tcp_connect_timeout` default; a kernel gives up on SYNs after about
+/// two minutes, the virtual hosts' smoltcp never does). Below Timer B's 32 s, so the caller
+/// hears of an unreachable TCP contact before the transaction times out.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Unanswered keepalives after which a NATed binding is removed (the scenario format has
 /// no knob for it; nathelper's default is similar).
@@ -57,7 +75,46 @@ struct Conn<S> {
     id: ConnId,
     remote: Option<SocketAddr>,
     framer: StreamFramer,
-    out: Vec<u8>,
+    /// What waits to be written: the core's transmits (handed back as transport errors if
+    /// the connection fails first) and CRLF pongs (`None`).
+    out: VecDeque<(Option<Flow>, Vec<u8>)>,
+    /// Bytes of the front of `out` already taken by the stack.
+    written: usize,
+    /// For a connection we opened: when it must be established by.
+    connect_by: Option<Instant>,
+}
+
+impl<S> Conn<S> {
+    fn new(sock: S, id: ConnId, remote: Option<SocketAddr>) -> Conn<S> {
+        Conn {
+            sock,
+            id,
+            remote,
+            framer: StreamFramer::new(Limits::default()),
+            out: VecDeque::new(),
+            written: 0,
+            connect_by: None,
+        }
+    }
+
+    /// Write what the stack takes; `Err` when the socket failed.
+    fn flush<N: Net<Socket = S>>(&mut self, net: &mut N) -> Result<(), ()>
+    where
+        S: Copy,
+    {
+        while let Some((_, bytes)) = self.out.front() {
+            let n = net
+                .tcp_send(self.sock, &bytes[self.written..])
+                .map_err(|_| ())?;
+            self.written += n;
+            if self.written < bytes.len() {
+                return Ok(());
+            }
+            self.out.pop_front();
+            self.written = 0;
+        }
+        Ok(())
+    }
 }
 
 /// A SIP proxy/registrar running on a host.
@@ -108,9 +165,13 @@ impl<N: Net> SipProxyService<N> {
         self.events
     }
 
-    /// The proxy's next timer.
+    /// The proxy's next timer, or a connection attempt's deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.proxy.poll_timeout()
+        self.conns
+            .iter()
+            .filter_map(|c| c.connect_by)
+            .chain(self.proxy.poll_timeout())
+            .min()
     }
 
     fn accept(&mut self, net: &mut N) {
@@ -120,13 +181,7 @@ impl<N: Net> SipProxyService<N> {
             TcpPhase::Connecting | TcpPhase::Established | TcpPhase::Closing => {
                 let id = ConnId(self.next_conn);
                 self.next_conn += 1;
-                self.conns.push(Conn {
-                    sock: l,
-                    id,
-                    remote: None,
-                    framer: StreamFramer::new(Limits::default()),
-                    out: Vec::new(),
-                });
+                self.conns.push(Conn::new(l, id, None));
                 self.listener = net.tcp_listen(self.host, self.local.port()).ok();
             }
             _ => self.listener = net.tcp_listen(self.host, self.local.port()).ok(),
@@ -167,72 +222,70 @@ impl<N: Net> SipProxyService<N> {
                         };
                         self.proxy.handle_input(now, Input::Message { flow, bytes });
                     }
-                    (Ok(Frame::Ping), _) => c.out.extend_from_slice(PONG),
+                    (Ok(Frame::Ping), _) => c.out.push_back((None, PONG.to_vec())),
                     _ => {}
                 }
             }
             // A FIN from the peer ends the connection for SIP too (Closing: we never shut
-            // down first), as it does for Kamailio's tcp_read on EOF.
+            // down first), as it does for Kamailio's tcp_read on EOF. A connection we opened
+            // that is still in its handshake at its deadline has failed.
+            let phase = net.tcp_state(c.sock);
+            if phase != TcpPhase::Connecting {
+                c.connect_by = None;
+            }
             if c.framer.is_failed()
-                || matches!(net.tcp_state(c.sock), TcpPhase::Closed | TcpPhase::Closing)
+                || matches!(phase, TcpPhase::Closed | TcpPhase::Closing)
+                || c.connect_by.is_some_and(|t| t <= now)
             {
                 closed.push(c.id);
             }
         }
+        let mut failed = Vec::new();
         for id in closed {
-            if let Some(i) = self.conns.iter().position(|c| c.id == id) {
-                let c = self.conns.remove(i);
-                net.close(c.sock);
-                self.proxy.handle_input(now, Input::Closed(id));
-            }
+            self.end_conn(net, now, id, &mut failed);
         }
         if self.proxy.poll_timeout().is_some_and(|t| t <= now) {
             self.proxy.handle_timeout(now);
         }
-        while let Some(t) = self.proxy.poll_transmit() {
-            match t.flow.transport {
-                Transport::Udp => {
-                    // A full send buffer drops the message, as a congested socket would.
-                    let _ = net.udp_send(self.udp, t.flow.remote, &t.bytes);
-                }
-                Transport::Tcp | Transport::Tls => {
-                    let existing = self.conns.iter_mut().find(|c| match t.flow.conn {
-                        Some(id) => c.id == id,
-                        None => c.remote == Some(t.flow.remote),
-                    });
-                    match existing {
-                        Some(c) => c.out.extend_from_slice(&t.bytes),
-                        // The connection the core chose closed after it chose (within this
-                        // poll): the message is lost, as on a reset connection. A new
-                        // connection to its peer would be wrong — behind a NAT it cannot
-                        // get in, and a public UA's source port is not where it listens;
-                        // the core picks those targets itself once it knows of the close.
-                        None if t.flow.conn.is_some() => {
-                            tracing::debug!(flow = %t.flow, "sip-proxy: connection gone, message dropped");
-                        }
-                        None => {
-                            if let Ok((sock, _)) = net.tcp_connect(self.host, 0, t.flow.remote) {
-                                let id = ConnId(self.next_conn);
-                                self.next_conn += 1;
-                                self.conns.push(Conn {
-                                    sock,
-                                    id,
-                                    remote: Some(t.flow.remote),
-                                    framer: StreamFramer::new(Limits::default()),
-                                    out: t.bytes,
-                                });
-                            }
-                        }
-                    }
-                }
+        // Transmit; what fails goes back to the core, whose answers (a 500 upstream, a
+        // response's next destination) are transmitted in turn. Every round the core either
+        // gives a failed message up or names a destination that differs from the failed
+        // one; the bound only guards against a loop that this reasoning missed (what is
+        // left is handed back on the next poll).
+        for _ in 0..8 {
+            for t in failed.drain(..) {
+                self.proxy.handle_input(
+                    now,
+                    Input::TransportError {
+                        flow: t.flow,
+                        bytes: t.bytes,
+                    },
+                );
+            }
+            while let Some(t) = self.proxy.poll_transmit() {
+                self.transmit(net, now, t, &mut failed);
+            }
+            let broken: Vec<ConnId> = self
+                .conns
+                .iter_mut()
+                .filter_map(|c| c.flush(net).is_err().then_some(c.id))
+                .collect();
+            for id in broken {
+                self.end_conn(net, now, id, &mut failed);
+            }
+            if failed.is_empty() {
+                break;
             }
         }
-        for c in &mut self.conns {
-            if !c.out.is_empty()
-                && let Ok(n) = net.tcp_send(c.sock, &c.out)
-            {
-                c.out.drain(..n.min(c.out.len()));
-            }
+        for t in failed {
+            // the loop bound was hit: the core hears of these on the next poll
+            self.proxy.handle_input(
+                now,
+                Input::TransportError {
+                    flow: t.flow,
+                    bytes: t.bytes,
+                },
+            );
         }
         while let Some(e) = self.proxy.poll_event() {
             self.events += 1;
@@ -240,6 +293,57 @@ impl<N: Net> SipProxyService<N> {
                 tracing::debug!(?reason, %from, "sip-proxy dropped a message");
             }
         }
+    }
+
+    /// Hand one transmit to its socket; a TCP message that cannot go is put in `failed`.
+    fn transmit(&mut self, net: &mut N, now: Instant, t: Transmit, failed: &mut Vec<Transmit>) {
+        match t.flow.transport {
+            Transport::Udp => {
+                // A full send buffer drops the message, as a congested socket would.
+                let _ = net.udp_send(self.udp, t.flow.remote, &t.bytes);
+            }
+            Transport::Tcp | Transport::Tls => {
+                let existing = self.conns.iter_mut().find(|c| match t.flow.conn {
+                    Some(id) => c.id == id,
+                    None => c.remote == Some(t.flow.remote),
+                });
+                match existing {
+                    Some(c) => c.out.push_back((Some(t.flow), t.bytes)),
+                    // The connection the core chose ended after it chose: a transport
+                    // error. A new connection to its peer would be wrong — behind a NAT it
+                    // cannot get in, and a public UA's source port is not where it listens;
+                    // the core picks the next destination itself.
+                    None if t.flow.conn.is_some() => failed.push(t),
+                    None => match net.tcp_connect(self.host, 0, t.flow.remote) {
+                        Ok((sock, _)) => {
+                            let id = ConnId(self.next_conn);
+                            self.next_conn += 1;
+                            let mut c = Conn::new(sock, id, Some(t.flow.remote));
+                            c.connect_by = Some(now + CONNECT_TIMEOUT);
+                            c.out.push_back((Some(t.flow), t.bytes));
+                            self.conns.push(c);
+                        }
+                        // no route, no address to connect from, …
+                        Err(_) => failed.push(t),
+                    },
+                }
+            }
+        }
+    }
+
+    /// Close connection `id`, tell the core, and put the messages it still held in `failed`.
+    fn end_conn(&mut self, net: &mut N, now: Instant, id: ConnId, failed: &mut Vec<Transmit>) {
+        let Some(i) = self.conns.iter().position(|c| c.id == id) else {
+            return;
+        };
+        let c = self.conns.remove(i);
+        net.close(c.sock);
+        self.proxy.handle_input(now, Input::Closed(id));
+        failed.extend(
+            c.out
+                .into_iter()
+                .filter_map(|(flow, bytes)| flow.map(|flow| Transmit { flow, bytes })),
+        );
     }
 
     /// Close every socket.

@@ -64,7 +64,8 @@ pub enum RemovalReason {
     Expired,
     /// The UA removed it (expires=0 or `*`).
     Unregistered,
-    /// Keepalives went unanswered.
+    /// Keepalives went unanswered or failed at the transport layer, or the NATed
+    /// connection it was registered over closed.
     Unreachable,
     /// Replaced because the AOR had too many contacts.
     Replaced,

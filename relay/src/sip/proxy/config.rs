@@ -170,12 +170,25 @@ pub enum Input {
     /// A connection closed: NATed bindings registered over it go, public ones are reached
     /// at their Contact from now on, responses follow their Via (RFC 3261 §18.2.2).
     Closed(crate::sip::transport::ConnId),
+    /// A [`Transmit`] could not be sent (RFC 3261 §18.4): the connection attempt failed
+    /// (refused, reset, unreachable, timed out) or the connection broke before the bytes
+    /// were handed to it. The driver hands back the transmit as it got it; report a closed
+    /// connection (`Closed`) before the messages it lost, so that fallbacks avoid it.
+    /// A request fails as if a 503 arrived (§16.9, §17.1.4), a response is re-sent to the
+    /// next §18.2.2 destination or given up (§17.2.4), a keepalive's binding goes at once.
+    TransportError {
+        /// The flow the transmit named.
+        flow: Flow,
+        /// The bytes the transmit carried.
+        bytes: Vec<u8>,
+    },
 }
 
 /// Bytes to send. On TCP/TLS with `flow.conn == Some(c)` they go on connection `c` only
-/// (lost if it has closed meanwhile: the core has already chosen another target for
-/// anything it knew to be closed); with `None` the driver reuses an open connection to
-/// `flow.remote` or opens one from `flow.local` (RFC 3261 §18.1.1).
+/// (never elsewhere: if it has closed meanwhile the driver hands the transmit back as
+/// [`Input::TransportError`] and the core picks the next target); with `None` the driver
+/// reuses an open connection to `flow.remote` or opens one from `flow.local` (RFC 3261
+/// §18.1.1), and reports a failed attempt the same way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     /// Transport, local and remote address, connection.
@@ -223,6 +236,9 @@ pub enum DialogEndReason {
     Failed(u16),
     /// No final response before Timer B.
     TransactionTimeout,
+    /// The INVITE could not be sent: the transport reported an error (RFC 3261 §16.9,
+    /// treated as a 503; the caller got a 500 by §16.7 step 6).
+    TransportError,
     /// No in-dialog traffic for the dialog timeout.
     Timeout,
 }
@@ -242,6 +258,9 @@ pub enum DropReason {
     Retransmission,
     /// An ACK with nowhere to go.
     UnroutableAck,
+    /// A message we sent that the transport could not deliver, with no fallback left
+    /// (RFC 3261 §18.4; see [`ProxyEvent::SendFailed`]).
+    TransportError,
 }
 
 /// What happened, for reports and the SIP ladder.
@@ -370,6 +389,20 @@ pub enum ProxyEvent {
     MediaReleased {
         /// Call-ID.
         call_id: String,
+    },
+    // ===== transport =====
+    /// The driver reported that a message could not be sent ([`Input::TransportError`]).
+    SendFailed {
+        /// Where it was to go.
+        flow: Flow,
+        /// Its summary.
+        summary: String,
+        /// Its Call-ID.
+        call_id: String,
+        /// Where a response was sent again (RFC 3261 §18.2.2's next choice); `None`: given
+        /// up (a request failed as if a 503 arrived, §16.9; a response was dropped, §17.2.4;
+        /// a keepalive's binding was removed).
+        retried: Option<Flow>,
     },
     // ===== transactions =====
     /// A client transaction timed out (408 sent upstream when there was a request).

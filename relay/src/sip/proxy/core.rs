@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+mod failure;
+
 /// Counters for reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProxyStats {
@@ -397,11 +399,12 @@ impl Proxy {
 
     // ----- input -----
 
-    /// A message (or a closed connection) from the driver.
+    /// A message, a closed connection or a transport error from the driver.
     pub fn handle_input(&mut self, now: Instant, input: Input) {
         match input {
             Input::Message { flow, bytes } => self.handle_message(now, flow, &bytes),
             Input::Closed(conn) => self.handle_closed(conn),
+            Input::TransportError { flow, bytes } => self.handle_transport_error(now, flow, &bytes),
         }
     }
 
@@ -1162,6 +1165,15 @@ impl Proxy {
         if msg.top_via().is_err() {
             return;
         }
+        if code == 503 {
+            // RFC 3261 §16.7 step 6: a 503 upstream would say that this proxy cannot serve
+            // any request; when it is the only response (no forking here) a 500 goes instead.
+            if invite {
+                self.track_response_dialog(now, &msg, code);
+            }
+            self.respond(now, sid, 500, "Server Internal Error");
+            return;
+        }
         self.fix_response_contact(&mut msg, flow, natted_target);
         let natted =
             self.media.active() && (natted_target || self.response_natted(&msg, flow.remote));
@@ -1373,19 +1385,8 @@ impl Proxy {
                             timer,
                         });
                         if let Some(sid) = server {
-                            if method == "INVITE"
-                                && let Some(call_id) = self
-                                    .servers
-                                    .get(&sid)
-                                    .and_then(|s| s.request.call_id().ok().map(str::to_string))
-                                && self.dialogs.get(&call_id).is_some_and(|d| !d.confirmed)
-                            {
-                                self.dialogs.remove(&call_id);
-                                self.events.push_back(ProxyEvent::DialogEnded {
-                                    call_id: call_id.clone(),
-                                    reason: DialogEndReason::TransactionTimeout,
-                                });
-                                self.media.end(&call_id, &mut self.events);
+                            if method == "INVITE" {
+                                self.end_attempt(sid, DialogEndReason::TransactionTimeout);
                             }
                             self.respond(now, sid, 408, "Request Timeout");
                         }
