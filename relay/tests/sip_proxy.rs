@@ -1365,3 +1365,119 @@ fn keepalive_transport_error_removes_the_contact_at_once() {
     n.advance(Duration::from_secs(60));
     assert!(n.out.is_empty(), "no more pings");
 }
+
+/// A call that rings longer than Timer B (64×T1 = 32 s) is not cut off: Timer B bounds the
+/// Calling state only (RFC 3261 §17.1.1.2); once a provisional came, the proxy's Timer C
+/// (§16.6 step 11, > 3 min, restarted by each provisional but 100) takes over. When Timer C
+/// fires the proxy CANCELs the INVITE (§16.8) and forwards the callee's 487; a callee that
+/// ignores the CANCEL gets 64×T1 more, then the caller a 408.
+#[test]
+fn ringing_is_bounded_by_timer_c_not_timer_b() {
+    let mut n = Net::nat_all();
+    n.register(ALICE, 3600);
+    n.register(BOB, 3600);
+    n.input(ALICE, &invite(ALICE, "bob", "ring1", "z9hG4bKring1"));
+    n.to(ALICE);
+    let inv = n.to(BOB).remove(0);
+    n.input(BOB, &answer(&inv, 180, "Ringing", Some(BOB)));
+    assert_eq!(n.to(ALICE)[0].status(), Some(180));
+    // a minute of ringing: no 408, no CANCEL
+    n.advance(Duration::from_secs(60));
+    assert!(n.to(ALICE).is_empty(), "no timeout while it rings");
+    assert!(n.to(BOB).is_empty());
+    n.input(BOB, &answer(&inv, 200, "OK", Some(BOB)));
+    assert_eq!(n.to(ALICE)[0].status(), Some(200));
+
+    // a second call rings past Timer C: CANCEL, the 487 goes to the caller
+    n.input(ALICE, &invite(ALICE, "bob", "ring2", "z9hG4bKring2"));
+    n.to(ALICE);
+    let inv = n.to(BOB).remove(0);
+    n.input(BOB, &answer(&inv, 180, "Ringing", Some(BOB)));
+    n.to(ALICE);
+    n.advance(Duration::from_secs(120));
+    n.input(BOB, &answer(&inv, 180, "Ringing", Some(BOB))); // restarts Timer C
+    n.to(ALICE);
+    n.advance(Duration::from_secs(180));
+    assert!(n.to(BOB).is_empty(), "Timer C restarted by the second 180");
+    n.advance(Duration::from_secs(2));
+    let cancel = n.to(BOB).remove(0);
+    assert_eq!(
+        cancel.method().map(|m| m.as_str().to_string()).as_deref(),
+        Some("CANCEL")
+    );
+    assert!(has_event(&n, |e| matches!(
+        e,
+        ProxyEvent::TransactionTimeout {
+            timer: Timer::TimerC,
+            ..
+        }
+    )));
+    n.input(BOB, &answer(&cancel, 200, "OK", None));
+    n.input(BOB, &answer(&inv, 487, "Request Terminated", None));
+    let r = n.to(ALICE);
+    assert_eq!(
+        r.iter().filter_map(|m| m.status()).collect::<Vec<_>>(),
+        [487]
+    );
+
+    n.to(BOB); // the hop-by-hop ACK of the 487
+
+    // a third callee ignores the CANCEL: 408 64×T1 after it
+    n.input(ALICE, &invite(ALICE, "bob", "ring3", "z9hG4bKring3"));
+    n.to(ALICE);
+    let inv = n.to(BOB).remove(0);
+    assert_eq!(inv.method().unwrap().as_str(), "INVITE");
+    n.input(BOB, &answer(&inv, 180, "Ringing", Some(BOB)));
+    n.to(ALICE);
+    n.advance(Duration::from_secs(182));
+    let to_bob = n.to(BOB);
+    assert!(
+        to_bob
+            .iter()
+            .any(|m| m.method().is_some_and(|m| m.as_str() == "CANCEL")),
+        "CANCEL sent"
+    );
+    // (alice never ACKed the second call's 487: its retransmissions until Timer H)
+    assert!(n.to(ALICE).iter().all(|m| m.status() == Some(487)));
+    // Timer C fired at 181 s, the 408 comes 32 s later
+    n.advance(Duration::from_secs(30));
+    assert!(n.to(ALICE).is_empty());
+    n.advance(Duration::from_secs(2));
+    assert_eq!(n.to(ALICE)[0].status(), Some(408));
+    n.advance(Duration::from_secs(120));
+    assert_eq!(n.proxy.transaction_count(), (0, 0));
+}
+
+/// A final response to a forwarded INVITE with no Via below the proxy's cannot go anywhere
+/// (RFC 3261 §16.7 step 3); it is dropped before it touches the transaction, which the
+/// callee's well-formed retransmission then completes (found by the `sip_proxy` fuzz
+/// target: the server transaction used to stay forever).
+#[test]
+fn a_response_without_the_next_via_leaves_the_transaction_alone() {
+    let mut n = Net::nat_all();
+    n.register(ALICE, 3600);
+    n.register(BOB, 3600);
+    n.input(ALICE, &invite(ALICE, "bob", "novia", "z9hG4bKnovia"));
+    n.to(ALICE);
+    let inv = n.to(BOB).remove(0);
+    let ok = answer(&inv, 200, "OK", Some(BOB));
+    let second_via = ok
+        .lines()
+        .filter(|l| l.starts_with("Via:"))
+        .nth(1)
+        .expect("two Vias")
+        .to_string();
+    n.input(BOB, &ok.replace(&format!("{second_via}\n"), ""));
+    assert!(n.to(ALICE).is_empty());
+    assert!(has_event(&n, |e| matches!(
+        e,
+        ProxyEvent::Dropped {
+            reason: DropReason::Unanswerable,
+            ..
+        }
+    )));
+    n.input(BOB, &ok);
+    assert_eq!(n.to(ALICE)[0].status(), Some(200));
+    n.advance(Duration::from_secs(60));
+    assert_eq!(n.proxy.transaction_count(), (0, 0));
+}

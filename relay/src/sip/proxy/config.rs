@@ -16,6 +16,12 @@ pub struct Timers {
     pub t2: Duration,
     /// Longest time a message stays in the network (5 s).
     pub t4: Duration,
+    /// Timer C (RFC 3261 §16.6 step 11, §16.8): how long a forwarded INVITE may go on
+    /// ringing — after a provisional response, with no final one — before the proxy
+    /// cancels it. Restarted by every provisional response other than 100 (§16.7 step 2).
+    /// The RFC wants more than 3 minutes (default 181 s); Timer B (64×T1) bounds only the
+    /// wait for the first response.
+    pub c: Duration,
 }
 
 impl Default for Timers {
@@ -24,6 +30,7 @@ impl Default for Timers {
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
+            c: Duration::from_secs(181),
         }
     }
 }
@@ -220,6 +227,8 @@ pub enum Timer {
     TimerJ,
     /// Non-INVITE client wait for response retransmits.
     TimerK,
+    /// Proxy INVITE timer (RFC 3261 §16.8): a ringing INVITE is cancelled.
+    TimerC,
 }
 
 /// Why a dialog ended.
@@ -234,7 +243,8 @@ pub enum DialogEndReason {
     Cancelled,
     /// The INVITE failed with this final status.
     Failed(u16),
-    /// No final response before Timer B.
+    /// No final response: Timer B (no response at all) or Timer C and the 64×T1 after
+    /// its CANCEL (RFC 3261 §16.8).
     TransactionTimeout,
     /// The INVITE could not be sent: the transport reported an error (RFC 3261 §16.9,
     /// treated as a 503; the caller got a 500 by §16.7 step 6).

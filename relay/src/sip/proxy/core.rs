@@ -3,7 +3,7 @@
 
 use super::config::*;
 use super::media::{DynMediaControl, MediaSessions};
-use super::transaction::{ClientTx, ServerTx, State, TimerIndex, TxId, slot};
+use super::transaction::{ClientTx, ServerTx, State, TIMERS, TimerIndex, TxId, slot};
 use crate::sip::headers::{NameAddr, Via};
 use crate::sip::message::{Framing, Header, Limits, Message, Method};
 use crate::sip::nat::{self, NatTests};
@@ -585,7 +585,7 @@ impl Proxy {
             last_response: None,
             client: None,
             g_interval: self.config.timers.t1,
-            timers: [None; 10],
+            timers: [None; TIMERS],
         };
         if invite {
             // 100 Trying at once (§16.2 step... §17.2.1): stops the caller's Timer A.
@@ -803,7 +803,7 @@ impl Proxy {
             cancel_pending: false,
             ack: None,
             natted_target,
-            timers: [None; 10],
+            timers: [None; TIMERS],
         };
         let reliable = dest.transport.is_reliable();
         let (retx, timeout) = if invite {
@@ -815,6 +815,11 @@ impl Proxy {
             self.timers.arm(&mut ct.timers, id, retx, now + t1);
         }
         self.timers.arm(&mut ct.timers, id, timeout, now + 64 * t1);
+        if invite {
+            // §16.6 step 11: Timer C for the ringing phase
+            let c = self.config.timers.c;
+            self.timers.arm(&mut ct.timers, id, Timer::TimerC, now + c);
+        }
         self.clients.insert(id, ct);
         self.client_keys
             .insert((branch, method.as_str().to_string()), id);
@@ -1001,7 +1006,7 @@ impl Proxy {
             cancel_pending: false,
             ack: None,
             natted_target: false,
-            timers: [None; 10],
+            timers: [None; TIMERS],
         };
         if !flow.transport.is_reliable() {
             self.timers.arm(&mut ct.timers, id, Timer::TimerE, now + t1);
@@ -1103,6 +1108,15 @@ impl Proxy {
             return;
         };
         let t = self.config.timers;
+        // A response to a request we forwarded must name the next hop below our Via
+        // (§16.7 step 3: with none left it was meant for us, and a final one would strand
+        // the server transaction): drop it before it changes the transaction, which then
+        // ends by its timers.
+        let forwarded = self.clients.get(&cid).is_some_and(|c| c.server.is_some());
+        if forwarded && msg.via().map_or(0, |v| v.len()) < 2 {
+            self.drop_msg(DropReason::Unanswerable, flow.remote);
+            return;
+        }
         let Some(c) = self.clients.get_mut(&cid) else {
             return;
         };
@@ -1123,6 +1137,15 @@ impl Proxy {
         if code < 200 {
             c.state = State::Proceeding;
             c.timers[slot(Timer::TimerA)] = None;
+            if invite {
+                // Timer B bounds the Calling state only (§17.1.1.2); from here on Timer C
+                // does, restarted by every provisional but 100 (§16.7 step 2)
+                c.timers[slot(Timer::TimerB)] = None;
+                if code > 100 {
+                    self.timers
+                        .arm(&mut c.timers, cid, Timer::TimerC, now + t.c);
+                }
+            }
             if !invite && !c.flow.transport.is_reliable() {
                 // Timer E continues at T2 in Proceeding (§17.1.2.2)
                 c.interval = t.t2;
@@ -1136,7 +1159,7 @@ impl Proxy {
             }
         } else {
             c.state = State::Completed;
-            c.timers = [None; 10];
+            c.timers = [None; TIMERS];
             let reliable = c.flow.transport.is_reliable();
             if invite && code >= 300 {
                 // ACK the non-2xx hop by hop (§17.1.1.3)
@@ -1355,7 +1378,8 @@ impl Proxy {
             | Timer::TimerD
             | Timer::TimerE
             | Timer::TimerF
-            | Timer::TimerK => {
+            | Timer::TimerK
+            | Timer::TimerC => {
                 let Some(c) = self.clients.get_mut(&id) else {
                     return;
                 };
@@ -1377,7 +1401,23 @@ impl Proxy {
                         self.timers.arm(&mut c.timers, id, timer, next);
                         self.resend(f, b);
                     }
-                    Timer::TimerB | Timer::TimerF => {
+                    Timer::TimerC if c.state == State::Proceeding => {
+                        // §16.8: it rang too long: CANCEL it (once), and give the INVITE
+                        // 64×T1 more for its final response (§9.1) before a 408
+                        let cancelled = self
+                            .client_keys
+                            .contains_key(&(c.branch.clone(), "CANCEL".to_string()));
+                        self.timers
+                            .arm(&mut c.timers, id, Timer::TimerB, now + 64 * t.t1);
+                        self.events.push_back(ProxyEvent::TransactionTimeout {
+                            method: "INVITE".into(),
+                            timer,
+                        });
+                        if !cancelled {
+                            self.send_cancel(now, id);
+                        }
+                    }
+                    Timer::TimerB | Timer::TimerF | Timer::TimerC => {
                         let (server, method) = (c.server, c.method.clone());
                         self.remove_client(id);
                         self.events.push_back(ProxyEvent::TransactionTimeout {

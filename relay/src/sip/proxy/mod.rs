@@ -30,7 +30,7 @@
 //! # Scope
 //!
 //! No forking (the most recent binding of an AOR is the target), no DNS (targets are IP
-//! addresses or registered contacts), no authentication, no Timer C (RFC 3261 §16.8), no
+//! addresses or registered contacts), no authentication, no
 //! RFC 6026 Accepted state (2xx retransmissions are forwarded statelessly instead).
 
 pub mod config;

@@ -34,7 +34,7 @@ pub(crate) struct ServerTx {
     pub(crate) last_response: Option<(Flow, Vec<u8>)>,
     pub(crate) client: Option<TxId>,
     pub(crate) g_interval: Duration,
-    pub(crate) timers: [Option<Instant>; 10],
+    pub(crate) timers: [Option<Instant>; TIMERS],
 }
 
 /// A client transaction: the request as sent.
@@ -54,8 +54,11 @@ pub(crate) struct ClientTx {
     pub(crate) ack: Option<Vec<u8>>,
     /// The target binding was NATed (Contacts of responses get fixed).
     pub(crate) natted_target: bool,
-    pub(crate) timers: [Option<Instant>; 10],
+    pub(crate) timers: [Option<Instant>; TIMERS],
 }
+
+/// Slots in a transaction's timer table, one per [`Timer`] variant.
+pub(crate) const TIMERS: usize = 11;
 
 pub(crate) fn slot(t: Timer) -> usize {
     t as usize
@@ -69,7 +72,7 @@ pub(crate) struct TimerIndex(pub(crate) BTreeSet<(Instant, TxId, Timer)>);
 impl TimerIndex {
     pub(crate) fn arm(
         &mut self,
-        table: &mut [Option<Instant>; 10],
+        table: &mut [Option<Instant>; TIMERS],
         id: TxId,
         t: Timer,
         at: Instant,
