@@ -8,15 +8,17 @@
 //! - [`deny`]: the peer-address deny list (RFC 8656 §21.1.2), on by default.
 //! - [`allocation`]: allocations, permissions, channels, lifetimes (RFC 8656 §2.2, §9, §12).
 //! - [`config`]: [`TurnConfig`]; [`event`]: [`TurnEvent`], [`TurnStats`].
-//! - [`server`]: [`TurnServer`], the core.
+//! - [`server`]: [`TurnServer`], the core; [`server::tcp_relay`]: RFC 6062 TCP
+//!   allocations (Connect, ConnectionBind, ConnectionAttempt, raw data connections).
 //! - [`client`]: [`TurnClient`], a sans-IO client (allocate, permissions, channels, data).
 //! - [`stream`]: [`stream::Framer`], STUN and ChannelData framing on TCP/TLS streams.
 //!
 //! # Scope
 //!
 //! Client–server transport is UDP or a stream (TCP; TLS when the driver terminates it,
-//! RFC 8656 §3.1); the relayed transport is UDP only (REQUESTED-TRANSPORT UDP; others get
-//! 442). Not implemented: DTLS, RFC 6062 TCP allocations, dual-stack
+//! RFC 8656 §3.1); the relayed transport is UDP, or TCP per RFC 6062 over a stream control
+//! connection ([`server::tcp_relay`]; other REQUESTED-TRANSPORT values get 442). Not
+//! implemented: DTLS, dual-stack
 //! allocations (ADDITIONAL-ADDRESS-FAMILY, RFC 8656 §7.2, is ignored), DONT-FRAGMENT (the
 //! core cannot set DF: 420 on Allocate, Send indications carrying it are discarded),
 //! ICMP attribute relaying (RFC 8656 §11.5), MESSAGE-INTEGRITY-SHA256 / PASSWORD-ALGORITHMS /
@@ -74,6 +76,7 @@ pub use allocation::{AllocationInfo, FiveTuple, Transport};
 pub use auth::long_term_key;
 pub use client::{ClientConfig, ClientEvent, ClientTransmit, TurnClient};
 pub use deny::DenyList;
+pub use server::tcp_relay::{ConnectionId, TcpCommand, TcpConnectionInfo, TcpRelayStats, TcpSide};
 pub use server::{
     AuthFailure, Transmit, TurnConfig, TurnConfigError, TurnEvent, TurnServer, TurnStats,
 };
