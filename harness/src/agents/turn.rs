@@ -13,12 +13,26 @@
 //! OTHER-ADDRESS and RESPONSE-ORIGIN from its alternate sockets — and everything else
 //! (TURN methods, Send indications, ChannelData) to the TURN core. Without one, the TURN
 //! core answers Binding itself (plain RFC 8489 Binding).
+//!
+//! RFC 6062 TCP allocations ([`relay::turn::TcpCommand`]): a TCP listening slot per
+//! relayed address, outgoing connections from the relayed port (`SO_REUSEADDR`/
+//! `SO_REUSEPORT` on the kernel fabric), and a client data connection — a stream
+//! connection on the TURN port whose ConnectionBind succeeded — that stops being framed
+//! and carries raw bytes. An unbound peer connection is not read (the kernel holds its
+//! bytes and closes the TCP window, RFC 6062 §5.2). Backpressure instead of drops: one
+//! side of a pair is not read while the other side has [`STREAM_BACKLOG`] bytes queued,
+//! so each queue holds at most that plus one read. A FIN is passed on as a FIN once the
+//! queue towards that side is empty; a reset or error closes both sides. Connections the
+//! core closes linger [`CLOSE_LINGER`] to flush what is queued (then are reset).
 
 use super::net::{Agent, Net, NetError, TcpPhase};
 use super::tls::TlsStream;
 use relay::stun::{Server as StunServer, ServerConfig};
 use relay::turn::stream::Framer;
-use relay::turn::{FiveTuple, Transport, TurnConfig, TurnEvent, TurnServer, TurnStats};
+use relay::turn::{
+    ConnectionId, FiveTuple, TcpCommand, TcpSide, Transport, TurnConfig, TurnEvent, TurnServer,
+    TurnStats,
+};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +48,10 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// A stream connection without an allocation this long after it opened is closed (so
 /// that idle or non-TURN connections cannot hold [`MAX_CONNECTIONS`] slots for ever).
 pub const STREAM_SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long RFC 6062 data connections the core closed may still flush their queues
+/// before they are reset.
+pub const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 /// How the `turn` service is set up.
 #[derive(Clone, Debug)]
@@ -68,6 +86,9 @@ pub struct ServiceStats {
     pub tls_errors: u64,
     /// Connections closed for getting no allocation within [`STREAM_SETUP_TIMEOUT`].
     pub setup_timeouts: u64,
+    /// RFC 6062 relayed addresses that could not listen, or outgoing connections that
+    /// could not be started (the core answered 447 for those).
+    pub tcp_relay_socket_failures: u64,
 }
 
 struct Conn<S> {
@@ -79,6 +100,32 @@ struct Conn<S> {
     tls: Option<TlsStream>,
     /// Until when it may stay without an allocation; `None` once it has one.
     setup_deadline: Option<Instant>,
+    /// RFC 6062: a client data connection of this pair (raw bytes, no framing).
+    data: Option<ConnectionId>,
+    /// RFC 6062: a FIN is to follow the queued bytes / was sent / the remote's was seen.
+    shut_pending: bool,
+    shut: bool,
+    eof_seen: bool,
+}
+
+/// An RFC 6062 peer data connection.
+struct PeerConn<S> {
+    socket: S,
+    /// Still connecting (an outgoing Connect).
+    connecting: bool,
+    /// Its client data connection exists: read it.
+    bound: bool,
+    out: Vec<u8>,
+    shut_pending: bool,
+    shut: bool,
+    eof_seen: bool,
+}
+
+/// A closed data connection flushing its queue until its deadline.
+struct Lingering<S> {
+    socket: S,
+    out: Vec<u8>,
+    deadline: Instant,
 }
 
 /// A TURN server (with an optional RFC 5780 STUN server on the same port) on a host.
@@ -93,6 +140,10 @@ pub struct TurnService<N: Net> {
     slots: Vec<(SocketAddr, N::Socket, bool)>,
     tls: Option<Arc<rustls::ServerConfig>>,
     conns: Vec<Conn<N::Socket>>,
+    /// RFC 6062: one listening slot per TCP relayed address.
+    tcp_listeners: BTreeMap<SocketAddr, N::Socket>,
+    peers: BTreeMap<ConnectionId, PeerConn<N::Socket>>,
+    lingering: Vec<Lingering<N::Socket>>,
     stats: ServiceStats,
 }
 
@@ -163,6 +214,9 @@ impl<N: Net> TurnService<N> {
             slots,
             tls: config.tls.map(|(_, c)| c),
             conns: Vec::new(),
+            tcp_listeners: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            lingering: Vec::new(),
             stats: ServiceStats::default(),
         })
     }
@@ -187,8 +241,14 @@ impl<N: Net> TurnService<N> {
         self.conns
             .iter()
             .filter_map(|c| c.setup_deadline)
+            .chain(self.lingering.iter().map(|l| l.deadline))
             .chain(self.server.poll_timeout())
             .min()
+    }
+
+    /// The RFC 6062 counters of the core.
+    pub fn tcp_stats(&self) -> &relay::turn::TcpRelayStats {
+        self.server.tcp_stats()
     }
 
     /// Whether a datagram on `local` belongs to the RFC 5780 STUN server: everything on a
@@ -222,8 +282,10 @@ impl<N: Net> TurnService<N> {
             }
         }
         self.accept(net, now);
+        self.accept_relayed(net, now);
         self.read_streams(net, now);
-        self.flush(net);
+        self.read_peers(net, now);
+        self.flush(net, now);
     }
 
     /// Move connected TCP slots to the connection list and open fresh slots (a port whose
@@ -270,6 +332,10 @@ impl<N: Net> TurnService<N> {
                 out: Vec::new(),
                 tls,
                 setup_deadline: Some(now + STREAM_SETUP_TIMEOUT),
+                data: None,
+                shut_pending: false,
+                shut: false,
+                eof_seen: false,
             });
         }
     }
@@ -277,6 +343,11 @@ impl<N: Net> TurnService<N> {
     fn read_streams(&mut self, net: &mut N, now: Instant) {
         let mut i = 0;
         while i < self.conns.len() {
+            if let Some(id) = self.conns[i].data {
+                self.read_data_conn(net, now, i, id);
+                i += 1;
+                continue;
+            }
             let c = &mut self.conns[i];
             let phase = net.tcp_state(c.socket);
             if c.remote.is_none() {
@@ -300,13 +371,25 @@ impl<N: Net> TurnService<N> {
                 loop {
                     match c.framer.next_frame() {
                         None => break,
-                        Some(Ok(frame)) => self.server.handle_input_on(
-                            now,
-                            Transport::Stream,
-                            c.local,
-                            remote,
-                            frame,
-                        ),
+                        Some(Ok(frame)) => {
+                            self.server.handle_input_on(
+                                now,
+                                Transport::Stream,
+                                c.local,
+                                remote,
+                                frame,
+                            );
+                            // RFC 6062 §5.4: after a ConnectionBind the rest is raw bytes.
+                            if let Some(id) = self.server.tcp_binding(c.local, remote) {
+                                c.data = Some(id);
+                                c.setup_deadline = None;
+                                let rest = c.framer.take_rest();
+                                self.server.handle_tcp_data(now, id, TcpSide::Client, &rest);
+                                // Close states are handled by the raw path from now on.
+                                close = false;
+                                break;
+                            }
+                        }
                         Some(Err(_)) => {
                             self.stats.framing_errors += 1;
                             close = true;
@@ -315,7 +398,9 @@ impl<N: Net> TurnService<N> {
                     }
                 }
             }
-            if let (Some(d), Some(remote)) = (c.setup_deadline, c.remote) {
+            if c.data.is_some() {
+                // A client data connection now: no setup deadline.
+            } else if let (Some(d), Some(remote)) = (c.setup_deadline, c.remote) {
                 let ft = FiveTuple {
                     transport: Transport::Stream,
                     client: remote,
@@ -344,7 +429,7 @@ impl<N: Net> TurnService<N> {
     }
 
     /// Send what the cores queued; bind and close relayed sockets as told.
-    fn flush(&mut self, net: &mut N) {
+    fn flush(&mut self, net: &mut N, now: Instant) {
         while let Some(ev) = self.server.poll_event() {
             match ev {
                 TurnEvent::RelayOpened { relayed } => {
@@ -372,6 +457,16 @@ impl<N: Net> TurnService<N> {
             }
             while stun.poll_event().is_some() {}
         }
+        // Responses first (a ConnectionBind response precedes the raw bytes), then the
+        // RFC 6062 commands, then what those made the core answer.
+        self.queue_transmits(net);
+        self.run_tcp_commands(net, now);
+        self.queue_transmits(net);
+        self.write_streams(net, now);
+    }
+
+    /// Send the core's datagrams; queue its stream transmits on their connections.
+    fn queue_transmits(&mut self, net: &mut N) {
         while let Some(t) = self.server.poll_transmit() {
             match t.transport {
                 Transport::Udp => {
@@ -398,13 +493,49 @@ impl<N: Net> TurnService<N> {
                 }
             }
         }
+    }
+
+    /// Write what is queued on stream connections (and FINs after it).
+    fn write_streams(&mut self, net: &mut N, now: Instant) {
         for c in &mut self.conns {
             if !c.out.is_empty()
                 && let Ok(n) = net.tcp_send(c.socket, &c.out)
             {
                 c.out.drain(..n);
             }
+            if c.shut_pending && c.out.is_empty() {
+                c.shut_pending = false;
+                c.shut = true;
+                net.tcp_shutdown(c.socket);
+            }
         }
+        for p in self.peers.values_mut() {
+            if !p.out.is_empty()
+                && let Ok(n) = net.tcp_send(p.socket, &p.out)
+            {
+                p.out.drain(..n);
+            }
+            if p.shut_pending && p.out.is_empty() {
+                p.shut_pending = false;
+                p.shut = true;
+                net.tcp_shutdown(p.socket);
+            }
+        }
+        self.lingering.retain_mut(|l| {
+            if !l.out.is_empty()
+                && let Ok(n) = net.tcp_send(l.socket, &l.out)
+            {
+                l.out.drain(..n);
+            }
+            let done = now >= l.deadline || net.tcp_state(l.socket) == TcpPhase::Closed;
+            if done {
+                net.close(l.socket);
+            } else if l.out.is_empty() {
+                // Everything handed to the stack: a FIN, then the stack finishes.
+                net.tcp_shutdown(l.socket);
+            }
+            !done
+        });
     }
 
     /// Close every socket.
@@ -420,6 +551,249 @@ impl<N: Net> TurnService<N> {
         }
         for c in self.conns.drain(..) {
             net.close(c.socket);
+        }
+        for (_, s) in std::mem::take(&mut self.tcp_listeners) {
+            net.close(s);
+        }
+        for (_, p) in std::mem::take(&mut self.peers) {
+            net.close(p.socket);
+        }
+        for l in self.lingering.drain(..) {
+            net.close(l.socket);
+        }
+    }
+
+    // ===== RFC 6062 =====
+
+    /// Hand peer connections on relayed TCP addresses to the core (refused ones are
+    /// closed at once) and open fresh listening slots.
+    fn accept_relayed(&mut self, net: &mut N, now: Instant) {
+        let slots: Vec<(SocketAddr, N::Socket)> =
+            self.tcp_listeners.iter().map(|(a, s)| (*a, *s)).collect();
+        for (relayed, s) in slots {
+            if net.tcp_state(s) == TcpPhase::Listening {
+                continue;
+            }
+            match net.tcp_listen(self.host, relayed.port()) {
+                Ok(fresh) => {
+                    self.tcp_listeners.insert(relayed, fresh);
+                }
+                Err(_) => {
+                    self.stats.tcp_relay_socket_failures += 1;
+                    self.tcp_listeners.remove(&relayed);
+                }
+            }
+            let accepted = net
+                .tcp_remote(s)
+                .and_then(|peer| self.server.handle_tcp_accepted(now, relayed, peer));
+            match accepted {
+                Some(id) => {
+                    self.peers.insert(
+                        id,
+                        PeerConn {
+                            socket: s,
+                            connecting: false,
+                            bound: false,
+                            out: Vec::new(),
+                            shut_pending: false,
+                            shut: false,
+                            eof_seen: false,
+                        },
+                    );
+                }
+                None => net.close(s),
+            }
+        }
+    }
+
+    /// How many bytes are queued towards `side` of pair `id`.
+    fn queued(&self, id: ConnectionId, side: TcpSide) -> usize {
+        match side {
+            TcpSide::Peer => self.peers.get(&id).map_or(0, |p| p.out.len()),
+            TcpSide::Client => self
+                .conns
+                .iter()
+                .find(|c| c.data == Some(id))
+                .map_or(0, |c| c.out.len()),
+        }
+    }
+
+    /// Read a client data connection (unless the peer's queue is full), pass on its FIN
+    /// or its failure.
+    fn read_data_conn(&mut self, net: &mut N, now: Instant, i: usize, id: ConnectionId) {
+        if self.queued(id, TcpSide::Peer) >= STREAM_BACKLOG {
+            return;
+        }
+        let c = &mut self.conns[i];
+        let mut bytes = net.tcp_recv(c.socket);
+        let mut failed = false;
+        if let Some(tls) = c.tls.as_mut() {
+            match tls.receive(&bytes) {
+                Ok(plain) => bytes = plain,
+                Err(_) => {
+                    self.stats.tls_errors += 1;
+                    bytes.clear();
+                    failed = true;
+                }
+            }
+            c.out.extend(tls.take_outgoing());
+        }
+        self.server
+            .handle_tcp_data(now, id, TcpSide::Client, &bytes);
+        let c = &mut self.conns[i];
+        let phase = net.tcp_state(c.socket);
+        if failed || phase == TcpPhase::Closed && !c.shut {
+            self.server.handle_tcp_closed(now, id, TcpSide::Client);
+        } else if !c.eof_seen && net.tcp_recv_closed(c.socket) {
+            c.eof_seen = true;
+            self.server.handle_tcp_eof(now, id, TcpSide::Client);
+        }
+    }
+
+    /// Follow outgoing connects; read bound peer connections (unless the client's queue
+    /// is full); pass on FINs and failures.
+    fn read_peers(&mut self, net: &mut N, now: Instant) {
+        let ids: Vec<ConnectionId> = self.peers.keys().copied().collect();
+        for id in ids {
+            let full = self.queued(id, TcpSide::Client) >= STREAM_BACKLOG;
+            let Some(p) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            let phase = net.tcp_state(p.socket);
+            if p.connecting {
+                match phase {
+                    TcpPhase::Connecting => {}
+                    TcpPhase::Established | TcpPhase::Closing => {
+                        p.connecting = false;
+                        self.server.handle_tcp_connected(now, id);
+                    }
+                    _ => self.server.handle_tcp_connect_failed(now, id),
+                }
+                continue;
+            }
+            if !p.bound {
+                // Not read before the bind; only a reset ends it early.
+                if phase == TcpPhase::Closed {
+                    self.server.handle_tcp_closed(now, id, TcpSide::Peer);
+                }
+                continue;
+            }
+            if full {
+                continue;
+            }
+            let bytes = net.tcp_recv(p.socket);
+            self.server.handle_tcp_data(now, id, TcpSide::Peer, &bytes);
+            let Some(p) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            if net.tcp_state(p.socket) == TcpPhase::Closed && !p.shut {
+                self.server.handle_tcp_closed(now, id, TcpSide::Peer);
+            } else if !p.eof_seen && net.tcp_recv_closed(p.socket) {
+                p.eof_seen = true;
+                self.server.handle_tcp_eof(now, id, TcpSide::Peer);
+            }
+        }
+    }
+
+    /// Carry out the core's RFC 6062 commands (some report back, which may queue more).
+    fn run_tcp_commands(&mut self, net: &mut N, now: Instant) {
+        while let Some(cmd) = self.server.poll_tcp_command() {
+            match cmd {
+                TcpCommand::Listen { relayed } => match net.tcp_listen(self.host, relayed.port()) {
+                    Ok(s) => {
+                        self.tcp_listeners.insert(relayed, s);
+                    }
+                    Err(_) => self.stats.tcp_relay_socket_failures += 1,
+                },
+                TcpCommand::Unlisten { relayed } => {
+                    if let Some(s) = self.tcp_listeners.remove(&relayed) {
+                        net.close(s);
+                    }
+                }
+                TcpCommand::Connect { id, from, to } => {
+                    match net.tcp_connect(self.host, from.port(), to) {
+                        Ok((s, _)) => {
+                            self.peers.insert(
+                                id,
+                                PeerConn {
+                                    socket: s,
+                                    connecting: true,
+                                    bound: false,
+                                    out: Vec::new(),
+                                    shut_pending: false,
+                                    shut: false,
+                                    eof_seen: false,
+                                },
+                            );
+                        }
+                        Err(_) => {
+                            self.stats.tcp_relay_socket_failures += 1;
+                            self.server.handle_tcp_connect_failed(now, id);
+                        }
+                    }
+                }
+                TcpCommand::Bind { id, server, client } => {
+                    if let Some(p) = self.peers.get_mut(&id) {
+                        p.bound = true;
+                    }
+                    if let Some(c) = self
+                        .conns
+                        .iter_mut()
+                        .find(|c| c.local == server && c.remote == Some(client))
+                    {
+                        c.data = Some(id);
+                        c.setup_deadline = None;
+                    }
+                }
+                TcpCommand::Send { id, side, data } => match side {
+                    TcpSide::Peer => {
+                        if let Some(p) = self.peers.get_mut(&id) {
+                            p.out.extend_from_slice(&data);
+                        }
+                    }
+                    TcpSide::Client => {
+                        if let Some(c) = self.conns.iter_mut().find(|c| c.data == Some(id)) {
+                            match c.tls.as_mut() {
+                                Some(tls) => {
+                                    tls.send(&data);
+                                    c.out.extend(tls.take_outgoing());
+                                }
+                                None => c.out.extend_from_slice(&data),
+                            }
+                        }
+                    }
+                },
+                TcpCommand::Shutdown { id, side } => match side {
+                    TcpSide::Peer => {
+                        if let Some(p) = self.peers.get_mut(&id) {
+                            p.shut_pending = true;
+                        }
+                    }
+                    TcpSide::Client => {
+                        if let Some(c) = self.conns.iter_mut().find(|c| c.data == Some(id)) {
+                            c.shut_pending = true;
+                        }
+                    }
+                },
+                TcpCommand::Close { id } => {
+                    let deadline = now + CLOSE_LINGER;
+                    if let Some(p) = self.peers.remove(&id) {
+                        self.lingering.push(Lingering {
+                            socket: p.socket,
+                            out: p.out,
+                            deadline,
+                        });
+                    }
+                    if let Some(i) = self.conns.iter().position(|c| c.data == Some(id)) {
+                        let c = self.conns.swap_remove(i);
+                        self.lingering.push(Lingering {
+                            socket: c.socket,
+                            out: c.out,
+                            deadline,
+                        });
+                    }
+                }
+            }
         }
     }
 }
