@@ -5,7 +5,8 @@
 //! `timeouts.udp`, SIP through the SIP ALG (sipp over UDP; two real TCP stacks), and SIPp
 //! calling through pinhole's sip-proxy service across a symmetric and a port-restricted
 //! NAT (and a registration kept alive, or not, by proxy keepalives), coturn's TURN client
-//! relaying through pinhole's `turn` service (UDP, TCP, TLS, channels, Send indications)
+//! relaying through pinhole's `turn` service (UDP, TCP, TLS, channels, Send indications;
+//! RFC 6062 TCP relaying with `-T` over TCP and TLS and `-P`)
 //! and pinhole's TURN client (`pinhole turn-client`) relaying through coturn's turnserver.
 //!
 //! The kernel fabric needs namespaces and /dev/net/tun (root, or unprivileged user
@@ -39,7 +40,7 @@ fn shipped_kernel_scenarios_pass() {
         Some(0),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert!(stdout.contains("36 cells: 36 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("37 cells: 37 passed, 0 failed"), "{stdout}");
     let json = std::fs::read_to_string(report.join("report.json")).unwrap();
     assert!(json.contains("\"fabric\": \"kernel\""));
     std::fs::remove_dir_all(&report).unwrap();

@@ -49,6 +49,14 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// that idle or non-TURN connections cannot hold [`MAX_CONNECTIONS`] slots for ever).
 pub const STREAM_SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Waiting TCP slots per listening port ([`Net::tcp_listen`] takes one connection per
+/// slot; a connection arriving when every slot is taken is reset). RFC 6062 clients open
+/// several data connections at once (coturn's uclient -T two within a millisecond).
+pub const LISTEN_SLOTS: usize = 8;
+
+/// Waiting slots per RFC 6062 relayed address.
+pub const RELAY_LISTEN_SLOTS: usize = 4;
+
 /// How long RFC 6062 data connections the core closed may still flush their queues
 /// before they are reset.
 pub const CLOSE_LINGER: Duration = Duration::from_secs(2);
@@ -140,8 +148,8 @@ pub struct TurnService<N: Net> {
     slots: Vec<(SocketAddr, N::Socket, bool)>,
     tls: Option<Arc<rustls::ServerConfig>>,
     conns: Vec<Conn<N::Socket>>,
-    /// RFC 6062: one listening slot per TCP relayed address.
-    tcp_listeners: BTreeMap<SocketAddr, N::Socket>,
+    /// RFC 6062: the listening slots of each TCP relayed address.
+    tcp_listeners: BTreeMap<SocketAddr, Vec<N::Socket>>,
     peers: BTreeMap<ConnectionId, PeerConn<N::Socket>>,
     lingering: Vec<Lingering<N::Socket>>,
     stats: ServiceStats,
@@ -193,17 +201,21 @@ impl<N: Net> TurnService<N> {
         let mut slots = Vec::new();
         if config.tcp {
             for addr in &plain {
-                let s = net
-                    .tcp_listen(host, addr.port())
-                    .map_err(|e| format!("TCP {addr}: {e}"))?;
-                slots.push((*addr, s, false));
+                for _ in 0..LISTEN_SLOTS {
+                    let s = net
+                        .tcp_listen(host, addr.port())
+                        .map_err(|e| format!("TCP {addr}: {e}"))?;
+                    slots.push((*addr, s, false));
+                }
             }
         }
         if let Some(a) = tls_addr {
-            let s = net
-                .tcp_listen(host, a.port())
-                .map_err(|e| format!("TLS {a}: {e}"))?;
-            slots.push((a, s, true));
+            for _ in 0..LISTEN_SLOTS {
+                let s = net
+                    .tcp_listen(host, a.port())
+                    .map_err(|e| format!("TLS {a}: {e}"))?;
+                slots.push((a, s, true));
+            }
         }
         Ok(TurnService {
             host,
@@ -552,7 +564,10 @@ impl<N: Net> TurnService<N> {
         for c in self.conns.drain(..) {
             net.close(c.socket);
         }
-        for (_, s) in std::mem::take(&mut self.tcp_listeners) {
+        for s in std::mem::take(&mut self.tcp_listeners)
+            .into_values()
+            .flatten()
+        {
             net.close(s);
         }
         for (_, p) in std::mem::take(&mut self.peers) {
@@ -568,20 +583,22 @@ impl<N: Net> TurnService<N> {
     /// Hand peer connections on relayed TCP addresses to the core (refused ones are
     /// closed at once) and open fresh listening slots.
     fn accept_relayed(&mut self, net: &mut N, now: Instant) {
-        let slots: Vec<(SocketAddr, N::Socket)> =
-            self.tcp_listeners.iter().map(|(a, s)| (*a, *s)).collect();
+        let slots: Vec<(SocketAddr, N::Socket)> = self
+            .tcp_listeners
+            .iter()
+            .flat_map(|(a, v)| v.iter().map(|s| (*a, *s)))
+            .collect();
         for (relayed, s) in slots {
             if net.tcp_state(s) == TcpPhase::Listening {
                 continue;
             }
-            match net.tcp_listen(self.host, relayed.port()) {
-                Ok(fresh) => {
-                    self.tcp_listeners.insert(relayed, fresh);
-                }
-                Err(_) => {
-                    self.stats.tcp_relay_socket_failures += 1;
-                    self.tcp_listeners.remove(&relayed);
-                }
+            let fresh = net.tcp_listen(self.host, relayed.port());
+            if fresh.is_err() {
+                self.stats.tcp_relay_socket_failures += 1;
+            }
+            if let Some(v) = self.tcp_listeners.get_mut(&relayed) {
+                v.retain(|x| *x != s);
+                v.extend(fresh.ok());
             }
             let accepted = net
                 .tcp_remote(s)
@@ -699,14 +716,18 @@ impl<N: Net> TurnService<N> {
     fn run_tcp_commands(&mut self, net: &mut N, now: Instant) {
         while let Some(cmd) = self.server.poll_tcp_command() {
             match cmd {
-                TcpCommand::Listen { relayed } => match net.tcp_listen(self.host, relayed.port()) {
-                    Ok(s) => {
-                        self.tcp_listeners.insert(relayed, s);
+                TcpCommand::Listen { relayed } => {
+                    let mut v = Vec::new();
+                    for _ in 0..RELAY_LISTEN_SLOTS {
+                        match net.tcp_listen(self.host, relayed.port()) {
+                            Ok(s) => v.push(s),
+                            Err(_) => self.stats.tcp_relay_socket_failures += 1,
+                        }
                     }
-                    Err(_) => self.stats.tcp_relay_socket_failures += 1,
-                },
+                    self.tcp_listeners.insert(relayed, v);
+                }
                 TcpCommand::Unlisten { relayed } => {
-                    if let Some(s) = self.tcp_listeners.remove(&relayed) {
+                    for s in self.tcp_listeners.remove(&relayed).into_iter().flatten() {
                         net.close(s);
                     }
                 }
