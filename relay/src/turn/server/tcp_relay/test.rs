@@ -608,3 +608,85 @@ fn two_allocations_of_one_server_connect_to_each_other() {
     let r = u.call(&mut s, t0, turn::CREATE_PERMISSION, Some(listen()), vec![]);
     assert_eq!(code(&r[0]), Some(403));
 }
+
+/// The sans-IO client against the server, both over streams: Allocate TCP, Connect,
+/// ConnectionBind from a second client, ConnectionAttempt.
+#[test]
+fn turn_client_speaks_rfc_6062() {
+    use crate::turn::{ClientConfig, ClientEvent, TurnClient};
+    let t0 = epoch();
+    let mut s = server();
+    let client = |seed| {
+        TurnClient::new(ClientConfig {
+            server: listen(),
+            username: "alice".into(),
+            password: "secret".into(),
+            seed,
+            transport: Transport::Stream,
+        })
+    };
+    // Every transmit is whole frames here: feed them straight through.
+    fn pump(
+        s: &mut TurnServer,
+        c: &mut TurnClient,
+        from: SocketAddr,
+        now: Instant,
+    ) -> Vec<ClientEvent> {
+        for _ in 0..4 {
+            while let Some(t) = c.poll_transmit() {
+                s.handle_input_on(now, Transport::Stream, listen(), from, &t.data);
+            }
+            for t in drain(s) {
+                if t.to == from {
+                    c.handle_input(now, listen(), &t.data);
+                }
+            }
+        }
+        std::iter::from_fn(|| c.poll_event()).collect()
+    }
+    let a: SocketAddr = sa("198.51.100.10:42000");
+    let mut ctl = client(1);
+    ctl.allocate(t0, None, vec![attrs::requested_transport(TRANSPORT_TCP)]);
+    let ev = pump(&mut s, &mut ctl, a, t0);
+    assert!(matches!(ev[..], [ClientEvent::Allocated { .. }]), "{ev:?}");
+    let rel = ctl.relayed().unwrap();
+    assert_eq!(s.tcp_listeners(), vec![rel]);
+    assert_eq!(commands(&mut s), vec![TcpCommand::Listen { relayed: rel }]);
+    ctl.create_permission(t0, vec![sa(PEER)]);
+    pump(&mut s, &mut ctl, a, t0);
+    ctl.connect(t0, sa(PEER));
+    pump(&mut s, &mut ctl, a, t0);
+    let cmds = commands(&mut s);
+    let [TcpCommand::Connect { id, .. }] = cmds[..] else {
+        panic!("{cmds:?}")
+    };
+    s.handle_tcp_connected(t0, id);
+    let ev = pump(&mut s, &mut ctl, a, t0);
+    assert_eq!(ev, vec![ClientEvent::Connected { peer: sa(PEER), id }]);
+    // The data connection: its own client (401, then the bind).
+    let d: SocketAddr = sa("198.51.100.10:42001");
+    let mut data = client(2);
+    data.connection_bind(t0, id);
+    let ev = pump(&mut s, &mut data, d, t0);
+    assert_eq!(ev, vec![ClientEvent::ConnectionBound { id }]);
+    assert_eq!(s.tcp_binding(listen(), d), Some(id));
+    // An incoming peer: ConnectionAttempt at the control client.
+    let peer = sa("192.0.2.50:7300");
+    let id2 = s.handle_tcp_accepted(t0, rel, peer).unwrap();
+    let ev = pump(&mut s, &mut ctl, a, t0);
+    assert_eq!(ev, vec![ClientEvent::ConnectionAttempt { peer, id: id2 }]);
+    // A failed Connect reaches the client as 447.
+    let other = sa("192.0.2.50:7301");
+    ctl.connect(t0, other);
+    pump(&mut s, &mut ctl, a, t0);
+    let cmds = commands(&mut s);
+    let Some(TcpCommand::Connect { id: id3, .. }) = cmds.last() else {
+        panic!("{cmds:?}")
+    };
+    s.handle_tcp_connect_failed(t0, *id3);
+    let ev = pump(&mut s, &mut ctl, a, t0);
+    assert!(
+        matches!(ev[..], [ClientEvent::Failed { code: 447, .. }]),
+        "{ev:?}"
+    );
+}
