@@ -224,8 +224,9 @@ enum ServeWhat {
         #[arg(long)]
         fix_contact: bool,
     },
-    /// TURN server (RFC 8656 over UDP and TCP, long-term credentials), answering STUN
-    /// Binding on the same port (RFC 5780 with --alternate), as coturn does.
+    /// TURN server (RFC 8656 over UDP and TCP, RFC 6062 TCP allocations, long-term
+    /// credentials), answering STUN Binding on the same port (RFC 5780 with --alternate),
+    /// as coturn does.
     Turn {
         #[command(flatten)]
         common: ServeCommon,

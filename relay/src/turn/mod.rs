@@ -29,7 +29,9 @@
 //!
 //! The core owns no socket and reads no clock. After any `handle_*` call, drain
 //! `poll_transmit()` and `poll_event()` until `None`; bind the sockets of
-//! [`TurnEvent::RelayOpened`] (close on [`TurnEvent::RelayClosed`]), then sleep until
+//! [`TurnEvent::RelayOpened`] (close on [`TurnEvent::RelayClosed`]), carry out every
+//! [`TcpCommand`] of `poll_tcp_command()` (RFC 6062: listeners, connections to peers,
+//! raw data connections; report back with the `handle_tcp_*` calls), then sleep until
 //! `poll_timeout()` and call `handle_timeout(now)`.
 //!
 //! ```no_run
