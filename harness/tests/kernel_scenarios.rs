@@ -7,7 +7,8 @@
 //! NAT (and a registration kept alive, or not, by proxy keepalives), coturn's TURN client
 //! relaying through pinhole's `turn` service (UDP, TCP, TLS, channels, Send indications;
 //! RFC 6062 TCP relaying with `-T` over TCP and TLS and `-P`)
-//! and pinhole's TURN client (`pinhole turn-client`) relaying through coturn's turnserver.
+//! and pinhole's TURN client (`pinhole turn-client`, RFC 6062 `--tcp-relay` too) relaying
+//! through coturn's turnserver.
 //!
 //! The kernel fabric needs namespaces and /dev/net/tun (root, or unprivileged user
 //! namespaces). Where the machine cannot provide them, `pinhole` exits 3; this test then

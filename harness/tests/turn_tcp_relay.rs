@@ -10,6 +10,7 @@ mod common;
 use common::World;
 use emulator::fabric::sim::{Sim, SocketId};
 use harness::agents::net::{Agent, Net, TcpPhase};
+use harness::agents::turn_tcp_client::{TcpRelayCheck, TcpRelayCheckConfig};
 use relay::stun::{Attribute, Class, Message, Method, TransactionId};
 use relay::turn::attrs::{self, kind, method};
 use relay::turn::long_term_key;
@@ -32,7 +33,7 @@ hosts:
   stranger: { network: internet, address: 203.0.113.8 }
 services:
   server:
-    turn: { port: 3478, realm: pinhole, users: { alice: secret }, relay_ports: 50000-50099 }
+    turn: { port: 3478, realm: pinhole, users: { alice: secret }, relay_ports: 50000-50099, tls_port: 5349 }
 "#;
 
 /// Serves and nothing else, for a while.
@@ -292,4 +293,35 @@ fn tcp_allocation_connect_accept_bind_and_close() {
     w.sim.tcp_send(unbound, b"still waiting").unwrap();
     settle(&mut w, Duration::from_secs(1));
     assert_eq!(Net::tcp_state(&mut w.sim, unbound), TcpPhase::Closed);
+}
+
+/// pinhole's own RFC 6062 client (as `pinhole turn-client --tcp-relay` runs it): two TCP
+/// allocations behind the NAT, A connects to B's relayed address, both bind, 20 messages
+/// echoed by B come back to A intact; over TCP and over TLS.
+#[test]
+fn pinhole_client_relays_client_to_client_over_tcp_and_tls() {
+    let mut w = World::new(SCENARIO, 5, 3480);
+    let alice = w.sim.topology().host_id("alice").unwrap();
+    for (port, tls) in [(3478, false), (5349, true)] {
+        let config = TcpRelayCheckConfig {
+            server: SocketAddr::new("203.0.113.5".parse().unwrap(), port),
+            username: "alice".into(),
+            password: "secret".into(),
+            tls,
+            count: 20,
+            size: 100,
+            timeout: Duration::from_secs(10),
+            seed: 1,
+        };
+        let mut c = TcpRelayCheck::start(&mut w.sim, alice, config).unwrap();
+        w.drive(&mut c, Duration::from_secs(20));
+        let o = c.outcome();
+        assert!(o.passed(), "tls={tls}: {o:?}");
+        assert_eq!((o.sent, o.received), (20, 20));
+        let [Some(ra), Some(rb)] = o.relayed else {
+            panic!("{o:?}")
+        };
+        assert_ne!(ra, rb);
+        assert!(o.ids[0].is_some() && o.ids[1].is_some());
+    }
 }

@@ -284,6 +284,15 @@ impl TurnClient {
         self.start(now, Request::ConnectionBind(id));
     }
 
+    /// Takes the realm, nonce and key `other` learned, so that this client's first request
+    /// is already authenticated: an RFC 6062 data connection gets one request, and coturn
+    /// closes it after a 401 (RFC 6062 §4.4 has the client reuse its credentials).
+    pub fn adopt_credentials(&mut self, other: &TurnClient) {
+        self.realm.clone_from(&other.realm);
+        self.nonce.clone_from(&other.nonce);
+        self.key = other.key;
+    }
+
     /// Sends application data to `peer` through the relay: ChannelData when a channel is
     /// bound to it (RFC 8656 §12.5, no padding over UDP), else a Send indication (§11.1).
     pub fn send_to(&mut self, peer: SocketAddr, data: &[u8]) {

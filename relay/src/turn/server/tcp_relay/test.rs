@@ -675,6 +675,22 @@ fn turn_client_speaks_rfc_6062() {
     let id2 = s.handle_tcp_accepted(t0, rel, peer).unwrap();
     let ev = pump(&mut s, &mut ctl, a, t0);
     assert_eq!(ev, vec![ClientEvent::ConnectionAttempt { peer, id: id2 }]);
+    // A data client with the control client's credentials authenticates at once.
+    let d2: SocketAddr = sa("198.51.100.10:42002");
+    let mut data2 = client(3);
+    data2.adopt_credentials(&ctl);
+    data2.connection_bind(t0, id2);
+    let first = data2.poll_transmit().unwrap();
+    let m = Message::parse(&first.data).unwrap();
+    assert!(attrs::raw_value(&m, kind::MESSAGE_INTEGRITY).is_some());
+    s.handle_input_on(t0, Transport::Stream, listen(), d2, &first.data);
+    let out = drain(&mut s);
+    assert_eq!(out.len(), 1);
+    data2.handle_input(t0, listen(), &out[0].data);
+    assert_eq!(
+        data2.poll_event(),
+        Some(ClientEvent::ConnectionBound { id: id2 })
+    );
     // A failed Connect reaches the client as 447.
     let other = sa("192.0.2.50:7301");
     ctl.connect(t0, other);
