@@ -30,13 +30,15 @@ use super::tls::TlsStream;
 use relay::stun::{Server as StunServer, ServerConfig};
 use relay::turn::stream::Framer;
 use relay::turn::{
-    ConnectionId, FiveTuple, TcpCommand, TcpSide, Transport, TurnConfig, TurnEvent, TurnServer,
-    TurnStats,
+    ConnectionId, FiveTuple, TcpSide, Transport, TurnConfig, TurnEvent, TurnServer, TurnStats,
 };
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod tcp_relay;
+use tcp_relay::{Lingering, PeerConn};
 
 /// Most bytes queued towards one TCP client before frames are dropped (whole frames only,
 /// counted in [`ServiceStats::stream_backlog_drops`]).
@@ -114,26 +116,6 @@ struct Conn<S> {
     shut_pending: bool,
     shut: bool,
     eof_seen: bool,
-}
-
-/// An RFC 6062 peer data connection.
-struct PeerConn<S> {
-    socket: S,
-    /// Still connecting (an outgoing Connect).
-    connecting: bool,
-    /// Its client data connection exists: read it.
-    bound: bool,
-    out: Vec<u8>,
-    shut_pending: bool,
-    shut: bool,
-    eof_seen: bool,
-}
-
-/// A closed data connection flushing its queue until its deadline.
-struct Lingering<S> {
-    socket: S,
-    out: Vec<u8>,
-    deadline: Instant,
 }
 
 /// A TURN server (with an optional RFC 5780 STUN server on the same port) on a host.
@@ -575,246 +557,6 @@ impl<N: Net> TurnService<N> {
         }
         for l in self.lingering.drain(..) {
             net.close(l.socket);
-        }
-    }
-
-    // ===== RFC 6062 =====
-
-    /// Hand peer connections on relayed TCP addresses to the core (refused ones are
-    /// closed at once) and open fresh listening slots.
-    fn accept_relayed(&mut self, net: &mut N, now: Instant) {
-        let slots: Vec<(SocketAddr, N::Socket)> = self
-            .tcp_listeners
-            .iter()
-            .flat_map(|(a, v)| v.iter().map(|s| (*a, *s)))
-            .collect();
-        for (relayed, s) in slots {
-            if net.tcp_state(s) == TcpPhase::Listening {
-                continue;
-            }
-            let fresh = net.tcp_listen(self.host, relayed.port());
-            if fresh.is_err() {
-                self.stats.tcp_relay_socket_failures += 1;
-            }
-            if let Some(v) = self.tcp_listeners.get_mut(&relayed) {
-                v.retain(|x| *x != s);
-                v.extend(fresh.ok());
-            }
-            let accepted = net
-                .tcp_remote(s)
-                .and_then(|peer| self.server.handle_tcp_accepted(now, relayed, peer));
-            match accepted {
-                Some(id) => {
-                    self.peers.insert(
-                        id,
-                        PeerConn {
-                            socket: s,
-                            connecting: false,
-                            bound: false,
-                            out: Vec::new(),
-                            shut_pending: false,
-                            shut: false,
-                            eof_seen: false,
-                        },
-                    );
-                }
-                None => net.close(s),
-            }
-        }
-    }
-
-    /// How many bytes are queued towards `side` of pair `id`.
-    fn queued(&self, id: ConnectionId, side: TcpSide) -> usize {
-        match side {
-            TcpSide::Peer => self.peers.get(&id).map_or(0, |p| p.out.len()),
-            TcpSide::Client => self
-                .conns
-                .iter()
-                .find(|c| c.data == Some(id))
-                .map_or(0, |c| c.out.len()),
-        }
-    }
-
-    /// Read a client data connection (unless the peer's queue is full), pass on its FIN
-    /// or its failure.
-    fn read_data_conn(&mut self, net: &mut N, now: Instant, i: usize, id: ConnectionId) {
-        if self.queued(id, TcpSide::Peer) >= STREAM_BACKLOG {
-            return;
-        }
-        let c = &mut self.conns[i];
-        let mut bytes = net.tcp_recv(c.socket);
-        let mut failed = false;
-        if let Some(tls) = c.tls.as_mut() {
-            match tls.receive(&bytes) {
-                Ok(plain) => bytes = plain,
-                Err(_) => {
-                    self.stats.tls_errors += 1;
-                    bytes.clear();
-                    failed = true;
-                }
-            }
-            c.out.extend(tls.take_outgoing());
-        }
-        self.server
-            .handle_tcp_data(now, id, TcpSide::Client, &bytes);
-        let c = &mut self.conns[i];
-        let phase = net.tcp_state(c.socket);
-        if failed || phase == TcpPhase::Closed && !c.shut {
-            self.server.handle_tcp_closed(now, id, TcpSide::Client);
-        } else if !c.eof_seen && net.tcp_recv_closed(c.socket) {
-            c.eof_seen = true;
-            self.server.handle_tcp_eof(now, id, TcpSide::Client);
-        }
-    }
-
-    /// Follow outgoing connects; read bound peer connections (unless the client's queue
-    /// is full); pass on FINs and failures.
-    fn read_peers(&mut self, net: &mut N, now: Instant) {
-        let ids: Vec<ConnectionId> = self.peers.keys().copied().collect();
-        for id in ids {
-            let full = self.queued(id, TcpSide::Client) >= STREAM_BACKLOG;
-            let Some(p) = self.peers.get_mut(&id) else {
-                continue;
-            };
-            let phase = net.tcp_state(p.socket);
-            if p.connecting {
-                match phase {
-                    TcpPhase::Connecting => {}
-                    TcpPhase::Established | TcpPhase::Closing => {
-                        p.connecting = false;
-                        self.server.handle_tcp_connected(now, id);
-                    }
-                    _ => self.server.handle_tcp_connect_failed(now, id),
-                }
-                continue;
-            }
-            if !p.bound {
-                // Not read before the bind; only a reset ends it early.
-                if phase == TcpPhase::Closed {
-                    self.server.handle_tcp_closed(now, id, TcpSide::Peer);
-                }
-                continue;
-            }
-            if full {
-                continue;
-            }
-            let bytes = net.tcp_recv(p.socket);
-            self.server.handle_tcp_data(now, id, TcpSide::Peer, &bytes);
-            let Some(p) = self.peers.get_mut(&id) else {
-                continue;
-            };
-            if net.tcp_state(p.socket) == TcpPhase::Closed && !p.shut {
-                self.server.handle_tcp_closed(now, id, TcpSide::Peer);
-            } else if !p.eof_seen && net.tcp_recv_closed(p.socket) {
-                p.eof_seen = true;
-                self.server.handle_tcp_eof(now, id, TcpSide::Peer);
-            }
-        }
-    }
-
-    /// Carry out the core's RFC 6062 commands (some report back, which may queue more).
-    fn run_tcp_commands(&mut self, net: &mut N, now: Instant) {
-        while let Some(cmd) = self.server.poll_tcp_command() {
-            match cmd {
-                TcpCommand::Listen { relayed } => {
-                    let mut v = Vec::new();
-                    for _ in 0..RELAY_LISTEN_SLOTS {
-                        match net.tcp_listen(self.host, relayed.port()) {
-                            Ok(s) => v.push(s),
-                            Err(_) => self.stats.tcp_relay_socket_failures += 1,
-                        }
-                    }
-                    self.tcp_listeners.insert(relayed, v);
-                }
-                TcpCommand::Unlisten { relayed } => {
-                    for s in self.tcp_listeners.remove(&relayed).into_iter().flatten() {
-                        net.close(s);
-                    }
-                }
-                TcpCommand::Connect { id, from, to } => {
-                    match net.tcp_connect(self.host, from.port(), to) {
-                        Ok((s, _)) => {
-                            self.peers.insert(
-                                id,
-                                PeerConn {
-                                    socket: s,
-                                    connecting: true,
-                                    bound: false,
-                                    out: Vec::new(),
-                                    shut_pending: false,
-                                    shut: false,
-                                    eof_seen: false,
-                                },
-                            );
-                        }
-                        Err(_) => {
-                            self.stats.tcp_relay_socket_failures += 1;
-                            self.server.handle_tcp_connect_failed(now, id);
-                        }
-                    }
-                }
-                TcpCommand::Bind { id, server, client } => {
-                    if let Some(p) = self.peers.get_mut(&id) {
-                        p.bound = true;
-                    }
-                    if let Some(c) = self
-                        .conns
-                        .iter_mut()
-                        .find(|c| c.local == server && c.remote == Some(client))
-                    {
-                        c.data = Some(id);
-                        c.setup_deadline = None;
-                    }
-                }
-                TcpCommand::Send { id, side, data } => match side {
-                    TcpSide::Peer => {
-                        if let Some(p) = self.peers.get_mut(&id) {
-                            p.out.extend_from_slice(&data);
-                        }
-                    }
-                    TcpSide::Client => {
-                        if let Some(c) = self.conns.iter_mut().find(|c| c.data == Some(id)) {
-                            match c.tls.as_mut() {
-                                Some(tls) => {
-                                    tls.send(&data);
-                                    c.out.extend(tls.take_outgoing());
-                                }
-                                None => c.out.extend_from_slice(&data),
-                            }
-                        }
-                    }
-                },
-                TcpCommand::Shutdown { id, side } => match side {
-                    TcpSide::Peer => {
-                        if let Some(p) = self.peers.get_mut(&id) {
-                            p.shut_pending = true;
-                        }
-                    }
-                    TcpSide::Client => {
-                        if let Some(c) = self.conns.iter_mut().find(|c| c.data == Some(id)) {
-                            c.shut_pending = true;
-                        }
-                    }
-                },
-                TcpCommand::Close { id } => {
-                    let deadline = now + CLOSE_LINGER;
-                    if let Some(p) = self.peers.remove(&id) {
-                        self.lingering.push(Lingering {
-                            socket: p.socket,
-                            out: p.out,
-                            deadline,
-                        });
-                    }
-                    if let Some(i) = self.conns.iter().position(|c| c.data == Some(id)) {
-                        let c = self.conns.swap_remove(i);
-                        self.lingering.push(Lingering {
-                            socket: c.socket,
-                            out: c.out,
-                            deadline,
-                        });
-                    }
-                }
-            }
         }
     }
 }
