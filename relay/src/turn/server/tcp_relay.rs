@@ -4,12 +4,13 @@
 //!
 //! - Allocate with REQUESTED-TRANSPORT = TCP (6) is accepted only over a stream control
 //!   connection (TCP or TLS; over UDP 400, RFC 6062 §5.1), and without EVEN-PORT or
-//!   RESERVATION-TOKEN (400). The driver opens a listener ([`TcpCommand::Listen`]).
+//!   RESERVATION-TOKEN (400; DONT-FRAGMENT gets 420 before, as for UDP: this server
+//!   cannot set DF). The driver opens a listener ([`TcpCommand::Listen`]).
 //! - Connect (§5.2) names a peer (XOR-PEER-ADDRESS). The peer passes the deny list (403),
 //!   the family check (443) and, unlike RFC 6062 which is silent on it, must have a
 //!   permission (403): a TCP allocation talks to the peers it permitted (RFC 8656 §9),
 //!   in both directions. A second Connect to the same peer while the first connection is
-//!   pending or active gets 446. The driver opens the connection from the relayed
+//!   pending or active gets 446; a Connect to the allocation's own relayed address 400. The driver opens the connection from the relayed
 //!   address ([`TcpCommand::Connect`]) and reports the outcome
 //!   ([`TurnServer::handle_tcp_connected`] → success with CONNECTION-ID,
 //!   [`TurnServer::handle_tcp_connect_failed`] or [`CONNECT_TIMEOUT`] → 447).
@@ -191,6 +192,10 @@ pub struct TcpRelayStats {
     pub to_client_bytes: u64,
     /// Connection pairs closed.
     pub closed: u64,
+    /// Resets or failures reported by the driver, on peer and on client connections.
+    pub peer_resets: u64,
+    /// See [`TcpRelayStats::peer_resets`].
+    pub client_resets: u64,
 }
 
 /// A snapshot of one connection pair, for debugging and leak checks.
@@ -535,10 +540,13 @@ impl TurnServer {
     /// still connecting this is [`TurnServer::handle_tcp_connect_failed`].
     pub fn handle_tcp_closed(&mut self, now: Instant, id: ConnectionId, side: TcpSide) {
         self.handle_timeout(now);
-        let _ = side;
         match self.tcp.conns.get(&id).map(|c| &c.state) {
             Some(State::Connecting { .. }) => self.connect_failed(id),
             Some(_) => {
+                match side {
+                    TcpSide::Peer => self.tcp.stats.peer_resets += 1,
+                    TcpSide::Client => self.tcp.stats.client_resets += 1,
+                }
                 self.tcp.close(id);
             }
             None => {}
@@ -656,6 +664,9 @@ impl TurnServer {
         let [peer] = peers[..] else {
             return Some(Err(BAD));
         };
+        if peer == relayed {
+            return Some(Err(BAD));
+        }
         if let Err(e) = self.check_peer(ft, peer) {
             return Some(Err(e));
         }

@@ -335,6 +335,7 @@ fn connect_errors() {
     // Missing peer: 400; denied peer: 403; no permission: 403; other family: 443.
     let r = ctl.call(&mut s, t0, method::CONNECT, None, vec![]);
     assert_eq!(code(&r[0]), Some(400));
+    assert_eq!(code(&ctl.connect(&mut s, t0, rel)[0]), Some(400), "itself");
     assert_eq!(
         code(&ctl.connect(&mut s, t0, sa("127.0.0.1:22"))[0]),
         Some(403)
@@ -520,6 +521,7 @@ fn closing_either_side_or_the_allocation_closes_everything() {
     // A reset on the peer side closes the pair.
     s.handle_tcp_closed(t0, a, TcpSide::Peer);
     assert_eq!(commands(&mut s), vec![TcpCommand::Close { id: a }]);
+    assert_eq!(s.tcp_stats().peer_resets, 1);
     // The client data connection closing (as a stream) closes the pair too.
     let b = s
         .handle_tcp_accepted(t0, rel, sa("192.0.2.50:7100"))
