@@ -580,10 +580,11 @@ impl relay::sdp::MediaControl for PoolRelay {
 /// allocations than the quota; after every lifetime has passed no allocation, relayed
 /// socket or timer is left.
 pub fn turn_server(data: &[u8]) {
+    use relay::turn::server::tcp_relay::TRANSPORT_TCP;
     use relay::turn::stream::Framer;
     use relay::turn::{
-        ClientAuth, ClientConfig, PasswordAlgorithm, Transport, TurnClient, TurnConfig, TurnEvent,
-        TurnServer, channel,
+        ClientAuth, ClientConfig, ConnectionId, PasswordAlgorithm, TcpCommand, TcpSide, Transport,
+        TurnClient, TurnConfig, TurnEvent, TurnServer, attrs, channel,
     };
     let mut inp = Input::new(data);
     let listen: SocketAddr = "203.0.113.1:3478".parse().expect("literal");
@@ -610,6 +611,8 @@ pub fn turn_server(data: &[u8]) {
         Transport::Udp
     };
     let client: SocketAddr = "198.51.100.10:40000".parse().expect("literal");
+    // A second connection of the same client, for RFC 6062 ConnectionBind.
+    let client2: SocketAddr = "198.51.100.10:40001".parse().expect("literal");
     let peers: [SocketAddr; 3] = [
         "192.0.2.50:5000".parse().expect("literal"),
         "127.0.0.1:5000".parse().expect("literal"),
@@ -624,16 +627,30 @@ pub fn turn_server(data: &[u8]) {
         },
         userhash: pw & 1 == 0,
     };
+    let password = if pw < 240 { "secret" } else { "wrong" };
     let mut c = TurnClient::with_auth(
         ClientConfig {
             server: listen,
             username: "alice".into(),
-            password: if pw < 240 { "secret" } else { "wrong" }.into(),
+            password: password.into(),
             seed: 1,
+            transport,
+        },
+        auth.clone(),
+    );
+    let mut c2 = TurnClient::with_auth(
+        ClientConfig {
+            server: listen,
+            username: "alice".into(),
+            password: password.into(),
+            seed: 2,
             transport,
         },
         auth,
     );
+    // RFC 6062 state as a driver would keep it.
+    let mut listeners: Vec<SocketAddr> = Vec::new();
+    let mut ids: Vec<ConnectionId> = Vec::new();
     let t0 = epoch();
     let mut now = t0;
     let mut to_server = Framer::new();
@@ -641,7 +658,10 @@ pub fn turn_server(data: &[u8]) {
     let mut bound: Vec<SocketAddr> = Vec::new();
     let check = |t: &relay::turn::Transmit, bound: &[SocketAddr], s: &TurnServer| {
         if t.from == listen {
-            assert_eq!(t.to, client, "a response to someone else");
+            assert!(
+                t.to == client || t.to == client2,
+                "a response to someone else"
+            );
             if t.transport == Transport::Stream {
                 assert_eq!(t.data.len() % 4, 0, "unpadded stream frame {:02x?}", t.data);
                 let mut f = Framer::new();
@@ -652,14 +672,19 @@ pub fn turn_server(data: &[u8]) {
         } else {
             assert!(bound.contains(&t.from), "sent from {} (not bound)", t.from);
             assert_eq!(t.transport, Transport::Udp);
-            assert!(!s.deny_list().is_denied(t.to.ip()), "relayed to {}", t.to);
+            // Denied peers never, except this server's own relayed addresses.
+            assert!(
+                !s.deny_list().is_denied(t.to.ip()) || s.relayed_sockets().contains(&t.to),
+                "relayed to {}",
+                t.to
+            );
         }
     };
     for _ in 0..64 {
         if inp.is_empty() {
             break;
         }
-        match inp.u8() % 10 {
+        match inp.u8() % 15 {
             0 => c.allocate(now, None, Vec::new()),
             1 => {
                 let p = peers[inp.below(peers.len())];
@@ -705,6 +730,54 @@ pub fn turn_server(data: &[u8]) {
                 now += Duration::from_secs(u64::from(inp.u16()));
                 s.handle_timeout(now);
                 c.handle_timeout(now);
+                c2.handle_timeout(now);
+            }
+            // ===== RFC 6062 =====
+            10 => c.allocate(now, None, vec![attrs::requested_transport(TRANSPORT_TCP)]),
+            11 => {
+                let p = match listeners.first() {
+                    Some(l) if inp.bool() => *l,
+                    _ => peers[inp.below(peers.len())],
+                };
+                c.connect(now, p);
+            }
+            12 => {
+                // A driver report about a known (or made-up) connection.
+                let id = match ids.len() {
+                    0 => ConnectionId(inp.u32()),
+                    n => ids[inp.below(n)],
+                };
+                let side = if inp.bool() {
+                    TcpSide::Peer
+                } else {
+                    TcpSide::Client
+                };
+                match inp.u8() % 5 {
+                    0 => s.handle_tcp_connected(now, id),
+                    1 => s.handle_tcp_connect_failed(now, id),
+                    2 => s.handle_tcp_data(now, id, side, inp.bytes(64)),
+                    3 => s.handle_tcp_eof(now, id, side),
+                    _ => s.handle_tcp_closed(now, id, side),
+                }
+            }
+            13 => {
+                // A peer connects to a relayed TCP address (or to no listener).
+                let at = listeners
+                    .first()
+                    .copied()
+                    .unwrap_or(SocketAddr::new(listen.ip(), 50002));
+                let p = peers[inp.below(peers.len())];
+                if let Some(id) = s.handle_tcp_accepted(now, at, p) {
+                    assert!(listeners.contains(&at), "accepted on {at}, not listening");
+                    ids.push(id);
+                }
+            }
+            14 => {
+                let id = match ids.len() {
+                    0 => ConnectionId(inp.u32()),
+                    n => ids[inp.below(n)],
+                };
+                c2.connection_bind(now, id);
             }
             _ => {
                 let n = inp.u16();
@@ -748,7 +821,9 @@ pub fn turn_server(data: &[u8]) {
             while let Some(t) = s.poll_transmit() {
                 moved = true;
                 check(&t, &bound, &s);
-                if t.to == client {
+                if t.to == client2 {
+                    c2.handle_input(now, listen, &t.data);
+                } else if t.to == client {
                     match transport {
                         Transport::Udp => c.handle_input(now, listen, &t.data),
                         Transport::Stream => {
@@ -760,7 +835,56 @@ pub fn turn_server(data: &[u8]) {
                     }
                 }
             }
+            while let Some(t) = c2.poll_transmit() {
+                moved = true;
+                match transport {
+                    Transport::Udp => s.handle_input(now, listen, client2, &t.data),
+                    Transport::Stream => {
+                        s.handle_input_on(now, transport, listen, client2, &t.data)
+                    }
+                }
+            }
+            while let Some(cmd) = s.poll_tcp_command() {
+                match cmd {
+                    TcpCommand::Listen { relayed } => {
+                        assert!(
+                            !listeners.contains(&relayed),
+                            "listening twice on {relayed}"
+                        );
+                        assert!(!bound.contains(&relayed), "{relayed} is also a UDP relay");
+                        listeners.push(relayed);
+                    }
+                    TcpCommand::Unlisten { relayed } => {
+                        assert!(listeners.contains(&relayed), "unlisten {relayed}");
+                        listeners.retain(|l| *l != relayed);
+                    }
+                    TcpCommand::Connect { id, from, to } => {
+                        assert!(listeners.contains(&from), "connect from {from}");
+                        assert!(
+                            !s.deny_list().is_denied(to.ip()) || s.tcp_listeners().contains(&to),
+                            "connect to {to}"
+                        );
+                        ids.push(id);
+                    }
+                    TcpCommand::Bind {
+                        server,
+                        client: who,
+                        ..
+                    } => {
+                        assert_eq!((server, who), (listen, client2), "bound someone else");
+                        assert_eq!(transport, Transport::Stream, "a bind over UDP");
+                    }
+                    TcpCommand::Send { id, .. } | TcpCommand::Shutdown { id, .. } => {
+                        assert!(ids.contains(&id), "unknown {id:?}");
+                    }
+                    TcpCommand::Close { id } => {
+                        assert!(ids.contains(&id), "closing unknown {id:?}");
+                        ids.retain(|i| *i != id);
+                    }
+                }
+            }
             while c.poll_event().is_some() {}
+            while c2.poll_event().is_some() {}
             if !moved {
                 break;
             }
@@ -780,5 +904,7 @@ pub fn turn_server(data: &[u8]) {
         "allocations outlived their lifetime"
     );
     assert!(s.relayed_sockets().is_empty());
+    assert!(s.tcp_listeners().is_empty(), "TCP listeners left");
+    assert!(s.tcp_connections().is_empty(), "TCP connections left");
     assert_eq!(s.poll_timeout(), None, "timers left");
 }

@@ -104,8 +104,9 @@ enum Command {
         #[command(subcommand)]
         what: ServeWhat,
     },
-    /// Relay COUNT datagrams through a TURN server to a UDP echo peer and count the echoes;
-    /// exits 0 only when every one came back (interop checks against other TURN servers).
+    /// Relay COUNT datagrams through a TURN server to a UDP echo peer and count the echoes
+    /// (or, with --tcp-relay, COUNT messages between two RFC 6062 TCP allocations); exits
+    /// 0 only when every one came back (interop checks against other TURN servers).
     #[command(hide = true)]
     TurnClient {
         /// The TURN server, `HOST[:PORT]` (port 3478 by default).
@@ -113,9 +114,15 @@ enum Command {
         /// Long-term credentials, `NAME:PASSWORD`.
         #[arg(long, value_name = "NAME:PASS")]
         user: String,
-        /// The UDP echo peer, `ADDR:PORT` (e.g. coturn's `turnutils_peer`).
-        #[arg(long, value_name = "ADDR:PORT")]
-        peer: std::net::SocketAddr,
+        /// The UDP echo peer, `ADDR:PORT` (e.g. coturn's `turnutils_peer`); not with
+        /// --tcp-relay.
+        #[arg(long, value_name = "ADDR:PORT", required_unless_present = "tcp_relay")]
+        peer: Option<std::net::SocketAddr>,
+        /// RFC 6062 (implies --tcp): two TCP allocations, the first connects to the
+        /// second's relayed address, both bind data connections, the second echoes what
+        /// the first sends as raw bytes.
+        #[arg(long, conflicts_with_all = ["peer", "channel", "proxy"])]
+        tcp_relay: bool,
         /// Bind a channel and send ChannelData (default: Send indications).
         #[arg(long)]
         channel: bool,
@@ -224,8 +231,9 @@ enum ServeWhat {
         #[arg(long)]
         fix_contact: bool,
     },
-    /// TURN server (RFC 8656 over UDP and TCP, long-term credentials), answering STUN
-    /// Binding on the same port (RFC 5780 with --alternate), as coturn does.
+    /// TURN server (RFC 8656 over UDP and TCP, RFC 6062 TCP allocations, long-term
+    /// credentials), answering STUN Binding on the same port (RFC 5780 with --alternate),
+    /// as coturn does.
     Turn {
         #[command(flatten)]
         common: ServeCommon,
@@ -421,6 +429,7 @@ fn main() -> ExitCode {
             proxy,
             proxy_user,
             tls,
+            tcp_relay,
         } => (|| {
             let timeout = harness::scenario::values::parse_duration(&timeout)
                 .map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
@@ -429,7 +438,8 @@ fn main() -> ExitCode {
                 user,
                 peer,
                 channel,
-                tcp,
+                tcp: tcp || tcp_relay,
+                tcp_relay,
                 count,
                 size,
                 timeout,

@@ -9,6 +9,7 @@ use crate::agents::os::{OsNet, POLL_INTERVAL, run_until};
 use crate::agents::stun::StunService;
 use crate::agents::turn::{TurnService, TurnServiceConfig};
 use crate::agents::turn_client::{ProxyVia, TurnCheck, TurnCheckConfig};
+use crate::agents::turn_tcp_client::{TcpRelayCheck, TcpRelayCheckConfig};
 use anyhow::{Context, Result, anyhow, bail};
 use relay::stun::ServerConfig;
 use relay::turn::{Transport, TurnConfig};
@@ -272,8 +273,10 @@ pub struct TurnClientOptions {
     pub server: String,
     /// `NAME:PASSWORD`.
     pub user: String,
-    /// The UDP echo peer.
-    pub peer: SocketAddr,
+    /// The UDP echo peer (not with `tcp_relay`).
+    pub peer: Option<SocketAddr>,
+    /// RFC 6062 client to client ([`crate::agents::turn_tcp_client::TcpRelayCheck`]).
+    pub tcp_relay: bool,
     /// Use ChannelBind and ChannelData.
     pub channel: bool,
     /// TURN over TCP.
@@ -312,6 +315,12 @@ pub fn turn_client(o: &TurnClientOptions) -> Result<u8> {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
     };
     let mut net = OsNet::new(vec![vec![any]]);
+    if o.tcp_relay {
+        return tcp_relay_client(&mut net, o, server, user, password);
+    }
+    let peer = o
+        .peer
+        .ok_or_else(|| anyhow!("--peer is needed (unless --tcp-relay)"))?;
     let transport = if o.tcp {
         Transport::Stream
     } else {
@@ -322,7 +331,7 @@ pub fn turn_client(o: &TurnClientOptions) -> Result<u8> {
         transport,
         username: user,
         password,
-        peer: o.peer,
+        peer,
         channel: o.channel,
         count: o.count,
         size: o.size,
@@ -367,6 +376,53 @@ pub fn turn_client(o: &TurnClientOptions) -> Result<u8> {
         } else {
             "Send/Data indications"
         },
+        if out.passed() { "OK" } else { "FAILED" },
+        out.sent,
+        out.received,
+        out.sent - out.received
+    );
+    if let Some(e) = &out.error {
+        eprintln!("pinhole turn-client: {e}");
+    }
+    Ok(if out.passed() { 0 } else { 1 })
+}
+
+/// `pinhole turn-client --tcp-relay`: RFC 6062 between two TCP allocations.
+fn tcp_relay_client(
+    net: &mut OsNet,
+    o: &TurnClientOptions,
+    server: SocketAddr,
+    username: String,
+    password: String,
+) -> Result<u8> {
+    let config = TcpRelayCheckConfig {
+        server,
+        username,
+        password,
+        tls: o.tls,
+        count: o.count,
+        size: o.size,
+        timeout: o.timeout,
+        seed: u64::from(std::process::id()),
+    };
+    let mut check = TcpRelayCheck::start(net, 0, config).context("open the client sockets")?;
+    let deadline = net.now() + o.timeout + Duration::from_secs(1);
+    run_until(net, &mut [&mut check], deadline);
+    let out = check.outcome();
+    if let [Some(a), Some(b)] = out.relayed {
+        println!(
+            "allocated TCP {a} and {b} on {server} over {}",
+            if o.tls { "TLS" } else { "TCP" }
+        );
+    }
+    if let [Some(a), Some(b)] = out.ids {
+        println!(
+            "Connect gave connection {}, ConnectionAttempt announced {}",
+            a.0, b.0
+        );
+    }
+    println!(
+        "TCP relay (RFC 6062) {}: sent {}, received {}, lost {}",
         if out.passed() { "OK" } else { "FAILED" },
         out.sent,
         out.received,

@@ -6,8 +6,10 @@
 //! calling through pinhole's sip-proxy service across a symmetric and a port-restricted
 //! NAT over UDP and over TCP (and a registration kept alive, or not, by proxy keepalives;
 //! over TCP on the registration's connection), coturn's TURN client
-//! relaying through pinhole's `turn` service (UDP, TCP, TLS, channels, Send indications)
-//! and pinhole's TURN client (`pinhole turn-client`) relaying through coturn's turnserver.
+//! relaying through pinhole's `turn` service (UDP, TCP, TLS, channels, Send indications;
+//! RFC 6062 TCP relaying with `-T` over TCP and TLS and `-P`)
+//! and pinhole's TURN client (`pinhole turn-client`, RFC 6062 `--tcp-relay` too) relaying
+//! through coturn's turnserver.
 //!
 //! The kernel fabric needs namespaces and /dev/net/tun (root, or unprivileged user
 //! namespaces). Where the machine cannot provide them, `pinhole` exits 3; this test then
@@ -40,7 +42,7 @@ fn shipped_kernel_scenarios_pass() {
         Some(0),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert!(stdout.contains("38 cells: 38 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("39 cells: 39 passed, 0 failed"), "{stdout}");
     let json = std::fs::read_to_string(report.join("report.json")).unwrap();
     assert!(json.contains("\"fabric\": \"kernel\""));
     std::fs::remove_dir_all(&report).unwrap();

@@ -609,8 +609,22 @@ impl Sim {
         out
     }
 
-    /// Close and remove a socket (TCP: abort, no lingering state).
+    /// Close and remove a socket (TCP: abort, no lingering state). A connected TCP
+    /// socket's RST goes out before the socket is removed, as a real stack's would.
     pub fn close(&mut self, s: SocketId) {
+        let h = &mut self.hosts[s.host];
+        if h.socket_ports.contains_key(&s.handle) {
+            let aborted = h.sockets.iter_mut().any(|(handle, sock)| match sock {
+                smoltcp::socket::Socket::Tcp(t) if handle == s.handle && t.is_open() => {
+                    t.abort();
+                    true
+                }
+                _ => false,
+            });
+            if aborted {
+                self.flush();
+            }
+        }
         let h = &mut self.hosts[s.host];
         if let Some(key) = h.socket_ports.remove(&s.handle) {
             if let Some(c) = h.used_ports.get_mut(&key) {

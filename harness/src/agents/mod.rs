@@ -12,6 +12,7 @@
 //! | [`tls`] | TLS (rustls) over a `Net` TCP socket: self-signed server, permissive client |
 //! | [`turn`] | the `turn` service: `relay::turn::TurnServer` over UDP and TCP, sharing its port with an RFC 5780 `stun` service |
 //! | [`turn_client`] | [`turn_client::TurnCheck`]: relay datagrams to an echo peer through a TURN server and count the echoes; [`turn_client::UdpEcho`] |
+//! | [`turn_tcp_client`] | [`turn_tcp_client::TcpRelayCheck`]: RFC 6062 client to client through one TURN server (Connect, ConnectionAttempt, ConnectionBind, raw bytes echoed) |
 
 pub mod http_proxy;
 pub mod net;
@@ -23,3 +24,4 @@ pub mod stun;
 pub mod tls;
 pub mod turn;
 pub mod turn_client;
+pub mod turn_tcp_client;

@@ -119,6 +119,13 @@ pub trait Net {
     /// Close the sending side of a TCP socket gracefully (a FIN after what is queued); the
     /// socket stays readable until [`Net::close`].
     fn tcp_shutdown(&mut self, s: Self::Socket);
+    /// Whether the remote will send nothing more on a TCP socket (its FIN arrived, or the
+    /// connection is gone), whatever this side did: a relay uses it to pass a FIN on.
+    /// Call [`Net::tcp_recv`] first (on real sockets that is where the FIN is seen). The
+    /// default suits stacks whose [`TcpPhase::Closing`] means "FIN received".
+    fn tcp_recv_closed(&mut self, s: Self::Socket) -> bool {
+        matches!(self.tcp_state(s), TcpPhase::Closing | TcpPhase::Closed)
+    }
 
     /// Close a socket (TCP: abort).
     fn close(&mut self, s: Self::Socket);
@@ -202,6 +209,18 @@ impl Net for Sim {
 
     fn tcp_shutdown(&mut self, s: SocketId) {
         Sim::tcp_shutdown(self, s)
+    }
+
+    /// smoltcp's states after the remote's FIN (a local FIN alone is FIN-WAIT).
+    fn tcp_recv_closed(&mut self, s: SocketId) -> bool {
+        matches!(
+            Sim::tcp_state(self, s),
+            TcpState::CloseWait
+                | TcpState::LastAck
+                | TcpState::Closing
+                | TcpState::TimeWait
+                | TcpState::Closed
+        )
     }
 
     fn tcp_send(&mut self, s: SocketId, data: &[u8]) -> Result<usize, NetError> {

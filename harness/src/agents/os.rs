@@ -114,7 +114,8 @@ impl Conn {
     }
 
     fn send(&mut self, data: &[u8]) -> Result<usize, NetError> {
-        if self.refresh() != TcpPhase::Established {
+        // After the remote's FIN (Closing) this side may still send (TCP half-close).
+        if !matches!(self.refresh(), TcpPhase::Established | TcpPhase::Closing) {
             return Ok(0);
         }
         match self.stream.write(data) {

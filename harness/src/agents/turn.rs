@@ -13,16 +13,32 @@
 //! OTHER-ADDRESS and RESPONSE-ORIGIN from its alternate sockets — and everything else
 //! (TURN methods, Send indications, ChannelData) to the TURN core. Without one, the TURN
 //! core answers Binding itself (plain RFC 8489 Binding).
+//!
+//! RFC 6062 TCP allocations ([`relay::turn::TcpCommand`]): a TCP listening slot per
+//! relayed address, outgoing connections from the relayed port (`SO_REUSEADDR`/
+//! `SO_REUSEPORT` on the kernel fabric), and a client data connection — a stream
+//! connection on the TURN port whose ConnectionBind succeeded — that stops being framed
+//! and carries raw bytes. An unbound peer connection is not read (the kernel holds its
+//! bytes and closes the TCP window, RFC 6062 §5.2). Backpressure instead of drops: one
+//! side of a pair is not read while the other side has [`STREAM_BACKLOG`] bytes queued,
+//! so each queue holds at most that plus one read. A FIN is passed on as a FIN once the
+//! queue towards that side is empty; a reset or error closes both sides. Connections the
+//! core closes linger [`CLOSE_LINGER`] to flush what is queued (then are reset).
 
 use super::net::{Agent, Net, NetError, TcpPhase};
 use super::tls::TlsStream;
 use relay::stun::{Server as StunServer, ServerConfig};
 use relay::turn::stream::Framer;
-use relay::turn::{FiveTuple, Transport, TurnConfig, TurnEvent, TurnServer, TurnStats};
+use relay::turn::{
+    ConnectionId, FiveTuple, TcpSide, Transport, TurnConfig, TurnEvent, TurnServer, TurnStats,
+};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod tcp_relay;
+use tcp_relay::{Lingering, PeerConn};
 
 /// Most bytes queued towards one TCP client before frames are dropped (whole frames only,
 /// counted in [`ServiceStats::stream_backlog_drops`]).
@@ -34,6 +50,18 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// A stream connection without an allocation this long after it opened is closed (so
 /// that idle or non-TURN connections cannot hold [`MAX_CONNECTIONS`] slots for ever).
 pub const STREAM_SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Waiting TCP slots per listening port ([`Net::tcp_listen`] takes one connection per
+/// slot; a connection arriving when every slot is taken is reset). RFC 6062 clients open
+/// several data connections at once (coturn's uclient -T two within a millisecond).
+pub const LISTEN_SLOTS: usize = 8;
+
+/// Waiting slots per RFC 6062 relayed address.
+pub const RELAY_LISTEN_SLOTS: usize = 4;
+
+/// How long RFC 6062 data connections the core closed may still flush their queues
+/// before they are reset.
+pub const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 /// How the `turn` service is set up.
 #[derive(Clone, Debug)]
@@ -68,6 +96,9 @@ pub struct ServiceStats {
     pub tls_errors: u64,
     /// Connections closed for getting no allocation within [`STREAM_SETUP_TIMEOUT`].
     pub setup_timeouts: u64,
+    /// RFC 6062 relayed addresses that could not listen, or outgoing connections that
+    /// could not be started (the core answered 447 for those).
+    pub tcp_relay_socket_failures: u64,
 }
 
 struct Conn<S> {
@@ -79,6 +110,12 @@ struct Conn<S> {
     tls: Option<TlsStream>,
     /// Until when it may stay without an allocation; `None` once it has one.
     setup_deadline: Option<Instant>,
+    /// RFC 6062: a client data connection of this pair (raw bytes, no framing).
+    data: Option<ConnectionId>,
+    /// RFC 6062: a FIN is to follow the queued bytes / was sent / the remote's was seen.
+    shut_pending: bool,
+    shut: bool,
+    eof_seen: bool,
 }
 
 /// A TURN server (with an optional RFC 5780 STUN server on the same port) on a host.
@@ -93,6 +130,10 @@ pub struct TurnService<N: Net> {
     slots: Vec<(SocketAddr, N::Socket, bool)>,
     tls: Option<Arc<rustls::ServerConfig>>,
     conns: Vec<Conn<N::Socket>>,
+    /// RFC 6062: the listening slots of each TCP relayed address.
+    tcp_listeners: BTreeMap<SocketAddr, Vec<N::Socket>>,
+    peers: BTreeMap<ConnectionId, PeerConn<N::Socket>>,
+    lingering: Vec<Lingering<N::Socket>>,
     stats: ServiceStats,
 }
 
@@ -142,17 +183,21 @@ impl<N: Net> TurnService<N> {
         let mut slots = Vec::new();
         if config.tcp {
             for addr in &plain {
-                let s = net
-                    .tcp_listen(host, addr.port())
-                    .map_err(|e| format!("TCP {addr}: {e}"))?;
-                slots.push((*addr, s, false));
+                for _ in 0..LISTEN_SLOTS {
+                    let s = net
+                        .tcp_listen(host, addr.port())
+                        .map_err(|e| format!("TCP {addr}: {e}"))?;
+                    slots.push((*addr, s, false));
+                }
             }
         }
         if let Some(a) = tls_addr {
-            let s = net
-                .tcp_listen(host, a.port())
-                .map_err(|e| format!("TLS {a}: {e}"))?;
-            slots.push((a, s, true));
+            for _ in 0..LISTEN_SLOTS {
+                let s = net
+                    .tcp_listen(host, a.port())
+                    .map_err(|e| format!("TLS {a}: {e}"))?;
+                slots.push((a, s, true));
+            }
         }
         Ok(TurnService {
             host,
@@ -163,6 +208,9 @@ impl<N: Net> TurnService<N> {
             slots,
             tls: config.tls.map(|(_, c)| c),
             conns: Vec::new(),
+            tcp_listeners: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            lingering: Vec::new(),
             stats: ServiceStats::default(),
         })
     }
@@ -187,8 +235,14 @@ impl<N: Net> TurnService<N> {
         self.conns
             .iter()
             .filter_map(|c| c.setup_deadline)
+            .chain(self.lingering.iter().map(|l| l.deadline))
             .chain(self.server.poll_timeout())
             .min()
+    }
+
+    /// The RFC 6062 counters of the core.
+    pub fn tcp_stats(&self) -> &relay::turn::TcpRelayStats {
+        self.server.tcp_stats()
     }
 
     /// Whether a datagram on `local` belongs to the RFC 5780 STUN server: everything on a
@@ -222,8 +276,10 @@ impl<N: Net> TurnService<N> {
             }
         }
         self.accept(net, now);
+        self.accept_relayed(net, now);
         self.read_streams(net, now);
-        self.flush(net);
+        self.read_peers(net, now);
+        self.flush(net, now);
     }
 
     /// Move connected TCP slots to the connection list and open fresh slots (a port whose
@@ -270,6 +326,10 @@ impl<N: Net> TurnService<N> {
                 out: Vec::new(),
                 tls,
                 setup_deadline: Some(now + STREAM_SETUP_TIMEOUT),
+                data: None,
+                shut_pending: false,
+                shut: false,
+                eof_seen: false,
             });
         }
     }
@@ -277,6 +337,11 @@ impl<N: Net> TurnService<N> {
     fn read_streams(&mut self, net: &mut N, now: Instant) {
         let mut i = 0;
         while i < self.conns.len() {
+            if let Some(id) = self.conns[i].data {
+                self.read_data_conn(net, now, i, id);
+                i += 1;
+                continue;
+            }
             let c = &mut self.conns[i];
             let phase = net.tcp_state(c.socket);
             if c.remote.is_none() {
@@ -300,13 +365,25 @@ impl<N: Net> TurnService<N> {
                 loop {
                     match c.framer.next_frame() {
                         None => break,
-                        Some(Ok(frame)) => self.server.handle_input_on(
-                            now,
-                            Transport::Stream,
-                            c.local,
-                            remote,
-                            frame,
-                        ),
+                        Some(Ok(frame)) => {
+                            self.server.handle_input_on(
+                                now,
+                                Transport::Stream,
+                                c.local,
+                                remote,
+                                frame,
+                            );
+                            // RFC 6062 §5.4: after a ConnectionBind the rest is raw bytes.
+                            if let Some(id) = self.server.tcp_binding(c.local, remote) {
+                                c.data = Some(id);
+                                c.setup_deadline = None;
+                                let rest = c.framer.take_rest();
+                                self.server.handle_tcp_data(now, id, TcpSide::Client, &rest);
+                                // Close states are handled by the raw path from now on.
+                                close = false;
+                                break;
+                            }
+                        }
                         Some(Err(_)) => {
                             self.stats.framing_errors += 1;
                             close = true;
@@ -315,7 +392,9 @@ impl<N: Net> TurnService<N> {
                     }
                 }
             }
-            if let (Some(d), Some(remote)) = (c.setup_deadline, c.remote) {
+            if c.data.is_some() {
+                // A client data connection now: no setup deadline.
+            } else if let (Some(d), Some(remote)) = (c.setup_deadline, c.remote) {
                 let ft = FiveTuple {
                     transport: Transport::Stream,
                     client: remote,
@@ -344,7 +423,7 @@ impl<N: Net> TurnService<N> {
     }
 
     /// Send what the cores queued; bind and close relayed sockets as told.
-    fn flush(&mut self, net: &mut N) {
+    fn flush(&mut self, net: &mut N, now: Instant) {
         while let Some(ev) = self.server.poll_event() {
             match ev {
                 TurnEvent::RelayOpened { relayed } => {
@@ -372,6 +451,16 @@ impl<N: Net> TurnService<N> {
             }
             while stun.poll_event().is_some() {}
         }
+        // Responses first (a ConnectionBind response precedes the raw bytes), then the
+        // RFC 6062 commands, then what those made the core answer.
+        self.queue_transmits(net);
+        self.run_tcp_commands(net, now);
+        self.queue_transmits(net);
+        self.write_streams(net, now);
+    }
+
+    /// Send the core's datagrams; queue its stream transmits on their connections.
+    fn queue_transmits(&mut self, net: &mut N) {
         while let Some(t) = self.server.poll_transmit() {
             match t.transport {
                 Transport::Udp => {
@@ -398,13 +487,49 @@ impl<N: Net> TurnService<N> {
                 }
             }
         }
+    }
+
+    /// Write what is queued on stream connections (and FINs after it).
+    fn write_streams(&mut self, net: &mut N, now: Instant) {
         for c in &mut self.conns {
             if !c.out.is_empty()
                 && let Ok(n) = net.tcp_send(c.socket, &c.out)
             {
                 c.out.drain(..n);
             }
+            if c.shut_pending && c.out.is_empty() {
+                c.shut_pending = false;
+                c.shut = true;
+                net.tcp_shutdown(c.socket);
+            }
         }
+        for p in self.peers.values_mut() {
+            if !p.out.is_empty()
+                && let Ok(n) = net.tcp_send(p.socket, &p.out)
+            {
+                p.out.drain(..n);
+            }
+            if p.shut_pending && p.out.is_empty() {
+                p.shut_pending = false;
+                p.shut = true;
+                net.tcp_shutdown(p.socket);
+            }
+        }
+        self.lingering.retain_mut(|l| {
+            if !l.out.is_empty()
+                && let Ok(n) = net.tcp_send(l.socket, &l.out)
+            {
+                l.out.drain(..n);
+            }
+            let done = now >= l.deadline || net.tcp_state(l.socket) == TcpPhase::Closed;
+            if done {
+                net.close(l.socket);
+            } else if l.out.is_empty() {
+                // Everything handed to the stack: a FIN, then the stack finishes.
+                net.tcp_shutdown(l.socket);
+            }
+            !done
+        });
     }
 
     /// Close every socket.
@@ -420,6 +545,18 @@ impl<N: Net> TurnService<N> {
         }
         for c in self.conns.drain(..) {
             net.close(c.socket);
+        }
+        for s in std::mem::take(&mut self.tcp_listeners)
+            .into_values()
+            .flatten()
+        {
+            net.close(s);
+        }
+        for (_, p) in std::mem::take(&mut self.peers) {
+            net.close(p.socket);
+        }
+        for l in self.lingering.drain(..) {
+            net.close(l.socket);
         }
     }
 }

@@ -20,6 +20,12 @@
 //! [`super::stream::Framer`] and passes each frame to [`TurnClient::handle_input`]. It does not refresh
 //! allocations, permissions or channels by itself: call [`TurnClient::refresh`],
 //! [`TurnClient::create_permission`] or [`TurnClient::channel_bind`] again.
+//!
+//! RFC 6062 (TCP allocations): allocate with REQUESTED-TRANSPORT TCP in the extra
+//! attributes, [`TurnClient::connect`] a peer ([`ClientEvent::Connected`]) or wait for
+//! [`ClientEvent::ConnectionAttempt`], then [`TurnClient::connection_bind`] from a second
+//! client on a new connection; after [`ClientEvent::ConnectionBound`] that connection is
+//! raw bytes.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -32,6 +38,7 @@ use super::auth::{
     SecurityFeatures, USERHASH,
 };
 use super::channel;
+use super::server::tcp_relay::{self, ConnectionId};
 use crate::stun::integrity::{check_integrity, check_integrity_sha256};
 use crate::stun::{Attribute, Class, Message, Method, TransactionId};
 
@@ -152,6 +159,27 @@ pub enum ClientEvent {
         /// The method number.
         method: u16,
     },
+    // ===== RFC 6062 =====
+    /// Connect succeeded: open a data connection and send ConnectionBind with this id
+    /// on it (RFC 6062 §4.3).
+    Connected {
+        /// The peer of the request.
+        peer: SocketAddr,
+        /// CONNECTION-ID.
+        id: ConnectionId,
+    },
+    /// A peer connected to the relayed address (ConnectionAttempt, RFC 6062 §4.4).
+    ConnectionAttempt {
+        /// XOR-PEER-ADDRESS.
+        peer: SocketAddr,
+        /// CONNECTION-ID.
+        id: ConnectionId,
+    },
+    /// ConnectionBind succeeded: from now on this connection carries raw bytes.
+    ConnectionBound {
+        /// CONNECTION-ID.
+        id: ConnectionId,
+    },
 }
 
 /// A request in its transaction-independent form, rebuilt for each attempt (the XOR
@@ -165,6 +193,8 @@ enum Request {
     Refresh(u32),
     CreatePermission(Vec<SocketAddr>),
     ChannelBind(u16, SocketAddr),
+    Connect(SocketAddr),
+    ConnectionBind(ConnectionId),
 }
 
 impl Request {
@@ -174,13 +204,19 @@ impl Request {
             Request::Refresh(_) => method::REFRESH,
             Request::CreatePermission(_) => method::CREATE_PERMISSION,
             Request::ChannelBind(..) => method::CHANNEL_BIND,
+            Request::Connect(_) => tcp_relay::method::CONNECT,
+            Request::ConnectionBind(_) => tcp_relay::method::CONNECTION_BIND,
         }
     }
 
     fn attributes(&self, tid: &TransactionId) -> Vec<Attribute> {
         match self {
             Request::Allocate { lifetime, extra } => {
-                let mut v = vec![attrs::requested_transport(attrs::TRANSPORT_UDP)];
+                // UDP unless the extra attributes name a transport (TCP, RFC 6062).
+                let mut v = Vec::new();
+                if !extra.iter().any(|a| a.typ() == kind::REQUESTED_TRANSPORT) {
+                    v.push(attrs::requested_transport(attrs::TRANSPORT_UDP));
+                }
                 v.extend(lifetime.map(attrs::lifetime));
                 v.extend(extra.iter().cloned());
                 v
@@ -194,6 +230,11 @@ impl Request {
                 attrs::channel_number(*n),
                 attrs::xor_address(kind::XOR_PEER_ADDRESS, *p, tid),
             ],
+            Request::Connect(p) => vec![attrs::xor_address(kind::XOR_PEER_ADDRESS, *p, tid)],
+            Request::ConnectionBind(id) => vec![attrs::raw(
+                tcp_relay::CONNECTION_ID,
+                id.0.to_be_bytes().to_vec(),
+            )],
         }
     }
 }
@@ -284,6 +325,27 @@ impl TurnClient {
     /// Sends a ChannelBind request (RFC 8656 §12.1).
     pub fn channel_bind(&mut self, now: Instant, channel: u16, peer: SocketAddr) {
         self.start(now, Request::ChannelBind(channel, peer));
+    }
+
+    /// Sends a Connect request for `peer` (RFC 6062 §4.3; a TCP allocation, over a
+    /// stream): [`ClientEvent::Connected`] names the connection to bind.
+    pub fn connect(&mut self, now: Instant, peer: SocketAddr) {
+        self.start(now, Request::Connect(peer));
+    }
+
+    /// Sends a ConnectionBind request (RFC 6062 §4.4). Use a client of its own on the new
+    /// data connection (same credentials); after [`ClientEvent::ConnectionBound`] that
+    /// connection carries raw bytes and this client is done with it.
+    pub fn connection_bind(&mut self, now: Instant, id: ConnectionId) {
+        self.start(now, Request::ConnectionBind(id));
+    }
+
+    /// Takes the session `other` learned (realm, nonce, key, and the RFC 8489 §9.2
+    /// algorithm and USERHASH choices), so that this client's first request is already
+    /// authenticated: an RFC 6062 data connection gets one request, and coturn closes it
+    /// after a 401 (RFC 6062 §4.4 has the client reuse its credentials).
+    pub fn adopt_credentials(&mut self, other: &TurnClient) {
+        self.session.clone_from(&other.session);
     }
 
     /// Sends application data to `peer` through the relay: ChannelData when a channel is
@@ -387,6 +449,15 @@ impl TurnClient {
                         peer,
                         data: payload.to_vec(),
                     });
+                }
+            }
+            Class::Indication if msg.method == tcp_relay::method::CONNECTION_ATTEMPT => {
+                let peer = attrs::peer_addresses(&msg)
+                    .ok()
+                    .and_then(|p| p.first().copied());
+                if let (Some(peer), Some(id)) = (peer, tcp_relay::connection_id(&msg)) {
+                    self.events
+                        .push_back(ClientEvent::ConnectionAttempt { peer, id });
                 }
             }
             Class::Success | Class::Error => self.handle_response(now, &msg, data),
@@ -602,6 +673,14 @@ impl TurnClient {
                 self.by_channel.insert(n, peer);
                 self.events
                     .push_back(ClientEvent::ChannelBound { channel: n, peer });
+            }
+            Request::Connect(peer) => {
+                if let Some(id) = tcp_relay::connection_id(msg) {
+                    self.events.push_back(ClientEvent::Connected { peer, id });
+                }
+            }
+            Request::ConnectionBind(id) => {
+                self.events.push_back(ClientEvent::ConnectionBound { id });
             }
         }
     }

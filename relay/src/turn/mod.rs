@@ -10,15 +10,17 @@
 //! - [`deny`]: the peer-address deny list (RFC 8656 §21.1.2), on by default.
 //! - [`allocation`]: allocations, permissions, channels, lifetimes (RFC 8656 §2.2, §9, §12).
 //! - [`config`]: [`TurnConfig`]; [`event`]: [`TurnEvent`], [`TurnStats`].
-//! - [`server`]: [`TurnServer`], the core.
+//! - [`server`]: [`TurnServer`], the core; [`server::tcp_relay`]: RFC 6062 TCP
+//!   allocations (Connect, ConnectionBind, ConnectionAttempt, raw data connections).
 //! - [`client`]: [`TurnClient`], a sans-IO client (allocate, permissions, channels, data).
 //! - [`stream`]: [`stream::Framer`], STUN and ChannelData framing on TCP/TLS streams.
 //!
 //! # Scope
 //!
 //! Client–server transport is UDP or a stream (TCP; TLS when the driver terminates it,
-//! RFC 8656 §3.1); the relayed transport is UDP only (REQUESTED-TRANSPORT UDP; others get
-//! 442). Not implemented: DTLS, RFC 6062 TCP allocations, dual-stack
+//! RFC 8656 §3.1); the relayed transport is UDP, or TCP per RFC 6062 over a stream control
+//! connection ([`server::tcp_relay`]; other REQUESTED-TRANSPORT values get 442). Not
+//! implemented: DTLS, dual-stack
 //! allocations (ADDITIONAL-ADDRESS-FAMILY, RFC 8656 §7.2, is ignored), DONT-FRAGMENT (the
 //! core cannot set DF: 420 on Allocate, Send indications carrying it are discarded),
 //! ICMP attribute relaying (RFC 8656 §11.5), SASLprep/OpaqueString normalisation of
@@ -28,7 +30,9 @@
 //!
 //! The core owns no socket and reads no clock. After any `handle_*` call, drain
 //! `poll_transmit()` and `poll_event()` until `None`; bind the sockets of
-//! [`TurnEvent::RelayOpened`] (close on [`TurnEvent::RelayClosed`]), then sleep until
+//! [`TurnEvent::RelayOpened`] (close on [`TurnEvent::RelayClosed`]), carry out every
+//! [`TcpCommand`] of `poll_tcp_command()` (RFC 6062: listeners, connections to peers,
+//! raw data connections; report back with the `handle_tcp_*` calls), then sleep until
 //! `poll_timeout()` and call `handle_timeout(now)`.
 //!
 //! ```no_run
@@ -77,6 +81,7 @@ pub use allocation::{AllocationInfo, FiveTuple, Transport};
 pub use auth::{LongTermKey, PasswordAlgorithm, SecurityFeatures, long_term_key, userhash};
 pub use client::{ClientAuth, ClientConfig, ClientEvent, ClientTransmit, TurnClient};
 pub use deny::DenyList;
+pub use server::tcp_relay::{ConnectionId, TcpCommand, TcpConnectionInfo, TcpRelayStats, TcpSide};
 pub use server::{
     AuthFailure, Transmit, TurnConfig, TurnConfigError, TurnEvent, TurnServer, TurnStats,
 };

@@ -31,6 +31,8 @@ use super::deny::DenyList;
 pub use super::event::{AuthFailure, TurnEvent, TurnStats};
 use crate::stun::{self, Attribute, Class, ErrorCode, Message, Method, ServerConfig};
 
+pub mod tcp_relay;
+
 /// Something to send: on the client-facing side (`from` a listening address, over
 /// `transport`; for [`Transport::Stream`] on the connection `from`–`to`) or to a peer
 /// (`from` a relayed address, always UDP).
@@ -67,6 +69,8 @@ pub struct TurnServer {
     transmits: VecDeque<Transmit>,
     events: VecDeque<TurnEvent>,
     stats: TurnStats,
+    /// RFC 6062 TCP allocations and their connections.
+    tcp: tcp_relay::TcpRelay,
 }
 
 impl TurnServer {
@@ -124,6 +128,7 @@ impl TurnServer {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: TurnStats::default(),
+            tcp: tcp_relay::TcpRelay::new(config.seed),
             config,
         })
     }
@@ -143,9 +148,15 @@ impl TurnServer {
         &self.deny
     }
 
-    /// The relayed sockets the driver must have bound, sorted.
+    /// The relayed UDP sockets the driver must have bound, sorted (TCP allocations
+    /// listen instead: [`TurnServer::tcp_listeners`]).
     pub fn relayed_sockets(&self) -> Vec<SocketAddr> {
-        let mut v: Vec<SocketAddr> = self.by_relayed.keys().copied().collect();
+        let mut v: Vec<SocketAddr> = self
+            .by_relayed
+            .keys()
+            .filter(|a| !self.tcp.is_listener(a))
+            .copied()
+            .collect();
         v.sort();
         v
     }
@@ -176,7 +187,8 @@ impl TurnServer {
 
     /// When [`TurnServer::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|(t, _)| *t)
+        let first = self.timers.first().map(|(t, _)| *t);
+        first.into_iter().chain(self.tcp.poll_timeout()).min()
     }
 
     /// Expires allocations, permissions, channels and reservations due at `now`, in
@@ -229,6 +241,7 @@ impl TurnServer {
                 }
             }
         }
+        self.tcp_handle_timeout(now);
     }
 
     /// A datagram arrived on `local` — a listening address or a relayed address — from
@@ -278,7 +291,9 @@ impl TurnServer {
                 Class::Indication if msg.method == method::SEND => self.handle_send(now, ft, &msg),
                 _ => self.stats.ignored += 1,
             }
-        } else if let (Transport::Udp, Some(&ft)) = (transport, self.by_relayed.get(&local)) {
+        } else if let (Transport::Udp, Some(&ft)) = (transport, self.by_relayed.get(&local))
+            && !self.tcp.is_listener(&local)
+        {
             self.handle_peer_data(now, ft, remote, data);
         } else {
             self.stats.ignored += 1;
@@ -299,6 +314,7 @@ impl TurnServer {
             client: remote,
             server: local,
         };
+        self.tcp_stream_closed(local, remote);
         if let Some(relayed) = self.allocations.get(&ft).map(|a| a.relayed) {
             self.remove_allocation(ft);
             self.stats.allocations_closed += 1;
@@ -378,6 +394,14 @@ impl TurnServer {
             self.create_permission(now, ft, req)
         } else if req.method == method::CHANNEL_BIND {
             self.channel_bind(now, ft, req)
+        } else if req.method == tcp_relay::method::CONNECT {
+            match self.tcp_connect(now, ft, req, key) {
+                Some(outcome) => outcome,
+                None => return,
+            }
+        } else if req.method == tcp_relay::method::CONNECTION_BIND {
+            self.tcp_connection_bind(ft, req, &key.user, key);
+            return;
         } else {
             Err((error::BAD_REQUEST, "Bad Request"))
         };
@@ -597,7 +621,14 @@ impl TurnServer {
                 *self.per_user.entry(user.to_owned()).or_default() += 1;
                 self.timers.insert((expires, TimerKey::Allocation(ft)));
                 self.stats.allocations_created += 1;
-                self.events.push_back(TurnEvent::RelayOpened { relayed });
+                let tcp = attrs::raw_value(req, kind::REQUESTED_TRANSPORT)
+                    .and_then(attrs::decode_first_byte_of_4)
+                    == Some(tcp_relay::TRANSPORT_TCP);
+                if tcp {
+                    self.tcp_allocated(ft, relayed);
+                } else {
+                    self.events.push_back(TurnEvent::RelayOpened { relayed });
+                }
                 self.events.push_back(TurnEvent::AllocationCreated {
                     client: ft.client,
                     server: ft.server,
@@ -622,7 +653,9 @@ impl TurnServer {
         let transport = attrs::raw_value(req, kind::REQUESTED_TRANSPORT)
             .and_then(attrs::decode_first_byte_of_4)
             .ok_or(BAD)?;
-        if transport != attrs::TRANSPORT_UDP {
+        if transport == tcp_relay::TRANSPORT_TCP {
+            self.tcp_allocate_checks(_ft, req)?;
+        } else if transport != attrs::TRANSPORT_UDP {
             return Err((
                 error::UNSUPPORTED_TRANSPORT,
                 "Unsupported Transport Protocol",
@@ -706,6 +739,7 @@ impl TurnServer {
         for (n, c) in &a.channels {
             self.timers.remove(&(c.expires, TimerKey::Channel(ft, *n)));
         }
+        let tcp = self.tcp_allocation_removed(ft, a.relayed);
         self.by_relayed.remove(&a.relayed);
         self.ports.release(a.relayed.port());
         if let Some(n) = self.per_user.get_mut(&a.user) {
@@ -714,8 +748,10 @@ impl TurnServer {
                 self.per_user.remove(&a.user);
             }
         }
-        self.events
-            .push_back(TurnEvent::RelayClosed { relayed: a.relayed });
+        if !tcp {
+            self.events
+                .push_back(TurnEvent::RelayClosed { relayed: a.relayed });
+        }
     }
 
     /// RFC 8656 §8.
@@ -754,7 +790,7 @@ impl TurnServer {
     /// Checks a peer named by CreatePermission/ChannelBind: deny list (403), family (443).
     fn check_peer(&mut self, ft: FiveTuple, peer: SocketAddr) -> Result<(), (u16, &'static str)> {
         // The deny list first: a refused peer gets 403 whatever its family.
-        if self.deny.is_denied(peer.ip()) {
+        if self.peer_refused(peer) {
             self.stats.peer_denied += 1;
             self.events.push_back(TurnEvent::PeerDenied {
                 client: ft.client,
@@ -812,6 +848,10 @@ impl TurnServer {
         if !self.allocations.contains_key(&ft) {
             return Err((error::ALLOCATION_MISMATCH, "Allocation Mismatch"));
         }
+        // A TCP allocation has no channels (RFC 6062 §5.1: data goes on data connections).
+        if self.is_tcp_allocation(&ft) {
+            return Err(BAD);
+        }
         let n = attrs::raw_value(req, kind::CHANNEL_NUMBER)
             .and_then(attrs::decode_channel_number)
             .filter(|n| {
@@ -856,7 +896,12 @@ impl TurnServer {
             self.stats.dropped_no_allocation += 1;
             return;
         };
-        if self.deny.is_denied(peer.ip()) {
+        // Send indications and ChannelData have no meaning on a TCP allocation (RFC 6062).
+        if self.tcp.is_listener(&a.relayed) {
+            self.stats.ignored += 1;
+            return;
+        }
+        if self.peer_refused(peer) {
             self.stats.peer_denied += 1;
             self.events.push_back(TurnEvent::PeerDenied {
                 client: ft.client,
@@ -991,6 +1036,7 @@ fn is_known(typ: u16) -> bool {
             | kind::MESSAGE_INTEGRITY
             | kind::MESSAGE_INTEGRITY_SHA256
             | kind::PASSWORD_ALGORITHM
+            | tcp_relay::CONNECTION_ID
             | s::USERHASH
             | s::ERROR_CODE
             | s::XOR_MAPPED_ADDRESS

@@ -47,6 +47,15 @@ impl Framer {
         self.buf.len() - self.start
     }
 
+    /// Takes every byte held that is not part of a returned frame: for a stream that
+    /// stops being framed (an RFC 6062 client data connection after its ConnectionBind).
+    pub fn take_rest(&mut self) -> Vec<u8> {
+        let rest = self.buf.split_off(self.start);
+        self.buf.clear();
+        self.start = 0;
+        rest
+    }
+
     /// The next complete frame: a whole STUN message, or ChannelData without its padding.
     /// `Some(Err)` once the stream is out of sync (and from then on).
     pub fn next_frame(&mut self) -> Option<Result<&[u8], FrameError>> {

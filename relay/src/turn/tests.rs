@@ -786,7 +786,8 @@ fn mismatch_437_and_allocate_errors() {
     );
     assert_eq!(
         alloc(&mut c, &mut s, vec![attrs::requested_transport(6)]),
-        Some(442)
+        Some(400),
+        "TCP (RFC 6062) over UDP"
     );
     assert_eq!(
         alloc(

@@ -1,0 +1,269 @@
+//! RFC 6062 in the `turn` service: the driver side of [`relay::turn::TcpCommand`] — TCP
+//! listening slots per relayed address, outgoing connections from the relayed port, raw
+//! client data connections, backpressure, FINs and closes (see the parent module docs).
+
+use super::{CLOSE_LINGER, RELAY_LISTEN_SLOTS, STREAM_BACKLOG, TurnService};
+use crate::agents::net::{Net, TcpPhase};
+use relay::turn::{ConnectionId, TcpCommand, TcpSide};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// An RFC 6062 peer data connection.
+pub(super) struct PeerConn<S> {
+    pub(super) socket: S,
+    /// Still connecting (an outgoing Connect).
+    pub(super) connecting: bool,
+    /// Its client data connection exists: read it.
+    pub(super) bound: bool,
+    pub(super) out: Vec<u8>,
+    pub(super) shut_pending: bool,
+    pub(super) shut: bool,
+    pub(super) eof_seen: bool,
+}
+
+/// A closed data connection flushing its queue until its deadline.
+pub(super) struct Lingering<S> {
+    pub(super) socket: S,
+    pub(super) out: Vec<u8>,
+    pub(super) deadline: Instant,
+}
+
+impl<N: Net> TurnService<N> {
+    /// Hand peer connections on relayed TCP addresses to the core (refused ones are
+    /// closed at once) and open fresh listening slots.
+    pub(super) fn accept_relayed(&mut self, net: &mut N, now: Instant) {
+        let slots: Vec<(SocketAddr, N::Socket)> = self
+            .tcp_listeners
+            .iter()
+            .flat_map(|(a, v)| v.iter().map(|s| (*a, *s)))
+            .collect();
+        for (relayed, s) in slots {
+            if net.tcp_state(s) == TcpPhase::Listening {
+                continue;
+            }
+            let fresh = net.tcp_listen(self.host, relayed.port());
+            if fresh.is_err() {
+                self.stats.tcp_relay_socket_failures += 1;
+            }
+            if let Some(v) = self.tcp_listeners.get_mut(&relayed) {
+                v.retain(|x| *x != s);
+                v.extend(fresh.ok());
+            }
+            let accepted = net
+                .tcp_remote(s)
+                .and_then(|peer| self.server.handle_tcp_accepted(now, relayed, peer));
+            match accepted {
+                Some(id) => {
+                    self.peers.insert(
+                        id,
+                        PeerConn {
+                            socket: s,
+                            connecting: false,
+                            bound: false,
+                            out: Vec::new(),
+                            shut_pending: false,
+                            shut: false,
+                            eof_seen: false,
+                        },
+                    );
+                }
+                None => net.close(s),
+            }
+        }
+    }
+
+    /// How many bytes are queued towards `side` of pair `id`.
+    fn queued(&self, id: ConnectionId, side: TcpSide) -> usize {
+        match side {
+            TcpSide::Peer => self.peers.get(&id).map_or(0, |p| p.out.len()),
+            TcpSide::Client => self
+                .conns
+                .iter()
+                .find(|c| c.data == Some(id))
+                .map_or(0, |c| c.out.len()),
+        }
+    }
+
+    /// Read a client data connection (unless the peer's queue is full), pass on its FIN
+    /// or its failure.
+    pub(super) fn read_data_conn(&mut self, net: &mut N, now: Instant, i: usize, id: ConnectionId) {
+        if self.queued(id, TcpSide::Peer) >= STREAM_BACKLOG {
+            return;
+        }
+        let c = &mut self.conns[i];
+        let mut bytes = net.tcp_recv(c.socket);
+        let mut failed = false;
+        if let Some(tls) = c.tls.as_mut() {
+            match tls.receive(&bytes) {
+                Ok(plain) => bytes = plain,
+                Err(_) => {
+                    self.stats.tls_errors += 1;
+                    bytes.clear();
+                    failed = true;
+                }
+            }
+            c.out.extend(tls.take_outgoing());
+        }
+        self.server
+            .handle_tcp_data(now, id, TcpSide::Client, &bytes);
+        let c = &mut self.conns[i];
+        let phase = net.tcp_state(c.socket);
+        if failed || phase == TcpPhase::Closed && !c.shut {
+            self.server.handle_tcp_closed(now, id, TcpSide::Client);
+        } else if !c.eof_seen && net.tcp_recv_closed(c.socket) {
+            c.eof_seen = true;
+            self.server.handle_tcp_eof(now, id, TcpSide::Client);
+        }
+    }
+
+    /// Follow outgoing connects; read bound peer connections (unless the client's queue
+    /// is full); pass on FINs and failures.
+    pub(super) fn read_peers(&mut self, net: &mut N, now: Instant) {
+        let ids: Vec<ConnectionId> = self.peers.keys().copied().collect();
+        for id in ids {
+            let full = self.queued(id, TcpSide::Client) >= STREAM_BACKLOG;
+            let Some(p) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            let phase = net.tcp_state(p.socket);
+            if p.connecting {
+                match phase {
+                    TcpPhase::Connecting => {}
+                    TcpPhase::Established | TcpPhase::Closing => {
+                        p.connecting = false;
+                        self.server.handle_tcp_connected(now, id);
+                    }
+                    _ => self.server.handle_tcp_connect_failed(now, id),
+                }
+                continue;
+            }
+            if !p.bound {
+                // Not read before the bind; only a reset ends it early.
+                if phase == TcpPhase::Closed {
+                    self.server.handle_tcp_closed(now, id, TcpSide::Peer);
+                }
+                continue;
+            }
+            if full {
+                continue;
+            }
+            let bytes = net.tcp_recv(p.socket);
+            self.server.handle_tcp_data(now, id, TcpSide::Peer, &bytes);
+            let Some(p) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            if net.tcp_state(p.socket) == TcpPhase::Closed && !p.shut {
+                self.server.handle_tcp_closed(now, id, TcpSide::Peer);
+            } else if !p.eof_seen && net.tcp_recv_closed(p.socket) {
+                p.eof_seen = true;
+                self.server.handle_tcp_eof(now, id, TcpSide::Peer);
+            }
+        }
+    }
+
+    /// Carry out the core's RFC 6062 commands (some report back, which may queue more).
+    pub(super) fn run_tcp_commands(&mut self, net: &mut N, now: Instant) {
+        while let Some(cmd) = self.server.poll_tcp_command() {
+            match cmd {
+                TcpCommand::Listen { relayed } => {
+                    let mut v = Vec::new();
+                    for _ in 0..RELAY_LISTEN_SLOTS {
+                        match net.tcp_listen(self.host, relayed.port()) {
+                            Ok(s) => v.push(s),
+                            Err(_) => self.stats.tcp_relay_socket_failures += 1,
+                        }
+                    }
+                    self.tcp_listeners.insert(relayed, v);
+                }
+                TcpCommand::Unlisten { relayed } => {
+                    for s in self.tcp_listeners.remove(&relayed).into_iter().flatten() {
+                        net.close(s);
+                    }
+                }
+                TcpCommand::Connect { id, from, to } => {
+                    match net.tcp_connect(self.host, from.port(), to) {
+                        Ok((s, _)) => {
+                            self.peers.insert(
+                                id,
+                                PeerConn {
+                                    socket: s,
+                                    connecting: true,
+                                    bound: false,
+                                    out: Vec::new(),
+                                    shut_pending: false,
+                                    shut: false,
+                                    eof_seen: false,
+                                },
+                            );
+                        }
+                        Err(_) => {
+                            self.stats.tcp_relay_socket_failures += 1;
+                            self.server.handle_tcp_connect_failed(now, id);
+                        }
+                    }
+                }
+                TcpCommand::Bind { id, server, client } => {
+                    if let Some(p) = self.peers.get_mut(&id) {
+                        p.bound = true;
+                    }
+                    if let Some(c) = self
+                        .conns
+                        .iter_mut()
+                        .find(|c| c.local == server && c.remote == Some(client))
+                    {
+                        c.data = Some(id);
+                        c.setup_deadline = None;
+                    }
+                }
+                TcpCommand::Send { id, side, data } => match side {
+                    TcpSide::Peer => {
+                        if let Some(p) = self.peers.get_mut(&id) {
+                            p.out.extend_from_slice(&data);
+                        }
+                    }
+                    TcpSide::Client => {
+                        if let Some(c) = self.conns.iter_mut().find(|c| c.data == Some(id)) {
+                            match c.tls.as_mut() {
+                                Some(tls) => {
+                                    tls.send(&data);
+                                    c.out.extend(tls.take_outgoing());
+                                }
+                                None => c.out.extend_from_slice(&data),
+                            }
+                        }
+                    }
+                },
+                TcpCommand::Shutdown { id, side } => match side {
+                    TcpSide::Peer => {
+                        if let Some(p) = self.peers.get_mut(&id) {
+                            p.shut_pending = true;
+                        }
+                    }
+                    TcpSide::Client => {
+                        if let Some(c) = self.conns.iter_mut().find(|c| c.data == Some(id)) {
+                            c.shut_pending = true;
+                        }
+                    }
+                },
+                TcpCommand::Close { id } => {
+                    let deadline = now + CLOSE_LINGER;
+                    if let Some(p) = self.peers.remove(&id) {
+                        self.lingering.push(Lingering {
+                            socket: p.socket,
+                            out: p.out,
+                            deadline,
+                        });
+                    }
+                    if let Some(i) = self.conns.iter().position(|c| c.data == Some(id)) {
+                        let c = self.conns.swap_remove(i);
+                        self.lingering.push(Lingering {
+                            socket: c.socket,
+                            out: c.out,
+                            deadline,
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
