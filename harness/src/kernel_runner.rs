@@ -1,6 +1,9 @@
 //! Runs scenario cells on the kernel fabric: hosts are network namespaces behind TUN
 //! devices, time is real, and `run:` steps execute real programs inside hosts.
 //!
+//! The steps run on the crate's one step timeline (`timeline.rs`); this module is the
+//! kernel fabric's side of it (its `StepHost`), and the `run` steps' programs.
+//!
 //! Must be called inside pinhole's sandbox (`emulator::fabric::kernel::sys::enter_sandbox`).
 //! `run` steps (SCENARIO-FORMAT.md): with `wait: true` the step is done when the program
 //! exits; without, it runs in the background and is stopped — SIGTERM, then SIGKILL after
@@ -9,24 +12,20 @@
 
 use crate::agents::net::Agent;
 use crate::agents::os::{NsGuard, OsNet};
-use crate::agents::probe::Probe;
-use crate::agents::punch::{Punch, PunchProtocol};
 use crate::capture::PcapSink;
 use crate::convert;
-use crate::runner::{
-    CellOptions, StepResult, judge, merge_link, ms, probe_config, results_json, start_services,
-    step_kind, step_name,
-};
+use crate::judge::results_json;
+use crate::runner::{CellOptions, start_services};
 use crate::scenario::Cell;
-use crate::scenario::model::{self as m, StepKind};
+use crate::scenario::model as m;
+use crate::timeline::{self, StepHost, StepResult, ms};
 use emulator::fabric::kernel::sys;
 use emulator::fabric::kernel::{KernelFabric, NatAction};
 use emulator::link::LinkConfig;
-use emulator::topology::Attachment;
-use reports::{CellReport, Check, DropCount, StepReport};
+use emulator::topology::{Attachment, Topology};
+use reports::CellReport;
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::net::SocketAddr;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -167,6 +166,8 @@ fn now() -> Instant {
     Instant::now()
 }
 
+/// The kernel fabric, the sockets into its hosts, the services and the `run` programs:
+/// the [`StepHost`] of a kernel cell.
 struct KDriver {
     fabric: KernelFabric,
     net: OsNet,
@@ -208,7 +209,7 @@ impl KDriver {
     }
 
     /// Sleep until `until` (bounded by the time limit), tending programs meanwhile.
-    fn sleep_until(&mut self, until: Instant) -> Result<(), String> {
+    fn tend_until(&mut self, until: Instant) -> Result<(), String> {
         loop {
             self.tick();
             let t = now();
@@ -229,6 +230,27 @@ impl KDriver {
         } else {
             Duration::from_millis(1)
         }
+    }
+}
+
+impl StepHost for KDriver {
+    type Net = OsNet;
+
+    fn topology(&self) -> &Topology {
+        self.fabric.topology()
+    }
+
+    fn elapsed(&self) -> Duration {
+        now() - self.fabric.epoch()
+    }
+
+    fn sleep_until(&mut self, t: Duration) -> Result<(), String> {
+        let until = self.fabric.epoch() + t;
+        self.tend_until(until)
+    }
+
+    fn net(&mut self) -> &mut OsNet {
+        &mut self.net
     }
 
     /// Run a built-in agent (punch, probe) to its end, serving everything else meanwhile.
@@ -251,41 +273,78 @@ impl KDriver {
             std::thread::sleep(next.saturating_duration_since(t));
         }
     }
+
+    /// The kernel fabric does not hand its links' settings back: the driver keeps them.
+    fn link(&self, at: Attachment, up: bool) -> Option<LinkConfig> {
+        self.links.get(&(at, up)).cloned()
+    }
+
+    fn set_link(&mut self, at: Attachment, up: bool, config: LinkConfig) -> Result<(), String> {
+        self.links.insert((at, up), config.clone());
+        self.fabric
+            .set_link(at, up, config)
+            .map_err(|e| e.to_string())
+    }
+
+    fn nat_action(&mut self, id: usize, on: &str, action: &m::NatAction) -> Result<(), String> {
+        let a = match action {
+            m::NatAction::Reboot => NatAction::Reboot,
+            m::NatAction::Rebind => NatAction::Rebind,
+            m::NatAction::Renumber(addrs) => NatAction::Renumber(addrs.clone()),
+        };
+        self.fabric
+            .nat_action(id, a)
+            .map_err(|e| format!("`{on}`: {e}"))
+    }
+
+    fn run_program(
+        &mut self,
+        step: &str,
+        host: usize,
+        cmd: &[String],
+        timeout: Option<Duration>,
+        wait: bool,
+    ) -> Result<(), String> {
+        let cmd = with_own_binary(cmd);
+        let mut child = self
+            .fabric
+            .host(host)
+            .spawn(&cmd, &[], Stdio::null(), Stdio::piped(), Stdio::piped())
+            .map_err(|e| format!("step `{step}`: {e}"))?;
+        let out = child.stdout.take().map(collect);
+        let err = child.stderr.take().map(collect);
+        let (Some(stdout), Some(stderr)) = (out, err) else {
+            return Err(format!("step `{step}`: no pipes to the program"));
+        };
+        self.background.push(Running {
+            name: step.to_string(),
+            child,
+            stdout,
+            stderr,
+            deadline: timeout.map(|t| now() + t),
+            stopped: false,
+            term_sent: None,
+        });
+        if wait {
+            while self.background.iter().any(|r| r.name == step) {
+                self.tend_until(now() + Duration::from_millis(10))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn not_available(&self, step: &str, kind: &str) -> String {
+        format!("step `{step}` ({kind}) is not available on the kernel fabric yet")
+    }
 }
 
 /// Run one cell on the kernel fabric and judge it. Call only inside the sandbox.
 pub fn run_cell(cell: &Cell, opts: &CellOptions) -> CellReport {
-    let spec = &cell.spec;
-    let mut report = CellReport {
-        name: cell.name.clone(),
-        seed: cell.seed,
-        fabric: "kernel".into(),
-        ..Default::default()
-    };
-    let mut results: BTreeMap<String, StepResult> = BTreeMap::new();
-    if let Err(e) = run_steps(cell, opts, &mut report, &mut results) {
-        report.error = Some(e);
-    }
-    for e in &spec.expect {
-        for c in &e.checks {
-            let (measured, passed, message) = judge(&c.measure, results.get(&e.step));
-            report.checks.push(Check {
-                step: e.step.clone(),
-                measure: c.measure.key().to_string(),
-                expected: crate::runner::measure_text(&c.measure),
-                measured_text: measured
-                    .as_ref()
-                    .map(|v| crate::runner::value_text(&c.measure, v)),
-                measured,
-                passed,
-                message,
-            });
-        }
-    }
-    report.passed = report.error.is_none() && report.checks.iter().all(|c| c.passed);
-    report
+    timeline::judged_cell(cell, "kernel", |r, res| run_steps(cell, opts, r, res))
 }
 
+/// Start the kernel fabric and the services, run the timeline, stop the programs still
+/// running (recording what they did), and record the fabric's counters.
 fn run_steps(
     cell: &Cell,
     opts: &CellOptions,
@@ -354,7 +413,7 @@ fn run_steps(
         }
     }
     if outcome.is_ok() {
-        outcome = timeline(cell, &mut d, report, results);
+        outcome = timeline::run_steps(cell, &mut d, report, results);
     }
     // The end of the scenario stops every background program.
     let t = now();
@@ -374,168 +433,13 @@ fn run_steps(
         results.insert(name, r);
     }
     if let Ok(snap) = d.fabric.snapshot() {
-        for ((at, reason), count) in &snap.engine.drops {
-            report.drops.push(DropCount {
-                at: at.clone(),
-                reason: reason.as_str().to_string(),
-                count: *count,
-            });
-        }
-        for (i, n) in d.fabric.topology().nats.iter().enumerate() {
-            if let Some(s) = snap.nats.get(i) {
-                report
-                    .nats
-                    .insert(n.name.clone(), crate::runner::nat_counters(s));
-            }
-        }
+        timeline::record_counters(report, d.fabric.topology(), &snap.engine, |i| {
+            snap.nats.get(i)
+        });
     }
     d.fabric.stop();
     d.drain_pcap();
     let pcap = d.pcap.take().map(PcapSink::finish).unwrap_or(Ok(()));
     outcome?;
     pcap
-}
-
-fn timeline(
-    cell: &Cell,
-    d: &mut KDriver,
-    report: &mut CellReport,
-    results: &mut BTreeMap<String, StepResult>,
-) -> Result<(), String> {
-    let spec = &cell.spec;
-    let epoch = d.fabric.epoch();
-    for (i, step) in spec.steps.iter().enumerate() {
-        let name = step_name(i, step);
-        if let Some(at) = step.at {
-            d.sleep_until(epoch + at)?;
-        }
-        let started = now() - epoch;
-        let mut result = StepResult::Done;
-        match &step.kind {
-            StepKind::Wait(dur) => d.sleep_until(now() + *dur)?,
-            StepKind::Link { on, up, down } => {
-                let at = convert::attachment(d.fabric.topology(), on)
-                    .ok_or_else(|| format!("link target `{on}` names nothing"))?;
-                for (is_up, change) in [(true, up), (false, down)] {
-                    let merged = merge_link(d.links.get(&(at, is_up)).cloned(), change);
-                    d.links.insert((at, is_up), merged.clone());
-                    d.fabric
-                        .set_link(at, is_up, merged)
-                        .map_err(|e| e.to_string())?;
-                }
-            }
-            StepKind::Nat { on, action } => {
-                let id = d
-                    .fabric
-                    .topology()
-                    .nat_id(on)
-                    .ok_or_else(|| format!("unknown NAT `{on}`"))?;
-                let a = match action {
-                    m::NatAction::Reboot => NatAction::Reboot,
-                    m::NatAction::Rebind => NatAction::Rebind,
-                    m::NatAction::Renumber(addrs) => NatAction::Renumber(addrs.clone()),
-                };
-                d.fabric
-                    .nat_action(id, a)
-                    .map_err(|e| format!("`{on}`: {e}"))?;
-            }
-            StepKind::Run { on, cmd, timeout } => {
-                let h = d
-                    .fabric
-                    .topology()
-                    .host_id(on)
-                    .ok_or_else(|| format!("unknown host `{on}`"))?;
-                let cmd = with_own_binary(cmd);
-                let mut child = d
-                    .fabric
-                    .host(h)
-                    .spawn(&cmd, &[], Stdio::null(), Stdio::piped(), Stdio::piped())
-                    .map_err(|e| format!("step `{name}`: {e}"))?;
-                let out = child.stdout.take().map(collect);
-                let err = child.stderr.take().map(collect);
-                let (Some(stdout), Some(stderr)) = (out, err) else {
-                    return Err(format!("step `{name}`: no pipes to the program"));
-                };
-                let r = Running {
-                    name: name.clone(),
-                    child,
-                    stdout,
-                    stderr,
-                    deadline: timeout.map(|t| now() + t),
-                    stopped: false,
-                    term_sent: None,
-                };
-                d.background.push(r);
-                if step.wait {
-                    while d.background.iter().any(|r| r.name == name) {
-                        d.sleep_until(now() + Duration::from_millis(10))?;
-                    }
-                }
-            }
-            StepKind::Punch {
-                between,
-                rendezvous,
-                protocol,
-                timeout,
-            } => {
-                let topo = d.fabric.topology();
-                let id = |n: &str| topo.host_id(n).ok_or_else(|| format!("unknown host `{n}`"));
-                let (a, b, r) = (id(&between[0])?, id(&between[1])?, id(rendezvous)?);
-                let proto = match protocol {
-                    m::PunchProtocol::Udp => PunchProtocol::Udp,
-                    m::PunchProtocol::Tcp => PunchProtocol::Tcp,
-                };
-                let mut p = Punch::start(&mut d.net, proto, [a, b], r, *timeout)
-                    .map_err(|e| format!("punch `{name}`: {e}"))?;
-                d.drive(&mut p)?;
-                result = StepResult::Punch(p.outcome());
-            }
-            StepKind::Probe {
-                from,
-                server,
-                lifetime,
-                lifetime_max,
-            } => {
-                let topo = d.fabric.topology();
-                let h = topo
-                    .host_id(from)
-                    .ok_or_else(|| format!("unknown host `{from}`"))?;
-                let sh = topo
-                    .host_id(server)
-                    .ok_or_else(|| format!("unknown host `{server}`"))?;
-                let stun = spec
-                    .services_of(server)
-                    .and_then(|s| s.stun.as_ref())
-                    .ok_or_else(|| format!("host `{server}` runs no stun service"))?;
-                let server_addr = SocketAddr::new(topo.hosts[sh].addresses[0], stun.port);
-                let (config, seed) =
-                    probe_config(cell, i, &name, server_addr, *lifetime, *lifetime_max);
-                let mut p = Probe::start(&mut d.net, h, config, seed)
-                    .map_err(|e| format!("probe `{name}`: {e}"))?;
-                d.drive(&mut p)?;
-                match p.report() {
-                    Some(r) => result = StepResult::Probe(r.clone()),
-                    None => return Err(format!("probe `{name}` did not finish")),
-                }
-            }
-            StepKind::Call { .. } | StepKind::Reinvite { .. } => {
-                // Rejected before the run by the availability check; never silently skipped.
-                return Err(format!(
-                    "step `{name}` ({}) is not available on the kernel fabric yet",
-                    step_kind(&step.kind)
-                ));
-            }
-        }
-        report.steps.push(StepReport {
-            name: name.clone(),
-            kind: step_kind(&step.kind).to_string(),
-            started_ms: ms(started),
-            ended_ms: ms(now() - epoch),
-            results: results_json(&result),
-        });
-        if !matches!(step.kind, StepKind::Run { .. }) {
-            results.insert(name, result);
-        }
-    }
-    Ok(())
 }
