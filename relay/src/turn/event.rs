@@ -1,5 +1,6 @@
 //! What the TURN server reports: typed events and counters (for reports, not logs).
 
+use super::server::tcp_relay::ConnectionId;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -26,6 +27,23 @@ pub enum AuthFailure {
     BadIntegrity,
     /// Credentials differ from those that created the allocation (441).
     WrongCredentials,
+}
+
+/// Why an RFC 6062 connection pair was closed ([`TurnEvent::TcpConnectionClosed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TcpCloseReason {
+    /// Both sides finished (a FIN each way, RFC 6062 §5.5).
+    Finished,
+    /// The peer side was reset or failed.
+    PeerReset,
+    /// The client data connection was reset or failed, or closed before a bind.
+    ClientReset,
+    /// No ConnectionBind within 30 s (RFC 6062 §5.3).
+    BindTimeout,
+    /// The peer sent more before the bind than the server holds.
+    PreBindOverflow,
+    /// The allocation ended (expired, deleted, or its control connection closed).
+    AllocationEnded,
 }
 
 /// What the server did, for reports.
@@ -120,6 +138,59 @@ pub enum TurnEvent {
         channel: u16,
         /// The peer.
         peer: SocketAddr,
+    },
+    // ===== RFC 6062 TCP connections =====
+    /// A Connect's outgoing connection to `peer` is up (RFC 6062 §5.2); the client was
+    /// answered with the CONNECTION-ID.
+    TcpPeerConnected {
+        /// The allocation's client (control connection).
+        client: SocketAddr,
+        /// The peer.
+        peer: SocketAddr,
+        /// The CONNECTION-ID.
+        id: ConnectionId,
+    },
+    /// A Connect failed or timed out (447, RFC 6062 §5.2).
+    TcpConnectFailed {
+        /// The allocation's client.
+        client: SocketAddr,
+        /// The peer.
+        peer: SocketAddr,
+    },
+    /// A peer connected to a relayed address and the client was sent a
+    /// ConnectionAttempt (RFC 6062 §5.3).
+    TcpConnectionAttempt {
+        /// The allocation's client.
+        client: SocketAddr,
+        /// The peer.
+        peer: SocketAddr,
+        /// The CONNECTION-ID.
+        id: ConnectionId,
+    },
+    /// A peer's connection to a relayed address was refused: no such TCP allocation, no
+    /// permission, a denied address, or the allocation's connection limits (§5.3).
+    TcpPeerRefused {
+        /// The relayed address it connected to.
+        relayed: SocketAddr,
+        /// The peer.
+        peer: SocketAddr,
+    },
+    /// A ConnectionBind joined a client data connection to the peer connection `id`
+    /// (RFC 6062 §5.4): from now on raw bytes both ways.
+    TcpConnectionBound {
+        /// The data connection's client transport address.
+        client: SocketAddr,
+        /// The CONNECTION-ID.
+        id: ConnectionId,
+    },
+    /// A peer connection (and its data connection, if bound) was closed.
+    TcpConnectionClosed {
+        /// The CONNECTION-ID.
+        id: ConnectionId,
+        /// The peer.
+        peer: SocketAddr,
+        /// Why.
+        reason: TcpCloseReason,
     },
     // ===== refusals =====
     /// A CreatePermission/ChannelBind named a refused peer (403), or a Send indication

@@ -83,5 +83,6 @@ pub use client::{ClientAuth, ClientConfig, ClientEvent, ClientTransmit, TurnClie
 pub use deny::DenyList;
 pub use server::tcp_relay::{ConnectionId, TcpCommand, TcpConnectionInfo, TcpRelayStats, TcpSide};
 pub use server::{
-    AuthFailure, Transmit, TurnConfig, TurnConfigError, TurnEvent, TurnServer, TurnStats,
+    AuthFailure, TcpCloseReason, Transmit, TurnConfig, TurnConfigError, TurnEvent, TurnServer,
+    TurnStats,
 };

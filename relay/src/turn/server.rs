@@ -28,7 +28,7 @@ use super::auth::{self, Authenticator, Credentials, RateLimiter};
 use super::channel;
 pub use super::config::{TurnConfig, TurnConfigError};
 use super::deny::DenyList;
-pub use super::event::{AuthFailure, TurnEvent, TurnStats};
+pub use super::event::{AuthFailure, TcpCloseReason, TurnEvent, TurnStats};
 use crate::stun::{self, Attribute, Class, ErrorCode, Message, Method, ServerConfig};
 
 pub mod tcp_relay;

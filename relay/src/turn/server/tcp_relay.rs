@@ -51,6 +51,7 @@ use super::{FiveTuple, Transport, TurnServer};
 use crate::stun::{Attribute, Class, Message};
 use crate::turn::attrs::{self, error, kind};
 use crate::turn::auth::Credentials;
+use crate::turn::event::{TcpCloseReason, TurnEvent};
 
 /// RFC 6062 methods (§6.1).
 pub mod method {
@@ -388,8 +389,13 @@ impl TurnServer {
         else {
             return;
         };
-        let ft = c.allocation;
+        let (ft, peer) = (c.allocation, c.peer);
         self.tcp.set_deadline(id, Some(now + BIND_TIMEOUT));
+        self.events.push_back(TurnEvent::TcpPeerConnected {
+            client: ft.client,
+            peer,
+            id,
+        });
         self.respond(ft, &req, Some(&*key), Ok(vec![connection_id_attr(id)]));
     }
 
@@ -404,14 +410,30 @@ impl TurnServer {
         }
     }
 
+    /// Closes the pair `id` and says why ([`TurnEvent::TcpConnectionClosed`]).
+    fn tcp_close(&mut self, id: ConnectionId, reason: TcpCloseReason) {
+        if let Some(c) = self.tcp.close(id) {
+            self.events.push_back(TurnEvent::TcpConnectionClosed {
+                id,
+                peer: c.peer,
+                reason,
+            });
+        }
+    }
+
     fn connect_failed(&mut self, id: ConnectionId) {
         if let Some(Conn {
             allocation,
+            peer,
             state: State::Connecting { req, key },
             ..
         }) = self.tcp.close(id)
         {
             self.tcp.stats.connect_failures += 1;
+            self.events.push_back(TurnEvent::TcpConnectFailed {
+                client: allocation.client,
+                peer,
+            });
             self.respond(
                 allocation,
                 &req,
@@ -435,6 +457,8 @@ impl TurnServer {
         self.handle_timeout(now);
         let refused = |s: &mut TurnServer| {
             s.tcp.stats.refused += 1;
+            s.events
+                .push_back(TurnEvent::TcpPeerRefused { relayed, peer });
             None
         };
         let Some(&ft) = self.tcp.listeners.get(&relayed) else {
@@ -466,6 +490,11 @@ impl TurnServer {
         );
         self.tcp.set_deadline(id, Some(now + BIND_TIMEOUT));
         self.tcp.stats.accepted += 1;
+        self.events.push_back(TurnEvent::TcpConnectionAttempt {
+            client: ft.client,
+            peer,
+            id,
+        });
         let tid = self.fresh_tid();
         let msg = Message::new(Class::Indication, method::CONNECTION_ATTEMPT, tid)
             .with(attrs::xor_address(kind::XOR_PEER_ADDRESS, peer, &tid))
@@ -508,7 +537,7 @@ impl TurnServer {
             }
             (State::Pending { .. }, TcpSide::Peer) => {
                 self.tcp.stats.pre_bind_overflows += 1;
-                self.tcp.close(id);
+                self.tcp_close(id, TcpCloseReason::PreBindOverflow);
             }
             // No client data connection yet, or the peer before it connected: a driver bug.
             _ => {}
@@ -531,7 +560,7 @@ impl TurnServer {
         if matches!(c.state, State::Connecting { .. }) {
             self.connect_failed(id);
         } else if c.peer_eof && c.client_eof {
-            self.tcp.close(id);
+            self.tcp_close(id, TcpCloseReason::Finished);
         } else if bound && first {
             self.tcp.commands.push_back(TcpCommand::Shutdown {
                 id,
@@ -547,11 +576,17 @@ impl TurnServer {
         match self.tcp.conns.get(&id).map(|c| &c.state) {
             Some(State::Connecting { .. }) => self.connect_failed(id),
             Some(_) => {
-                match side {
-                    TcpSide::Peer => self.tcp.stats.peer_resets += 1,
-                    TcpSide::Client => self.tcp.stats.client_resets += 1,
-                }
-                self.tcp.close(id);
+                let reason = match side {
+                    TcpSide::Peer => {
+                        self.tcp.stats.peer_resets += 1;
+                        TcpCloseReason::PeerReset
+                    }
+                    TcpSide::Client => {
+                        self.tcp.stats.client_resets += 1;
+                        TcpCloseReason::ClientReset
+                    }
+                };
+                self.tcp_close(id, reason);
             }
             None => {}
         }
@@ -608,7 +643,7 @@ impl TurnServer {
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
-            self.tcp.close(id);
+            self.tcp_close(id, TcpCloseReason::AllocationEnded);
         }
         self.tcp
             .commands
@@ -619,7 +654,7 @@ impl TurnServer {
     /// A stream connection closed: if it was a client data connection, its pair goes too.
     pub(super) fn tcp_stream_closed(&mut self, server: SocketAddr, client: SocketAddr) {
         if let Some(id) = self.tcp.by_client.get(&(server, client)).copied() {
-            self.tcp.close(id);
+            self.tcp_close(id, TcpCloseReason::ClientReset);
         }
     }
 
@@ -636,7 +671,7 @@ impl TurnServer {
                     State::Connecting { .. } => self.connect_failed(id),
                     State::Pending { .. } => {
                         self.tcp.stats.bind_timeouts += 1;
-                        self.tcp.close(id);
+                        self.tcp_close(id, TcpCloseReason::BindTimeout);
                     }
                     State::Bound { .. } => {}
                 }
@@ -756,6 +791,10 @@ impl TurnServer {
         self.tcp.by_client.insert((ft.server, ft.client), id);
         self.tcp.set_deadline(id, None);
         self.tcp.stats.bound += 1;
+        self.events.push_back(TurnEvent::TcpConnectionBound {
+            client: ft.client,
+            id,
+        });
         self.tcp.commands.push_back(TcpCommand::Bind {
             id,
             server: ft.server,

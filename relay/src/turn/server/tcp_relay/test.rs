@@ -7,7 +7,7 @@ use super::*;
 use crate::stun::integrity::check_integrity;
 use crate::stun::{Attribute, Class, Message, Method, TransactionId};
 use crate::turn::attrs::{self, kind, method as turn};
-use crate::turn::{Transmit, TurnConfig, TurnServer, long_term_key};
+use crate::turn::{TcpCloseReason, Transmit, TurnConfig, TurnEvent, TurnServer, long_term_key};
 
 const REALM: &str = "example.org";
 const PEER: &str = "192.0.2.50:5000";
@@ -708,5 +708,131 @@ fn turn_client_speaks_rfc_6062() {
     assert!(
         matches!(ev[..], [ClientEvent::Failed { code: 447, .. }]),
         "{ev:?}"
+    );
+}
+
+/// The typed events of RFC 6062 connections, in order: connected, bound, finished; a
+/// refused peer, an attempt that times out unbound, a Connect that fails, and the pairs the
+/// end of the allocation takes with it.
+#[test]
+fn events_tell_each_connections_story() {
+    let t0 = epoch();
+    let mut s = server();
+    let (mut ctl, rel) = tcp_allocation(&mut s, t0);
+    let tcp_events = |s: &mut TurnServer| -> Vec<TurnEvent> {
+        std::iter::from_fn(|| s.poll_event())
+            .filter(|e| {
+                matches!(
+                    e,
+                    TurnEvent::TcpPeerConnected { .. }
+                        | TurnEvent::TcpConnectFailed { .. }
+                        | TurnEvent::TcpConnectionAttempt { .. }
+                        | TurnEvent::TcpPeerRefused { .. }
+                        | TurnEvent::TcpConnectionBound { .. }
+                        | TurnEvent::TcpConnectionClosed { .. }
+                )
+            })
+            .collect()
+    };
+    tcp_events(&mut s);
+    // Connect, bind, both FINs.
+    let id = connected(&mut s, t0, &mut ctl);
+    let mut data = ctl.data_conn("198.51.100.10:40030");
+    assert_eq!(data.bind(&mut s, t0, id).class, Class::Success);
+    s.handle_tcp_eof(t0, id, TcpSide::Client);
+    s.handle_tcp_eof(t0, id, TcpSide::Peer);
+    assert_eq!(
+        tcp_events(&mut s),
+        vec![
+            TurnEvent::TcpPeerConnected {
+                client: ctl.addr,
+                peer: sa(PEER),
+                id
+            },
+            TurnEvent::TcpConnectionBound {
+                client: data.addr,
+                id
+            },
+            TurnEvent::TcpConnectionClosed {
+                id,
+                peer: sa(PEER),
+                reason: TcpCloseReason::Finished
+            },
+        ]
+    );
+    // An unpermitted peer; a permitted one that never gets bound.
+    let stranger = sa("192.0.2.99:7100");
+    assert_eq!(s.handle_tcp_accepted(t0, rel, stranger), None);
+    let peer = sa("192.0.2.50:7101");
+    let id2 = s.handle_tcp_accepted(t0, rel, peer).unwrap();
+    s.handle_timeout(t0 + BIND_TIMEOUT);
+    assert_eq!(
+        tcp_events(&mut s),
+        vec![
+            TurnEvent::TcpPeerRefused {
+                relayed: rel,
+                peer: stranger
+            },
+            TurnEvent::TcpConnectionAttempt {
+                client: ctl.addr,
+                peer,
+                id: id2
+            },
+            TurnEvent::TcpConnectionClosed {
+                id: id2,
+                peer,
+                reason: TcpCloseReason::BindTimeout
+            },
+        ]
+    );
+    // A Connect that fails; a pair reset by the peer; one the allocation's end closes.
+    let t1 = t0 + BIND_TIMEOUT;
+    drain(&mut s); // the ConnectionAttempt indication
+    commands(&mut s); // the Binds and Closes above
+    assert!(ctl.connect(&mut s, t1, sa(PEER)).is_empty());
+    let [TcpCommand::Connect { id: failed, .. }] = commands(&mut s)[..] else {
+        panic!()
+    };
+    s.handle_tcp_connect_failed(t1, failed);
+    assert_eq!(
+        code(&Message::parse(&drain(&mut s)[0].data).unwrap()),
+        Some(447)
+    );
+    commands(&mut s);
+    let reset = connected(&mut s, t1, &mut ctl);
+    s.handle_tcp_closed(t1, reset, TcpSide::Peer);
+    assert_eq!(commands(&mut s), vec![TcpCommand::Close { id: reset }]);
+    let last = connected(&mut s, t1, &mut ctl);
+    // the control connection closes: the allocation and its pairs go
+    s.handle_connection_closed(t1, listen(), ctl.addr);
+    let ev = tcp_events(&mut s);
+    assert_eq!(
+        ev,
+        vec![
+            TurnEvent::TcpConnectFailed {
+                client: ctl.addr,
+                peer: sa(PEER)
+            },
+            TurnEvent::TcpPeerConnected {
+                client: ctl.addr,
+                peer: sa(PEER),
+                id: reset
+            },
+            TurnEvent::TcpConnectionClosed {
+                id: reset,
+                peer: sa(PEER),
+                reason: TcpCloseReason::PeerReset
+            },
+            TurnEvent::TcpPeerConnected {
+                client: ctl.addr,
+                peer: sa(PEER),
+                id: last
+            },
+            TurnEvent::TcpConnectionClosed {
+                id: last,
+                peer: sa(PEER),
+                reason: TcpCloseReason::AllocationEnded
+            },
+        ]
     );
 }
