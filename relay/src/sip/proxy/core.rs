@@ -427,7 +427,14 @@ impl Proxy {
             .map(|(a, b)| (a.to_string(), b.uri.to_string()))
             .collect();
         for (aor, contact) in dead {
-            self.registrar.remove(&aor, &contact);
+            self.remove_unreachable(aor, contact);
+        }
+    }
+
+    /// Removes a binding found unreachable — its NAT path closed, its keepalives missed
+    /// or failed at the transport — and reports it.
+    fn remove_unreachable(&mut self, aor: String, contact: String) {
+        if self.registrar.remove(&aor, &contact) {
             self.events.push_back(ProxyEvent::RegistrationRemoved {
                 aor,
                 contact,
@@ -1487,12 +1494,7 @@ impl Proxy {
             b.missed_keepalives += 1;
         }
         if b.missed_keepalives >= k.max_missed {
-            self.registrar.remove(&aor, &contact);
-            self.events.push_back(ProxyEvent::RegistrationRemoved {
-                aor,
-                contact,
-                reason: RemovalReason::Unreachable,
-            });
+            self.remove_unreachable(aor, contact);
             return;
         }
         let (path, uri) = (b.path, b.uri.clone());

@@ -66,14 +66,7 @@ impl Proxy {
         let Ok(via) = msg.top_via() else { return };
         let branch = via.branch().unwrap_or_default().to_string();
         if let Some((aor, contact)) = self.keepalive_branches.remove(&branch) {
-            if self.registrar.binding_mut(&aor, &contact).is_some() {
-                self.registrar.remove(&aor, &contact);
-                self.events.push_back(ProxyEvent::RegistrationRemoved {
-                    aor,
-                    contact,
-                    reason: RemovalReason::Unreachable,
-                });
-            }
+            self.remove_unreachable(aor, contact);
             return;
         }
         let method = msg.method().map(|m| m.as_str().to_string());
