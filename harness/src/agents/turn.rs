@@ -118,6 +118,20 @@ struct Conn<S> {
     eof_seen: bool,
 }
 
+impl<S: Copy> Conn<S> {
+    /// What arrived on the connection, decrypted when it is TLS (the TLS layer's own
+    /// records are queued to send); `None` when TLS failed and the connection must close.
+    fn receive<N: Net<Socket = S>>(&mut self, net: &mut N) -> Option<Vec<u8>> {
+        let bytes = net.tcp_recv(self.socket);
+        let Some(tls) = self.tls.as_mut() else {
+            return Some(bytes);
+        };
+        let plain = tls.receive(&bytes).ok();
+        self.out.extend(tls.take_outgoing());
+        plain
+    }
+}
+
 /// A TURN server (with an optional RFC 5780 STUN server on the same port) on a host.
 pub struct TurnService<N: Net> {
     host: usize,
@@ -349,18 +363,11 @@ impl<N: Net> TurnService<N> {
             }
             let mut close = matches!(phase, TcpPhase::Closing | TcpPhase::Closed);
             if let Some(remote) = c.remote {
-                let mut bytes = net.tcp_recv(c.socket);
-                if let Some(tls) = c.tls.as_mut() {
-                    match tls.receive(&bytes) {
-                        Ok(plain) => bytes = plain,
-                        Err(_) => {
-                            self.stats.tls_errors += 1;
-                            bytes.clear();
-                            close = true;
-                        }
-                    }
-                    c.out.extend(tls.take_outgoing());
-                }
+                let bytes = c.receive(net).unwrap_or_else(|| {
+                    self.stats.tls_errors += 1;
+                    close = true;
+                    Vec::new()
+                });
                 c.framer.push(&bytes);
                 loop {
                     match c.framer.next_frame() {

@@ -91,19 +91,12 @@ impl<N: Net> TurnService<N> {
             return;
         }
         let c = &mut self.conns[i];
-        let mut bytes = net.tcp_recv(c.socket);
         let mut failed = false;
-        if let Some(tls) = c.tls.as_mut() {
-            match tls.receive(&bytes) {
-                Ok(plain) => bytes = plain,
-                Err(_) => {
-                    self.stats.tls_errors += 1;
-                    bytes.clear();
-                    failed = true;
-                }
-            }
-            c.out.extend(tls.take_outgoing());
-        }
+        let bytes = c.receive(net).unwrap_or_else(|| {
+            self.stats.tls_errors += 1;
+            failed = true;
+            Vec::new()
+        });
         self.server
             .handle_tcp_data(now, id, TcpSide::Client, &bytes);
         let c = &mut self.conns[i];

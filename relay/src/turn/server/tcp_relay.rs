@@ -282,6 +282,38 @@ impl TcpRelay {
         }
     }
 
+    /// Whether the allocation of `ft` is at one of its connection limits (pending, or all).
+    fn full(&self, ft: FiveTuple) -> bool {
+        self.count(ft, true) >= MAX_PENDING || self.count(ft, false) >= MAX_CONNECTIONS
+    }
+
+    /// A new pair of the allocation `ft` with `peer`, closed at `deadline` unless its state
+    /// moves on first (connected, bound).
+    fn open(
+        &mut self,
+        ft: FiveTuple,
+        peer: SocketAddr,
+        outgoing: bool,
+        state: State,
+        deadline: Instant,
+    ) -> ConnectionId {
+        let id = self.fresh_id();
+        self.conns.insert(
+            id,
+            Conn {
+                allocation: ft,
+                peer,
+                outgoing,
+                state,
+                deadline: None,
+                peer_eof: false,
+                client_eof: false,
+            },
+        );
+        self.set_deadline(id, Some(deadline));
+        id
+    }
+
     fn count(&self, ft: FiveTuple, pending_only: bool) -> usize {
         self.conns
             .values()
@@ -468,27 +500,11 @@ impl TurnServer {
             .allocations
             .get(&ft)
             .is_some_and(|a| a.has_permission(peer.ip(), now));
-        if !permitted
-            || self.peer_refused(peer)
-            || self.tcp.count(ft, true) >= MAX_PENDING
-            || self.tcp.count(ft, false) >= MAX_CONNECTIONS
-        {
+        if !permitted || self.peer_refused(peer) || self.tcp.full(ft) {
             return refused(self);
         }
-        let id = self.tcp.fresh_id();
-        self.tcp.conns.insert(
-            id,
-            Conn {
-                allocation: ft,
-                peer,
-                outgoing: false,
-                state: State::Pending { held: Vec::new() },
-                deadline: None,
-                peer_eof: false,
-                client_eof: false,
-            },
-        );
-        self.tcp.set_deadline(id, Some(now + BIND_TIMEOUT));
+        let pending = State::Pending { held: Vec::new() };
+        let id = self.tcp.open(ft, peer, false, pending, now + BIND_TIMEOUT);
         self.tcp.stats.accepted += 1;
         self.events.push_back(TurnEvent::TcpConnectionAttempt {
             client: ft.client,
@@ -728,26 +744,16 @@ impl TurnServer {
                 "Connection Already Exists",
             )));
         }
-        if self.tcp.count(ft, true) >= MAX_PENDING || self.tcp.count(ft, false) >= MAX_CONNECTIONS {
+        if self.tcp.full(ft) {
             return Some(Err((error::INSUFFICIENT_CAPACITY, "Insufficient Capacity")));
         }
-        let id = self.tcp.fresh_id();
-        self.tcp.conns.insert(
-            id,
-            Conn {
-                allocation: ft,
-                peer,
-                outgoing: true,
-                state: State::Connecting {
-                    req: Box::new(req.clone()),
-                    key: Box::new(key.clone()),
-                },
-                deadline: None,
-                peer_eof: false,
-                client_eof: false,
-            },
-        );
-        self.tcp.set_deadline(id, Some(now + CONNECT_TIMEOUT));
+        let connecting = State::Connecting {
+            req: Box::new(req.clone()),
+            key: Box::new(key.clone()),
+        };
+        let id = self
+            .tcp
+            .open(ft, peer, true, connecting, now + CONNECT_TIMEOUT);
         self.tcp.stats.connects += 1;
         self.tcp.commands.push_back(TcpCommand::Connect {
             id,
