@@ -6,14 +6,10 @@ use relay::sip::nat::NatTests;
 use relay::sip::proxy::*;
 use relay::sip::registrar::RemovalReason;
 use relay::sip::{Flow, Message, Transport};
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const PROXY: &str = "203.0.113.1:5060";
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
+mod common;
+use common::{Driver, PROXY, addr, udp_flow};
 
 /// A UA: its private address (what it writes) and the NAT's public mapping (the source).
 #[derive(Clone, Copy)]
@@ -36,20 +32,24 @@ const BOB: Ua = Ua {
 
 impl Ua {
     fn flow(&self) -> Flow {
-        Flow {
-            transport: Transport::Udp,
-            local: addr(PROXY),
-            remote: addr(self.public),
-            conn: None,
-        }
+        udp_flow(self.public)
     }
 }
 
-struct Net {
-    proxy: Proxy,
-    now: Instant,
-    out: Vec<Transmit>,
-    events: Vec<ProxyEvent>,
+/// The proxy under test (its clock, sent messages and events: [`Driver`]).
+struct Net(Driver);
+
+impl std::ops::Deref for Net {
+    type Target = Driver;
+    fn deref(&self) -> &Driver {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Net {
+    fn deref_mut(&mut self) -> &mut Driver {
+        &mut self.0
+    }
 }
 
 impl Net {
@@ -58,14 +58,7 @@ impl Net {
         c.domains.push("example.com".into());
         c.nat = nat;
         c.seed = 7;
-        #[allow(clippy::disallowed_methods)] // the virtual clock's origin
-        let epoch = Instant::now();
-        Net {
-            proxy: Proxy::new(c),
-            now: epoch,
-            out: Vec::new(),
-            events: Vec::new(),
-        }
+        Net(Driver::new(Proxy::new(c)))
     }
 
     fn nat_all() -> Net {
@@ -76,50 +69,14 @@ impl Net {
         })
     }
 
-    fn drain(&mut self) {
-        while let Some(t) = self.proxy.poll_transmit() {
-            self.out.push(t);
-        }
-        while let Some(e) = self.proxy.poll_event() {
-            self.events.push(e);
-        }
-    }
-
     fn input(&mut self, from: Ua, text: &str) {
         let bytes = text.replace('\n', "\r\n").into_bytes();
-        self.proxy.handle_input(
-            self.now,
-            Input::Message {
-                flow: from.flow(),
-                bytes,
-            },
-        );
-        self.drain();
-    }
-
-    /// Advance virtual time by `d`, firing every timer on the way.
-    fn advance(&mut self, d: Duration) {
-        let end = self.now + d;
-        while let Some(t) = self.proxy.poll_timeout() {
-            if t > end {
-                break;
-            }
-            self.now = self.now.max(t);
-            self.proxy.handle_timeout(self.now);
-            self.drain();
-        }
-        self.now = end;
+        self.input_on(from.flow(), bytes);
     }
 
     /// Take the messages sent to `ua` (by public address).
     fn to(&mut self, ua: Ua) -> Vec<Message> {
-        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.out)
-            .into_iter()
-            .partition(|t| t.flow.remote == addr(ua.public));
-        self.out = rest;
-        mine.into_iter()
-            .map(|t| Message::parse(&t.bytes).expect("the proxy sends valid SIP"))
-            .collect()
+        self.take_to(addr(ua.public))
     }
 
     fn register(&mut self, ua: Ua, expires: u32) -> Message {
@@ -728,17 +685,8 @@ fn notify_keepalive_and_deterministic_spread() {
 fn tcp_flows_reuse_the_ua_connection() {
     use relay::sip::ConnId;
     let mut n = Net::nat_all();
-    let tcp = |ua: Ua, conn: u64| Flow {
-        transport: Transport::Tcp,
-        local: addr(PROXY),
-        remote: addr(ua.public),
-        conn: Some(ConnId(conn)),
-    };
-    let send = |n: &mut Net, flow: Flow, text: &str| {
-        let bytes = text.replace('\n', "\r\n").into_bytes();
-        n.proxy.handle_input(n.now, Input::Message { flow, bytes });
-        n.drain();
-    };
+    let tcp = |ua: Ua, conn: u64| tcp_flow(ua.public, conn);
+    let send = send_on;
     for (ua, conn) in [(ALICE, 1), (BOB, 2)] {
         send(
             &mut n,
@@ -785,8 +733,7 @@ Content-Length: 0
     n.advance(Duration::from_secs(10));
     assert!(n.out.is_empty());
     // Bob's connection closes: his binding goes (its path is gone)
-    n.proxy.handle_input(n.now, Input::Closed(ConnId(2)));
-    n.drain();
+    n.handle(Input::Closed(ConnId(2)));
     assert!(n.proxy.registrar().lookup("bob@example.com").is_empty());
     assert!(has_event(&n, |e| matches!(
         e,
@@ -861,15 +808,11 @@ fn tcp_flow(remote: &str, conn: u64) -> Flow {
 }
 
 fn send_on(n: &mut Net, flow: Flow, text: &str) {
-    let bytes = text.replace('\n', "\r\n").into_bytes();
-    n.proxy.handle_input(n.now, Input::Message { flow, bytes });
-    n.drain();
+    n.input_on(flow, text.replace('\n', "\r\n").into_bytes());
 }
 
 fn close(n: &mut Net, conn: u64) {
-    n.proxy
-        .handle_input(n.now, Input::Closed(relay::sip::ConnId(conn)));
-    n.drain();
+    n.handle(Input::Closed(relay::sip::ConnId(conn)));
 }
 
 /// Take everything sent so far, parsed, with its flow.
@@ -1139,14 +1082,10 @@ Content-Length: 0
 
 /// The driver hands a transmit back: it could not be sent.
 fn fail(n: &mut Net, t: &Transmit) {
-    n.proxy.handle_input(
-        n.now,
-        Input::TransportError {
-            flow: t.flow,
-            bytes: t.bytes.clone(),
-        },
-    );
-    n.drain();
+    n.handle(Input::TransportError {
+        flow: t.flow,
+        bytes: t.bytes.clone(),
+    });
 }
 
 /// Carol, a public UA, registered over TCP connection 5 from an ephemeral port; her Contact

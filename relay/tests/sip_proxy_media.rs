@@ -11,18 +11,16 @@ use relay::sdp::{
 };
 use relay::sip::nat::NatTests;
 use relay::sip::proxy::*;
-use relay::sip::{Flow, Message, Transport};
+use relay::sip::{Flow, Message};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const PROXY: &str = "203.0.113.1:5060";
+mod common;
+use common::{Driver, PROXY, addr, udp_flow};
+
 const RELAY_IP: &str = "203.0.113.5";
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
 
 /// One `relay_stream` call as the relay saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,21 +137,27 @@ const DAVE: Ua = Ua {
 
 impl Ua {
     fn flow(&self) -> Flow {
-        Flow {
-            transport: Transport::Udp,
-            local: addr(PROXY),
-            remote: addr(self.public),
-            conn: None,
-        }
+        udp_flow(self.public)
     }
 }
 
+/// The proxy under test ([`Driver`]) and what its relay saw.
 struct Net {
-    proxy: Proxy,
+    d: Driver,
     log: Arc<Mutex<Log>>,
-    now: Instant,
-    out: Vec<Transmit>,
-    events: Vec<ProxyEvent>,
+}
+
+impl std::ops::Deref for Net {
+    type Target = Driver;
+    fn deref(&self) -> &Driver {
+        &self.d
+    }
+}
+
+impl std::ops::DerefMut for Net {
+    fn deref_mut(&mut self) -> &mut Driver {
+        &mut self.d
+    }
 }
 
 impl Net {
@@ -173,14 +177,9 @@ impl Net {
             first: 40000,
             capacity,
         };
-        #[allow(clippy::disallowed_methods)] // the virtual clock's origin
-        let now = Instant::now();
         Net {
-            proxy: Proxy::with_media(c, relay),
+            d: Driver::new(Proxy::with_media(c, relay)),
             log,
-            now,
-            out: Vec::new(),
-            events: Vec::new(),
         }
     }
 
@@ -201,15 +200,6 @@ impl Net {
         self.log.lock().unwrap().pairs.len()
     }
 
-    fn drain(&mut self) {
-        while let Some(t) = self.proxy.poll_transmit() {
-            self.out.push(t);
-        }
-        while let Some(e) = self.proxy.poll_event() {
-            self.events.push(e);
-        }
-    }
-
     /// Send `head` (LF line ends, no Content-Length) with `body` from `ua`.
     fn send(&mut self, ua: Ua, head: &str, body: &str) {
         let body = body.replace('\n', "\r\n");
@@ -219,44 +209,12 @@ impl Net {
     }
 
     fn input(&mut self, ua: Ua, bytes: Vec<u8>) {
-        self.proxy.handle_input(
-            self.now,
-            Input::Message {
-                flow: ua.flow(),
-                bytes,
-            },
-        );
-        self.drain();
-    }
-
-    fn advance(&mut self, d: Duration) {
-        let end = self.now + d;
-        while let Some(t) = self.proxy.poll_timeout() {
-            if t > end {
-                break;
-            }
-            self.now = self.now.max(t);
-            self.proxy.handle_timeout(self.now);
-            self.drain();
-        }
-        self.now = end;
+        self.input_on(ua.flow(), bytes);
     }
 
     /// The messages sent to `ua`, each checked: Content-Length matches the body.
     fn to(&mut self, ua: Ua) -> Vec<Message> {
-        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.out)
-            .into_iter()
-            .partition(|t| t.flow.remote == addr(ua.public));
-        self.out = rest;
-        mine.into_iter()
-            .map(|t| {
-                let m = Message::parse(&t.bytes).expect("the proxy sends valid SIP");
-                if let Ok(Some(n)) = m.content_length() {
-                    assert_eq!(n, m.body().len(), "Content-Length of {}", m.summary());
-                }
-                m
-            })
-            .collect()
+        self.take_to(addr(ua.public))
     }
 
     /// The one non-100 message sent to `ua`.
