@@ -90,6 +90,23 @@ pub enum Attachment {
     FirewallOutside(usize),
 }
 
+/// A place in the topology where something happens (a drop, a NAT or firewall event), by
+/// index. Engines and drivers carry places as ids so that nothing is allocated per packet;
+/// [`Topology::place_name`] gives the name a report shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Place {
+    /// A host.
+    Host(usize),
+    /// A NAT device.
+    Nat(usize),
+    /// A firewall device.
+    Firewall(usize),
+    /// One direction of an attachment's link (`true`: up, away from the attachment).
+    Link(Attachment, bool),
+    /// A network segment (routing decisions: no route, link scope).
+    Network(usize),
+}
+
 /// The impairments of one attachment. `up` is away from the attachment into the network,
 /// `down` from the network to the attachment (SCENARIO-FORMAT.md "Links").
 #[derive(Clone, Debug, PartialEq)]
@@ -281,6 +298,24 @@ impl Topology {
             Attachment::NatOutside(n) => format!("{}.outside", self.nats[n].name),
             Attachment::FirewallInside(f) => format!("{}.inside", self.firewalls[f].name),
             Attachment::FirewallOutside(f) => format!("{}.outside", self.firewalls[f].name),
+        }
+    }
+
+    /// The name of a place as reports show it: the host, NAT, firewall or network name, or
+    /// `ATTACHMENT.up` / `ATTACHMENT.down` for a link (`alice.up`, `nat-a.outside.down`).
+    pub fn place_name(&self, place: Place) -> String {
+        match place {
+            Place::Host(h) => self.hosts[h].name.clone(),
+            Place::Nat(n) => self.nats[n].name.clone(),
+            Place::Firewall(f) => self.firewalls[f].name.clone(),
+            Place::Network(n) => self.networks[n].name.clone(),
+            Place::Link(at, up) => {
+                format!(
+                    "{}.{}",
+                    self.attachment_name(at),
+                    if up { "up" } else { "down" }
+                )
+            }
         }
     }
 

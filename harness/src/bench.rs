@@ -470,12 +470,12 @@ fn round(x: f64, places: i32) -> f64 {
     (x * f).round() / f
 }
 
-fn snapshot_json(s: &Snapshot) -> Value {
+fn snapshot_json(s: &Snapshot, topo: &emulator::topology::Topology) -> Value {
     let drops: serde_json::Map<String, Value> = s
         .engine
         .drops
         .iter()
-        .map(|((place, reason), n)| (format!("{place}: {reason:?}"), json!(n)))
+        .map(|((place, reason), n)| (format!("{}: {reason:?}", topo.place_name(*place)), json!(n)))
         .collect();
     let nat_drops: serde_json::Map<String, Value> = s
         .nats
@@ -693,6 +693,7 @@ pub fn nat(opts: &NatBenchOptions) -> Result<u8> {
         }
     }
     let snap = fabric.snapshot().map_err(|e| anyhow!("{e}"))?;
+    let engine_json = snapshot_json(&snap, fabric.topology());
     let (rss_after, rss_peak) = memory_kib();
     drop(kernel);
     results.insert("engine_rss_kib".into(), json!(rss_after));
@@ -700,7 +701,7 @@ pub fn nat(opts: &NatBenchOptions) -> Result<u8> {
         "rss_kib".into(),
         json!({"before_start": rss_before, "fabric_started": rss_started, "after": rss_after, "peak": rss_peak}),
     );
-    results.insert("engine".into(), snapshot_json(&snap));
+    results.insert("engine".into(), engine_json.clone());
     results.insert("seconds".into(), json!(secs));
     results.insert("kernel_unavailable".into(), json!(kernel_unavailable));
     if opts.json {
@@ -729,7 +730,7 @@ pub fn nat(opts: &NatBenchOptions) -> Result<u8> {
         if !cpu_text.is_empty() {
             println!("engine thread CPU: {}", cpu_text.join("; "));
         }
-        let e = snapshot_json(&snap);
+        let e = &engine_json;
         println!(
             "engine: {} packets in, {} delivered, {} dropped writing to a full TUN queue; drops {}; NAT drops {}",
             e["sent"], e["delivered"], e["tun_full"], e["drops"], e["nat_drops"]

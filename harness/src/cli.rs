@@ -82,6 +82,9 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Write pcap files into `DIR/CELL/ATTACHMENT.pcap`.
     pub pcap: Option<PathBuf>,
+    /// Most records in each cell's event log (`None`: the default,
+    /// [`reports::events::DEFAULT_LIMIT`]).
+    pub events_limit: Option<usize>,
 }
 
 /// The scenario files named by `paths`: files as given, folders searched recursively for
@@ -309,6 +312,7 @@ pub fn run(paths: &[PathBuf], opts: &RunOptions) -> anyhow::Result<u8> {
             let queue = Arc::clone(&queue);
             let tx = tx.clone();
             let pcap = opts.pcap.clone();
+            let events_limit = opts.events_limit;
             std::thread::spawn(move || {
                 loop {
                     let job = match queue.lock() {
@@ -320,6 +324,7 @@ pub fn run(paths: &[PathBuf], opts: &RunOptions) -> anyhow::Result<u8> {
                         pcap_dir: pcap
                             .as_ref()
                             .map(|d| d.join(crate::capture::cell_dir_name(&job.cell.name))),
+                        events_limit,
                     };
                     let report = match job.cell.spec.fabric {
                         Fabric::Virtual => runner::run_cell_with(&job.cell, &cell_opts),

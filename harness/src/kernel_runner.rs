@@ -14,6 +14,7 @@ use crate::agents::net::Agent;
 use crate::agents::os::{NsGuard, OsNet};
 use crate::capture::PcapSink;
 use crate::convert;
+use crate::events::Recorder;
 use crate::judge::results_json;
 use crate::runner::{CellOptions, start_services};
 use crate::scenario::Cell;
@@ -178,6 +179,7 @@ struct KDriver {
     finished: BTreeMap<String, RunOutcome>,
     pcap: Option<PcapSink>,
     links: BTreeMap<(Attachment, bool), LinkConfig>,
+    events: Recorder,
 }
 
 impl KDriver {
@@ -189,10 +191,19 @@ impl KDriver {
         }
     }
 
+    /// Take the engine's events (NATs, firewalls, drops) into the cell's log.
+    fn drain_engine_events(&mut self) {
+        while let Some((t, e)) = self.fabric.poll_event() {
+            self.events.engine(t, e);
+        }
+    }
+
     /// Serve the services, reap background programs that ended or are due to be stopped.
     fn tick(&mut self) {
+        self.drain_engine_events();
         for s in &mut self.services {
             s.poll(&mut self.net);
+            s.drain_events(&mut self.events);
         }
         let t = now();
         let mut i = 0;
@@ -397,6 +408,7 @@ fn run_steps(
         finished: BTreeMap::new(),
         pcap: opts.pcap_dir.clone().map(PcapSink::new),
         links,
+        events: Recorder::new(epoch, opts.events_limit()),
     };
     let mut outcome = Ok(());
     let names = crate::runner::host_names(d.fabric.topology());
@@ -432,13 +444,19 @@ fn run_steps(
         }
         results.insert(name, r);
     }
-    if let Ok(snap) = d.fabric.snapshot() {
+    let end = now();
+    let mut live = Vec::new();
+    if let Ok(snap) = d.fabric.snapshot_with_mappings() {
         timeline::record_counters(report, d.fabric.topology(), &snap.engine, |i| {
             snap.nats.get(i)
         });
+        live = snap.live;
     }
+    d.drain_engine_events();
     d.fabric.stop();
     d.drain_pcap();
+    let events = std::mem::replace(&mut d.events, Recorder::new(epoch, 0));
+    report.events = events.finish(d.fabric.topology(), end, &live);
     let pcap = d.pcap.take().map(PcapSink::finish).unwrap_or(Ok(()));
     outcome?;
     pcap

@@ -9,6 +9,7 @@
 //! | `judge` (crate-private) | expectations judged against step results; step results as report data |
 //! | [`runner`] | runs one cell on the virtual fabric (its `StepHost`); starts the services of both fabrics |
 //! | [`kernel_runner`] | runs one cell on the kernel fabric (network namespaces, real programs; its `StepHost`) |
+//! | [`events`] | the per-cell timed event log (engine, NATs, firewalls, services) and its coalescing |
 //! | [`capture`] | `--pcap DIR`: a capture file per interface and cell |
 //! | [`interactive`] | `pinhole up` / `exec` / `down`: a topology kept up for commands from other shells |
 //! | [`probe_cmd`] | `pinhole probe`: classify a real NAT and write a replayable profile |
@@ -23,6 +24,7 @@ pub mod bench_proxy;
 pub mod capture;
 pub mod cli;
 pub mod convert;
+pub mod events;
 pub mod interactive;
 mod judge;
 pub mod kernel_runner;

@@ -56,6 +56,11 @@ enum Command {
         /// Write a pcap file per interface (host, NAT or firewall side) and cell into DIR.
         #[arg(long, value_name = "DIR")]
         pcap: Option<PathBuf>,
+        /// Most records kept in each cell's event log (report folder, `events/`); repeated
+        /// drops and refusals are counted, not recorded one by one. 0 keeps only the
+        /// summaries. Default 100000.
+        #[arg(long, value_name = "N")]
+        events_limit: Option<usize>,
     },
     /// Build a scenario's topology on the kernel fabric and keep it up until `down` or
     /// Ctrl-C; run commands in its hosts with `exec`.
@@ -476,6 +481,7 @@ fn main() -> ExitCode {
             json,
             quiet,
             pcap,
+            events_limit,
         } => (|| {
             let shard = shard.as_deref().map(parse_shard).transpose()?;
             let opts = cli::RunOptions {
@@ -491,6 +497,7 @@ fn main() -> ExitCode {
                 json,
                 quiet,
                 pcap,
+                events_limit,
             };
             cli::run(&paths, &opts)
         })(),

@@ -13,6 +13,7 @@ use crate::agents::stun::StunService;
 use crate::agents::turn::{TurnService, TurnServiceConfig};
 use crate::capture::PcapSink;
 use crate::convert;
+use crate::events::Recorder;
 use crate::scenario::Cell;
 use crate::scenario::model as m;
 use crate::timeline::{self, StepHost, StepResult, ms};
@@ -35,6 +36,7 @@ struct Driver {
     deadline: Instant,
     time_limit: Duration,
     pcap: Option<PcapSink>,
+    events: Recorder,
 }
 
 fn drain_captures(pcap: &mut Option<PcapSink>, sim: &mut Sim) {
@@ -47,19 +49,32 @@ fn drain_captures(pcap: &mut Option<PcapSink>, sim: &mut Sim) {
 }
 
 impl Driver {
+    fn drain_engine_events(&mut self) {
+        while let Some((t, e)) = self.sim.poll_event() {
+            self.events.engine(t, e);
+        }
+    }
+
     /// Let agents read and write until nothing more happens at the current instant
     /// (zero-delay paths make request and answer land in the same instant).
     fn settle(&mut self, active: &mut Option<&mut dyn Agent<Sim>>) {
         drain_captures(&mut self.pcap, &mut self.sim);
         for _ in 0..1000 {
             let before = (self.sim.stats().delivered, self.sim.stats().sent);
+            // Each phase's events are taken right after it, so that the log keeps cause
+            // before effect within an instant (a NAT maps the INVITE in the flush before
+            // the proxy's poll receives it).
+            self.drain_engine_events();
             for s in &mut self.services {
                 s.poll(&mut self.sim);
+                s.drain_events(&mut self.events);
             }
             if let Some(a) = active.as_mut() {
                 a.poll(&mut self.sim);
+                a.drain_events(&mut self.events);
             }
             self.sim.flush();
+            self.drain_engine_events();
             drain_captures(&mut self.pcap, &mut self.sim);
             if (self.sim.stats().delivered, self.sim.stats().sent) == before {
                 return;
@@ -274,6 +289,16 @@ pub fn run_cell(cell: &Cell) -> CellReport {
 pub struct CellOptions {
     /// Write one pcap file per attachment into this folder.
     pub pcap_dir: Option<PathBuf>,
+    /// Most records in a cell's event log (`None`: [`reports::events::DEFAULT_LIMIT`];
+    /// `Some(0)`: keep only the summaries).
+    pub events_limit: Option<usize>,
+}
+
+impl CellOptions {
+    /// The event log bound in force.
+    pub fn events_limit(&self) -> usize {
+        self.events_limit.unwrap_or(reports::events::DEFAULT_LIMIT)
+    }
 }
 
 /// Run one cell on the virtual fabric with options, and judge it.
@@ -304,6 +329,7 @@ fn run_steps(
         deadline: epoch + spec.time_limit,
         time_limit: spec.time_limit,
         pcap: opts.pcap_dir.clone().map(PcapSink::new),
+        events: Recorder::new(epoch, opts.events_limit()),
     };
     // Services listen before t = 0.
     let names = host_names(d.sim.topology());
@@ -328,5 +354,12 @@ fn run_steps(
     timeline::record_counters(report, d.sim.topology(), d.sim.stats(), |i| {
         Some(d.sim.nat(i).stats())
     });
+    d.drain_engine_events();
+    let live: Vec<_> = (0..d.sim.topology().nats.len())
+        .map(|i| d.sim.nat(i).mappings())
+        .collect();
+    let end = d.sim.now();
+    let Driver { sim, events, .. } = d;
+    report.events = events.finish(sim.topology(), end, &live);
     result
 }

@@ -17,6 +17,7 @@ use crate::judge::{check_expectations, results_json};
 use crate::kernel_runner::RunOutcome;
 use crate::scenario::Cell;
 use crate::scenario::model::{self as m, Measure, StepKind};
+use emulator::DropReason;
 use emulator::fabric::engine::EngineStats;
 use emulator::link::LinkConfig;
 use emulator::nat::NatStats;
@@ -217,11 +218,18 @@ pub(crate) fn record_counters<'a>(
     engine: &EngineStats,
     nat: impl Fn(usize) -> Option<&'a NatStats>,
 ) {
-    for ((at, reason), count) in &engine.drops {
+    // By place name, then reason: places are ids in the engine, names in the report.
+    let mut drops: Vec<(String, DropReason, u64)> = engine
+        .drops
+        .iter()
+        .map(|((at, reason), count)| (topo.place_name(*at), *reason, *count))
+        .collect();
+    drops.sort();
+    for (at, reason, count) in drops {
         report.drops.push(DropCount {
-            at: at.clone(),
+            at,
             reason: reason.as_str().to_string(),
-            count: *count,
+            count,
         });
     }
     for (i, n) in topo.nats.iter().enumerate() {

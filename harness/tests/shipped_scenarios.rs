@@ -121,6 +121,7 @@ fn same_seed_gives_byte_identical_report() {
             json: false,
             quiet: true,
             pcap: None,
+            events_limit: None,
         };
         let files = vec![
             scenarios_dir().join("punch-udp-presets.yaml"),
@@ -132,12 +133,23 @@ fn same_seed_gives_byte_identical_report() {
         let mut files = std::fs::read(dir.join("report.json")).unwrap();
         files.extend(std::fs::read(dir.join("junit.xml")).unwrap());
         files.extend(std::fs::read(dir.join("summary.md")).unwrap());
+        // Every cell's event log too, in file-name order.
+        let mut logs: Vec<_> = std::fs::read_dir(dir.join("events"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        logs.sort();
+        assert!(!logs.is_empty(), "no event logs written");
+        for l in logs {
+            files.extend(l.file_name().unwrap().as_encoded_bytes());
+            files.extend(std::fs::read(l).unwrap());
+        }
         texts.push(files);
     }
     std::fs::remove_dir_all(&tmp).unwrap();
     assert!(
         texts[0] == texts[1],
-        "report.json, junit.xml or summary.md differs between two runs with the same seeds"
+        "report.json, junit.xml, summary.md or an event log differs between two runs with the same seeds"
     );
 }
 

@@ -2,13 +2,15 @@
 //!
 //! One run = one folder: `report.json` ([`Report`], a stable, machine-readable schema),
 //! `junit.xml` ([`junit`], one testcase per cell and measure) and `summary.md`
-//! ([`markdown`]). The HTML report (charts, SIP ladder) is not written yet.
+//! ([`markdown`]), and per cell its timed event log `events/CELL.jsonl` ([`events`]). The
+//! HTML report (charts, SIP ladder) is not written yet.
 //!
 //! The report holds only what the run determined: scenario time (virtual on the virtual
 //! fabric), measured values and verdicts — never wall-clock times or host paths that vary
 //! between runs, so the same scenario and seed give a byte-identical `report.json`.
 #![deny(missing_docs)]
 
+pub mod events;
 pub mod junit;
 pub mod markdown;
 
@@ -82,6 +84,17 @@ pub struct CellReport {
     pub drops: Vec<DropCount>,
     /// Per NAT: counters at the end of the cell.
     pub nats: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The cell's timed event log, relative to the report folder (`events/NAME.jsonl`);
+    /// set by [`Report::summarize`] when the cell has events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_file: Option<String>,
+    /// Records in that log.
+    #[serde(default)]
+    pub event_count: u64,
+    /// The log itself, written to `events_file` by [`Report::write_to_dir`] (not part of
+    /// `report.json`).
+    #[serde(skip)]
+    pub events: Vec<events::Event>,
 }
 
 /// One step's run.
@@ -140,8 +153,26 @@ impl Report {
         }
     }
 
-    /// Recompute [`Report::summary`] from the cells.
+    /// Recompute [`Report::summary`] from the cells, and name each cell's event log file
+    /// (`events/` + [`events::file_name`] of the cell, with `-2`, `-3`, … when two cells
+    /// share a name).
     pub fn summarize(&mut self) {
+        let mut used = std::collections::BTreeSet::new();
+        for c in self.scenarios.iter_mut().flat_map(|s| &mut s.cells) {
+            c.event_count = c.events.len() as u64;
+            c.events_file = None;
+            if c.events.is_empty() {
+                continue;
+            }
+            let base = events::file_name(&c.name);
+            let mut name = base.clone();
+            let mut n = 1;
+            while !used.insert(name.clone()) {
+                n += 1;
+                name = format!("{}-{n}.jsonl", base.trim_end_matches(".jsonl"));
+            }
+            c.events_file = Some(format!("events/{name}"));
+        }
         let mut s = Summary::default();
         for c in self.scenarios.iter().flat_map(|s| &s.cells) {
             s.cells += 1;
@@ -169,10 +200,37 @@ impl Report {
         s
     }
 
-    /// Write `report.json`, `junit.xml` and `summary.md` into `dir` (created if missing),
-    /// each atomically: a reader never sees a half-written file.
+    /// Write `report.json`, `junit.xml`, `summary.md` and the cells' event logs (at their
+    /// `events_file`, see [`Report::summarize`]) into `dir` (created if missing), each
+    /// atomically: a reader never sees a half-written file.
     pub fn write_to_dir(&self, dir: &Path) -> io::Result<()> {
         std::fs::create_dir_all(dir)?;
+        for c in self.scenarios.iter().flat_map(|s| &s.cells) {
+            let Some(rel) = &c.events_file else { continue };
+            let path = dir.join(rel);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let tmp = path.with_extension("jsonl.tmp");
+            std::fs::write(&tmp, events::to_jsonl(&c.events))?;
+            std::fs::rename(&tmp, &path)?;
+        }
+        // Logs of an earlier run into the same folder that this run has no cell for would
+        // read as this run's: remove them (only `*.jsonl` files in `events/`).
+        let written: std::collections::BTreeSet<_> = self
+            .scenarios
+            .iter()
+            .flat_map(|s| &s.cells)
+            .filter_map(|c| c.events_file.as_ref().map(|f| dir.join(f)))
+            .collect();
+        if let Ok(entries) = std::fs::read_dir(dir.join("events")) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "jsonl") && !written.contains(&p) {
+                    std::fs::remove_file(&p)?;
+                }
+            }
+        }
         for (name, text) in [
             ("report.json", self.to_json()),
             ("junit.xml", junit::to_junit(self)),

@@ -13,34 +13,42 @@
 //! out the side it came in. Attachments without a link forward instantly. Routers
 //! decrement the TTL.
 
-use crate::firewall::Firewall;
+use crate::firewall::{Firewall, FirewallEvent};
 use crate::link::{Admit, Link, LinkConfig};
 use crate::nat::Nat;
 use crate::rng::SimRng;
-use crate::topology::{Attachment, SegmentRoutes, Topology, TopologyError};
+use crate::topology::{Attachment, Place, SegmentRoutes, Topology, TopologyError};
 use crate::wire::{self, PacketBuf};
 use crate::{Direction, DropReason, Verdict};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::time::Instant;
 
-/// Something that happened in the engine, for reports.
+/// Something that happened in the engine, for reports. Places are ids
+/// ([`Topology::place_name`] names them), so an event costs no allocation.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum EngineEvent {
-    /// A packet was dropped.
+    /// A packet was dropped (one event per packet: consumers coalesce).
     Dropped {
-        /// Where: a host, NAT, firewall, link (`alice.up`) or network name.
-        at: String,
+        /// Where: a host, NAT, firewall, link or network.
+        at: Place,
         /// Why.
         reason: DropReason,
     },
     /// A NAT event (mapping created, expired, …).
     Nat {
-        /// NAT name.
-        nat: String,
+        /// The NAT's index in the topology.
+        nat: usize,
         /// The event.
         event: crate::nat::NatEvent,
+    },
+    /// A firewall event (flow created or expired, packet denied).
+    Firewall {
+        /// The firewall's index in the topology.
+        firewall: usize,
+        /// The event.
+        event: FirewallEvent,
     },
 }
 
@@ -64,7 +72,7 @@ pub struct EngineStats {
     /// Packets delivered to hosts.
     pub delivered: u64,
     /// Drops by place and reason.
-    pub drops: BTreeMap<(String, DropReason), u64>,
+    pub drops: BTreeMap<(Place, DropReason), u64>,
 }
 
 /// Where a packet is headed next.
@@ -309,8 +317,9 @@ impl Engine {
             self.nats[n].handle_timeout(now);
             self.drain_nat_events(n);
         }
-        for f in &mut self.firewalls {
-            f.handle_timeout(now);
+        for f in 0..self.firewalls.len() {
+            self.firewalls[f].handle_timeout(now);
+            self.drain_firewall_events(f);
         }
         self.run(now);
     }
@@ -393,8 +402,8 @@ impl Engine {
         }
     }
 
-    fn drop_at(&mut self, at: String, reason: DropReason) {
-        *self.stats.drops.entry((at.clone(), reason)).or_insert(0) += 1;
+    fn drop_at(&mut self, at: Place, reason: DropReason) {
+        *self.stats.drops.entry((at, reason)).or_insert(0) += 1;
         self.push_event(EngineEvent::Dropped { at, reason });
     }
 
@@ -407,18 +416,15 @@ impl Engine {
     }
 
     fn drain_nat_events(&mut self, n: usize) {
-        while let Some(e) = self.nats[n].poll_event() {
-            let nat = self.topo.nats[n].name.clone();
-            self.push_event(EngineEvent::Nat { nat, event: e });
+        while let Some(event) = self.nats[n].poll_event() {
+            self.push_event(EngineEvent::Nat { nat: n, event });
         }
     }
 
-    fn link_name(&self, at: Attachment, up: bool) -> String {
-        format!(
-            "{}.{}",
-            self.topo.attachment_name(at),
-            if up { "up" } else { "down" }
-        )
+    fn drain_firewall_events(&mut self, f: usize) {
+        while let Some(event) = self.firewalls[f].poll_event() {
+            self.push_event(EngineEvent::Firewall { firewall: f, event });
+        }
     }
 
     fn through_link(&mut self, at: Attachment, up: bool, p: PacketBuf, then: Hop) {
@@ -429,18 +435,13 @@ impl Engine {
         // A delay without a rate holds (arrival rate × delay) packets, with no queue limit
         // of its own: bound it, so an overloaded delayed link drops rather than grows.
         if self.links[i].2.in_flight() >= MAX_LINK_IN_FLIGHT {
-            let name = self.link_name(at, up);
-            return self.drop_at(name, DropReason::QueueFull);
+            return self.drop_at(Place::Link(at, up), DropReason::QueueFull);
         }
         match self.links[i].2.handle_packet(self.now, p) {
             Admit::Queued => {}
-            Admit::Dropped(reason) => {
-                let name = self.link_name(at, up);
-                self.drop_at(name, reason);
-            }
+            Admit::Dropped(reason) => self.drop_at(Place::Link(at, up), reason),
             Admit::TooBig { mtu, packet } => {
-                let name = self.link_name(at, up);
-                self.drop_at(name, DropReason::Mtu);
+                self.drop_at(Place::Link(at, up), DropReason::Mtu);
                 if let Some(from) = self.router_address(at)
                     && let Some(err) = wire::reply::icmp_error(
                         packet.as_slice(),
@@ -492,27 +493,19 @@ impl Engine {
                 let net = self.topo.network_of(from);
                 let (src, dst) = match wire::parse(p.as_slice()) {
                     Ok(i) => (i.src, i.dst),
-                    Err(_) => {
-                        let name = self.topo.networks[net].name.clone();
-                        return self.drop_at(name, DropReason::Malformed);
-                    }
+                    Err(_) => return self.drop_at(Place::Network(net), DropReason::Malformed),
                 };
                 if is_link_scope(src, dst) {
-                    let name = self.topo.networks[net].name.clone();
-                    return self.drop_at(name, DropReason::LinkScope);
+                    return self.drop_at(Place::Network(net), DropReason::LinkScope);
                 }
                 match self.routes[net].route(dst, from) {
                     Some(next) => self.through_link(next, false, p, Hop::Node(next)),
-                    None => {
-                        let name = self.topo.networks[net].name.clone();
-                        self.drop_at(name, DropReason::NoRoute)
-                    }
+                    None => self.drop_at(Place::Network(net), DropReason::NoRoute),
                 }
             }
             Hop::Node(Attachment::Host(h)) => {
                 if self.to_hosts.len() >= MAX_TO_HOSTS {
-                    let name = self.topo.hosts[h].name.clone();
-                    return self.drop_at(name, DropReason::QueueFull);
+                    return self.drop_at(Place::Host(h), DropReason::QueueFull);
                 }
                 self.stats.delivered += 1;
                 self.to_hosts.push_back((h, p));
@@ -523,8 +516,7 @@ impl Engine {
                 } else {
                     Direction::Inbound
                 };
-                let name = self.topo.nats[n].name.clone();
-                if !self.router_hop(&mut p, &name) {
+                if !self.router_hop(&mut p, Place::Nat(n)) {
                     return;
                 }
                 let verdict = self.nats[n].handle_packet(self.now, dir, &mut p);
@@ -532,7 +524,7 @@ impl Engine {
                 self.apply_verdict(
                     verdict,
                     p,
-                    name,
+                    Place::Nat(n),
                     Attachment::NatInside(n),
                     Attachment::NatOutside(n),
                     dir,
@@ -544,15 +536,15 @@ impl Engine {
                 } else {
                     Direction::Inbound
                 };
-                let name = self.topo.firewalls[f].name.clone();
-                if !self.router_hop(&mut p, &name) {
+                if !self.router_hop(&mut p, Place::Firewall(f)) {
                     return;
                 }
                 let verdict = self.firewalls[f].handle_packet(self.now, dir, &p);
+                self.drain_firewall_events(f);
                 self.apply_verdict(
                     verdict,
                     p,
-                    name,
+                    Place::Firewall(f),
                     Attachment::FirewallInside(f),
                     Attachment::FirewallOutside(f),
                     dir,
@@ -562,13 +554,13 @@ impl Engine {
     }
 
     /// TTL handling at a router. Returns false if the packet was dropped.
-    fn router_hop(&mut self, p: &mut PacketBuf, name: &str) -> bool {
+    fn router_hop(&mut self, p: &mut PacketBuf, at: Place) -> bool {
         let Ok(mut info) = wire::parse(p.as_slice()) else {
-            self.drop_at(name.to_string(), DropReason::Malformed);
+            self.drop_at(at, DropReason::Malformed);
             return false;
         };
         if info.ttl <= 1 {
-            self.drop_at(name.to_string(), DropReason::TtlExpired);
+            self.drop_at(at, DropReason::TtlExpired);
             return false;
         }
         wire::decrement_ttl(p.as_mut_slice(), &mut info);
@@ -579,7 +571,7 @@ impl Engine {
         &mut self,
         verdict: Verdict,
         p: PacketBuf,
-        name: String,
+        at: Place,
         inside: Attachment,
         outside: Attachment,
         dir: Direction,
@@ -591,9 +583,9 @@ impl Engine {
         match verdict {
             Verdict::Forward => self.work.push_back((p, Hop::Up(onward))),
             Verdict::Hairpin => self.work.push_back((p, Hop::Up(back))),
-            Verdict::Drop(reason) => self.drop_at(name, reason),
+            Verdict::Drop(reason) => self.drop_at(at, reason),
             Verdict::Reply(reason, reply) => {
-                self.drop_at(name, reason);
+                self.drop_at(at, reason);
                 self.work.push_back((reply, Hop::Up(back)));
             }
         }
@@ -638,6 +630,15 @@ mod test {
 
     /// The SIP ALG runs inside the engine's NAT, so both fabrics (which share this
     /// engine) apply it.
+    /// Drops counted at the place named `name` for `reason`.
+    fn drops_at<'a>(e: &'a Engine, name: &str, reason: DropReason) -> Option<&'a u64> {
+        e.stats()
+            .drops
+            .iter()
+            .find(|((p, r), _)| e.topology().place_name(*p) == name && *r == reason)
+            .map(|(_, n)| n)
+    }
+
     #[test]
     fn the_engine_runs_the_sip_alg() {
         use crate::nat::SipAlgMode;
@@ -759,9 +760,7 @@ mod test {
             MAX_LINK_IN_FLIGHT
         );
         assert_eq!(
-            e.stats()
-                .drops
-                .get(&("a.up".to_string(), DropReason::QueueFull)),
+            drops_at(&e, "a.up", DropReason::QueueFull),
             Some(&(extra as u64))
         );
         e.handle_timeout(t0 + Duration::from_secs(1));
@@ -833,12 +832,7 @@ mod test {
         // Unsolicited from another server port: filtered, counted, nothing delivered.
         e.handle_from_host(t0, 1, udp([203, 0, 113, 5], 9999, [203, 0, 113, 11], 5000));
         assert!(e.poll_to_host().is_none());
-        assert_eq!(
-            e.stats()
-                .drops
-                .get(&("nat".to_string(), DropReason::Filtered)),
-            Some(&1)
-        );
+        assert_eq!(drops_at(&e, "nat", DropReason::Filtered), Some(&1));
         // Link-scope chatter (an IPv6 router solicitation) is not forwarded, and says so.
         let mut rs = Vec::new();
         etherparse::PacketBuilder::ipv6(
@@ -850,20 +844,10 @@ mod test {
         .write(&mut rs, b"")
         .unwrap();
         e.handle_from_host(t0, 0, PacketBuf::from_slice(&rs));
-        assert_eq!(
-            e.stats()
-                .drops
-                .get(&("home".to_string(), DropReason::LinkScope)),
-            Some(&1)
-        );
+        assert_eq!(drops_at(&e, "home", DropReason::LinkScope), Some(&1));
         // Private addresses are not routed on the internet.
         e.handle_from_host(t0, 1, udp([203, 0, 113, 5], 3478, [10, 0, 1, 2], 5000));
-        assert_eq!(
-            e.stats()
-                .drops
-                .get(&("internet".to_string(), DropReason::NoRoute)),
-            Some(&1)
-        );
+        assert_eq!(drops_at(&e, "internet", DropReason::NoRoute), Some(&1));
         assert!(e.poll_event().is_some());
     }
 }

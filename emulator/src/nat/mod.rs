@@ -139,6 +139,11 @@ pub enum NatEvent {
         external: Endpoint,
         /// Why.
         cause: ExpiryCause,
+        /// Packets that refreshed it, the creating one included (RFC 4787 §4.3).
+        refreshes: u32,
+        /// When it was last refreshed (or created): its expiry minus the timeout of its
+        /// state then. Packets are summarised here, never reported one by one.
+        last_refresh: Option<Instant>,
     },
     /// [`Nat::rebind`] moved a live mapping to a new external endpoint.
     MappingRebound {
@@ -221,6 +226,10 @@ pub struct MappingInfo {
     pub remote: Endpoint,
     /// When it expires unless refreshed.
     pub expires: Instant,
+    /// Packets that refreshed it, the creating one included.
+    pub refreshes: u32,
+    /// When it was last refreshed (or created): its expiry minus its state's timeout.
+    pub last_refresh: Instant,
     /// TCP only: whether the connection is established (RFC 5382 §5).
     pub tcp_established: bool,
 }
@@ -410,6 +419,8 @@ impl Nat {
                     external: self.ext_endpoint(b),
                     remote: Endpoint::new(ip_of(b.rem_addr, b.v6()), b.rem_port),
                     expires: self.instant(b.expires)?,
+                    refreshes: b.refreshes,
+                    last_refresh: self.instant(b.expires.saturating_sub(self.timeout_of(b)))?,
                     tcp_established: b.slot() == P_TCP && tcp_established(b.tcp),
                 })
             })
@@ -777,6 +788,8 @@ impl Nat {
             internal: Endpoint::new(ip_of(b.int_addr, b.v6()), b.int_port),
             external: self.ext_endpoint(b),
             cause,
+            refreshes: b.refreshes,
+            last_refresh: self.instant(b.expires.saturating_sub(self.timeout_of(b))),
         };
         self.push_event(ev);
     }
@@ -994,6 +1007,7 @@ impl Nat {
             rem_port,
             ext_port,
             ext_idx,
+            refreshes: 0,
             pkey: pk,
             tcp: 0,
             flags: 0,
@@ -1029,6 +1043,8 @@ impl Nat {
         let cand = t.saturating_add(after);
         if refresh {
             exp = cand;
+            let b = &mut self.table.slab[idx as usize];
+            b.refreshes = b.refreshes.saturating_add(1);
         } else if after < before {
             exp = exp.min(cand);
         }

@@ -75,6 +75,9 @@ pub(crate) struct Binding {
     pub(crate) rem_port: u16,
     pub(crate) ext_port: u16,
     pub(crate) ext_idx: u16,
+    /// Packets that refreshed the mapping, the one that created it included (saturating):
+    /// reported at expiry and in snapshots, never as one event per packet.
+    pub(crate) refreshes: u32,
     pub(crate) pkey: u8,
     pub(crate) tcp: u8,
     /// [`LIVE`] | [`HAS_EXTRAS`].
@@ -479,6 +482,7 @@ mod test {
             rem_port: 3478,
             ext_port: 1024 + i,
             ext_idx: 0,
+            refreshes: 0,
             pkey: P_UDP,
             tcp: 0,
             flags: 0,

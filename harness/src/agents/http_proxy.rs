@@ -8,6 +8,7 @@
 //! [`CONNECT_TIMEOUT`] fail with 502.
 
 use super::net::{Agent, Net, NetError, TcpPhase};
+use crate::events::{Recorder, ServiceLog, debug_record};
 pub use relay::http_proxy::basic_credentials;
 use relay::http_proxy::{ProxyConfig, Tunnel, TunnelEvent, TunnelOutput};
 use std::net::{IpAddr, SocketAddr};
@@ -43,6 +44,7 @@ pub struct HttpProxyService<N: Net> {
     listening: Option<N::Socket>,
     conns: Vec<Conn<N>>,
     events: Vec<TunnelEvent>,
+    log: ServiceLog,
 }
 
 impl<N: Net> HttpProxyService<N> {
@@ -66,6 +68,7 @@ impl<N: Net> HttpProxyService<N> {
             listening: Some(listening),
             conns: Vec::new(),
             events: Vec::new(),
+            log: ServiceLog::default(),
         })
     }
 
@@ -247,6 +250,7 @@ impl<N: Net> HttpProxyService<N> {
             }
         }
         while let Some(e) = self.conns[i].tunnel.poll_event() {
+            self.log.push(now, debug_record("http-proxy", &e));
             self.events.push(e);
         }
         let c = &mut self.conns[i];
@@ -283,5 +287,8 @@ impl<N: Net> Agent<N> for HttpProxyService<N> {
     /// A service is never waited for.
     fn is_done(&self) -> bool {
         true
+    }
+    fn drain_events(&mut self, rec: &mut Recorder) {
+        rec.service(self.host, "http-proxy", &mut self.log);
     }
 }

@@ -140,6 +140,9 @@ pub trait Agent<N: Net> {
     /// Whether the agent has finished. A service is never waited for: it says `true` and
     /// answers for as long as it is polled.
     fn is_done(&self) -> bool;
+    /// Hand the events gathered since the last call to the cell's log (services record
+    /// their core's events; agents with nothing to report keep this default).
+    fn drain_events(&mut self, _rec: &mut crate::events::Recorder) {}
 }
 
 // ===== the virtual fabric =====

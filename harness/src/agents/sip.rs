@@ -19,6 +19,7 @@
 //! error at all), so a datagram to a dead port waits for Timer B/F.
 
 use super::net::{Agent, Net, TcpPhase};
+use crate::events::{Recorder, ServiceLog, service_event};
 use crate::scenario::model as m;
 use relay::sip::nat::NatTests;
 use relay::sip::proxy::Transmit;
@@ -26,6 +27,7 @@ use relay::sip::proxy::{
     Input, KeepaliveConfig, KeepaliveMethod, NatConfig, Proxy, ProxyConfig, ProxyEvent,
 };
 use relay::sip::{ConnId, Flow, Frame, Limits, PONG, StreamFramer, Transport};
+use reports::events::EventKind;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -127,6 +129,7 @@ pub struct SipProxyService<N: Net> {
     conns: Vec<Conn<N::Socket>>,
     next_conn: u64,
     events: u64,
+    log: ServiceLog,
 }
 
 impl<N: Net> SipProxyService<N> {
@@ -152,6 +155,7 @@ impl<N: Net> SipProxyService<N> {
             conns: Vec::new(),
             next_conn: 1,
             events: 0,
+            log: ServiceLog::default(),
         })
     }
 
@@ -289,9 +293,10 @@ impl<N: Net> SipProxyService<N> {
         }
         while let Some(e) = self.proxy.poll_event() {
             self.events += 1;
-            if let ProxyEvent::Dropped { reason, from } = e {
+            if let ProxyEvent::Dropped { reason, from } = &e {
                 tracing::debug!(?reason, %from, "sip-proxy dropped a message");
             }
+            self.log.push(now, record_of(e));
         }
     }
 
@@ -368,5 +373,132 @@ impl<N: Net> Agent<N> for SipProxyService<N> {
     /// A service is never waited for.
     fn is_done(&self) -> bool {
         true
+    }
+    fn drain_events(&mut self, rec: &mut Recorder) {
+        rec.service(self.host, "sip-proxy", &mut self.log);
+    }
+}
+
+fn transport_name(t: Transport) -> &'static str {
+    match t {
+        Transport::Udp => "udp",
+        Transport::Tcp => "tcp",
+        Transport::Tls => "tls",
+    }
+}
+
+/// The cell-log record of a proxy event: messages as [`EventKind::Sip`] (the ladder), the
+/// rest as `sip-proxy` service events.
+fn record_of(e: ProxyEvent) -> EventKind {
+    let sip = |dir: &str, flow: Flow, summary, call_id, cseq| EventKind::Sip {
+        dir: dir.to_string(),
+        transport: transport_name(flow.transport).to_string(),
+        summary,
+        call_id,
+        cseq,
+        local: flow.local.to_string(),
+        remote: flow.remote.to_string(),
+        peer_host: None,
+        via_nats: Vec::new(),
+    };
+    let svc = |event: &str, detail: &[(&str, String)]| service_event("sip-proxy", event, detail);
+    match e {
+        ProxyEvent::MessageReceived {
+            flow,
+            summary,
+            call_id,
+            cseq,
+        } => sip("received", flow, summary, call_id, cseq),
+        ProxyEvent::MessageSent {
+            flow,
+            summary,
+            call_id,
+            cseq,
+        } => sip("sent", flow, summary, call_id, cseq),
+        ProxyEvent::Registered {
+            aor,
+            contact,
+            path,
+            expires,
+            natted,
+        } => svc(
+            "registered",
+            &[
+                ("aor", aor),
+                ("contact", contact),
+                ("path", path.to_string()),
+                ("expires", expires.to_string()),
+                ("natted", natted.to_string()),
+            ],
+        ),
+        ProxyEvent::RegistrationRemoved {
+            aor,
+            contact,
+            reason,
+        } => svc(
+            "registration_removed",
+            &[
+                ("aor", aor),
+                ("contact", contact),
+                ("reason", format!("{reason:?}")),
+            ],
+        ),
+        ProxyEvent::NatDetected {
+            source,
+            tests,
+            contact_fixed,
+        } => svc(
+            "nat_detected",
+            &[
+                ("source", source.to_string()),
+                ("tests", format!("{tests:#06b}")),
+                ("contact_fixed", contact_fixed.to_string()),
+            ],
+        ),
+        ProxyEvent::KeepaliveSent { aor, flow } => svc(
+            "keepalive_sent",
+            &[("aor", aor), ("flow", flow.to_string())],
+        ),
+        ProxyEvent::DialogStarted {
+            call_id,
+            caller,
+            callee,
+            ..
+        } => svc(
+            "dialog_started",
+            &[("call_id", call_id), ("caller", caller), ("callee", callee)],
+        ),
+        ProxyEvent::DialogConfirmed { call_id, .. } => {
+            svc("dialog_confirmed", &[("call_id", call_id)])
+        }
+        ProxyEvent::DialogEnded { call_id, reason } => svc(
+            "dialog_ended",
+            &[("call_id", call_id), ("reason", format!("{reason:?}"))],
+        ),
+        ProxyEvent::Dropped { reason, from } => svc(
+            "dropped",
+            &[
+                ("reason", format!("{reason:?}")),
+                ("from", from.to_string()),
+            ],
+        ),
+        ProxyEvent::SendFailed {
+            flow,
+            summary,
+            call_id,
+            retried,
+        } => svc(
+            "send_failed",
+            &[
+                ("flow", flow.to_string()),
+                ("summary", summary),
+                ("call_id", call_id),
+                (
+                    "retried",
+                    retried.map(|f| f.to_string()).unwrap_or_default(),
+                ),
+            ],
+        ),
+        other => svc("other", &[("event", format!("{other:?}"))]),
     }
 }

@@ -2,6 +2,7 @@
 //! host of any [`Net`] (one socket per RFC 5780 transport address).
 
 use super::net::{Agent, Net, NetError};
+use crate::events::{Recorder, ServiceLog, debug_record};
 use relay::stun::{Server, ServerConfig};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -9,7 +10,9 @@ use std::time::Instant;
 /// A STUN server running on a virtual host.
 pub struct StunService<N: Net> {
     server: Server,
+    host: usize,
     sockets: Vec<(SocketAddr, N::Socket)>,
+    log: ServiceLog,
 }
 
 impl<N: Net> StunService<N> {
@@ -23,7 +26,12 @@ impl<N: Net> StunService<N> {
                 .map_err(|e: NetError| e.to_string())?;
             sockets.push((addr, s));
         }
-        Ok(StunService { server, sockets })
+        Ok(StunService {
+            server,
+            host,
+            sockets,
+            log: ServiceLog::default(),
+        })
     }
 
     /// The server never has timers of its own; it only answers.
@@ -45,7 +53,9 @@ impl<N: Net> StunService<N> {
                 let _ = net.udp_send(s, t.to, &t.data);
             }
         }
-        while self.server.poll_event().is_some() {}
+        while let Some(e) = self.server.poll_event() {
+            self.log.push(now, debug_record("stun", &e));
+        }
     }
 
     /// Close the sockets.
@@ -66,5 +76,8 @@ impl<N: Net> Agent<N> for StunService<N> {
     /// A service is never waited for.
     fn is_done(&self) -> bool {
         true
+    }
+    fn drain_events(&mut self, rec: &mut Recorder) {
+        rec.service(self.host, "stun", &mut self.log);
     }
 }

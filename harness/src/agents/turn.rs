@@ -27,6 +27,7 @@
 
 use super::net::{Agent, Net, NetError, TcpPhase};
 use super::tls::TlsStream;
+use crate::events::{Recorder, ServiceLog, debug_record};
 use relay::stun::{Server as StunServer, ServerConfig};
 use relay::turn::stream::Framer;
 use relay::turn::{
@@ -149,6 +150,7 @@ pub struct TurnService<N: Net> {
     peers: BTreeMap<ConnectionId, PeerConn<N::Socket>>,
     lingering: Vec<Lingering<N::Socket>>,
     stats: ServiceStats,
+    log: ServiceLog,
 }
 
 impl<N: Net> TurnService<N> {
@@ -226,6 +228,7 @@ impl<N: Net> TurnService<N> {
             peers: BTreeMap::new(),
             lingering: Vec::new(),
             stats: ServiceStats::default(),
+            log: ServiceLog::default(),
         })
     }
 
@@ -432,6 +435,7 @@ impl<N: Net> TurnService<N> {
     /// Send what the cores queued; bind and close relayed sockets as told.
     fn flush(&mut self, net: &mut N, now: Instant) {
         while let Some(ev) = self.server.poll_event() {
+            self.log.push(now, debug_record("turn", &ev));
             match ev {
                 TurnEvent::RelayOpened { relayed } => {
                     match net.udp_bind(self.host, Some(relayed.ip()), relayed.port()) {
@@ -456,7 +460,9 @@ impl<N: Net> TurnService<N> {
                     let _ = net.udp_send(s, t.to, &t.data);
                 }
             }
-            while stun.poll_event().is_some() {}
+            while let Some(e) = stun.poll_event() {
+                self.log.push(now, debug_record("stun", &e));
+            }
         }
         // Responses first (a ConnectionBind response precedes the raw bytes), then the
         // RFC 6062 commands, then what those made the core answer.
@@ -578,5 +584,8 @@ impl<N: Net> Agent<N> for TurnService<N> {
     /// A service is never waited for.
     fn is_done(&self) -> bool {
         true
+    }
+    fn drain_events(&mut self, rec: &mut Recorder) {
+        rec.service(self.host, "turn", &mut self.log);
     }
 }

@@ -19,9 +19,9 @@
 //! counters. Time is the real clock here, read only by this driver.
 
 use super::sys::{self, HostNs, SysError, TunOffloads};
-use crate::fabric::engine::{Captured, Engine, EngineError, EngineStats};
+use crate::fabric::engine::{Captured, Engine, EngineError, EngineEvent, EngineStats};
 use crate::link::LinkConfig;
-use crate::nat::NatStats;
+use crate::nat::{MappingInfo, NatStats};
 use crate::rng::SimRng;
 use crate::topology::{Attachment, Topology};
 use crate::wire::PacketBuf;
@@ -93,6 +93,12 @@ pub struct Snapshot {
     pub nats: Vec<NatStats>,
     /// Per NAT, live mappings.
     pub mappings: Vec<usize>,
+    /// Per NAT, the live mappings themselves (sorted as [`crate::nat::Nat::mappings`]);
+    /// filled only by [`KernelFabric::snapshot_with_mappings`].
+    pub live: Vec<Vec<MappingInfo>>,
+    /// Engine events that could not be handed to [`KernelFabric::poll_event`] because its
+    /// queue was full (nobody drained it fast enough).
+    pub events_lost: u64,
     /// Packets the engine could not write because a host's TUN queue was full.
     pub tun_full: u64,
     /// The checksum/segmentation offloads of the hosts' TUN devices.
@@ -110,7 +116,7 @@ pub struct Snapshot {
 enum Control {
     SetLink(Attachment, bool, LinkConfig),
     Nat(usize, NatAction, mpsc::Sender<Result<(), EngineError>>),
-    Snapshot(mpsc::Sender<Snapshot>),
+    Snapshot(mpsc::Sender<Snapshot>, bool),
     Stop,
 }
 
@@ -123,8 +129,13 @@ pub struct KernelFabric {
     wake: OwnedFd,
     thread: Option<JoinHandle<()>>,
     captures: Option<mpsc::Receiver<Captured>>,
+    events: mpsc::Receiver<(Instant, EngineEvent)>,
     epoch: Instant,
 }
+
+/// Engine events queued between the engine thread and [`KernelFabric::poll_event`]; past
+/// it events are counted as lost ([`Snapshot::events_lost`]) rather than stall the engine.
+const EVENT_QUEUE: usize = 1 << 16;
 
 /// The /etc/hosts every host sees: localhost and every host name of the topology.
 pub fn hosts_file(topo: &Topology) -> String {
@@ -201,6 +212,7 @@ impl KernelFabric {
         let (wake_rx, wake_tx) = sys::pipe_nonblocking()?;
         let (tx, rx) = mpsc::channel();
         let (cap_tx, cap_rx) = mpsc::sync_channel(1 << 14);
+        let (ev_tx, ev_rx) = mpsc::sync_channel(EVENT_QUEUE);
         let thread = std::thread::Builder::new()
             .name("pinhole-engine".into())
             .spawn(move || {
@@ -211,6 +223,7 @@ impl KernelFabric {
                     wake_rx,
                     rx,
                     capture.then_some(cap_tx),
+                    ev_tx,
                 )
             })
             .map_err(KernelError::Thread)?;
@@ -221,6 +234,7 @@ impl KernelFabric {
             wake: wake_tx,
             thread: Some(thread),
             captures: capture.then_some(cap_rx),
+            events: ev_rx,
             epoch,
         })
     }
@@ -275,8 +289,20 @@ impl KernelFabric {
     /// The engine's counters now.
     pub fn snapshot(&self) -> Result<Snapshot, KernelError> {
         let (tx, rx) = mpsc::channel();
-        self.send(Control::Snapshot(tx))?;
+        self.send(Control::Snapshot(tx, false))?;
         rx.recv().map_err(|_| KernelError::Stopped)
+    }
+
+    /// [`KernelFabric::snapshot`] with every NAT's live mappings ([`Snapshot::live`]).
+    pub fn snapshot_with_mappings(&self) -> Result<Snapshot, KernelError> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Control::Snapshot(tx, true))?;
+        rx.recv().map_err(|_| KernelError::Stopped)
+    }
+
+    /// The next engine event (NAT, firewall, drop), oldest first, with its time.
+    pub fn poll_event(&self) -> Option<(Instant, EngineEvent)> {
+        self.events.try_recv().ok()
     }
 
     /// The next captured packet, if capture is on and one is waiting.
@@ -513,7 +539,9 @@ fn engine_loop(
     wake: OwnedFd,
     control: mpsc::Receiver<Control>,
     captures: Option<mpsc::SyncSender<Captured>>,
+    events: mpsc::SyncSender<(Instant, EngineEvent)>,
 ) {
+    let mut events_lost = 0u64;
     let mut epoll = match sys::Epoll::new(tuns.len() + 1) {
         Ok(e) => e,
         Err(e) => {
@@ -589,7 +617,11 @@ fn engine_loop(
                 let _ = c.try_send(p);
             }
         }
-        while engine.poll_event().is_some() {}
+        while let Some(e) = engine.poll_event() {
+            if events.try_send(e).is_err() {
+                events_lost += 1;
+            }
+        }
         let timeout = engine
             .poll_timeout()
             .map(|d| d.saturating_duration_since(now()))
@@ -693,12 +725,19 @@ fn engine_loop(
                     };
                     let _ = reply.send(r);
                 }
-                Control::Snapshot(reply) => {
+                Control::Snapshot(reply, with_mappings) => {
                     let n = engine.topology().nats.len();
+                    let live = if with_mappings {
+                        (0..n).map(|i| engine.nat(i).mappings()).collect()
+                    } else {
+                        Vec::new()
+                    };
                     let _ = reply.send(Snapshot {
                         engine: engine.stats().clone(),
                         nats: (0..n).map(|i| engine.nat(i).stats().clone()).collect(),
                         mappings: (0..n).map(|i| engine.nat(i).mapping_count()).collect(),
+                        live,
+                        events_lost,
                         tun_full: stats.tun_full,
                         offloads,
                         offload_errors: stats.offload_errors,

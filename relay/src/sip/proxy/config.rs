@@ -286,6 +286,8 @@ pub enum ProxyEvent {
         summary: String,
         /// Its Call-ID.
         call_id: String,
+        /// Its CSeq (`1 INVITE`), empty when it has none that parses.
+        cseq: String,
     },
     /// A message left.
     MessageSent {
@@ -295,6 +297,8 @@ pub enum ProxyEvent {
         summary: String,
         /// Its Call-ID.
         call_id: String,
+        /// Its CSeq (`1 INVITE`), empty when it has none that parses.
+        cseq: String,
     },
     // ===== registrar =====
     /// A binding was added or refreshed.

@@ -209,6 +209,10 @@ impl Proxy {
             flow,
             summary: msg.summary(),
             call_id: msg.call_id().unwrap_or_default().to_string(),
+            cseq: msg
+                .cseq()
+                .map(|c| format!("{} {}", c.seq, c.method))
+                .unwrap_or_default(),
         });
         self.stats.sent += 1;
         self.transmits.push_back(Transmit {
@@ -468,6 +472,10 @@ impl Proxy {
             flow,
             summary: msg.summary(),
             call_id: msg.call_id().unwrap_or_default().to_string(),
+            cseq: msg
+                .cseq()
+                .map(|c| format!("{} {}", c.seq, c.method))
+                .unwrap_or_default(),
         });
         if msg.is_request() {
             self.handle_request(now, flow, msg);
