@@ -45,7 +45,76 @@ fn shipped_kernel_scenarios_pass() {
     assert!(stdout.contains("39 cells: 39 passed, 0 failed"), "{stdout}");
     let json = std::fs::read_to_string(report.join("report.json")).unwrap();
     assert!(json.contains("\"fabric\": \"kernel\""));
+    sip_ladder_is_in_causal_order(&report, &json);
     std::fs::remove_dir_all(&report).unwrap();
+}
+
+/// The event log of the SIPp-through-the-proxy cell (interop/sipp-proxy-nat.yaml) tells
+/// the story in order: the caller's REGISTER before its INVITE before the 200 the proxy
+/// forwards back to it, and the caller NAT's mapping for that flow created before the proxy
+/// received the INVITE — resolved to the caller's host and its NAT.
+fn sip_ladder_is_in_causal_order(dir: &Path, json: &str) {
+    use reports::events::{EventKind, from_jsonl};
+    let report: reports::Report = serde_json::from_str(json).unwrap();
+    let cell = report
+        .scenarios
+        .iter()
+        .flat_map(|s| &s.cells)
+        .find(|c| {
+            c.name
+                .starts_with("sipp calls through pinhole's sip proxy between a symmetric")
+        })
+        .expect("the sipp-proxy-nat cell");
+    let rel = cell.events_file.as_ref().expect("an event log");
+    let events = from_jsonl(&std::fs::read_to_string(dir.join(rel)).unwrap()).unwrap();
+    let sip = |dir: &str, method: &str, host: &str| {
+        events.iter().find_map(|e| match &e.kind {
+            EventKind::Sip {
+                dir: d,
+                summary,
+                call_id,
+                remote,
+                peer_host,
+                via_nats,
+                ..
+            } if d == dir
+                && summary.starts_with(method)
+                && peer_host.as_deref() == Some(host)
+                && e.place == "server/sip-proxy" =>
+            {
+                Some((e.seq, call_id.clone(), remote.clone(), via_nats.clone()))
+            }
+            _ => None,
+        })
+    };
+    let (register, ..) = sip("received", "REGISTER", "alice").expect("alice's REGISTER");
+    let (invite, call, from, nats) = sip("received", "INVITE", "alice").expect("alice's INVITE");
+    assert_eq!(nats, ["nat-a"], "the INVITE came through the caller's NAT");
+    let ok = events
+        .iter()
+        .find(|e| {
+            matches!(&e.kind, EventKind::Sip { dir, summary, call_id, peer_host, .. }
+                if dir == "sent" && summary.starts_with("200") && summary.contains("INVITE")
+                    && *call_id == call && peer_host.as_deref() == Some("alice"))
+        })
+        .expect("the 200 to the INVITE forwarded to alice");
+    assert!(
+        register < invite && invite < ok.seq,
+        "REGISTER {register}, INVITE {invite}, 200 {}",
+        ok.seq
+    );
+    let mapped = events
+        .iter()
+        .find(|e| {
+            e.place == "nat-a"
+                && matches!(&e.kind, EventKind::MappingCreated { external, .. } if *external == from)
+        })
+        .expect("nat-a's mapping for the INVITE's flow");
+    assert!(
+        mapped.seq < invite,
+        "mapping {} after the INVITE {invite}",
+        mapped.seq
+    );
 }
 
 #[test]
