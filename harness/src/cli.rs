@@ -87,6 +87,15 @@ pub struct RunOptions {
     pub events_limit: Option<usize>,
 }
 
+/// `, N with zero checks` when cells ended without a check (they fail), else nothing.
+pub fn unchecked_text(n: u32) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(", {n} with zero checks")
+    }
+}
+
 /// The scenario files named by `paths`: files as given, folders searched recursively for
 /// `*.yaml` / `*.yml`, sorted so that runs are reproducible.
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
@@ -367,11 +376,12 @@ pub fn run(paths: &[PathBuf], opts: &RunOptions) -> anyhow::Result<u8> {
         print!("{}", report.to_json());
     } else {
         println!(
-            "\n{} cell{}: {} passed, {} failed ({} checks: {} held, {} failed){}",
+            "\n{} cell{}: {} passed, {} failed{} ({} checks: {} held, {} failed){}",
             s.cells,
             if s.cells == 1 { "" } else { "s" },
             s.cells_passed,
             s.cells_failed,
+            unchecked_text(s.cells_without_checks),
             s.checks_passed + s.checks_failed,
             s.checks_passed,
             s.checks_failed,

@@ -87,6 +87,10 @@ pub(crate) trait StepHost {
     fn not_available(&self, step: &str, kind: &str) -> String;
 }
 
+/// The error of a cell that ended with zero checks (SCENARIO-FORMAT.md: it fails).
+pub const NO_CHECKS: &str = "the cell ended with zero checks: no expectation applies to it \
+     (none written, or every `when:` excludes this cell); a cell that checks nothing fails";
+
 /// A cell's report: `run` fills the steps (and sets up and tears down the fabric); an
 /// error it returns is the cell's error; then the expectations are judged.
 pub(crate) fn judged_cell(
@@ -105,6 +109,10 @@ pub(crate) fn judged_cell(
         report.error = Some(e);
     }
     check_expectations(cell, &results, &mut report);
+    // A cell that checks nothing proves nothing: it fails rather than pass empty.
+    if report.checks.is_empty() && report.error.is_none() {
+        report.error = Some(NO_CHECKS.to_string());
+    }
     report.passed = report.error.is_none() && report.checks.iter().all(|c| c.passed);
     report
 }

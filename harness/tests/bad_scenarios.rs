@@ -392,6 +392,27 @@ const TABLE: &[(&str, usize, usize, &str, Option<&str>)] = &[
         None,
     ),
     (
+        "when-default-excluded.yaml",
+        21,
+        13,
+        "this `when:` holds in no cell, so the expectation would never be checked: `nat-a.filtering` is endpoint-independent across the cells",
+        None,
+    ),
+    (
+        "when-undefined-key.yaml",
+        18,
+        13,
+        "`nat-a.typo` is set in no cell and has no default",
+        None,
+    ),
+    (
+        "when-value-typo.yaml",
+        20,
+        13,
+        "holds in no cell, so the expectation would never be checked: `nat-a.type` is full-cone | symmetric across the cells",
+        None,
+    ),
+    (
         "wrong-type-hosts.yaml",
         11,
         3,

@@ -253,3 +253,62 @@ print(failures[0].get("classname"), failures[0].get("name"), failures[0].find("f
     assert!(md.contains("2 cells: 1 passed, 1 failed"), "{md}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A cell that ends with zero checks fails (exit 1): in the summary line, as an errored
+/// `cell` testcase in JUnit, and with its error in report.json — while the cell next to it
+/// with a check passes.
+#[test]
+fn a_cell_with_zero_checks_fails() {
+    let dir = tmpdir("zero-checks");
+    let file = dir.join("zero.yaml");
+    std::fs::write(
+        &file,
+        PASSING
+            .replace(
+                "  - { punch: h1, connected: true }",
+                "  - { when: { nat-a.type: full-cone }, punch: h1, connected: true }",
+            )
+            .replace(
+                "expect:",
+                "matrix:\n  nat-a.type: [full-cone, restricted]\nexpect:",
+            ),
+    )
+    .unwrap();
+    let out = pinhole()
+        .args(["run", "--report"])
+        .arg(dir.join("report"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(
+            "2 cells: 1 passed, 1 failed, 1 with zero checks (1 checks: 1 held, 0 failed)"
+        ),
+        "{text}"
+    );
+    let report: reports::Report =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report/report.json")).unwrap())
+            .unwrap();
+    let cells = &report.scenarios[0].cells;
+    assert!(cells[0].passed && cells[0].checks.len() == 1);
+    assert!(!cells[1].passed && cells[1].checks.is_empty());
+    assert!(
+        cells[1]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("zero checks"),
+        "{:?}",
+        cells[1].error
+    );
+    assert_eq!(report.summary.cells_without_checks, 1);
+    let junit = std::fs::read_to_string(dir.join("report/junit.xml")).unwrap();
+    assert!(
+        junit.contains("name=\"cell\"") && junit.contains("the cell ended with zero checks"),
+        "{junit}"
+    );
+    assert!(junit.contains("errors=\"1\""), "{junit}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -61,13 +61,12 @@ fn verdicts(fabric: &str, files: &[PathBuf]) -> Option<Vec<(String, String, bool
 #[test]
 fn virtual_and_kernel_fabrics_agree() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+    // Every scenario file, in folders too (as `pinhole run scenarios/` finds them).
+    let files: Vec<PathBuf> = harness::cli::collect_files(std::slice::from_ref(&dir))
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .into_iter()
         .filter(|p| !p.ends_with("probe-binding-lifetime.yaml"))
         .collect();
-    files.sort();
     assert!(files.len() >= 10, "{files:?}");
     let Some(kernel) = verdicts("kernel", &files) else {
         return;

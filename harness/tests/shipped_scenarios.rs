@@ -27,9 +27,14 @@ fn run_file(name: &str) {
                 r.checks.iter().filter(|c| !c.passed).collect::<Vec<_>>()
             ));
         }
-        assert!(
-            !r.checks.is_empty() || cell.spec.expect.is_empty(),
-            "{}: no check was judged",
+        // Every cell checks something, and every measure of every expectation that
+        // applies to it was judged (each is its own check).
+        let measures: usize = cell.spec.expect.iter().map(|x| x.checks.len()).sum();
+        assert!(measures > 0, "{}: no expectation applies", r.name);
+        assert_eq!(
+            r.checks.len(),
+            measures,
+            "{}: not every measure was judged",
             r.name
         );
     }
@@ -53,12 +58,14 @@ fn every_shipped_scenario_has_a_test() {
         "probe-profile.yaml",
         "ipv6-punch.yaml",
     ];
-    let mut shipped: Vec<String> = std::fs::read_dir(scenarios_dir())
+    // Every scenario file, in folders too (as `pinhole run scenarios/` finds them).
+    let dir = scenarios_dir();
+    let shipped: Vec<String> = cli::collect_files(std::slice::from_ref(&dir))
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".yaml"))
+        .iter()
+        .map(|p| p.strip_prefix(&dir).unwrap().to_string_lossy().into_owned())
         .collect();
-    shipped.sort();
+    assert!(shipped.len() >= tested.len(), "{shipped:?}");
     for s in &shipped {
         assert!(
             tested.contains(&s.as_str()),

@@ -48,6 +48,9 @@ pub struct Summary {
     pub checks_passed: u32,
     /// Checks that did not.
     pub checks_failed: u32,
+    /// Cells that ended with zero checks (they fail: nothing was checked).
+    #[serde(default)]
+    pub cells_without_checks: u32,
 }
 
 /// One scenario file.
@@ -176,6 +179,9 @@ impl Report {
         let mut s = Summary::default();
         for c in self.scenarios.iter().flat_map(|s| &s.cells) {
             s.cells += 1;
+            if c.checks.is_empty() {
+                s.cells_without_checks += 1;
+            }
             if c.passed {
                 s.cells_passed += 1;
             } else {
@@ -287,7 +293,8 @@ mod test {
                 cells_passed: 1,
                 cells_failed: 1,
                 checks_passed: 2,
-                checks_failed: 1
+                checks_failed: 1,
+                cells_without_checks: 0,
             }
         );
         let back: Report = serde_json::from_str(&r.to_json()).unwrap();

@@ -16,10 +16,15 @@ pub fn to_markdown(report: &Report) -> String {
     };
     let _ = writeln!(
         m,
-        "# pinhole run {verdict}\n\n{} cells: {} passed, {} failed ({} checks: {} held, {} failed). pinhole {}.\n",
+        "# pinhole run {verdict}\n\n{} cells: {} passed, {} failed{} ({} checks: {} held, {} failed). pinhole {}.\n",
         s.cells,
         s.cells_passed,
         s.cells_failed,
+        if s.cells_without_checks > 0 {
+            format!(", {} with zero checks", s.cells_without_checks)
+        } else {
+            String::new()
+        },
         s.checks_passed + s.checks_failed,
         s.checks_passed,
         s.checks_failed,
@@ -105,7 +110,9 @@ mod test {
         let m = to_markdown(&r);
         assert!(m.starts_with("# pinhole run FAILED\n"), "{m}");
         assert!(
-            m.contains("3 cells: 1 passed, 2 failed (2 checks: 1 held, 1 failed)"),
+            m.contains(
+                "3 cells: 1 passed, 2 failed, 2 with zero checks (2 checks: 1 held, 1 failed)"
+            ),
             "{m}"
         );
         assert!(

@@ -38,6 +38,7 @@ pub use values::{Comparison, Op, PortRange, Rate};
 
 use error::Errors;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use yaml::Node;
 
@@ -231,19 +232,81 @@ fn nat_default_text(spec: &Spec, path: &[matrix::Seg]) -> Option<String> {
 /// (defaults, preset, profile); otherwise it does not hold.
 pub fn when_holds(tree: &Node, spec: &Spec, when: &[When]) -> bool {
     when.iter().all(|w| {
-        let Ok(path) = matrix::resolve(tree, &w.path, true) else {
-            return false;
-        };
-        match matrix::get(tree, &path) {
-            Some(n) => match n.as_scalar() {
-                Some(s) => values::same_meaning(&s.text, &w.value),
-                None => false,
-            },
-            None => {
-                nat_default_text(spec, &path).is_some_and(|v| values::same_meaning(&v, &w.value))
+        when_value(tree, spec, &w.path).is_some_and(|v| values::same_meaning(&v, &w.value))
+    })
+}
+
+/// The value a `when:` path has in a cell: as written, or, for NAT axes and `type` the
+/// document does not write, the resolved default; `None` when it has none there.
+fn when_value(tree: &Node, spec: &Spec, path: &str) -> Option<String> {
+    let path = matrix::resolve(tree, path, true).ok()?;
+    match matrix::get(tree, &path) {
+        Some(n) => n.as_scalar().map(|s| s.text.clone()),
+        None => nat_default_text(spec, &path),
+    }
+}
+
+/// What the cells of a scenario say of its `when:` conditions, to refuse one that holds in
+/// no cell (a value typo, a key with no value anywhere): an expectation that silently never
+/// applies would let a cell pass with nothing checked.
+#[derive(Default)]
+struct WhenTally {
+    /// Per expectation index: whether it held in some cell, and per condition the values
+    /// its path took.
+    seen: BTreeMap<usize, (bool, Vec<std::collections::BTreeSet<String>>)>,
+}
+
+impl WhenTally {
+    fn add(&mut self, tree: &Node, spec: &Spec) {
+        for x in spec.expect.iter().filter(|x| !x.when.is_empty()) {
+            let (held, values) = self
+                .seen
+                .entry(x.index)
+                .or_insert_with(|| (false, vec![Default::default(); x.when.len()]));
+            *held |= when_holds(tree, spec, &x.when);
+            for (w, vals) in x.when.iter().zip(values.iter_mut()) {
+                if let Some(v) = when_value(tree, spec, &w.path) {
+                    vals.insert(v);
+                }
             }
         }
-    })
+    }
+
+    /// An error per `when:` that held in no cell, at its first condition.
+    fn errors(&self, spec: &Spec, errs: &mut Errors) {
+        for x in &spec.expect {
+            let Some((false, values)) = self.seen.get(&x.index) else {
+                continue;
+            };
+            let why: Vec<String> = x
+                .when
+                .iter()
+                .zip(values)
+                .map(|(w, vals)| {
+                    if vals.is_empty() {
+                        format!(
+                            "`{}` is set in no cell and has no default (a key the format does \
+                             not define there, or one the scenario never writes)",
+                            w.path
+                        )
+                    } else {
+                        let list: Vec<&str> = vals.iter().map(String::as_str).collect();
+                        format!("`{}` is {} across the cells", w.path, list.join(" | "))
+                    }
+                })
+                .collect();
+            let pos = x.when.first().map_or(x.pos, |w| w.pos);
+            errs.help(
+                pos,
+                format!(
+                    "this `when:` holds in no cell, so the expectation would never be checked: {}",
+                    why.join("; ")
+                ),
+                "fix the value or the key (values compare by meaning: `1s` = `1000ms`), \
+                 or remove the expectation",
+            );
+        }
+    }
 }
 
 impl Scenario {
@@ -283,6 +346,13 @@ impl Scenario {
     pub fn cells(&self) -> Result<Vec<Cell>, ScenarioErrors> {
         let Some(m) = &self.matrix else {
             let mut spec = self.spec.clone();
+            let mut tally = WhenTally::default();
+            tally.add(&self.tree, &spec);
+            let mut errs = Errors::new(&self.file);
+            tally.errors(&self.spec, &mut errs);
+            if !errs.is_empty() {
+                return errs.finish(Vec::new());
+            }
             finish_cell(&self.tree, &mut spec);
             return Ok(vec![Cell {
                 name: self.spec.name.clone(),
@@ -310,6 +380,7 @@ impl Scenario {
             return errs.finish(Vec::new());
         }
         let mut cells = Vec::with_capacity(combos.len());
+        let mut tally = WhenTally::default();
         for combo in combos {
             let mut tree = self.tree.clone();
             let mut values = Vec::new();
@@ -333,6 +404,7 @@ impl Scenario {
                 }
                 continue;
             }
+            tally.add(&tree, &spec);
             finish_cell(&tree, &mut spec);
             let seed = cell_seed(spec.seed, &name);
             cells.push(Cell {
@@ -341,6 +413,9 @@ impl Scenario {
                 values,
                 spec,
             });
+        }
+        if errs.is_empty() {
+            tally.errors(&self.spec, &mut errs);
         }
         errs.finish(cells)
     }
