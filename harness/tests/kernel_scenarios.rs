@@ -46,7 +46,64 @@ fn shipped_kernel_scenarios_pass() {
     let json = std::fs::read_to_string(report.join("report.json")).unwrap();
     assert!(json.contains("\"fabric\": \"kernel\""));
     sip_ladder_is_in_causal_order(&report, &json);
+    keepalive_off_fails_because_the_nat_dropped_the_invites(&report, &json);
     std::fs::remove_dir_all(&report).unwrap();
+}
+
+/// interop/sipp-keepalive-off.yaml expects SIPp's exit 255, which any failure gives; here
+/// the cause is checked: bob's mapping at nat-b timed out, then every INVITE the proxy sent
+/// to bob's registered path was refused by nat-b for want of a mapping — in nat-b's
+/// counters and in the cell's event log.
+fn keepalive_off_fails_because_the_nat_dropped_the_invites(dir: &Path, json: &str) {
+    use reports::events::{EventKind, from_jsonl};
+    let report: reports::Report = serde_json::from_str(json).unwrap();
+    let cell = report
+        .scenarios
+        .iter()
+        .flat_map(|s| &s.cells)
+        .find(|c| c.name.contains("proxy keepalives off"))
+        .expect("the sipp-keepalive-off cell");
+    let dropped = cell.nats["nat-b"]
+        .get("dropped_no_mapping")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        dropped >= 5,
+        "nat-b dropped {dropped} packets for want of a mapping"
+    );
+    let rel = cell.events_file.as_ref().expect("an event log");
+    let events = from_jsonl(&std::fs::read_to_string(dir.join(rel)).unwrap()).unwrap();
+    let expired = events
+        .iter()
+        .find(|e| {
+            e.place == "nat-b"
+                && matches!(&e.kind, EventKind::MappingExpired { cause, internal, .. }
+                    if cause == "timeout" && internal.starts_with("10.0.2.20:"))
+        })
+        .expect("bob's mapping timed out");
+    let invites: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            matches!(&e.kind, EventKind::Sip { dir, summary, via_nats, .. }
+                if dir == "sent" && summary.starts_with("INVITE") && via_nats.first().is_some_and(|n| n == "nat-b"))
+        })
+        .collect();
+    assert!(!invites.is_empty(), "the proxy sent no INVITE towards bob");
+    for inv in &invites {
+        assert!(
+            inv.seq > expired.seq,
+            "an INVITE went out before the mapping expired"
+        );
+        let EventKind::Sip { remote, .. } = &inv.kind else {
+            unreachable!()
+        };
+        let refused = events.iter().any(|e| {
+            e.place == "nat-b"
+                && matches!(&e.kind, EventKind::InboundRefused { reason, external, .. }
+                    if reason == "no_mapping" && external == remote)
+        });
+        assert!(refused, "nat-b did not refuse the INVITE to {remote}");
+    }
 }
 
 /// The event log of the SIPp-through-the-proxy cell (interop/sipp-proxy-nat.yaml) tells
