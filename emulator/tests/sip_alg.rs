@@ -416,6 +416,112 @@ fn tcp_sequence_and_ack_adjustment() {
     assert_eq!(n.sip_alg().unwrap().adjusted_connections(), 1);
 }
 
+/// The SACK blocks (RFC 2018 §3) of a segment's options, as (left, right) edges.
+fn sack_blocks(p: &PacketBuf) -> Vec<(u32, u32)> {
+    let tcp = etherparse::TcpHeaderSlice::from_slice(&p.as_slice()[20..]).unwrap();
+    tcp.options_iterator()
+        .filter_map(|o| match o.unwrap() {
+            etherparse::TcpOptionElement::SelectiveAcknowledgement(first, rest) => {
+                Some(std::iter::once(first).chain(rest.into_iter().flatten()))
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// SACK (RFC 2018): after the ALG made the phone's first message 8 bytes longer, the
+/// server's selective acknowledgement of the second message (in the shifted numbering the
+/// server sees) reaches the phone in the phone's own numbering, as Linux's `nf_ct_seqadj`
+/// adjusts it; the checksum stays valid (`pass` checks it).
+#[test]
+fn tcp_sack_blocks_are_adjusted_like_acks() {
+    let t = now();
+    let mut n = nat(SipAlgMode::Rewrite, Preset::PortRestricted);
+    let (c, s) = ([10, 0, 1, 2], SRV);
+    let (cisn, sisn) = (7000u32, 9000u32);
+    let o = |n: &mut Nat, p| pass(n, t, Direction::Outbound, p);
+    let i = |n: &mut Nat, p| pass(n, t, Direction::Inbound, p);
+    o(
+        &mut n,
+        tcp(c, 5060, s, 5060, cisn, None, tcp_flags::SYN, b""),
+    );
+    i(
+        &mut n,
+        tcp(
+            s,
+            5060,
+            EXT,
+            5060,
+            sisn,
+            Some(cisn + 1),
+            tcp_flags::SYN,
+            b"",
+        ),
+    );
+    o(
+        &mut n,
+        tcp(c, 5060, s, 5060, cisn + 1, Some(sisn + 1), 0, b""),
+    );
+    let reg = |cseq: u32| {
+        format!(
+            "REGISTER sip:203.0.113.5 SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.1.2:5060;branch=z9hG4bK{cseq}\r\nContact: <sip:alice@10.0.1.2:5060;transport=tcp>\r\nCSeq: {cseq} REGISTER\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let (m1, m2) = (reg(1), reg(2));
+    let (l1, l2) = (m1.len() as u32, m2.len() as u32);
+    let s1 = o(
+        &mut n,
+        tcp(
+            c,
+            5060,
+            s,
+            5060,
+            cisn + 1,
+            Some(sisn + 1),
+            tcp_flags::PSH,
+            m1.as_bytes(),
+        ),
+    );
+    assert_eq!(payload(&s1).len() as u32, l1 + 8);
+    let s2 = o(
+        &mut n,
+        tcp(
+            c,
+            5060,
+            s,
+            5060,
+            cisn + 1 + l1,
+            Some(sisn + 1),
+            tcp_flags::PSH,
+            m2.as_bytes(),
+        ),
+    );
+    assert_eq!(seq_ack(&s2).0, cisn + 1 + l1 + 8);
+    // Segment 1 was lost on the way: the server acks only the handshake and SACKs
+    // segment 2, whose bytes it numbers [cisn+1+l1+8, cisn+1+l1+l2+16).
+    let (left, right) = (cisn + 1 + l1 + 8, cisn + 1 + l1 + l2 + 16);
+    let mut v = Vec::new();
+    PacketBuilder::ipv4(s, EXT, 64)
+        .tcp(5060, 5060, sisn + 1, 65000)
+        .ack(cisn + 1)
+        .options(&[etherparse::TcpOptionElement::SelectiveAcknowledgement(
+            (left, right),
+            [None, None, None],
+        )])
+        .unwrap()
+        .write(&mut v, b"")
+        .unwrap();
+    let sack = i(&mut n, PacketBuf::from_slice(&v));
+    assert_eq!(seq_ack(&sack), (sisn + 1, cisn + 1));
+    assert_eq!(
+        sack_blocks(&sack),
+        vec![(cisn + 1 + l1, cisn + 1 + l1 + l2)],
+        "the SACK block in the phone's numbering"
+    );
+    assert!(n.stats().alg.tcp_adjusted >= 2);
+}
+
 #[test]
 fn tcp_message_split_across_segments_passes_unchanged() {
     let t = now();

@@ -157,3 +157,115 @@ fn serve_refuses_bad_arguments_clearly() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("NAME:PASSWORD"));
 }
+
+/// `pinhole serve proxy` on loopback answers an OPTIONS for itself and stops cleanly on
+/// SIGTERM (exit 0, "stopped"), as the README says.
+#[test]
+fn serve_proxy_answers_and_stops_on_sigterm() {
+    let port = 20_000 + ((std::process::id() + 7_000) % 20_000) as u16;
+    let listen = format!("127.0.0.1:{port}");
+    let child = pinhole()
+        .args(["serve", "proxy", "--listen", &listen])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut g = Guard(child);
+    let mut lines = BufReader::new(g.0.stdout.take().unwrap()).lines();
+    let mut banner = String::new();
+    while !banner.contains("serving until SIGINT or SIGTERM") {
+        let l = lines.next().expect("banner").unwrap();
+        banner.push_str(&l);
+        banner.push('\n');
+    }
+    assert!(banner.contains(&listen), "{banner}");
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let me = sock.local_addr().unwrap();
+    let options = format!(
+        "OPTIONS sip:{listen} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-serve-1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:test@{me}>;tag=1\r\nTo: <sip:{listen}>\r\n\
+         Call-ID: serve-proxy-test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    sock.send_to(options.as_bytes(), &listen).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, from) = sock.recv_from(&mut buf).unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert_eq!(from.to_string(), listen);
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
+    assert!(answer.contains("Call-ID: serve-proxy-test"), "{answer}");
+
+    let pid = g.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = g.0.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+}
+
+/// coturn's `turnutils_uclient -T` (RFC 6062: two TCP allocations, Connect,
+/// ConnectionAttempt, two ConnectionBinds, 20 messages each way) against `pinhole serve
+/// turn` on loopback: 40 of 40, as the README says. Skipped where coturn's tools are
+/// missing, unless CI requires them (`cargo xtask test` installs them).
+#[test]
+fn uclient_tcp_relay_against_serve_turn() {
+    let have = Command::new("turnutils_uclient")
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !have {
+        assert!(
+            std::env::var_os("CI").is_none_or(|v| v != "true"),
+            "turnutils_uclient missing"
+        );
+        eprintln!("skipped: turnutils_uclient (Debian coturn) is not installed");
+        return;
+    }
+    let port = 20_000 + ((std::process::id() + 13_000) % 20_000) as u16;
+    let listen = format!("127.0.0.1:{port}");
+    let child = pinhole()
+        .args([
+            "serve",
+            "turn",
+            "--listen",
+            &listen,
+            "--user",
+            "alice:secret",
+        ])
+        .args(["--relay-ports", "41000-41100"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut g = Guard(child);
+    let mut lines = BufReader::new(g.0.stdout.take().unwrap()).lines();
+    loop {
+        let l = lines.next().expect("banner").unwrap();
+        if l.contains("serving until SIGINT or SIGTERM") {
+            break;
+        }
+    }
+    let out = Command::new("timeout")
+        .args(["30", "turnutils_uclient", "-T", "-n", "20", "-u", "alice"])
+        .args(["-w", "secret", "-p", &port.to_string(), "127.0.0.1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("tot_send_msgs=40, tot_recv_msgs=40"),
+        "{}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid = g.0.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    assert_eq!(g.0.wait().unwrap().code(), Some(0));
+}
