@@ -82,6 +82,38 @@ fn pass(n: &mut Nat, t: Instant, dir: Direction, mut p: PacketBuf) -> PacketBuf 
     p
 }
 
+/// The three-way handshake of 10.0.1.2:5060 → the server's 5060 through `n` (initial
+/// sequence numbers `cisn` of the phone, `sisn` of the server).
+fn handshake(n: &mut Nat, t: Instant, cisn: u32, sisn: u32) {
+    let (c, s) = ([10, 0, 1, 2], SRV);
+    pass(
+        n,
+        t,
+        Direction::Outbound,
+        tcp(c, 5060, s, 5060, cisn, None, tcp_flags::SYN, b""),
+    );
+    let syn_ack = tcp(
+        s,
+        5060,
+        EXT,
+        5060,
+        sisn,
+        Some(cisn + 1),
+        tcp_flags::SYN,
+        b"",
+    );
+    pass(n, t, Direction::Inbound, syn_ack);
+    let ack = tcp(c, 5060, s, 5060, cisn + 1, Some(sisn + 1), 0, b"");
+    pass(n, t, Direction::Outbound, ack);
+}
+
+/// A REGISTER over TCP from 10.0.1.2:5060 that the ALG grows by 8 bytes (two addresses).
+fn register(cseq: u32) -> String {
+    format!(
+        "REGISTER sip:203.0.113.5 SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.1.2:5060;branch=z9hG4bK{cseq}\r\nContact: <sip:alice@10.0.1.2:5060;transport=tcp>\r\nCSeq: {cseq} REGISTER\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
 fn invite(private: &str, port: u16, rtp: u16) -> String {
     let sdp = format!(
         "v=0\r\no=alice 2890844526 2890844526 IN IP4 {private}\r\ns=-\r\nc=IN IP4 {private}\r\nt=0 0\r\nm=audio {rtp} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\nm=video 0 RTP/AVP 31\r\n"
@@ -264,33 +296,8 @@ fn tcp_sequence_and_ack_adjustment() {
     let (cisn, sisn) = (1000u32, 5000u32);
     let o = |n: &mut Nat, p| pass(n, t, Direction::Outbound, p);
     let i = |n: &mut Nat, p| pass(n, t, Direction::Inbound, p);
-    o(
-        &mut n,
-        tcp(c, 5060, s, 5060, cisn, None, tcp_flags::SYN, b""),
-    );
-    i(
-        &mut n,
-        tcp(
-            s,
-            5060,
-            EXT,
-            5060,
-            sisn,
-            Some(cisn + 1),
-            tcp_flags::SYN,
-            b"",
-        ),
-    );
-    o(
-        &mut n,
-        tcp(c, 5060, s, 5060, cisn + 1, Some(sisn + 1), 0, b""),
-    );
-    let reg = |cseq: u32| {
-        format!(
-            "REGISTER sip:203.0.113.5 SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.1.2:5060;branch=z9hG4bK{cseq}\r\nContact: <sip:alice@10.0.1.2:5060;transport=tcp>\r\nCSeq: {cseq} REGISTER\r\nContent-Length: 0\r\n\r\n"
-        )
-    };
-    let (m1, m2) = (reg(1), reg(2));
+    handshake(&mut n, t, cisn, sisn);
+    let (m1, m2) = (register(1), register(2));
     let l1 = m1.len() as u32;
     let l2 = m2.len() as u32;
     // Segment 1: seq unchanged, 8 bytes longer (two addresses).
@@ -442,33 +449,8 @@ fn tcp_sack_blocks_are_adjusted_like_acks() {
     let (cisn, sisn) = (7000u32, 9000u32);
     let o = |n: &mut Nat, p| pass(n, t, Direction::Outbound, p);
     let i = |n: &mut Nat, p| pass(n, t, Direction::Inbound, p);
-    o(
-        &mut n,
-        tcp(c, 5060, s, 5060, cisn, None, tcp_flags::SYN, b""),
-    );
-    i(
-        &mut n,
-        tcp(
-            s,
-            5060,
-            EXT,
-            5060,
-            sisn,
-            Some(cisn + 1),
-            tcp_flags::SYN,
-            b"",
-        ),
-    );
-    o(
-        &mut n,
-        tcp(c, 5060, s, 5060, cisn + 1, Some(sisn + 1), 0, b""),
-    );
-    let reg = |cseq: u32| {
-        format!(
-            "REGISTER sip:203.0.113.5 SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.1.2:5060;branch=z9hG4bK{cseq}\r\nContact: <sip:alice@10.0.1.2:5060;transport=tcp>\r\nCSeq: {cseq} REGISTER\r\nContent-Length: 0\r\n\r\n"
-        )
-    };
-    let (m1, m2) = (reg(1), reg(2));
+    handshake(&mut n, t, cisn, sisn);
+    let (m1, m2) = (register(1), register(2));
     let (l1, l2) = (m1.len() as u32, m2.len() as u32);
     let s1 = o(
         &mut n,

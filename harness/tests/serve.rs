@@ -23,6 +23,22 @@ impl Drop for Guard {
     }
 }
 
+/// SIGTERM: a clean stop, exit 0, and "stopped" said.
+fn stops_cleanly_on_sigterm(g: &mut Guard, lines: impl Iterator<Item = std::io::Result<String>>) {
+    let pid = g.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = g.0.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+}
+
 #[test]
 fn serve_turn_answers_and_stops_on_sigterm() {
     let port = 20_000 + (std::process::id() % 20_000) as u16;
@@ -118,19 +134,7 @@ fn serve_turn_answers_and_stops_on_sigterm() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
 
-    // SIGTERM: a clean stop, exit 0.
-    let pid = g.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = g.0.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+    stops_cleanly_on_sigterm(&mut g, lines);
 }
 
 #[test]
@@ -195,18 +199,7 @@ fn serve_proxy_answers_and_stops_on_sigterm() {
     assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
     assert!(answer.contains("Call-ID: serve-proxy-test"), "{answer}");
 
-    let pid = g.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = g.0.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+    stops_cleanly_on_sigterm(&mut g, lines);
 }
 
 /// coturn's `turnutils_uclient -T` (RFC 6062: two TCP allocations, Connect,
@@ -265,7 +258,5 @@ fn uclient_tcp_relay_against_serve_turn() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let pid = g.0.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    assert_eq!(g.0.wait().unwrap().code(), Some(0));
+    stops_cleanly_on_sigterm(&mut g, lines);
 }
