@@ -11,6 +11,8 @@
 //!   [`wait_readable`] move packets through TUN fds; [`read_vnet`] and [`write_vnet`] do
 //!   it with the virtio-net header of TUN devices with offloads
 //!   ([`HostNs::add_tun_offload`], [`TunOffloads`]); [`Epoll`] waits on many fds.
+//! - [`TimerFd`] (nanosecond deadlines) and [`pidfd_open`] (child exits) are file
+//!   descriptors a driver registers with its readiness set next to its sockets.
 //! - [`send_repeated`] and [`recv_many`] move many datagrams per system call (`pinhole bench`).
 //! - [`ExecServer`] and [`exec_remote`] let another process run programs in the hosts of
 //!   a running sandbox (`pinhole exec`).
@@ -20,6 +22,7 @@ mod host;
 mod netlink;
 mod sandbox;
 mod sock;
+mod timer;
 mod tun;
 
 use std::io;
@@ -28,6 +31,7 @@ pub use exec::{ExecRequest, ExecServer, exec_remote};
 pub use host::{HostNs, NetnsGuard, RESOLV_CONF};
 pub use sandbox::{IdMap, Sandbox, enter_sandbox, in_sandbox};
 pub use sock::{MAX_BATCH, recv_many, send_repeated};
+pub use timer::{TimerFd, pidfd_open};
 pub use tun::{
     Epoll, TUN_F_CSUM, TUN_F_TSO_ECN, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6, TunOffloads,
     pipe_nonblocking, read_batch, read_packet, read_vnet, wait_readable, write_batch, write_packet,
