@@ -133,3 +133,19 @@ pub fn pidfd_open(pid: u32) -> Result<OwnedFd, SysError> {
     // SAFETY: fresh fd owned by nobody else; fds fit in c_int.
     Ok(unsafe { OwnedFd::from_raw_fd(raw as RawFd) })
 }
+
+/// Set the calling thread's timer slack (`PR_SET_TIMERSLACK`, prctl(2)) to `ns`
+/// nanoseconds (at least 1). Linux lets a timer of a normal thread fire up to its slack
+/// late, 50 µs by default, to batch wake-ups; the engine thread delivers delayed packets
+/// at their timers and wants them on time.
+///
+/// # Errors
+///
+/// [`SysError::Os`] when the kernel refuses.
+pub fn set_timer_slack(ns: u64) -> Result<(), SysError> {
+    let ns = ns.max(1) as libc::c_ulong;
+    // SAFETY: prctl(PR_SET_TIMERSLACK) takes the slack as a plain value; no pointers.
+    let r = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns, 0, 0, 0) };
+    cvt(r, || "prctl(PR_SET_TIMERSLACK)".into())?;
+    Ok(())
+}
