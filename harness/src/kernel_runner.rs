@@ -194,13 +194,13 @@ struct KDriver {
     finished: BTreeMap<String, RunOutcome>,
     pcap: Option<PcapSink>,
     links: BTreeMap<(Attachment, bool), LinkConfig>,
-    /// The last token given to a program's pidfd (above [`CAPTURE_TOKEN`]).
+    /// The last token given to a program's pidfd (above [`OUTPUT_TOKEN`]).
     next_token: usize,
 }
 
-/// Tokens of the driver's own sources in its `OsNet`'s readiness set: the capture waker,
+/// Tokens of the driver's own sources in its `OsNet`'s readiness set: the output waker,
 /// then one pidfd per `run` program.
-const CAPTURE_TOKEN: usize = EXTERNAL_TOKENS;
+const OUTPUT_TOKEN: usize = EXTERNAL_TOKENS;
 
 impl KDriver {
     /// The earliest moment something is due by the clock: a service's timeout, a
@@ -348,7 +348,7 @@ impl StepHost for KDriver {
         if let Some(reg) = self.net.registry() {
             reg.register(
                 &mut mio::unix::SourceFd(&pidfd.as_raw_fd()),
-                mio::Token(CAPTURE_TOKEN + self.next_token),
+                mio::Token(OUTPUT_TOKEN + self.next_token),
                 mio::Interest::READABLE,
             )
             .map_err(|e| format!("step `{step}`: wait on the program: {e}"))?;
@@ -445,15 +445,15 @@ fn run_steps(
         links,
         next_token: 0,
     };
-    // Captured packets wake the driver, so that the bounded capture queue is drained while
-    // the driver would otherwise sleep (a long `wait` step).
+    // Captured packets (and engine events) wake the driver, so that the bounded queues are
+    // drained while the driver would otherwise sleep (a long `wait` step).
     if d.pcap.is_some()
         && let Some(reg) = d.net.registry()
     {
-        let waker = mio::Waker::new(reg, mio::Token(CAPTURE_TOKEN))
+        let waker = mio::Waker::new(reg, mio::Token(OUTPUT_TOKEN))
             .map_err(|e| format!("a waker for captures: {e}"))?;
         d.fabric
-            .wake_on_capture(std::sync::Arc::new(waker))
+            .wake_on_output(std::sync::Arc::new(waker))
             .map_err(|e| e.to_string())?;
     }
     let mut outcome = Ok(());

@@ -53,8 +53,9 @@ const READ_BATCH: usize = 64;
 const WAKE_EARLY: std::time::Duration = std::time::Duration::from_micros(250);
 
 /// Engine events waiting for [`KernelFabric::poll_event`] at most; more are counted in
-/// [`Snapshot::events_lost`] and dropped rather than stall the engine.
-const EVENT_QUEUE: usize = 1 << 14;
+/// [`Snapshot::events_lost`] and dropped rather than stall the engine. A bounded std
+/// channel allocates all its slots up front: 4,096 keep that at a few hundred KiB.
+const EVENT_QUEUE: usize = 1 << 12;
 
 /// What the engine thread forwards from `Engine::poll_event`, as it returns it.
 type Event = (Instant, EngineEvent);
@@ -132,7 +133,7 @@ enum Control {
     SetLink(Attachment, bool, LinkConfig),
     Nat(usize, NatAction, mpsc::Sender<Result<(), EngineError>>),
     Snapshot(mpsc::Sender<Snapshot>),
-    CaptureWaker(Arc<Waker>),
+    OutputWaker(Arc<Waker>),
     Stop,
 }
 
@@ -333,11 +334,11 @@ impl KernelFabric {
         self.events.try_recv().ok()
     }
 
-    /// Wake `waker` whenever captured packets have been queued for
-    /// [`KernelFabric::poll_capture`], so that a driver waiting on its own readiness set
-    /// drains the bounded capture queue before it fills.
-    pub fn wake_on_capture(&self, waker: Arc<Waker>) -> Result<(), KernelError> {
-        self.send(Control::CaptureWaker(waker))
+    /// Wake `waker` whenever captured packets or engine events have been queued for
+    /// [`KernelFabric::poll_capture`] / [`KernelFabric::poll_event`], so that a driver
+    /// waiting on its own readiness set drains the bounded queues before they fill.
+    pub fn wake_on_output(&self, waker: Arc<Waker>) -> Result<(), KernelError> {
+        self.send(Control::OutputWaker(waker))
     }
 
     /// Stop the engine thread and wait for it.
@@ -588,7 +589,7 @@ fn engine_loop(
     let mut stats = DriverStats::default();
     let events_lost = AtomicU64::new(0);
     let mut aggregates = engine.passes_aggregates();
-    let mut capture_waker: Option<Arc<Waker>> = None;
+    let mut output_waker: Option<Arc<Waker>> = None;
     loop {
         let t = now();
         if engine.poll_timeout().is_some_and(|d| d <= t) {
@@ -631,21 +632,24 @@ fn engine_loop(
             stats.coalesced += n as u64 - 1;
             write_out(&tuns[gh], gp, &mut pool, &mut scratch, &mut stats);
         }
+        let mut queued = false;
         if let Some(c) = &captures {
-            let mut queued = false;
             while let Some(p) = engine.poll_capture() {
                 // A full capture channel drops the record rather than stall the engine.
                 queued |= c.try_send(p).is_ok();
             }
-            if let Some(w) = capture_waker.as_ref().filter(|_| queued) {
-                let _ = w.wake();
-            }
         }
         while let Some(e) = engine.poll_event() {
             // Likewise a full event channel: the loss is counted.
-            if events.try_send(e).is_err() {
-                events_lost.fetch_add(1, Ordering::Relaxed);
+            match events.try_send(e) {
+                Ok(()) => queued = true,
+                Err(_) => {
+                    events_lost.fetch_add(1, Ordering::Relaxed);
+                }
             }
+        }
+        if let Some(w) = output_waker.as_ref().filter(|_| queued) {
+            let _ = w.wake();
         }
         // Control first (a link change applies before the next packets), then the wait.
         while let Ok(c) = control.try_recv() {
@@ -683,7 +687,7 @@ fn engine_loop(
                         events_lost: events_lost.load(Ordering::Relaxed),
                     });
                 }
-                Control::CaptureWaker(w) => capture_waker = Some(w),
+                Control::OutputWaker(w) => output_waker = Some(w),
                 Control::Stop => return,
             }
         }
