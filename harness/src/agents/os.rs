@@ -47,7 +47,7 @@ use emulator::fabric::kernel::Waiter;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
@@ -207,9 +207,15 @@ pub struct OsNet {
     /// The readiness set every socket is registered with; `None` when the OS refused one
     /// (out of file descriptors), and then [`OsNet::wait`] only sleeps to the deadline.
     waiter: Option<Waiter>,
-    /// Tokens of sockets reported readable and not yet read until they would block.
-    unread: BTreeSet<usize>,
+    /// Tokens of sockets reported readable and not yet read until they would block, with
+    /// the number of waits since (see [`UNREAD_PATIENCE`]).
+    unread: BTreeMap<usize, u32>,
 }
+
+/// Waits that return at once for a socket reported readable that nobody reads (e.g. one
+/// of an agent that has finished, still receiving): after this many it no longer keeps
+/// the driver awake, until its next datagram or segment marks it again.
+const UNREAD_PATIENCE: u32 = 8;
 
 /// `fd` into `registry` as `token` (an OS refusal leaves the socket usable, only not
 /// waited on: the driver then still wakes at its agents' deadlines).
@@ -245,7 +251,7 @@ impl OsNet {
                     None
                 }
             },
-            unread: BTreeSet::new(),
+            unread: BTreeMap::new(),
         }
     }
 
@@ -263,8 +269,13 @@ impl OsNet {
     /// signal also ends the wait (so a stop flag set by a handler is seen).
     ///
     /// Spurious returns are possible (a socket that became writable, data that an agent
-    /// then leaves unread): callers poll their agents and wait again.
+    /// then leaves unread): callers poll their agents and wait again. A socket left unread
+    /// for [`UNREAD_PATIENCE`] waits stops keeping them short until new data comes.
     pub fn wait(&mut self, deadline: Option<Instant>) {
+        self.unread.retain(|_, waits| {
+            *waits += 1;
+            *waits <= UNREAD_PATIENCE
+        });
         let deadline = if self.unread.is_empty() {
             deadline
         } else {
@@ -289,7 +300,7 @@ impl OsNet {
         for ev in w.events() {
             let t = ev.token().0;
             if t < EXTERNAL_TOKENS && (ev.is_readable() || ev.is_read_closed() || ev.is_error()) {
-                self.unread.insert(t);
+                self.unread.insert(t, 0);
             }
         }
     }
@@ -411,7 +422,7 @@ impl OsNet {
                             Interest::READABLE | Interest::WRITABLE,
                         );
                         // Data may have come with the connection, before it was registered.
-                        self.unread.insert(slot.0 as usize);
+                        self.unread.insert(slot.0 as usize, 0);
                         *conn = Some(Conn::new(stream, TcpPhase::Established));
                     }
                 }
@@ -698,15 +709,25 @@ mod test {
         net.udp_send(tx, to, b"two").unwrap();
         // Woken by the socket, not by the (distant) deadline: it is marked not drained.
         net.wait(Some(net.now() + Duration::from_secs(30)));
-        assert!(net.unread.contains(&(rx.0 as usize)));
+        assert!(net.unread.contains_key(&(rx.0 as usize)));
         assert_eq!(net.udp_recv(rx).unwrap().1, b"one");
         // Edge-triggered: no new edge for the second datagram, but it is still marked, so
         // the next wait does not block on it.
-        assert!(net.unread.contains(&(rx.0 as usize)));
+        assert!(net.unread.contains_key(&(rx.0 as usize)));
         net.wait(None);
         assert_eq!(net.udp_recv(rx).unwrap().1, b"two");
         assert!(net.udp_recv(rx).is_none());
         assert!(net.unread.is_empty());
+        // A datagram nobody reads keeps the waits short only for a while.
+        net.udp_send(tx, to, b"three").unwrap();
+        net.wait(Some(net.now() + Duration::from_secs(30)));
+        assert!(net.unread.contains_key(&(rx.0 as usize)));
+        for _ in 0..=UNREAD_PATIENCE {
+            net.wait(Some(net.now() + Duration::from_millis(20)));
+        }
+        assert!(!net.unread.contains_key(&(rx.0 as usize)));
+        // It is still there to read.
+        assert_eq!(net.udp_recv(rx).unwrap().1, b"three");
         net.close(rx);
         net.close(tx);
     }
