@@ -261,13 +261,12 @@ pub fn down(id: Option<&str>) -> Result<u8> {
     };
     if pid_alive(pid) {
         sys::signal(pid, sys::SIGTERM).map_err(|e| anyhow!("{e}"))?;
-        let mut waited = Duration::ZERO;
-        while pid_alive(pid) {
-            if waited >= Duration::from_secs(10) {
-                bail!("topology `{id}` (pid {pid}) did not stop within 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-            waited += Duration::from_millis(20);
+        #[allow(clippy::disallowed_methods)] // a deadline on the real clock
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let exited =
+            emulator::fabric::kernel::wait_for_exit(pid, deadline).map_err(|e| anyhow!("{e}"))?;
+        if !exited && pid_alive(pid) {
+            bail!("topology `{id}` (pid {pid}) did not stop within 10 s");
         }
     }
     let _ = std::fs::remove_file(&pid_file);

@@ -11,7 +11,7 @@
 //! status, stdout and stderr are recorded either way.
 
 use crate::agents::net::Agent;
-use crate::agents::os::{NsGuard, OsNet};
+use crate::agents::os::{EXTERNAL_TOKENS, NsGuard, OsNet};
 use crate::capture::PcapSink;
 use crate::convert;
 use crate::events::Recorder;
@@ -27,6 +27,7 @@ use emulator::topology::{Attachment, Topology};
 use reports::CellReport;
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -87,16 +88,31 @@ struct Running {
     deadline: Option<Instant>,
     stopped: bool,
     term_sent: Option<Instant>,
+    killed: bool,
+    /// Readable once the program has exited; registered with the driver's `OsNet`, so
+    /// that its end wakes the driver (no polling for it).
+    pidfd: Option<OwnedFd>,
 }
 
 impl Running {
+    /// When this program next needs attention by the clock: its stop time, or the end of
+    /// the grace after SIGTERM (once). Its exit wakes the driver through the pidfd.
+    fn next_deadline(&self) -> Option<Instant> {
+        match self.term_sent {
+            Some(t) if !self.killed => Some(t + KILL_GRACE),
+            Some(_) => None,
+            None => self.deadline,
+        }
+    }
+
     /// Poll: returns the exit status once the program has ended.
     fn poll(&mut self, now: Instant) -> Option<i64> {
         if let Ok(Some(st)) = self.child.try_wait() {
             return Some(exit_code(st));
         }
         if let Some(t) = self.term_sent {
-            if now >= t + KILL_GRACE {
+            if now >= t + KILL_GRACE && !self.killed {
+                self.killed = true;
                 let _ = sys::signal(self.child.id(), sys::SIGKILL);
             }
         } else if self.deadline.is_some_and(|d| now >= d) {
@@ -180,9 +196,25 @@ struct KDriver {
     pcap: Option<PcapSink>,
     links: BTreeMap<(Attachment, bool), LinkConfig>,
     events: Recorder,
+    /// The last token given to a program's pidfd (above [`OUTPUT_TOKEN`]).
+    next_token: usize,
 }
 
+/// Tokens of the driver's own sources in its `OsNet`'s readiness set: the output waker,
+/// then one pidfd per `run` program.
+const OUTPUT_TOKEN: usize = EXTERNAL_TOKENS;
+
 impl KDriver {
+    /// The earliest moment something is due by the clock: a service's timeout, a
+    /// background program's stop or kill time, the time limit.
+    fn next_deadline(&self) -> Instant {
+        self.services
+            .iter()
+            .filter_map(|s| s.poll_timeout())
+            .chain(self.background.iter().filter_map(Running::next_deadline))
+            .fold(self.deadline, Instant::min)
+    }
+
     fn drain_pcap(&mut self) {
         if let Some(p) = self.pcap.as_mut() {
             while let Some(c) = self.fabric.poll_capture() {
@@ -210,6 +242,9 @@ impl KDriver {
         while i < self.background.len() {
             if let Some(code) = self.background[i].poll(t) {
                 let r = self.background.remove(i);
+                if let (Some(fd), Some(reg)) = (&r.pidfd, self.net.registry()) {
+                    let _ = reg.deregister(&mut mio::unix::SourceFd(&fd.as_raw_fd()));
+                }
                 let (name, out) = r.finish(code);
                 self.finished.insert(name, out);
             } else {
@@ -219,7 +254,9 @@ impl KDriver {
         self.drain_pcap();
     }
 
-    /// Sleep until `until` (bounded by the time limit), tending programs meanwhile.
+    /// Wait until `until` (bounded by the time limit), serving the services and tending
+    /// programs meanwhile: woken by the services' sockets, their timeouts, a program's
+    /// exit (pidfd), its stop time, or queued captures.
     fn tend_until(&mut self, until: Instant) -> Result<(), String> {
         loop {
             self.tick();
@@ -230,16 +267,8 @@ impl KDriver {
             if t >= self.deadline {
                 return Err(format!("time limit of {:?} reached", self.time_limit));
             }
-            std::thread::sleep((until.min(self.deadline) - t).min(self.poll_interval()));
-        }
-    }
-
-    /// How long to sleep between looks: short while pinhole's own services must answer.
-    fn poll_interval(&self) -> Duration {
-        if self.services.is_empty() {
-            Duration::from_millis(10)
-        } else {
-            Duration::from_millis(1)
+            let wake = self.next_deadline().min(until);
+            self.net.wait(Some(wake));
         }
     }
 }
@@ -278,10 +307,8 @@ impl StepHost for KDriver {
             }
             let next = agent
                 .poll_timeout()
-                .unwrap_or(t + Duration::from_millis(1))
-                .min(t + Duration::from_millis(1))
-                .min(self.deadline);
-            std::thread::sleep(next.saturating_duration_since(t));
+                .map_or(self.next_deadline(), |a| a.min(self.next_deadline()));
+            self.net.wait(Some(next));
         }
     }
 
@@ -327,6 +354,16 @@ impl StepHost for KDriver {
         let (Some(stdout), Some(stderr)) = (out, err) else {
             return Err(format!("step `{step}`: no pipes to the program"));
         };
+        self.next_token += 1;
+        let pidfd = sys::pidfd_open(child.id()).map_err(|e| format!("step `{step}`: {e}"))?;
+        if let Some(reg) = self.net.registry() {
+            reg.register(
+                &mut mio::unix::SourceFd(&pidfd.as_raw_fd()),
+                mio::Token(OUTPUT_TOKEN + self.next_token),
+                mio::Interest::READABLE,
+            )
+            .map_err(|e| format!("step `{step}`: wait on the program: {e}"))?;
+        }
         self.background.push(Running {
             name: step.to_string(),
             child,
@@ -335,10 +372,19 @@ impl StepHost for KDriver {
             deadline: timeout.map(|t| now() + t),
             stopped: false,
             term_sent: None,
+            killed: false,
+            pidfd: Some(pidfd),
         });
         if wait {
-            while self.background.iter().any(|r| r.name == step) {
-                self.tend_until(now() + Duration::from_millis(10))?;
+            loop {
+                self.tick();
+                if !self.background.iter().any(|r| r.name == step) {
+                    break;
+                }
+                if now() >= self.deadline {
+                    return Err(format!("time limit of {:?} reached", self.time_limit));
+                }
+                self.net.wait(Some(self.next_deadline()));
             }
         }
         Ok(())
@@ -409,7 +455,18 @@ fn run_steps(
         pcap: opts.pcap_dir.clone().map(PcapSink::new),
         links,
         events: Recorder::new(epoch, opts.events_limit()),
+        next_token: 0,
     };
+    // Engine events (and captured packets) wake the driver, so that the bounded queues
+    // are drained into the cell's log while the driver would otherwise sleep (a long
+    // `wait` step).
+    if let Some(reg) = d.net.registry() {
+        let waker = mio::Waker::new(reg, mio::Token(OUTPUT_TOKEN))
+            .map_err(|e| format!("a waker for captures: {e}"))?;
+        d.fabric
+            .wake_on_output(std::sync::Arc::new(waker))
+            .map_err(|e| e.to_string())?;
+    }
     let mut outcome = Ok(());
     let names = crate::runner::host_names(d.fabric.topology());
     for svc in &spec.services {
@@ -432,9 +489,14 @@ fn run_steps(
     for r in &mut d.background {
         r.stop(t);
     }
-    while !d.background.is_empty() {
+    loop {
         d.tick();
-        std::thread::sleep(Duration::from_millis(10));
+        if d.background.is_empty() {
+            break;
+        }
+        // Woken by the programs' exits (pidfds) or their kill time.
+        let wake = d.background.iter().filter_map(Running::next_deadline).min();
+        d.net.wait(wake);
     }
     report.ended_ms = ms(now() - epoch);
     for (name, out) in std::mem::take(&mut d.finished) {

@@ -20,6 +20,7 @@
 
 pub mod agents;
 pub mod bench;
+pub mod bench_latency;
 pub mod bench_proxy;
 pub mod capture;
 pub mod cli;

@@ -194,6 +194,14 @@ enum Command {
         #[arg(long)]
         seconds: f64,
     },
+    /// Client for `bench latency`: COUNT SIP OPTIONS round trips to ADDR:PORT, as JSON.
+    #[command(hide = true)]
+    BenchSipOptions {
+        #[arg(long)]
+        to: std::net::SocketAddr,
+        #[arg(long)]
+        count: u32,
+    },
     /// Check scenarios without running them: syntax, names, addresses, expectations.
     Validate {
         /// Scenario files or folders.
@@ -314,6 +322,24 @@ enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// Round-trip times through pinhole's drivers on the kernel fabric: UDP echo through
+    /// one NAT with 0-delay links and with a 30 ms link (p50/p99), SIP OPTIONS through
+    /// `pinhole serve proxy` and through a scenario's `sip-proxy` service, and the CPU an
+    /// idle `serve proxy` / `serve turn` uses. Needs namespaces (exit 3 without).
+    Latency {
+        /// Round trips per measurement with 0-delay links.
+        #[arg(long, default_value_t = 2000)]
+        count: u32,
+        /// Round trips with the 30 ms link (60 ms each).
+        #[arg(long, default_value_t = 200)]
+        delayed_count: u32,
+        /// How long the idle servers' CPU is measured, seconds.
+        #[arg(long, default_value_t = 10.0)]
+        idle_seconds: f64,
+        /// Print one JSON object on stdout (progress stays on stderr).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize)> {
@@ -360,6 +386,21 @@ fn main() -> ExitCode {
             rates,
             json,
         }),
+        Command::Bench {
+            what:
+                BenchWhat::Latency {
+                    count,
+                    delayed_count,
+                    idle_seconds,
+                    json,
+                },
+        } => harness::bench_latency::latency(&harness::bench_latency::LatencyBenchOptions {
+            count,
+            delayed_count,
+            idle_seconds,
+            json,
+        }),
+        Command::BenchSipOptions { to, count } => harness::bench_latency::sip_options(to, count),
         Command::BenchUdpSend { to, size, seconds } => harness::bench::udp_send(to, size, seconds),
         Command::BenchUdpRecv { port, seconds } => harness::bench::udp_recv(port, seconds),
         Command::BenchTcpSend { to, size, seconds } => harness::bench::tcp_send(to, size, seconds),

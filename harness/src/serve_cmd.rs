@@ -5,7 +5,7 @@
 //! [`crate::agents::turn_client::TurnCheck`]) on [`OsNet`], in real time.
 
 use crate::agents::net::{Agent, Net};
-use crate::agents::os::{OsNet, POLL_INTERVAL, run_until};
+use crate::agents::os::{EXTERNAL_TOKENS, OsNet, run_until};
 use crate::agents::stun::StunService;
 use crate::agents::turn::{TurnService, TurnServiceConfig};
 use crate::agents::turn_client::{ProxyVia, TurnCheck, TurnCheckConfig};
@@ -90,26 +90,48 @@ pub fn parse_user(s: &str) -> Result<(String, String)> {
     }
 }
 
-/// Sets a flag on SIGINT and SIGTERM (the handlers stay installed for the process).
-fn stop_flag() -> Result<Arc<AtomicBool>> {
-    let flag = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&flag)).context("install a signal handler")?;
-    }
-    Ok(flag)
+/// SIGINT and SIGTERM: a flag, and a byte written to a pipe whose read end is
+/// registered with `net`'s readiness set, so that a signal arriving between the flag check
+/// and the wait still ends the wait (the handlers stay installed for the process).
+struct StopSignal {
+    flag: Arc<AtomicBool>,
+    /// The read end, kept open while `net` waits on it.
+    _pipe: std::os::unix::net::UnixStream,
 }
 
-/// Poll `service` (at its timeouts, at least every [`POLL_INTERVAL`]) until `stop` is set
-/// by SIGINT/SIGTERM. Returns the exit code, 0.
-fn serve_until_stopped(net: &mut OsNet, service: &mut dyn Agent<OsNet>, stop: &AtomicBool) -> u8 {
+/// The token of the signal pipe in the serving `OsNet`'s readiness set.
+const SIGNAL_TOKEN: usize = EXTERNAL_TOKENS;
+
+fn stop_signal(net: &OsNet) -> Result<StopSignal> {
+    use std::os::fd::AsRawFd;
+    let flag = Arc::new(AtomicBool::new(false));
+    let (read, write) = std::os::unix::net::UnixStream::pair().context("a signal pipe")?;
+    read.set_nonblocking(true)?;
+    write.set_nonblocking(true)?;
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&flag)).context("install a signal handler")?;
+        signal_hook::low_level::pipe::register(sig, write.try_clone()?)
+            .context("install a signal handler")?;
+    }
+    if let Some(r) = net.registry() {
+        r.register(
+            &mut mio::unix::SourceFd(&read.as_raw_fd()),
+            mio::Token(SIGNAL_TOKEN),
+            mio::Interest::READABLE,
+        )
+        .context("wait on the signal pipe")?;
+    }
+    Ok(StopSignal { flag, _pipe: read })
+}
+
+/// Serve `service` until SIGINT/SIGTERM: poll it, then wait until one of its sockets is
+/// ready, its next timeout, or a signal — no polling interval, so an idle service sleeps
+/// and a request is handled as soon as it arrives. Returns the exit code, 0.
+fn serve_until_stopped(net: &mut OsNet, service: &mut dyn Agent<OsNet>, stop: &StopSignal) -> u8 {
     println!("pinhole: serving until SIGINT or SIGTERM");
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.flag.load(Ordering::Relaxed) {
         service.poll(net);
-        let now = net.now();
-        let wake = service
-            .poll_timeout()
-            .map_or(now + POLL_INTERVAL, |t| t.min(now + POLL_INTERVAL));
-        std::thread::sleep(wake.saturating_duration_since(now));
+        net.wait(service.poll_timeout());
     }
     println!("pinhole: stopped");
     0
@@ -134,7 +156,7 @@ pub fn serve(o: &ServeOptions) -> Result<u8> {
     let mut host = vec![o.listen.ip()];
     host.extend(o.alternate);
     let mut net = OsNet::new(vec![host]);
-    let stop = stop_flag()?;
+    let stop = stop_signal(&net)?;
     let mut service: Box<dyn Agent<OsNet>> = if o.turn {
         let users = o
             .users
@@ -252,7 +274,7 @@ pub fn serve_proxy(listen: SocketAddr, domains: Vec<String>, fix_contact: bool) 
         config.nat.fix_contact = true;
     }
     let mut net = OsNet::new(vec![vec![listen.ip()]]);
-    let stop = stop_flag()?;
+    let stop = stop_signal(&net)?;
     let mut service = crate::agents::sip::SipProxyService::start(&mut net, 0, config)
         .map_err(|e| anyhow!("{e}"))?;
     println!(

@@ -1,6 +1,15 @@
 //! [`OsNet`]: [`Net`] over real non-blocking OS sockets, in real time, and
 //! [`run_until`], a small blocking driver for agents on it.
 //!
+//! Every socket `OsNet` opens (UDP sockets, TCP connections, listening sockets and the
+//! connections they accept) is registered with one readiness set owned by the `OsNet`
+//! ([`emulator::fabric::kernel::Waiter`]: epoll through mio plus a timerfd), so a driver
+//! waits with [`OsNet::wait`] until a socket is ready or its agents' next deadline,
+//! to the nanosecond, instead of sleeping in steps. mio is edge-triggered: a socket
+//! reported readable stays on a "not drained" list until a read on it would block
+//! (`udp_recv` returned `None`, `tcp_recv` read to `EAGAIN`, the listener's queue was
+//! accepted), and while anything is on that list [`OsNet::wait`] does not block.
+//!
 //! A host is a list of local IP addresses. Without an enter hook every host lives in the
 //! current network namespace and sockets are bound to the host's addresses (so that hosts
 //! on `127.0.0.0/8` stay distinct). With an enter hook ([`OsNet::with_enter`]) — the kernel
@@ -34,14 +43,21 @@
 //! ```
 
 use super::net::{Agent, Net, NetError, TcpPhase};
+use emulator::fabric::kernel::Waiter;
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
-/// How long [`run_until`] sleeps at most between two polls.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(1);
+/// Tokens from here up are free for the caller's own sources registered with
+/// [`OsNet::registry`] (a pidfd, a signal pipe, a waker): [`OsNet::wait`] returns when one
+/// is ready and leaves it to the caller to find out what happened. `OsNet`'s own sockets
+/// use tokens below it.
+pub const EXTERNAL_TOKENS: usize = 1 << 48;
 
 /// Listen backlog of a shared TCP listening socket.
 const BACKLOG: i32 = 16;
@@ -171,6 +187,8 @@ enum Sock {
 /// A listening socket shared by the slots of one `(host, port)`.
 struct Listener {
     socket: TcpListener,
+    /// Its token in the readiness set.
+    token: usize,
     /// Slots still waiting for a connection, in the order they were opened.
     waiting: VecDeque<OsSocket>,
     /// Open slots (waiting or not).
@@ -186,6 +204,33 @@ pub struct OsNet {
     next: u64,
     /// Receive buffer for datagrams.
     buf: Vec<u8>,
+    /// The readiness set every socket is registered with; `None` when the OS refused one
+    /// (out of file descriptors), and then [`OsNet::wait`] only sleeps to the deadline.
+    waiter: Option<Waiter>,
+    /// Tokens of sockets reported readable and not yet read until they would block, with
+    /// the number of waits since (see [`UNREAD_PATIENCE`]).
+    unread: BTreeMap<usize, u32>,
+}
+
+/// Waits that return at once for a socket reported readable that nobody reads (e.g. one
+/// of an agent that has finished, still receiving): after this many it no longer keeps
+/// the driver awake, until its next datagram or segment marks it again.
+const UNREAD_PATIENCE: u32 = 8;
+
+/// `fd` into `registry` as `token` (an OS refusal leaves the socket usable, only not
+/// waited on: the driver then still wakes at its agents' deadlines).
+fn register(registry: Option<&Registry>, fd: RawFd, token: usize, interest: Interest) {
+    if let Some(r) = registry
+        && let Err(e) = r.register(&mut SourceFd(&fd), Token(token), interest)
+    {
+        tracing::warn!("OsNet: cannot wait on a socket: {e}");
+    }
+}
+
+fn deregister(registry: Option<&Registry>, fd: RawFd) {
+    if let Some(r) = registry {
+        let _ = r.deregister(&mut SourceFd(&fd));
+    }
 }
 
 impl OsNet {
@@ -199,6 +244,64 @@ impl OsNet {
             listeners: BTreeMap::new(),
             next: 0,
             buf: vec![0; MAX_DATAGRAM],
+            waiter: match Waiter::new(64) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::warn!("OsNet: no readiness set ({e}); waits only sleep");
+                    None
+                }
+            },
+            unread: BTreeMap::new(),
+        }
+    }
+
+    /// Where a driver registers sources of its own next to the sockets (tokens from
+    /// [`EXTERNAL_TOKENS`] up), so that [`OsNet::wait`] also returns when they are ready.
+    /// `None` when the OS refused a readiness set.
+    pub fn registry(&self) -> Option<&Registry> {
+        self.waiter.as_ref().map(Waiter::registry)
+    }
+
+    /// Block until one of the sockets (or a source registered through
+    /// [`OsNet::registry`]) is ready, or until `deadline` (`None`: no deadline), with
+    /// nanosecond precision. Returns at once while a socket reported readable earlier has
+    /// not been read until it would block, so that no datagram waits behind a wait. A
+    /// signal also ends the wait (so a stop flag set by a handler is seen).
+    ///
+    /// Spurious returns are possible (a socket that became writable, data that an agent
+    /// then leaves unread): callers poll their agents and wait again. A socket left unread
+    /// for [`UNREAD_PATIENCE`] waits stops keeping them short until new data comes.
+    pub fn wait(&mut self, deadline: Option<Instant>) {
+        self.unread.retain(|_, waits| {
+            *waits += 1;
+            *waits <= UNREAD_PATIENCE
+        });
+        let deadline = if self.unread.is_empty() {
+            deadline
+        } else {
+            Some(self.now())
+        };
+        let Some(w) = self.waiter.as_mut() else {
+            // No readiness set: the best left is to sleep to the deadline, in steps of a
+            // millisecond so that sockets are still looked at.
+            let now = self.now();
+            let until = deadline.unwrap_or(now + Duration::from_millis(1));
+            std::thread::sleep(
+                until
+                    .saturating_duration_since(now)
+                    .min(Duration::from_millis(1)),
+            );
+            return;
+        };
+        if let Err(e) = w.wait(deadline) {
+            tracing::warn!("OsNet: wait: {e}");
+            return;
+        }
+        for ev in w.events() {
+            let t = ev.token().0;
+            if t < EXTERNAL_TOKENS && (ev.is_readable() || ev.is_read_closed() || ev.is_error()) {
+                self.unread.insert(t, 0);
+            }
         }
     }
 
@@ -217,6 +320,17 @@ impl OsNet {
     fn add(&mut self, s: Sock) -> OsSocket {
         let id = OsSocket(self.next);
         self.next += 1;
+        let registry = self.waiter.as_ref().map(Waiter::registry);
+        match &s {
+            Sock::Udp(u) => register(registry, u.as_raw_fd(), id.0 as usize, Interest::READABLE),
+            Sock::Tcp(c) => register(
+                registry,
+                c.stream.as_raw_fd(),
+                id.0 as usize,
+                Interest::READABLE | Interest::WRITABLE,
+            ),
+            Sock::Slot { .. } => {}
+        }
         self.sockets.insert(id, s);
         id
     }
@@ -290,6 +404,7 @@ impl OsNet {
         let Some(l) = self.listeners.get_mut(&key) else {
             return;
         };
+        let registry = self.waiter.as_ref().map(Waiter::registry);
         loop {
             match l.socket.accept() {
                 Ok((stream, _)) => {
@@ -300,11 +415,24 @@ impl OsNet {
                     };
                     let _ = stream.set_nonblocking(true);
                     if let Some(Sock::Slot { conn, .. }) = self.sockets.get_mut(&slot) {
+                        register(
+                            registry,
+                            stream.as_raw_fd(),
+                            slot.0 as usize,
+                            Interest::READABLE | Interest::WRITABLE,
+                        );
+                        // Data may have come with the connection, before it was registered.
+                        self.unread.insert(slot.0 as usize, 0);
                         *conn = Some(Conn::new(stream, TcpPhase::Established));
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => break,
+                Err(e) => {
+                    if e.kind() == ErrorKind::WouldBlock {
+                        self.unread.remove(&l.token);
+                    }
+                    break;
+                }
             }
         }
     }
@@ -388,7 +516,10 @@ impl Net for OsNet {
         for _ in 0..4 {
             match u.recv_from(&mut self.buf) {
                 Ok((n, from)) => return Some((from, self.buf[..n].to_vec())),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.unread.remove(&(s.0 as usize));
+                    return None;
+                }
                 Err(_) => {}
             }
         }
@@ -407,10 +538,19 @@ impl Net for OsNet {
                 .local_addr()
                 .map_err(|e| NetError::io("getsockname", e))?
                 .port();
+            let token = self.next as usize;
+            self.next += 1;
+            register(
+                self.waiter.as_ref().map(Waiter::registry),
+                socket.as_raw_fd(),
+                token,
+                Interest::READABLE,
+            );
             self.listeners.insert(
                 (host, port),
                 Listener {
                     socket,
+                    token,
                     waiting: VecDeque::new(),
                     slots: 0,
                 },
@@ -472,7 +612,11 @@ impl Net for OsNet {
     }
 
     fn tcp_recv(&mut self, s: OsSocket) -> Vec<u8> {
-        self.conn(s).map(Conn::recv).unwrap_or_default()
+        let out = self.conn(s).map(Conn::recv).unwrap_or_default();
+        // Conn::recv reads until the socket would block (or to its end, or an error); a
+        // connection not yet established has nothing to read.
+        self.unread.remove(&(s.0 as usize));
+        out
     }
 
     fn tcp_shutdown(&mut self, s: OsSocket) {
@@ -482,29 +626,38 @@ impl Net for OsNet {
     }
 
     fn close(&mut self, s: OsSocket) {
+        self.unread.remove(&(s.0 as usize));
+        let registry = self.waiter.as_ref().map(Waiter::registry);
         match self.sockets.remove(&s) {
-            Some(Sock::Tcp(c)) => c.abort(),
+            Some(Sock::Tcp(c)) => {
+                deregister(registry, c.stream.as_raw_fd());
+                c.abort();
+            }
             Some(Sock::Slot { key, conn }) => {
                 if let Some(c) = conn {
+                    deregister(registry, c.stream.as_raw_fd());
                     c.abort();
                 }
                 if let Some(l) = self.listeners.get_mut(&key) {
                     l.waiting.retain(|w| *w != s);
                     l.slots -= 1;
                     if l.slots == 0 {
+                        deregister(registry, l.socket.as_raw_fd());
+                        self.unread.remove(&l.token);
                         self.listeners.remove(&key);
                     }
                 }
             }
-            Some(Sock::Udp(_)) | None => {}
+            Some(Sock::Udp(u)) => deregister(registry, u.as_raw_fd()),
+            None => {}
         }
     }
 }
 
 /// Poll `agents` on `net` until every one is done (true) or `deadline` passes (false).
 ///
-/// Each round polls every agent once, then sleeps until the earliest agent timeout, at
-/// most [`POLL_INTERVAL`] (sockets are not waited on: a datagram waits at most that long).
+/// Each round polls every agent once, then waits ([`OsNet::wait`]) until a socket is
+/// ready or the earliest agent timeout (or `deadline`), whichever comes first.
 pub fn run_until(net: &mut OsNet, agents: &mut [&mut dyn Agent<OsNet>], deadline: Instant) -> bool {
     loop {
         for a in agents.iter_mut() {
@@ -513,17 +666,14 @@ pub fn run_until(net: &mut OsNet, agents: &mut [&mut dyn Agent<OsNet>], deadline
         if agents.iter().all(|a| a.is_done()) {
             return true;
         }
-        let now = net.now();
-        if now >= deadline {
+        if net.now() >= deadline {
             return false;
         }
         let wake = agents
             .iter()
             .filter_map(|a| a.poll_timeout())
-            .fold((now + POLL_INTERVAL).min(deadline), Instant::min);
-        if wake > now {
-            std::thread::sleep(wake - now);
-        }
+            .fold(deadline, Instant::min);
+        net.wait(Some(wake));
     }
 }
 
@@ -536,16 +686,50 @@ mod test {
         IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
     }
 
-    /// Poll `f` every millisecond for up to 2 s until it holds.
+    /// Check `f` whenever a socket is ready (or every 10 ms) for up to 2 s until it holds.
     fn eventually(net: &mut OsNet, mut f: impl FnMut(&mut OsNet) -> bool) -> bool {
         let end = net.now() + Duration::from_secs(2);
         while net.now() < end {
             if f(net) {
                 return true;
             }
-            std::thread::sleep(POLL_INTERVAL);
+            let next = (net.now() + Duration::from_millis(10)).min(end);
+            net.wait(Some(next));
         }
         false
+    }
+
+    #[test]
+    fn wait_reports_a_readable_socket_until_it_is_drained() {
+        let mut net = OsNet::new(vec![vec![lo(15)], vec![lo(16)]]);
+        let (rx, port) = net.udp_bind(0, None, 0).unwrap();
+        let (tx, _) = net.udp_bind(1, None, 0).unwrap();
+        let to = SocketAddr::new(lo(15), port);
+        net.udp_send(tx, to, b"one").unwrap();
+        net.udp_send(tx, to, b"two").unwrap();
+        // Woken by the socket, not by the (distant) deadline: it is marked not drained.
+        net.wait(Some(net.now() + Duration::from_secs(30)));
+        assert!(net.unread.contains_key(&(rx.0 as usize)));
+        assert_eq!(net.udp_recv(rx).unwrap().1, b"one");
+        // Edge-triggered: no new edge for the second datagram, but it is still marked, so
+        // the next wait does not block on it.
+        assert!(net.unread.contains_key(&(rx.0 as usize)));
+        net.wait(None);
+        assert_eq!(net.udp_recv(rx).unwrap().1, b"two");
+        assert!(net.udp_recv(rx).is_none());
+        assert!(net.unread.is_empty());
+        // A datagram nobody reads keeps the waits short only for a while.
+        net.udp_send(tx, to, b"three").unwrap();
+        net.wait(Some(net.now() + Duration::from_secs(30)));
+        assert!(net.unread.contains_key(&(rx.0 as usize)));
+        for _ in 0..=UNREAD_PATIENCE {
+            net.wait(Some(net.now() + Duration::from_millis(20)));
+        }
+        assert!(!net.unread.contains_key(&(rx.0 as usize)));
+        // It is still there to read.
+        assert_eq!(net.udp_recv(rx).unwrap().1, b"three");
+        net.close(rx);
+        net.close(tx);
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! virtual fabric, and writes it to the receiving host's TUN device. There is no kernel
 //! forwarding, NAT or nftables between hosts: every decision is the engine's.
 //!
-//! The fast path: one epoll set registered once; per wake-up up to `READ_BATCH` packets
-//! from each ready device, then the writes; packets in pooled buffers (no allocation per
+//! The fast path: one readiness set ([`Waiter`]: mio's epoll plus a timerfd, so the
+//! engine's next deadline is kept to the nanosecond) registered once; per wake-up up to
+//! `READ_BATCH` packets from each ready device, then the writes; packets in pooled buffers (no allocation per
 //! packet); virtio-net header offloads, so that TCP super-segments cross the engine whole
 //! when [`Engine::passes_aggregates`] allows and are cut into packets in userspace when it
 //! does not; consecutive UDP datagrams of a flow written as one USO super-datagram. One
@@ -15,10 +16,13 @@
 //! other core (README, `pinhole bench nat`).
 //!
 //! The engine thread owns the engine. The rest of the program talks to it through
-//! [`KernelFabric`]'s methods (a channel plus a wake-up pipe): link changes, NAT actions,
-//! counters. Time is the real clock here, read only by this driver.
+//! [`KernelFabric`]'s methods (a channel plus a [`mio::Waker`]): link changes, NAT
+//! actions, counters. Captured packets and the engine's events come back through bounded
+//! channels ([`KernelFabric::poll_capture`], [`KernelFabric::poll_event`]). Time is the
+//! real clock here, read only by this driver.
 
 use super::sys::{self, HostNs, SysError, TunOffloads};
+use super::wait::Waiter;
 use crate::fabric::engine::{Captured, Engine, EngineError, EngineEvent, EngineStats};
 use crate::link::LinkConfig;
 use crate::nat::{MappingInfo, NatStats};
@@ -26,11 +30,14 @@ use crate::rng::SimRng;
 use crate::topology::{Attachment, Topology};
 use crate::wire::PacketBuf;
 use crate::wire::offload::{self, Offload};
+use mio::unix::SourceFd;
+use mio::{Interest, Token, Waker};
 use std::net::IpAddr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The interface name of every host's TUN device.
 pub const IFNAME: &str = "eth0";
@@ -40,6 +47,18 @@ pub const MTU: u32 = 1500;
 
 /// Packets read from one TUN device per wake-up before the others get a turn.
 const READ_BATCH: usize = 64;
+
+/// How long before the engine's next deadline its thread stops sleeping and starts
+/// looking (busy) until the deadline: longer than the wake-up latency of an idle CPU.
+const WAKE_EARLY: std::time::Duration = std::time::Duration::from_micros(250);
+
+/// Engine events waiting for [`KernelFabric::poll_event`] at most; more are counted in
+/// [`Snapshot::events_lost`] and dropped rather than stall the engine. A bounded std
+/// channel allocates all its slots up front: 4,096 keep that at a few hundred KiB.
+const EVENT_QUEUE: usize = 1 << 12;
+
+/// What the engine thread forwards from `Engine::poll_event`, as it returns it.
+type Event = (Instant, EngineEvent);
 
 /// What can go wrong starting or steering the kernel fabric.
 #[derive(Debug, thiserror::Error)]
@@ -96,9 +115,6 @@ pub struct Snapshot {
     /// Per NAT, the live mappings themselves (sorted as [`crate::nat::Nat::mappings`]);
     /// filled only by [`KernelFabric::snapshot_with_mappings`].
     pub live: Vec<Vec<MappingInfo>>,
-    /// Engine events that could not be handed to [`KernelFabric::poll_event`] because its
-    /// queue was full (nobody drained it fast enough).
-    pub events_lost: u64,
     /// Packets the engine could not write because a host's TUN queue was full.
     pub tun_full: u64,
     /// The checksum/segmentation offloads of the hosts' TUN devices.
@@ -111,12 +127,16 @@ pub struct Snapshot {
     /// UDP datagrams written to a TUN device as part of a coalesced USO super-datagram
     /// rather than with a write of their own (all but the first of each).
     pub coalesced: u64,
+    /// Engine events dropped because [`KernelFabric::poll_event`] had not taken the
+    /// earlier ones (the queue holds [`EVENT_QUEUE`]).
+    pub events_lost: u64,
 }
 
 enum Control {
     SetLink(Attachment, bool, LinkConfig),
     Nat(usize, NatAction, mpsc::Sender<Result<(), EngineError>>),
     Snapshot(mpsc::Sender<Snapshot>, bool),
+    OutputWaker(Arc<Waker>),
     Stop,
 }
 
@@ -126,16 +146,12 @@ pub struct KernelFabric {
     topo: Topology,
     hosts: Arc<Vec<HostNs>>,
     control: mpsc::Sender<Control>,
-    wake: OwnedFd,
+    waker: Arc<Waker>,
     thread: Option<JoinHandle<()>>,
     captures: Option<mpsc::Receiver<Captured>>,
-    events: mpsc::Receiver<(Instant, EngineEvent)>,
+    events: mpsc::Receiver<Event>,
     epoch: Instant,
 }
-
-/// Engine events queued between the engine thread and [`KernelFabric::poll_event`]; past
-/// it events are counted as lost ([`Snapshot::events_lost`]) rather than stall the engine.
-const EVENT_QUEUE: usize = 1 << 16;
 
 /// The /etc/hosts every host sees: localhost and every host name of the topology.
 pub fn hosts_file(topo: &Topology) -> String {
@@ -209,7 +225,23 @@ impl KernelFabric {
                 vnet: o.vnet_hdr,
             })
             .collect();
-        let (wake_rx, wake_tx) = sys::pipe_nonblocking()?;
+        let waiter = Waiter::new(tuns.len() + 1)?;
+        let os = |op: &str, e: std::io::Error| SysError::Os {
+            op: op.into(),
+            source: e,
+        };
+        for (h, t) in tuns.iter().enumerate() {
+            waiter
+                .registry()
+                .register(
+                    &mut SourceFd(&t.fd.as_raw_fd()),
+                    Token(h),
+                    Interest::READABLE,
+                )
+                .map_err(|e| os("register a TUN device", e))?;
+        }
+        let waker = Waker::new(waiter.registry(), Token(tuns.len()))
+            .map_err(|e| os("create the engine's waker", e))?;
         let (tx, rx) = mpsc::channel();
         let (cap_tx, cap_rx) = mpsc::sync_channel(1 << 14);
         let (ev_tx, ev_rx) = mpsc::sync_channel(EVENT_QUEUE);
@@ -220,7 +252,7 @@ impl KernelFabric {
                     engine,
                     tuns,
                     offloads,
-                    wake_rx,
+                    waiter,
                     rx,
                     capture.then_some(cap_tx),
                     ev_tx,
@@ -231,7 +263,7 @@ impl KernelFabric {
             topo,
             hosts: Arc::new(hosts),
             control: tx,
-            wake: wake_tx,
+            waker: Arc::new(waker),
             thread: Some(thread),
             captures: capture.then_some(cap_rx),
             events: ev_rx,
@@ -262,8 +294,8 @@ impl KernelFabric {
 
     fn send(&self, c: Control) -> Result<(), KernelError> {
         self.control.send(c).map_err(|_| KernelError::Stopped)?;
-        // A full pipe already wakes the thread; a lost byte is harmless.
-        let _ = sys::write_packet(self.wake.as_fd(), &[1]);
+        // The engine thread drains the control channel on every wake-up.
+        let _ = self.waker.wake();
         Ok(())
     }
 
@@ -300,14 +332,23 @@ impl KernelFabric {
         rx.recv().map_err(|_| KernelError::Stopped)
     }
 
-    /// The next engine event (NAT, firewall, drop), oldest first, with its time.
+    /// The next captured packet, if capture is on and one is waiting.
+    pub fn poll_capture(&self) -> Option<Captured> {
+        self.captures.as_ref()?.try_recv().ok()
+    }
+
+    /// The engine's next event (drops, NAT mappings, link changes…) with the time it
+    /// happened, if one is waiting. Events not taken pile up to [`EVENT_QUEUE`]; the rest
+    /// are counted in [`Snapshot::events_lost`].
     pub fn poll_event(&self) -> Option<(Instant, EngineEvent)> {
         self.events.try_recv().ok()
     }
 
-    /// The next captured packet, if capture is on and one is waiting.
-    pub fn poll_capture(&self) -> Option<Captured> {
-        self.captures.as_ref()?.try_recv().ok()
+    /// Wake `waker` whenever captured packets or engine events have been queued for
+    /// [`KernelFabric::poll_capture`] / [`KernelFabric::poll_event`], so that a driver
+    /// waiting on its own readiness set drains the bounded queues before they fill.
+    pub fn wake_on_output(&self, waker: Arc<Waker>) -> Result<(), KernelError> {
+        self.send(Control::OutputWaker(waker))
     }
 
     /// Stop the engine thread and wait for it.
@@ -536,29 +577,14 @@ fn engine_loop(
     mut engine: Engine,
     tuns: Vec<Tun>,
     offloads: TunOffloads,
-    wake: OwnedFd,
+    mut waiter: Waiter,
     control: mpsc::Receiver<Control>,
     captures: Option<mpsc::SyncSender<Captured>>,
-    events: mpsc::SyncSender<(Instant, EngineEvent)>,
+    events: mpsc::SyncSender<Event>,
 ) {
-    let mut events_lost = 0u64;
-    let mut epoll = match sys::Epoll::new(tuns.len() + 1) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::error!("kernel fabric: {e}");
-            return;
-        }
-    };
-    let wake_token = tuns.len() as u64;
-    for (h, t) in tuns.iter().enumerate() {
-        if let Err(e) = epoll.add(t.fd.as_fd(), h as u64) {
-            tracing::error!("kernel fabric: {e}");
-            return;
-        }
-    }
-    if let Err(e) = epoll.add(wake.as_fd(), wake_token) {
-        tracing::error!("kernel fabric: {e}");
-        return;
+    // Delayed packets leave at their timers, not up to 50 µs (the default slack) later.
+    if let Err(e) = sys::set_timer_slack(1) {
+        tracing::warn!("kernel fabric: {e}");
     }
     let mut pool = Pool::new();
     // The receive buffer: every packet is read into it, then copied into a pooled small
@@ -566,9 +592,14 @@ fn engine_loop(
     let mut rx = PacketBuf::with_capacity(LARGE);
     let mut hdr = [0u8; offload::VNET_HDR_LEN];
     let mut scratch = Vec::with_capacity(LARGE);
-    let mut ready = Vec::with_capacity(tuns.len() + 1);
+    // Devices reported readable and not yet read until EAGAIN: the readiness set is
+    // edge-triggered, so a device left with packets after a batch is not reported again;
+    // while any is left the wait only looks (deadline now) and the reads go on.
+    let mut unread = vec![false; tuns.len()];
     let mut stats = DriverStats::default();
+    let events_lost = AtomicU64::new(0);
     let mut aggregates = engine.passes_aggregates();
+    let mut output_waker: Option<Arc<Waker>> = None;
     loop {
         let t = now();
         if engine.poll_timeout().is_some_and(|d| d <= t) {
@@ -611,37 +642,101 @@ fn engine_loop(
             stats.coalesced += n as u64 - 1;
             write_out(&tuns[gh], gp, &mut pool, &mut scratch, &mut stats);
         }
+        let mut queued = false;
         if let Some(c) = &captures {
             while let Some(p) = engine.poll_capture() {
                 // A full capture channel drops the record rather than stall the engine.
-                let _ = c.try_send(p);
+                queued |= c.try_send(p).is_ok();
             }
         }
         while let Some(e) = engine.poll_event() {
-            if events.try_send(e).is_err() {
-                events_lost += 1;
+            // Likewise a full event channel: the loss is counted.
+            match events.try_send(e) {
+                Ok(()) => queued = true,
+                Err(_) => {
+                    events_lost.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
-        let timeout = engine
-            .poll_timeout()
-            .map(|d| d.saturating_duration_since(now()))
-            .unwrap_or(Duration::from_secs(1));
-        if epoll.wait(Some(timeout), &mut ready).is_err() {
-            continue;
+        if let Some(w) = output_waker.as_ref().filter(|_| queued) {
+            let _ = w.wake();
+        }
+        // Control first (a link change applies before the next packets), then the wait.
+        while let Ok(c) = control.try_recv() {
+            match c {
+                Control::SetLink(at, up, config) => {
+                    engine.set_link(at, up, config);
+                    aggregates = engine.passes_aggregates();
+                }
+                Control::Nat(id, action, reply) => {
+                    let t = now();
+                    let r = match action {
+                        NatAction::Reboot => {
+                            engine.nat_mut(id).reboot(t);
+                            Ok(())
+                        }
+                        NatAction::Rebind => {
+                            engine.nat_mut(id).rebind(t);
+                            Ok(())
+                        }
+                        NatAction::Renumber(addrs) => engine.renumber_nat(t, id, addrs),
+                    };
+                    let _ = reply.send(r);
+                }
+                Control::Snapshot(reply, with_mappings) => {
+                    let n = engine.topology().nats.len();
+                    let live = if with_mappings {
+                        (0..n).map(|i| engine.nat(i).mappings()).collect()
+                    } else {
+                        Vec::new()
+                    };
+                    let _ = reply.send(Snapshot {
+                        engine: engine.stats().clone(),
+                        nats: (0..n).map(|i| engine.nat(i).stats().clone()).collect(),
+                        mappings: (0..n).map(|i| engine.nat(i).mapping_count()).collect(),
+                        live,
+                        tun_full: stats.tun_full,
+                        offloads,
+                        offload_errors: stats.offload_errors,
+                        segmented: stats.segmented,
+                        coalesced: stats.coalesced,
+                        events_lost: events_lost.load(Ordering::Relaxed),
+                    });
+                }
+                Control::OutputWaker(w) => output_waker = Some(w),
+                Control::Stop => return,
+            }
+        }
+        // Sleep until a little before the engine's next deadline, then look without
+        // sleeping until it is due (the top of the loop handles it): a thread woken from an
+        // idle CPU by its timer runs 50–200 µs late on the machines measured (timerfd or
+        // not, timer slack 1 ns or 50 µs), and a delayed packet would be that late.
+        let deadline = if unread.iter().any(|u| *u) {
+            Some(now())
+        } else {
+            engine
+                .poll_timeout()
+                .map(|d| d.checked_sub(WAKE_EARLY).unwrap_or(d))
+        };
+        if let Err(e) = waiter.wait(deadline) {
+            tracing::error!("kernel fabric: {e}");
+            return;
+        }
+        for ev in waiter.events() {
+            if let Some(u) = unread.get_mut(ev.token().0) {
+                *u = true;
+            }
         }
         let t = now();
-        let mut woken = false;
         // Super-segments handed to the engine whole in this round: at most POOL_LARGE, so
         // that every large buffer goes back into the pool once written and memory stays
         // bounded (the rest wait in the TUN queue for the next round).
         let mut large_out = 0;
-        for &token in &ready {
-            if token == wake_token {
-                woken = true;
+        for (h, tun) in tuns.iter().enumerate() {
+            if !unread[h] {
                 continue;
             }
-            let h = token as usize;
-            let tun = &tuns[h];
+            let mut drained = false;
             for _ in 0..READ_BATCH {
                 if large_out >= POOL_LARGE {
                     break;
@@ -652,7 +747,15 @@ fn engine_loop(
                 } else {
                     sys::read_packet(tun.fd.as_fd(), space)
                 };
-                let Ok(Some(n)) = read else { break };
+                let n = match read {
+                    Ok(Some(n)) => n,
+                    // EAGAIN: the device is empty until it is reported again. An error
+                    // other than EAGAIN is not retried either (it would repeat).
+                    Ok(None) | Err(_) => {
+                        drained = true;
+                        break;
+                    }
+                };
                 if rx.set_filled(n).is_err() {
                     continue;
                 }
@@ -698,55 +801,7 @@ fn engine_loop(
                     }
                 }
             }
-        }
-        if !woken {
-            continue;
-        }
-        let mut sink = [0u8; 64];
-        while let Ok(Some(_)) = sys::read_packet(wake.as_fd(), &mut sink) {}
-        while let Ok(c) = control.try_recv() {
-            match c {
-                Control::SetLink(at, up, config) => {
-                    engine.set_link(at, up, config);
-                    aggregates = engine.passes_aggregates();
-                }
-                Control::Nat(id, action, reply) => {
-                    let t = now();
-                    let r = match action {
-                        NatAction::Reboot => {
-                            engine.nat_mut(id).reboot(t);
-                            Ok(())
-                        }
-                        NatAction::Rebind => {
-                            engine.nat_mut(id).rebind(t);
-                            Ok(())
-                        }
-                        NatAction::Renumber(addrs) => engine.renumber_nat(t, id, addrs),
-                    };
-                    let _ = reply.send(r);
-                }
-                Control::Snapshot(reply, with_mappings) => {
-                    let n = engine.topology().nats.len();
-                    let live = if with_mappings {
-                        (0..n).map(|i| engine.nat(i).mappings()).collect()
-                    } else {
-                        Vec::new()
-                    };
-                    let _ = reply.send(Snapshot {
-                        engine: engine.stats().clone(),
-                        nats: (0..n).map(|i| engine.nat(i).stats().clone()).collect(),
-                        mappings: (0..n).map(|i| engine.nat(i).mapping_count()).collect(),
-                        live,
-                        events_lost,
-                        tun_full: stats.tun_full,
-                        offloads,
-                        offload_errors: stats.offload_errors,
-                        segmented: stats.segmented,
-                        coalesced: stats.coalesced,
-                    });
-                }
-                Control::Stop => return,
-            }
+            unread[h] = !drained;
         }
     }
 }

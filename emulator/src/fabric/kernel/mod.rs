@@ -53,5 +53,7 @@
 mod fabric;
 #[allow(unsafe_code)]
 pub mod sys;
+mod wait;
 
 pub use fabric::{IFNAME, KernelError, KernelFabric, MTU, NatAction, Snapshot, hosts_file};
+pub use wait::{TIMER, Waiter, wait_for_exit};

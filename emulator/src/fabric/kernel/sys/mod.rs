@@ -10,7 +10,9 @@
 //! - [`read_packet`], [`write_packet`], [`read_batch`], [`write_batch`] and
 //!   [`wait_readable`] move packets through TUN fds; [`read_vnet`] and [`write_vnet`] do
 //!   it with the virtio-net header of TUN devices with offloads
-//!   ([`HostNs::add_tun_offload`], [`TunOffloads`]); [`Epoll`] waits on many fds.
+//!   ([`HostNs::add_tun_offload`], [`TunOffloads`]).
+//! - [`TimerFd`] (nanosecond deadlines) and [`pidfd_open`] (child exits) are file
+//!   descriptors a driver registers with its readiness set next to its sockets.
 //! - [`send_repeated`] and [`recv_many`] move many datagrams per system call (`pinhole bench`).
 //! - [`ExecServer`] and [`exec_remote`] let another process run programs in the hosts of
 //!   a running sandbox (`pinhole exec`).
@@ -20,6 +22,7 @@ mod host;
 mod netlink;
 mod sandbox;
 mod sock;
+mod timer;
 mod tun;
 
 use std::io;
@@ -28,10 +31,10 @@ pub use exec::{ExecRequest, ExecServer, exec_remote};
 pub use host::{HostNs, NetnsGuard, RESOLV_CONF};
 pub use sandbox::{IdMap, Sandbox, enter_sandbox, in_sandbox};
 pub use sock::{MAX_BATCH, recv_many, send_repeated};
+pub use timer::{TimerFd, pidfd_open, set_timer_slack};
 pub use tun::{
-    Epoll, TUN_F_CSUM, TUN_F_TSO_ECN, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6, TunOffloads,
-    pipe_nonblocking, read_batch, read_packet, read_vnet, wait_readable, write_batch, write_packet,
-    write_vnet,
+    TUN_F_CSUM, TUN_F_TSO_ECN, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6, TunOffloads,
+    read_batch, read_packet, read_vnet, wait_readable, write_batch, write_packet, write_vnet,
 };
 
 /// What went wrong in the OS layer.

@@ -1,6 +1,6 @@
 //! TUN devices: creation (TUNSETIFF, with the virtio-net header and offloads when asked:
-//! TUNSETVNETHDRSZ, TUNSETOFFLOAD), packet I/O on their fds, and an epoll set to wait on
-//! many of them.
+//! TUNSETVNETHDRSZ, TUNSETOFFLOAD) and packet I/O on their fds. Waiting on many of them
+//! is the drivers' readiness set (`kernel::Waiter`, mio).
 
 use std::fmt;
 use std::io;
@@ -195,86 +195,6 @@ pub fn write_vnet(
     }
 }
 
-/// An epoll set, registered once, to wait on many fds without rebuilding a poll vector
-/// per wake-up. Level-triggered: an fd with packets left after a bounded batch of reads is
-/// reported again by the next [`Epoll::wait`].
-pub struct Epoll {
-    fd: OwnedFd,
-    events: Vec<libc::epoll_event>,
-}
-
-impl Epoll {
-    /// A new epoll set reporting up to `capacity` ready fds per wait.
-    pub fn new(capacity: usize) -> Result<Epoll, SysError> {
-        // SAFETY: epoll_create1 with a valid flag; result checked.
-        let raw = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        let raw = cvt(raw, || "epoll_create1".into())?;
-        // SAFETY: fresh fd owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let capacity = capacity.max(1);
-        Ok(Epoll {
-            fd,
-            events: vec![libc::epoll_event { events: 0, u64: 0 }; capacity],
-        })
-    }
-
-    /// Watch `fd` for readability; [`Epoll::wait`] reports it as `token`.
-    pub fn add(&self, fd: BorrowedFd<'_>, token: u64) -> Result<(), SysError> {
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: token,
-        };
-        // SAFETY: epoll_ctl reads the event struct; both fds are open.
-        let r = unsafe {
-            libc::epoll_ctl(
-                self.fd.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                fd.as_raw_fd(),
-                &raw mut ev,
-            )
-        };
-        cvt(r, || "epoll_ctl(ADD)".into())?;
-        Ok(())
-    }
-
-    /// Wait until a watched fd is readable (or has an error or hang-up, which the next read
-    /// reports) or `timeout` passes (`None`: forever; rounded up to milliseconds). Puts the
-    /// tokens of the ready fds into `ready` (cleared first). A signal ends the wait early
-    /// with nothing ready.
-    pub fn wait(
-        &mut self,
-        timeout: Option<Duration>,
-        ready: &mut Vec<u64>,
-    ) -> Result<(), SysError> {
-        ready.clear();
-        let ms = match timeout {
-            None => -1,
-            Some(d) => d
-                .as_nanos()
-                .div_ceil(1_000_000)
-                .min(libc::c_int::MAX as u128) as libc::c_int,
-        };
-        // SAFETY: `events` is a valid array of the length passed.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.fd.as_raw_fd(),
-                self.events.as_mut_ptr(),
-                self.events.len() as libc::c_int,
-                ms,
-            )
-        };
-        if n == -1 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                return Ok(());
-            }
-            return Err(SysError::os("epoll_wait", e));
-        }
-        ready.extend(self.events[..n as usize].iter().map(|e| e.u64));
-        Ok(())
-    }
-}
-
 /// Read one packet from a non-blocking TUN fd into `buf`. `Ok(None)` when no packet is
 /// waiting (`EAGAIN`). A packet longer than `buf` is truncated by the kernel, so size `buf`
 /// to the interface MTU.
@@ -390,19 +310,4 @@ pub fn wait_readable(
         n += usize::from(*r);
     }
     Ok(n)
-}
-
-/// A non-blocking, close-on-exec pipe: `(read end, write end)`. The kernel fabric wakes its
-/// engine thread by writing a byte to it.
-///
-/// # Errors
-///
-/// [`SysError::Os`] when the kernel refuses (e.g. out of file descriptors).
-pub fn pipe_nonblocking() -> Result<(OwnedFd, OwnedFd), SysError> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: pipe2(2) writes two fds into the array we pass.
-    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
-    cvt(r, || "pipe2".to_string())?;
-    // SAFETY: both fds were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
