@@ -18,8 +18,13 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
+pub mod demux;
 pub mod http_proxy;
+pub mod io;
+pub mod rng;
 pub mod sdp;
 pub mod sip;
 pub mod stun;
 pub mod turn;
+
+pub use io::{ConnId, Flow, Transmit, Transport};

@@ -257,8 +257,8 @@ impl<N: Net> SipProxyService<N> {
                 self.proxy.handle_input(
                     now,
                     Input::TransportError {
-                        flow: t.flow,
-                        bytes: t.bytes,
+                        flow: t.flow(),
+                        bytes: t.data,
                     },
                 );
             }
@@ -282,8 +282,8 @@ impl<N: Net> SipProxyService<N> {
             self.proxy.handle_input(
                 now,
                 Input::TransportError {
-                    flow: t.flow,
-                    bytes: t.bytes,
+                    flow: t.flow(),
+                    bytes: t.data,
                 },
             );
         }
@@ -297,30 +297,30 @@ impl<N: Net> SipProxyService<N> {
 
     /// Hand one transmit to its socket; a TCP message that cannot go is put in `failed`.
     fn transmit(&mut self, net: &mut N, now: Instant, t: Transmit, failed: &mut Vec<Transmit>) {
-        match t.flow.transport {
+        match t.transport {
             Transport::Udp => {
                 // A full send buffer drops the message, as a congested socket would.
-                let _ = net.udp_send(self.udp, t.flow.remote, &t.bytes);
+                let _ = net.udp_send(self.udp, t.to, &t.data);
             }
             Transport::Tcp | Transport::Tls => {
-                let existing = self.conns.iter_mut().find(|c| match t.flow.conn {
+                let existing = self.conns.iter_mut().find(|c| match t.conn {
                     Some(id) => c.id == id,
-                    None => c.remote == Some(t.flow.remote),
+                    None => c.remote == Some(t.to),
                 });
                 match existing {
-                    Some(c) => c.out.push_back((Some(t.flow), t.bytes)),
+                    Some(c) => c.out.push_back((Some(t.flow()), t.data)),
                     // The connection the core chose ended after it chose: a transport
                     // error. A new connection to its peer would be wrong — behind a NAT it
                     // cannot get in, and a public UA's source port is not where it listens;
                     // the core picks the next destination itself.
-                    None if t.flow.conn.is_some() => failed.push(t),
-                    None => match net.tcp_connect(self.host, 0, t.flow.remote) {
+                    None if t.conn.is_some() => failed.push(t),
+                    None => match net.tcp_connect(self.host, 0, t.to) {
                         Ok((sock, _)) => {
                             let id = ConnId(self.next_conn);
                             self.next_conn += 1;
-                            let mut c = Conn::new(sock, id, Some(t.flow.remote));
+                            let mut c = Conn::new(sock, id, Some(t.to));
                             c.connect_by = Some(now + CONNECT_TIMEOUT);
-                            c.out.push_back((Some(t.flow), t.bytes));
+                            c.out.push_back((Some(t.flow()), t.data));
                             self.conns.push(c);
                         }
                         // no route, no address to connect from, …
@@ -342,7 +342,7 @@ impl<N: Net> SipProxyService<N> {
         failed.extend(
             c.out
                 .into_iter()
-                .filter_map(|(flow, bytes)| flow.map(|flow| Transmit { flow, bytes })),
+                .filter_map(|(flow, bytes)| flow.map(|flow| Transmit::on(flow, bytes))),
         );
     }
 

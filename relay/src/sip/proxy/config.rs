@@ -191,18 +191,13 @@ pub enum Input {
     },
 }
 
-/// Bytes to send. On TCP/TLS with `flow.conn == Some(c)` they go on connection `c` only
-/// (never elsewhere: if it has closed meanwhile the driver hands the transmit back as
-/// [`Input::TransportError`] and the core picks the next target); with `None` the driver
-/// reuses an open connection to `flow.remote` or opens one from `flow.local` (RFC 3261
-/// §18.1.1), and reports a failed attempt the same way.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    /// Transport, local and remote address, connection.
-    pub flow: Flow,
-    /// The message.
-    pub bytes: Vec<u8>,
-}
+/// Bytes to send ([`Transmit::flow`] names transport, addresses and connection). On
+/// TCP/TLS with `conn == Some(c)` they go on connection `c` only (never elsewhere: if it
+/// has closed meanwhile the driver hands the transmit back as [`Input::TransportError`]
+/// and the core picks the next target); with `None` the driver reuses an open connection
+/// to `to` or opens one from `from` (RFC 3261 §18.1.1), and reports a failed attempt the
+/// same way.
+pub use crate::io::Transmit;
 
 /// The RFC 3261 §17 timers (named after the RFC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
