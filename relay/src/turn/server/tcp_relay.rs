@@ -345,12 +345,12 @@ impl TurnServer {
     /// Whether the stream connection `client`–`server` became a client data connection
     /// (after a successful ConnectionBind): the driver stops framing it and passes its
     /// bytes, including any already read past the ConnectionBind, as
-    /// [`Input::TcpData`](super::Input::TcpData).
+    /// [`Input::TcpData`].
     pub fn tcp_binding(&self, server: SocketAddr, client: SocketAddr) -> Option<ConnectionId> {
         self.tcp.by_client.get(&(server, client)).copied()
     }
 
-    /// [`Input::TcpConnected`](super::Input::TcpConnected).
+    /// [`Input::TcpConnected`].
     pub(super) fn tcp_connected(&mut self, now: Instant, id: ConnectionId) {
         self.handle_timeout(now);
         let Some(c) = self.tcp.conns.get_mut(&id) else {
@@ -371,7 +371,7 @@ impl TurnServer {
         self.respond(ft, &req, Some(&*key), Ok(vec![connection_id_attr(id)]));
     }
 
-    /// [`Input::TcpConnectFailed`](super::Input::TcpConnectFailed).
+    /// [`Input::TcpConnectFailed`].
     pub(super) fn tcp_connect_failed(&mut self, now: Instant, id: ConnectionId) {
         self.handle_timeout(now);
         if matches!(
@@ -418,7 +418,7 @@ impl TurnServer {
         }
     }
 
-    /// [`Input::TcpAccepted`](super::Input::TcpAccepted).
+    /// [`Input::TcpAccepted`].
     pub(super) fn tcp_accept(&mut self, now: Instant, relayed: SocketAddr, peer: SocketAddr) {
         self.handle_timeout(now);
         self.tcp.last_accepted = Some((relayed, peer, None));
@@ -459,7 +459,7 @@ impl TurnServer {
         });
     }
 
-    /// Right after [`Input::TcpAccepted`](super::Input::TcpAccepted) for `relayed` and
+    /// Right after [`Input::TcpAccepted`] for `relayed` and
     /// `peer`: the pair the core made of the connection (keep it, do not read it until
     /// [`Command::Bind`]), or `None` when the core refused it (close it). `None` too for
     /// any other (relayed, peer) than the latest accepted one's.
@@ -474,7 +474,7 @@ impl TurnServer {
         }
     }
 
-    /// [`Input::TcpData`](super::Input::TcpData).
+    /// [`Input::TcpData`].
     pub(super) fn tcp_data(&mut self, now: Instant, id: ConnectionId, side: TcpSide, data: &[u8]) {
         self.handle_timeout(now);
         if data.is_empty() {
@@ -509,7 +509,7 @@ impl TurnServer {
         }
     }
 
-    /// [`Input::TcpEof`](super::Input::TcpEof).
+    /// [`Input::TcpEof`].
     pub(super) fn tcp_eof(&mut self, now: Instant, id: ConnectionId, side: TcpSide) {
         self.handle_timeout(now);
         let Some(c) = self.tcp.conns.get_mut(&id) else {
@@ -532,7 +532,7 @@ impl TurnServer {
         }
     }
 
-    /// [`Input::TcpClosed`](super::Input::TcpClosed).
+    /// [`Input::TcpClosed`].
     pub(super) fn tcp_reset(&mut self, now: Instant, id: ConnectionId, side: TcpSide) {
         self.handle_timeout(now);
         match self.tcp.conns.get(&id).map(|c| &c.state) {
