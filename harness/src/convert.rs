@@ -4,10 +4,7 @@ use crate::scenario::model::{self as m, Spec};
 use emulator::Direction;
 use emulator::firewall::{Action, FirewallClass, FirewallConfig, Rule, RuleProto};
 use emulator::link::{LinkConfig, Loss};
-use emulator::nat::{
-    FilteringBehavior, Fragments, MappingBehavior, NatConfig, Pooling, PortAllocation, Refresh,
-    SipAlgMode, Timeouts, Unsolicited,
-};
+use emulator::nat::{NatConfig, Timeouts};
 use emulator::topology::{self as t, Attachment, LinkSpec, Topology};
 use emulator::wire::Endpoint;
 use std::time::Duration;
@@ -15,40 +12,17 @@ use std::time::Duration;
 /// The default rate-limiter queue, in packets (SCENARIO-FORMAT.md "Links").
 pub const DEFAULT_QUEUE: usize = 50;
 
-fn mapping(b: m::Behavior) -> MappingBehavior {
-    match b {
-        m::Behavior::EndpointIndependent => MappingBehavior::EndpointIndependent,
-        m::Behavior::AddressDependent => MappingBehavior::AddressDependent,
-        m::Behavior::AddressAndPortDependent => MappingBehavior::AddressAndPortDependent,
-    }
-}
-
-fn filtering(b: m::Behavior) -> FilteringBehavior {
-    match b {
-        m::Behavior::EndpointIndependent => FilteringBehavior::EndpointIndependent,
-        m::Behavior::AddressDependent => FilteringBehavior::AddressDependent,
-        m::Behavior::AddressAndPortDependent => FilteringBehavior::AddressAndPortDependent,
-    }
-}
-
 /// The emulator's NAT configuration for a scenario NAT.
 pub fn nat_config(n: &m::Nat) -> NatConfig {
     let c = &n.config;
     NatConfig {
         external: n.addresses.clone(),
-        mapping: mapping(c.mapping),
-        filtering: filtering(c.filtering),
-        port_allocation: match c.port_allocation {
-            m::PortAllocation::Preserve => PortAllocation::Preserve,
-            m::PortAllocation::Sequential => PortAllocation::Sequential,
-            m::PortAllocation::Random => PortAllocation::Random,
-        },
+        mapping: c.mapping,
+        filtering: c.filtering,
+        port_allocation: c.port_allocation,
         port_parity: c.port_parity,
         port_range: (c.port_range.first, c.port_range.last),
-        pooling: match c.pooling {
-            m::Pooling::Paired => Pooling::Paired,
-            m::Pooling::Arbitrary => Pooling::Arbitrary,
-        },
+        pooling: c.pooling,
         hairpinning: c.hairpinning,
         timeouts: Timeouts {
             udp: c.timeouts.udp,
@@ -56,24 +30,11 @@ pub fn nat_config(n: &m::Nat) -> NatConfig {
             tcp_transitory: c.timeouts.tcp_transitory,
             icmp: c.timeouts.icmp,
         },
-        refresh: match c.refresh {
-            m::Refresh::Outbound => Refresh::Outbound,
-            m::Refresh::Both => Refresh::Both,
-        },
+        refresh: c.refresh,
         max_bindings: c.max_bindings as usize,
-        unsolicited: match c.unsolicited {
-            m::Unsolicited::Drop => Unsolicited::Drop,
-            m::Unsolicited::Icmp => Unsolicited::Icmp,
-            m::Unsolicited::Rst => Unsolicited::Rst,
-        },
-        fragments: match c.fragments {
-            m::Fragments::Translate => Fragments::Translate,
-            m::Fragments::Drop => Fragments::Drop,
-        },
-        sip_alg: match c.sip_alg {
-            m::SipAlg::Off => SipAlgMode::Off,
-            m::SipAlg::Rewrite => SipAlgMode::Rewrite,
-        },
+        unsolicited: c.unsolicited,
+        fragments: c.fragments,
+        sip_alg: c.sip_alg,
     }
 }
 

@@ -7,6 +7,13 @@
 use super::error::Pos;
 use super::values::{Comparison, PortRange, Rate};
 use emulator::Prefix;
+// The cores own their scenario keywords (`VALUES`, `from_keyword`, `as_str`): the model
+// holds their enums, no mirrors.
+pub use emulator::nat::{
+    FilteringBehavior, Fragments, MappingBehavior, Pooling, PortAllocation, Refresh, SipAlgMode,
+    Unsolicited,
+};
+pub use relay::stun::{Behavior, PortAllocation as MeasuredPortAllocation};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -59,82 +66,6 @@ keyword_enum!(
         PortRestricted = "port-restricted",
         /// APDM + APDF, random.
         Symmetric = "symmetric",
-    }
-);
-
-keyword_enum!(
-    /// RFC 4787 mapping or filtering behaviour.
-    Behavior {
-        /// Endpoint-independent.
-        EndpointIndependent = "endpoint-independent",
-        /// Address-dependent.
-        AddressDependent = "address-dependent",
-        /// Address-and-port-dependent.
-        AddressAndPortDependent = "address-and-port-dependent",
-    }
-);
-
-keyword_enum!(
-    /// How a NAT picks external ports.
-    PortAllocation {
-        /// Keep the internal port when free.
-        Preserve = "preserve",
-        /// Next free port.
-        Sequential = "sequential",
-        /// Random free port.
-        Random = "random",
-    }
-);
-
-keyword_enum!(
-    /// RFC 4787 IP address pooling.
-    Pooling {
-        /// One internal host, one external address.
-        Paired = "paired",
-        /// Any external address.
-        Arbitrary = "arbitrary",
-    }
-);
-
-keyword_enum!(
-    /// Which traffic refreshes a binding.
-    Refresh {
-        /// Outbound packets only.
-        Outbound = "outbound",
-        /// Both directions.
-        Both = "both",
-    }
-);
-
-keyword_enum!(
-    /// What a NAT does with unsolicited inbound packets.
-    Unsolicited {
-        /// Drop silently.
-        Drop = "drop",
-        /// ICMP port unreachable.
-        Icmp = "icmp",
-        /// TCP reset.
-        Rst = "rst",
-    }
-);
-
-keyword_enum!(
-    /// What a NAT does with IPv4 fragments.
-    Fragments {
-        /// Translate (RFC 4787 REQ-14).
-        Translate = "translate",
-        /// Drop.
-        Drop = "drop",
-    }
-);
-
-keyword_enum!(
-    /// The SIP ALG of a NAT.
-    SipAlg {
-        /// No ALG.
-        Off = "off",
-        /// Rewrite Via/Contact/SDP addresses like consumer routers.
-        Rewrite = "rewrite",
     }
 );
 
@@ -346,9 +277,9 @@ pub struct NatTimeouts {
 #[derive(Clone, Debug, PartialEq)]
 pub struct NatConfig {
     /// Mapping behaviour.
-    pub mapping: Behavior,
+    pub mapping: MappingBehavior,
     /// Filtering behaviour.
-    pub filtering: Behavior,
+    pub filtering: FilteringBehavior,
     /// Port allocation.
     pub port_allocation: PortAllocation,
     /// Keep port parity.
@@ -370,32 +301,33 @@ pub struct NatConfig {
     /// IPv4 fragment handling.
     pub fragments: Fragments,
     /// SIP ALG.
-    pub sip_alg: SipAlg,
+    pub sip_alg: SipAlgMode,
 }
 
 impl NatConfig {
     /// The defaults of the format with `preset`'s mapping, filtering and port allocation.
     pub fn preset(preset: Preset) -> Self {
-        use Behavior::*;
+        use FilteringBehavior as F;
+        use MappingBehavior as M;
         let (mapping, filtering, port_allocation) = match preset {
             Preset::FullCone => (
-                EndpointIndependent,
-                EndpointIndependent,
+                M::EndpointIndependent,
+                F::EndpointIndependent,
                 PortAllocation::Preserve,
             ),
             Preset::Restricted => (
-                EndpointIndependent,
-                AddressDependent,
+                M::EndpointIndependent,
+                F::AddressDependent,
                 PortAllocation::Preserve,
             ),
             Preset::PortRestricted => (
-                EndpointIndependent,
-                AddressAndPortDependent,
+                M::EndpointIndependent,
+                F::AddressAndPortDependent,
                 PortAllocation::Preserve,
             ),
             Preset::Symmetric => (
-                AddressAndPortDependent,
-                AddressAndPortDependent,
+                M::AddressAndPortDependent,
+                F::AddressAndPortDependent,
                 PortAllocation::Random,
             ),
         };
@@ -420,7 +352,7 @@ impl NatConfig {
             max_bindings: 65536,
             unsolicited: Unsolicited::Drop,
             fragments: Fragments::Translate,
-            sip_alg: SipAlg::Off,
+            sip_alg: SipAlgMode::Off,
         }
     }
 }
@@ -988,7 +920,7 @@ pub enum Measure {
     /// probe: UDP binding lifetime.
     BindingLifetime(Comparison<Duration>),
     /// probe: port allocation (an extension of SCENARIO-FORMAT.md version 1).
-    PortAllocation(PortAllocation),
+    PortAllocation(MeasuredPortAllocation),
     /// probe: port parity kept (an extension of SCENARIO-FORMAT.md version 1).
     PortParity(bool),
     /// punch: each side received a datagram from the other.

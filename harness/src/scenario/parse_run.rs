@@ -1012,8 +1012,8 @@ impl Parser {
             "port_allocation" => Measure::PortAllocation(self.kw(
                 n,
                 "`port_allocation` value",
-                PortAllocation::from_keyword,
-                PortAllocation::VALUES,
+                MeasuredPortAllocation::from_keyword,
+                MeasuredPortAllocation::VALUES,
             )?),
             "port_parity" => Measure::PortParity(self.val(n, &what, parse_bool)?),
             "connected" => Measure::Connected(self.val(n, &what, parse_bool)?),

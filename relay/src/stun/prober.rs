@@ -228,6 +228,13 @@ pub enum Behavior {
 }
 
 impl Behavior {
+    /// Every value as pinhole's scenarios write it (a probe step's `expect: mapping:`).
+    pub const VALUES: &'static [&'static str] = &[
+        "endpoint-independent",
+        "address-dependent",
+        "address-and-port-dependent",
+    ];
+
     /// The RFC 4787 term as pinhole's scenarios and NAT profiles write it
     /// (`endpoint-independent`, `address-dependent`, `address-and-port-dependent`).
     pub fn as_str(self) -> &'static str {
@@ -236,6 +243,23 @@ impl Behavior {
             Behavior::AddressDependent => "address-dependent",
             Behavior::AddressAndPortDependent => "address-and-port-dependent",
         }
+    }
+
+    /// The value for a scenario keyword (exact, lower case).
+    pub fn from_keyword(s: &str) -> Option<Behavior> {
+        [
+            Behavior::EndpointIndependent,
+            Behavior::AddressDependent,
+            Behavior::AddressAndPortDependent,
+        ]
+        .into_iter()
+        .find(|b| b.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Behavior {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -253,6 +277,10 @@ pub enum PortAllocation {
 }
 
 impl PortAllocation {
+    /// Every value as pinhole's scenarios write it (a probe step's
+    /// `expect: port_allocation:`).
+    pub const VALUES: &'static [&'static str] = &["preserve", "sequential", "random"];
+
     /// The keyword pinhole's scenarios and NAT profiles use (`preserve`, `sequential`,
     /// `random`).
     pub fn as_str(self) -> &'static str {
@@ -261,6 +289,23 @@ impl PortAllocation {
             PortAllocation::Sequential => "sequential",
             PortAllocation::Random => "random",
         }
+    }
+
+    /// The value for a scenario keyword (exact, lower case).
+    pub fn from_keyword(s: &str) -> Option<PortAllocation> {
+        [
+            PortAllocation::Preserve,
+            PortAllocation::Sequential,
+            PortAllocation::Random,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for PortAllocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
