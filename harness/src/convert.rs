@@ -1,8 +1,7 @@
 //! From the scenario model to the emulator's configuration types.
 
 use crate::scenario::model::{self as m, Spec};
-use emulator::Direction;
-use emulator::firewall::{Action, FirewallClass, FirewallConfig, Rule, RuleProto};
+use emulator::firewall::{FirewallConfig, Rule};
 use emulator::link::{LinkConfig, Loss};
 use emulator::nat::{NatConfig, Timeouts};
 use emulator::topology::{self as t, Attachment, LinkSpec, Topology};
@@ -125,20 +124,9 @@ pub fn topology(spec: &Spec) -> Result<Topology, String> {
             .rules
             .iter()
             .map(|r| Rule {
-                action: match r.action {
-                    m::RuleAction::Allow => Action::Allow,
-                    m::RuleAction::Deny => Action::Deny,
-                },
-                proto: match r.proto {
-                    m::RuleProto::Udp => RuleProto::Udp,
-                    m::RuleProto::Tcp => RuleProto::Tcp,
-                    m::RuleProto::Icmp => RuleProto::Icmp,
-                    m::RuleProto::Any => RuleProto::Any,
-                },
-                direction: match r.direction {
-                    m::Direction::Outbound => Direction::Outbound,
-                    m::Direction::Inbound => Direction::Inbound,
-                },
+                action: r.action,
+                proto: r.proto,
+                direction: r.direction,
                 ports: r.ports.map(|p| (p.first, p.last)),
                 to: r.to,
             })
@@ -151,13 +139,7 @@ pub fn topology(spec: &Spec) -> Result<Topology, String> {
             config: FirewallConfig {
                 rules,
                 proxies: proxies.clone(),
-                ..FirewallConfig::new(match f.class {
-                    m::FirewallClass::Open => FirewallClass::Open,
-                    m::FirewallClass::UdpRepliesOnly => FirewallClass::UdpRepliesOnly,
-                    m::FirewallClass::TcpOutboundOnly => FirewallClass::TcpOutboundOnly,
-                    m::FirewallClass::HttpsOnly => FirewallClass::HttpsOnly,
-                    m::FirewallClass::HttpProxyOnly => FirewallClass::HttpProxyOnly,
-                })
+                ..FirewallConfig::new(f.class)
             },
         });
     }

@@ -9,6 +9,8 @@ use super::values::{Comparison, PortRange, Rate};
 use emulator::Prefix;
 // The cores own their scenario keywords (`VALUES`, `from_keyword`, `as_str`): the model
 // holds their enums, no mirrors.
+pub use emulator::Direction;
+pub use emulator::firewall::{Action as RuleAction, FirewallClass, RuleProto};
 pub use emulator::nat::{
     FilteringBehavior, Fragments, MappingBehavior, Pooling, PortAllocation, Refresh, SipAlgMode,
     Unsolicited,
@@ -66,56 +68,6 @@ keyword_enum!(
         PortRestricted = "port-restricted",
         /// APDM + APDF, random.
         Symmetric = "symmetric",
-    }
-);
-
-keyword_enum!(
-    /// The classic enterprise firewall classes.
-    FirewallClass {
-        /// Everything passes.
-        Open = "open",
-        /// UDP only as replies to address:port contacted.
-        UdpRepliesOnly = "udp-replies-only",
-        /// TCP outbound only, UDP blocked.
-        TcpOutboundOnly = "tcp-outbound-only",
-        /// Only HTTPS (TCP 443) outbound.
-        HttpsOnly = "https-only",
-        /// Only through an authenticating HTTP proxy.
-        HttpProxyOnly = "http-proxy-only",
-    }
-);
-
-keyword_enum!(
-    /// A firewall rule's verdict.
-    RuleAction {
-        /// Let it pass.
-        Allow = "allow",
-        /// Drop it.
-        Deny = "deny",
-    }
-);
-
-keyword_enum!(
-    /// A firewall rule's protocol.
-    RuleProto {
-        /// UDP.
-        Udp = "udp",
-        /// TCP.
-        Tcp = "tcp",
-        /// ICMP.
-        Icmp = "icmp",
-        /// Any protocol.
-        Any = "any",
-    }
-);
-
-keyword_enum!(
-    /// A firewall rule's direction.
-    Direction {
-        /// From inside to outside.
-        Outbound = "outbound",
-        /// From outside to inside.
-        Inbound = "inbound",
     }
 );
 
