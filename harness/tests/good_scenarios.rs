@@ -69,7 +69,7 @@ fn format_examples_parse() {
         3479
     );
     assert_eq!(sv.turn.as_ref().unwrap().quota, Some(10));
-    assert_eq!(sv.sip_proxy.as_ref().unwrap().nat.test.len(), 4);
+    assert_eq!(sv.sip_proxy.as_ref().unwrap().nat.test, NatTests::ALL);
     let ua = spec.ua_of("alice").unwrap();
     assert_eq!(ua.turn.as_ref().unwrap().password, "secret");
     assert_eq!(ua.keepalive, Some(Duration::from_secs(15)));

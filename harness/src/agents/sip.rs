@@ -20,11 +20,8 @@
 
 use super::net::{Agent, Net, TcpPhase};
 use crate::scenario::model as m;
-use relay::sip::nat::NatTests;
 use relay::sip::proxy::Transmit;
-use relay::sip::proxy::{
-    Input, KeepaliveConfig, KeepaliveMethod, NatConfig, Proxy, ProxyConfig, ProxyEvent,
-};
+use relay::sip::proxy::{Input, KeepaliveConfig, NatConfig, Proxy, ProxyConfig, ProxyEvent};
 use relay::sip::{ConnId, Flow, Frame, Limits, PONG, StreamFramer, Transport};
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -45,24 +42,11 @@ pub fn proxy_config(ip: IpAddr, spec: &m::SipProxy, seed: u64) -> ProxyConfig {
     let addr = SocketAddr::new(ip, spec.port);
     let mut c = ProxyConfig::new(addr);
     c.seed = seed;
-    let mut tests = NatTests::default();
-    for t in &spec.nat.test {
-        let k = match t {
-            m::NatTest::PrivateContact => NatTests::PRIVATE_CONTACT,
-            m::NatTest::SourceDiffersFromVia => NatTests::SOURCE_DIFFERS_FROM_VIA,
-            m::NatTest::PrivateVia => NatTests::PRIVATE_VIA,
-            m::NatTest::SourcePortDiffersFromVia => NatTests::SOURCE_PORT_DIFFERS_FROM_VIA,
-        };
-        tests = tests.union(k);
-    }
     c.nat = NatConfig {
-        tests,
+        tests: spec.nat.test,
         fix_contact: spec.nat.fix_contact,
         keepalive: spec.nat.keepalive.as_ref().map(|k| KeepaliveConfig {
-            method: match k.method {
-                m::KeepaliveMethod::Options => KeepaliveMethod::Options,
-                m::KeepaliveMethod::Notify => KeepaliveMethod::Notify,
-            },
+            method: k.method,
             interval: k.interval,
             max_missed: KEEPALIVE_MAX_MISSED,
         }),

@@ -15,6 +15,9 @@ pub use emulator::nat::{
     FilteringBehavior, Fragments, MappingBehavior, Pooling, PortAllocation, Refresh, SipAlgMode,
     Unsolicited,
 };
+pub use relay::sdp::IcePolicy;
+pub use relay::sip::nat::NatTests;
+pub use relay::sip::proxy::{KeepaliveMethod, MediaPolicy};
 pub use relay::stun::{Behavior, PortAllocation as MeasuredPortAllocation};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -68,54 +71,6 @@ keyword_enum!(
         PortRestricted = "port-restricted",
         /// APDM + APDF, random.
         Symmetric = "symmetric",
-    }
-);
-
-keyword_enum!(
-    /// The SIP proxy's NAT detection tests (the nat_traversal bitmask).
-    NatTest {
-        /// RFC 1918 address in Contact.
-        PrivateContact = "private-contact",
-        /// Source address differs from the Via.
-        SourceDiffersFromVia = "source-differs-from-via",
-        /// RFC 1918 address in Via.
-        PrivateVia = "private-via",
-        /// Source port differs from the Via.
-        SourcePortDiffersFromVia = "source-port-differs-from-via",
-    }
-);
-
-keyword_enum!(
-    /// The request a SIP proxy sends as NAT keepalive.
-    KeepaliveMethod {
-        /// OPTIONS.
-        Options = "OPTIONS",
-        /// NOTIFY.
-        Notify = "NOTIFY",
-    }
-);
-
-keyword_enum!(
-    /// When the SIP proxy puts media through the relay.
-    MediaPolicy {
-        /// Always.
-        Relay = "relay",
-        /// Never.
-        Never = "never",
-        /// When either side is behind a NAT (the default).
-        WhenNatted = "when-natted",
-    }
-);
-
-keyword_enum!(
-    /// What the SIP proxy does with ICE candidates in SDP.
-    IcePolicy {
-        /// Insert a relay candidate.
-        AddRelayCandidate = "add-relay-candidate",
-        /// Remove ICE attributes.
-        Strip = "strip",
-        /// Leave SDP ICE alone (the default).
-        Passthrough = "passthrough",
     }
 );
 
@@ -539,7 +494,7 @@ pub struct Link {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SipNat {
     /// NAT detection tests (default: all four).
-    pub test: Vec<NatTest>,
+    pub test: NatTests,
     /// Rewrite Contact to the received address (default true).
     pub fix_contact: bool,
     /// Keepalive pings towards NATed contacts (default none).

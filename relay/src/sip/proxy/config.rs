@@ -44,6 +44,20 @@ pub enum KeepaliveMethod {
     Notify,
 }
 
+impl KeepaliveMethod {
+    /// The scenario keywords (`sip-proxy.nat.keepalive.method`): the method names.
+    pub const VALUES: &'static [&'static str] = &["OPTIONS", "NOTIFY"];
+
+    /// The method a scenario keyword names (exact, as the method is written).
+    pub fn from_keyword(s: &str) -> Option<KeepaliveMethod> {
+        match s {
+            "OPTIONS" => Some(KeepaliveMethod::Options),
+            "NOTIFY" => Some(KeepaliveMethod::Notify),
+            _ => None,
+        }
+    }
+}
+
 /// Keepalives towards NATed contacts (`sip-proxy.nat.keepalive`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeepaliveConfig {
@@ -80,7 +94,7 @@ pub enum MediaPolicy {
 
 impl MediaPolicy {
     /// The scenario keywords, in the order SCENARIO-FORMAT.md lists them.
-    pub const VALUES: [&'static str; 3] = ["relay", "never", "when-natted"];
+    pub const VALUES: &'static [&'static str] = &["relay", "never", "when-natted"];
 
     /// The policy a scenario keyword names.
     pub fn from_keyword(s: &str) -> Option<MediaPolicy> {
@@ -99,6 +113,12 @@ impl MediaPolicy {
             MediaPolicy::Never => "never",
             MediaPolicy::WhenNatted => "when-natted",
         }
+    }
+}
+
+impl std::fmt::Display for MediaPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
