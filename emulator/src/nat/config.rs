@@ -180,6 +180,13 @@ pub enum Preset {
     Symmetric,
 }
 
+keywords!(Preset {
+    FullCone = "full-cone",
+    Restricted = "restricted",
+    PortRestricted = "port-restricted",
+    Symmetric = "symmetric",
+});
+
 /// Idle timeouts per protocol and TCP state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Timeouts {
@@ -503,7 +510,8 @@ mod test {
             Refresh,
             Unsolicited,
             Fragments,
-            SipAlgMode
+            SipAlgMode,
+            Preset
         );
         assert_eq!(
             MappingBehavior::VALUES,

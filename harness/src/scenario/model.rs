@@ -12,8 +12,8 @@ use emulator::Prefix;
 pub use emulator::Direction;
 pub use emulator::firewall::{Action as RuleAction, FirewallClass, RuleProto};
 pub use emulator::nat::{
-    FilteringBehavior, Fragments, MappingBehavior, Pooling, PortAllocation, Refresh, SipAlgMode,
-    Unsolicited,
+    FilteringBehavior, Fragments, MappingBehavior, Pooling, PortAllocation, Preset, Refresh,
+    SipAlgMode, Unsolicited,
 };
 pub use relay::sdp::IcePolicy;
 pub use relay::sip::nat::NatTests;
@@ -57,20 +57,6 @@ keyword_enum!(
         Kernel = "kernel",
         /// In-process, under virtual time.
         Virtual = "virtual",
-    }
-);
-
-keyword_enum!(
-    /// A classic NAT type: a preset of mapping, filtering and port allocation.
-    Preset {
-        /// EIM + EIF, preserve.
-        FullCone = "full-cone",
-        /// EIM + ADF, preserve.
-        Restricted = "restricted",
-        /// EIM + APDF, preserve (the default).
-        PortRestricted = "port-restricted",
-        /// APDM + APDF, random.
-        Symmetric = "symmetric",
     }
 );
 
@@ -214,30 +200,11 @@ pub struct NatConfig {
 impl NatConfig {
     /// The defaults of the format with `preset`'s mapping, filtering and port allocation.
     pub fn preset(preset: Preset) -> Self {
-        use FilteringBehavior as F;
-        use MappingBehavior as M;
-        let (mapping, filtering, port_allocation) = match preset {
-            Preset::FullCone => (
-                M::EndpointIndependent,
-                F::EndpointIndependent,
-                PortAllocation::Preserve,
-            ),
-            Preset::Restricted => (
-                M::EndpointIndependent,
-                F::AddressDependent,
-                PortAllocation::Preserve,
-            ),
-            Preset::PortRestricted => (
-                M::EndpointIndependent,
-                F::AddressAndPortDependent,
-                PortAllocation::Preserve,
-            ),
-            Preset::Symmetric => (
-                M::AddressAndPortDependent,
-                F::AddressAndPortDependent,
-                PortAllocation::Random,
-            ),
-        };
+        // The preset's axes are the emulator's (one table, RFC 4787 terms); every other
+        // axis takes the format's default below.
+        let axes = emulator::nat::NatConfig::preset(preset, Vec::new());
+        let (mapping, filtering, port_allocation) =
+            (axes.mapping, axes.filtering, axes.port_allocation);
         NatConfig {
             mapping,
             filtering,
