@@ -412,7 +412,7 @@ pub fn sip_proxy(data: &[u8]) {
     let check = |p: &mut Proxy, last: &mut Option<Transmit>| {
         while let Some(t) = p.poll_transmit() {
             *last = Some(t.clone());
-            let framing = if t.flow.transport == Transport::Udp {
+            let framing = if t.transport == Transport::Udp {
                 Framing::Datagram
             } else {
                 Framing::Stream
@@ -420,11 +420,11 @@ pub fn sip_proxy(data: &[u8]) {
             // A 400/505 to a malformed request echoes its (malformed) fields, RFC 3261
             // §8.2.6.2; everything else the proxy sends must parse.
             let answer_to_malformed =
-                t.bytes.starts_with(b"SIP/2.0 400 ") || t.bytes.starts_with(b"SIP/2.0 505 ");
-            match Message::parse_with(&t.bytes, &Limits::default(), framing) {
+                t.data.starts_with(b"SIP/2.0 400 ") || t.data.starts_with(b"SIP/2.0 505 ");
+            match Message::parse_with(&t.data, &Limits::default(), framing) {
                 Err(e) if !answer_to_malformed => panic!(
                     "the proxy sent something unparseable ({e}): {}",
-                    String::from_utf8_lossy(&t.bytes)
+                    String::from_utf8_lossy(&t.data)
                 ),
                 Ok(m) => {
                     if let Ok(Some(n)) = m.content_length() {
@@ -470,8 +470,8 @@ pub fn sip_proxy(data: &[u8]) {
                         p.handle_input(
                             now,
                             PInput::TransportError {
-                                flow: t.flow,
-                                bytes: t.bytes,
+                                flow: t.flow(),
+                                bytes: t.data,
                             },
                         );
                     }
@@ -583,8 +583,8 @@ pub fn turn_server(data: &[u8]) {
     use relay::turn::server::tcp_relay::TRANSPORT_TCP;
     use relay::turn::stream::Framer;
     use relay::turn::{
-        ClientAuth, ClientConfig, ConnectionId, PasswordAlgorithm, TcpCommand, TcpSide, Transport,
-        TurnClient, TurnConfig, TurnEvent, TurnServer, attrs, channel,
+        ClientAuth, ClientConfig, Command, ConnectionId, Input as TurnInput, PasswordAlgorithm,
+        TcpSide, Transport, TurnClient, TurnConfig, TurnServer, attrs, channel,
     };
     let mut inp = Input::new(data);
     let listen: SocketAddr = "203.0.113.1:3478".parse().expect("literal");
@@ -606,7 +606,7 @@ pub fn turn_server(data: &[u8]) {
     config.username_anonymity = seed & 4 == 0;
     let mut s = TurnServer::new(config).expect("a valid config");
     let transport = if inp.bool() {
-        Transport::Stream
+        Transport::Tcp
     } else {
         Transport::Udp
     };
@@ -662,7 +662,7 @@ pub fn turn_server(data: &[u8]) {
                 t.to == client || t.to == client2,
                 "a response to someone else"
             );
-            if t.transport == Transport::Stream {
+            if t.transport.is_reliable() {
                 assert_eq!(t.data.len() % 4, 0, "unpadded stream frame {:02x?}", t.data);
                 let mut f = Framer::new();
                 f.push(&t.data);
@@ -704,12 +704,20 @@ pub fn turn_server(data: &[u8]) {
                 // Raw bytes from the client's address.
                 let d = inp.bytes(512);
                 match transport {
-                    Transport::Udp => s.handle_input(now, listen, client, d),
-                    Transport::Stream => {
+                    Transport::Udp => s.handle_input(now, TurnInput::udp(listen, client, d)),
+                    Transport::Tcp | Transport::Tls => {
                         let mut f = Framer::new();
                         f.push(d);
                         while let Some(Ok(frame)) = f.next_frame() {
-                            s.handle_input_on(now, transport, listen, client, frame);
+                            s.handle_input(
+                                now,
+                                TurnInput::Packet {
+                                    transport,
+                                    local: listen,
+                                    remote: client,
+                                    data: frame,
+                                },
+                            );
                         }
                     }
                 }
@@ -722,10 +730,17 @@ pub fn turn_server(data: &[u8]) {
                     .unwrap_or(SocketAddr::new(listen.ip(), 50001));
                 let p = peers[inp.below(peers.len())];
                 let d = inp.bytes(64);
-                s.handle_input(now, local, p, d);
+                s.handle_input(now, TurnInput::udp(local, p, d));
             }
             6 => c.refresh(now, u32::from(inp.u16())),
-            7 => s.handle_connection_closed(now, listen, client),
+            7 => s.handle_input(
+                now,
+                TurnInput::ConnectionClosed {
+                    transport: Transport::Tcp,
+                    local: listen,
+                    remote: client,
+                },
+            ),
             8 => {
                 now += Duration::from_secs(u64::from(inp.u16()));
                 s.handle_timeout(now);
@@ -753,11 +768,18 @@ pub fn turn_server(data: &[u8]) {
                     TcpSide::Client
                 };
                 match inp.u8() % 5 {
-                    0 => s.handle_tcp_connected(now, id),
-                    1 => s.handle_tcp_connect_failed(now, id),
-                    2 => s.handle_tcp_data(now, id, side, inp.bytes(64)),
-                    3 => s.handle_tcp_eof(now, id, side),
-                    _ => s.handle_tcp_closed(now, id, side),
+                    0 => s.handle_input(now, TurnInput::TcpConnected { id }),
+                    1 => s.handle_input(now, TurnInput::TcpConnectFailed { id }),
+                    2 => s.handle_input(
+                        now,
+                        TurnInput::TcpData {
+                            id,
+                            side,
+                            data: inp.bytes(64),
+                        },
+                    ),
+                    3 => s.handle_input(now, TurnInput::TcpEof { id, side }),
+                    _ => s.handle_input(now, TurnInput::TcpClosed { id, side }),
                 }
             }
             13 => {
@@ -767,7 +789,14 @@ pub fn turn_server(data: &[u8]) {
                     .copied()
                     .unwrap_or(SocketAddr::new(listen.ip(), 50002));
                 let p = peers[inp.below(peers.len())];
-                if let Some(id) = s.handle_tcp_accepted(now, at, p) {
+                s.handle_input(
+                    now,
+                    TurnInput::TcpAccepted {
+                        relayed: at,
+                        peer: p,
+                    },
+                );
+                if let Some(id) = s.tcp_accepted(at, p) {
                     assert!(listeners.contains(&at), "accepted on {at}, not listening");
                     ids.push(id);
                 }
@@ -784,13 +813,15 @@ pub fn turn_server(data: &[u8]) {
                 let d = inp.bytes(64).to_vec();
                 if let Some(cd) = channel::emit_for(transport, n, &d) {
                     match transport {
-                        Transport::Udp => s.handle_input(now, listen, client, &cd),
-                        Transport::Stream => s.handle_input_on(
+                        Transport::Udp => s.handle_input(now, TurnInput::udp(listen, client, &cd)),
+                        Transport::Tcp | Transport::Tls => s.handle_input(
                             now,
-                            transport,
-                            listen,
-                            client,
-                            &cd[..cd.len().min(4 + d.len())],
+                            TurnInput::Packet {
+                                transport,
+                                local: listen,
+                                remote: client,
+                                data: &cd[..cd.len().min(4 + d.len())],
+                            },
                         ),
                     }
                 }
@@ -802,22 +833,65 @@ pub fn turn_server(data: &[u8]) {
             while let Some(t) = c.poll_transmit() {
                 moved = true;
                 match transport {
-                    Transport::Udp => s.handle_input(now, listen, client, &t.data),
-                    Transport::Stream => {
+                    Transport::Udp => s.handle_input(now, TurnInput::udp(listen, client, &t.data)),
+                    Transport::Tcp | Transport::Tls => {
                         to_server.push(&t.data);
                         while let Some(Ok(frame)) = to_server.next_frame() {
-                            s.handle_input_on(now, transport, listen, client, frame);
+                            s.handle_input(
+                                now,
+                                TurnInput::Packet {
+                                    transport,
+                                    local: listen,
+                                    remote: client,
+                                    data: frame,
+                                },
+                            );
                         }
                     }
                 }
             }
-            while let Some(ev) = s.poll_event() {
-                match ev {
-                    TurnEvent::RelayOpened { relayed } => bound.push(relayed),
-                    TurnEvent::RelayClosed { relayed } => bound.retain(|b| *b != relayed),
-                    _ => {}
+            while let Some(cmd) = s.poll_command() {
+                match cmd {
+                    Command::BindRelay { relayed } => bound.push(relayed),
+                    Command::CloseRelay { relayed } => bound.retain(|b| *b != relayed),
+                    Command::Listen { relayed } => {
+                        assert!(
+                            !listeners.contains(&relayed),
+                            "listening twice on {relayed}"
+                        );
+                        assert!(!bound.contains(&relayed), "{relayed} is also a UDP relay");
+                        listeners.push(relayed);
+                    }
+                    Command::Unlisten { relayed } => {
+                        assert!(listeners.contains(&relayed), "unlisten {relayed}");
+                        listeners.retain(|l| *l != relayed);
+                    }
+                    Command::Connect { id, from, to } => {
+                        assert!(listeners.contains(&from), "connect from {from}");
+                        assert!(
+                            !s.deny_list().is_denied(to.ip()) || s.tcp_listeners().contains(&to),
+                            "connect to {to}"
+                        );
+                        ids.push(id);
+                    }
+                    Command::Bind {
+                        server,
+                        client: who,
+                        ..
+                    } => {
+                        assert_eq!((server, who), (listen, client2), "bound someone else");
+                        assert_eq!(transport, Transport::Tcp, "a bind over UDP");
+                    }
+                    Command::Send { id, .. } | Command::Shutdown { id, .. } => {
+                        assert!(ids.contains(&id), "unknown {id:?}");
+                    }
+                    Command::Close { id } => {
+                        assert!(ids.contains(&id), "closing unknown {id:?}");
+                        ids.retain(|i| *i != id);
+                    }
                 }
             }
+            while s.poll_event().is_some() {}
             while let Some(t) = s.poll_transmit() {
                 moved = true;
                 check(&t, &bound, &s);
@@ -826,7 +900,7 @@ pub fn turn_server(data: &[u8]) {
                 } else if t.to == client {
                     match transport {
                         Transport::Udp => c.handle_input(now, listen, &t.data),
-                        Transport::Stream => {
+                        Transport::Tcp | Transport::Tls => {
                             to_client.push(&t.data);
                             while let Some(Ok(frame)) = to_client.next_frame() {
                                 c.handle_input(now, listen, frame);
@@ -838,49 +912,16 @@ pub fn turn_server(data: &[u8]) {
             while let Some(t) = c2.poll_transmit() {
                 moved = true;
                 match transport {
-                    Transport::Udp => s.handle_input(now, listen, client2, &t.data),
-                    Transport::Stream => {
-                        s.handle_input_on(now, transport, listen, client2, &t.data)
-                    }
-                }
-            }
-            while let Some(cmd) = s.poll_tcp_command() {
-                match cmd {
-                    TcpCommand::Listen { relayed } => {
-                        assert!(
-                            !listeners.contains(&relayed),
-                            "listening twice on {relayed}"
-                        );
-                        assert!(!bound.contains(&relayed), "{relayed} is also a UDP relay");
-                        listeners.push(relayed);
-                    }
-                    TcpCommand::Unlisten { relayed } => {
-                        assert!(listeners.contains(&relayed), "unlisten {relayed}");
-                        listeners.retain(|l| *l != relayed);
-                    }
-                    TcpCommand::Connect { id, from, to } => {
-                        assert!(listeners.contains(&from), "connect from {from}");
-                        assert!(
-                            !s.deny_list().is_denied(to.ip()) || s.tcp_listeners().contains(&to),
-                            "connect to {to}"
-                        );
-                        ids.push(id);
-                    }
-                    TcpCommand::Bind {
-                        server,
-                        client: who,
-                        ..
-                    } => {
-                        assert_eq!((server, who), (listen, client2), "bound someone else");
-                        assert_eq!(transport, Transport::Stream, "a bind over UDP");
-                    }
-                    TcpCommand::Send { id, .. } | TcpCommand::Shutdown { id, .. } => {
-                        assert!(ids.contains(&id), "unknown {id:?}");
-                    }
-                    TcpCommand::Close { id } => {
-                        assert!(ids.contains(&id), "closing unknown {id:?}");
-                        ids.retain(|i| *i != id);
-                    }
+                    Transport::Udp => s.handle_input(now, TurnInput::udp(listen, client2, &t.data)),
+                    Transport::Tcp | Transport::Tls => s.handle_input(
+                        now,
+                        TurnInput::Packet {
+                            transport,
+                            local: listen,
+                            remote: client2,
+                            data: &t.data,
+                        },
+                    ),
                 }
             }
             while c.poll_event().is_some() {}

@@ -1,13 +1,9 @@
 //! From the scenario model to the emulator's configuration types.
 
 use crate::scenario::model::{self as m, Spec};
-use emulator::Direction;
-use emulator::firewall::{Action, FirewallClass, FirewallConfig, Rule, RuleProto};
+use emulator::firewall::{FirewallConfig, Rule};
 use emulator::link::{LinkConfig, Loss};
-use emulator::nat::{
-    FilteringBehavior, Fragments, MappingBehavior, NatConfig, Pooling, PortAllocation, Refresh,
-    SipAlgMode, Timeouts, Unsolicited,
-};
+use emulator::nat::{NatConfig, Timeouts};
 use emulator::topology::{self as t, Attachment, LinkSpec, Topology};
 use emulator::wire::Endpoint;
 use std::time::Duration;
@@ -15,40 +11,17 @@ use std::time::Duration;
 /// The default rate-limiter queue, in packets (SCENARIO-FORMAT.md "Links").
 pub const DEFAULT_QUEUE: usize = 50;
 
-fn mapping(b: m::Behavior) -> MappingBehavior {
-    match b {
-        m::Behavior::EndpointIndependent => MappingBehavior::EndpointIndependent,
-        m::Behavior::AddressDependent => MappingBehavior::AddressDependent,
-        m::Behavior::AddressAndPortDependent => MappingBehavior::AddressAndPortDependent,
-    }
-}
-
-fn filtering(b: m::Behavior) -> FilteringBehavior {
-    match b {
-        m::Behavior::EndpointIndependent => FilteringBehavior::EndpointIndependent,
-        m::Behavior::AddressDependent => FilteringBehavior::AddressDependent,
-        m::Behavior::AddressAndPortDependent => FilteringBehavior::AddressAndPortDependent,
-    }
-}
-
 /// The emulator's NAT configuration for a scenario NAT.
 pub fn nat_config(n: &m::Nat) -> NatConfig {
     let c = &n.config;
     NatConfig {
         external: n.addresses.clone(),
-        mapping: mapping(c.mapping),
-        filtering: filtering(c.filtering),
-        port_allocation: match c.port_allocation {
-            m::PortAllocation::Preserve => PortAllocation::Preserve,
-            m::PortAllocation::Sequential => PortAllocation::Sequential,
-            m::PortAllocation::Random => PortAllocation::Random,
-        },
+        mapping: c.mapping,
+        filtering: c.filtering,
+        port_allocation: c.port_allocation,
         port_parity: c.port_parity,
         port_range: (c.port_range.first, c.port_range.last),
-        pooling: match c.pooling {
-            m::Pooling::Paired => Pooling::Paired,
-            m::Pooling::Arbitrary => Pooling::Arbitrary,
-        },
+        pooling: c.pooling,
         hairpinning: c.hairpinning,
         timeouts: Timeouts {
             udp: c.timeouts.udp,
@@ -56,24 +29,11 @@ pub fn nat_config(n: &m::Nat) -> NatConfig {
             tcp_transitory: c.timeouts.tcp_transitory,
             icmp: c.timeouts.icmp,
         },
-        refresh: match c.refresh {
-            m::Refresh::Outbound => Refresh::Outbound,
-            m::Refresh::Both => Refresh::Both,
-        },
+        refresh: c.refresh,
         max_bindings: c.max_bindings as usize,
-        unsolicited: match c.unsolicited {
-            m::Unsolicited::Drop => Unsolicited::Drop,
-            m::Unsolicited::Icmp => Unsolicited::Icmp,
-            m::Unsolicited::Rst => Unsolicited::Rst,
-        },
-        fragments: match c.fragments {
-            m::Fragments::Translate => Fragments::Translate,
-            m::Fragments::Drop => Fragments::Drop,
-        },
-        sip_alg: match c.sip_alg {
-            m::SipAlg::Off => SipAlgMode::Off,
-            m::SipAlg::Rewrite => SipAlgMode::Rewrite,
-        },
+        unsolicited: c.unsolicited,
+        fragments: c.fragments,
+        sip_alg: c.sip_alg,
     }
 }
 
@@ -164,20 +124,9 @@ pub fn topology(spec: &Spec) -> Result<Topology, String> {
             .rules
             .iter()
             .map(|r| Rule {
-                action: match r.action {
-                    m::RuleAction::Allow => Action::Allow,
-                    m::RuleAction::Deny => Action::Deny,
-                },
-                proto: match r.proto {
-                    m::RuleProto::Udp => RuleProto::Udp,
-                    m::RuleProto::Tcp => RuleProto::Tcp,
-                    m::RuleProto::Icmp => RuleProto::Icmp,
-                    m::RuleProto::Any => RuleProto::Any,
-                },
-                direction: match r.direction {
-                    m::Direction::Outbound => Direction::Outbound,
-                    m::Direction::Inbound => Direction::Inbound,
-                },
+                action: r.action,
+                proto: r.proto,
+                direction: r.direction,
                 ports: r.ports.map(|p| (p.first, p.last)),
                 to: r.to,
             })
@@ -190,13 +139,7 @@ pub fn topology(spec: &Spec) -> Result<Topology, String> {
             config: FirewallConfig {
                 rules,
                 proxies: proxies.clone(),
-                ..FirewallConfig::new(match f.class {
-                    m::FirewallClass::Open => FirewallClass::Open,
-                    m::FirewallClass::UdpRepliesOnly => FirewallClass::UdpRepliesOnly,
-                    m::FirewallClass::TcpOutboundOnly => FirewallClass::TcpOutboundOnly,
-                    m::FirewallClass::HttpsOnly => FirewallClass::HttpsOnly,
-                    m::FirewallClass::HttpProxyOnly => FirewallClass::HttpProxyOnly,
-                })
+                ..FirewallConfig::new(f.class)
             },
         });
     }

@@ -344,7 +344,7 @@ pub fn turn_client(o: &TurnClientOptions) -> Result<u8> {
         .peer
         .ok_or_else(|| anyhow!("--peer is needed (unless --tcp-relay)"))?;
     let transport = if o.tcp {
-        Transport::Stream
+        Transport::Tcp
     } else {
         Transport::Udp
     };

@@ -43,14 +43,14 @@ fn format_examples_parse() {
     let hb = t.nat("home-b-router").unwrap();
     let prof = hb.profile.as_ref().unwrap();
     assert_eq!(prof.name.as_deref(), Some("Some Router 3000"));
-    assert_eq!(hb.config.filtering, Behavior::AddressDependent);
+    assert_eq!(hb.config.filtering, FilteringBehavior::AddressDependent);
     assert_eq!(hb.config.port_allocation, PortAllocation::Sequential);
     assert_eq!(hb.config.timeouts.udp, Duration::from_secs(30));
     assert_eq!(hb.config.timeouts.icmp, Duration::from_secs(60));
-    assert_eq!(hb.config.sip_alg, SipAlg::Rewrite);
+    assert_eq!(hb.config.sip_alg, SipAlgMode::Rewrite);
     let a = t.nat("nat-a").unwrap();
     assert_eq!(a.config.timeouts.tcp_established, Duration::from_secs(7440));
-    assert_eq!(a.config.sip_alg, SipAlg::Off);
+    assert_eq!(a.config.sip_alg, SipAlgMode::Off);
     // Links.
     let bob = spec
         .links
@@ -69,7 +69,7 @@ fn format_examples_parse() {
         3479
     );
     assert_eq!(sv.turn.as_ref().unwrap().quota, Some(10));
-    assert_eq!(sv.sip_proxy.as_ref().unwrap().nat.test.len(), 4);
+    assert_eq!(sv.sip_proxy.as_ref().unwrap().nat.test, NatTests::ALL);
     let ua = spec.ua_of("alice").unwrap();
     assert_eq!(ua.turn.as_ref().unwrap().password, "secret");
     assert_eq!(ua.keepalive, Some(Duration::from_secs(15)));
@@ -106,7 +106,7 @@ fn format_examples_parse() {
     assert_eq!(c0.nat("nat-a").unwrap().preset, Some(Preset::FullCone));
     assert_eq!(
         cells[1].spec.topology.nat("cgn").unwrap().config.mapping,
-        Behavior::AddressAndPortDependent
+        MappingBehavior::AddressAndPortDependent
     );
     // `when: { nat-a.type: symmetric }` only in the symmetric cell.
     assert_eq!(cells[0].spec.expect.len(), 4);
@@ -140,16 +140,22 @@ fn virtual_lab_parses() {
     assert_eq!(t.nat("home").unwrap().addresses, vec![ip("203.0.113.2")]);
     // Profile, overridden by explicit axes.
     let home = t.nat("home").unwrap();
-    assert_eq!(home.config.filtering, Behavior::EndpointIndependent);
+    assert_eq!(
+        home.config.filtering,
+        FilteringBehavior::EndpointIndependent
+    );
     assert_eq!(home.config.port_allocation, PortAllocation::Sequential);
-    assert_eq!(home.config.sip_alg, SipAlg::Off);
+    assert_eq!(home.config.sip_alg, SipAlgMode::Off);
     assert_eq!(home.sip_alg_pos, None);
     assert!(home.config.hairpinning);
     let full = t.nat("full").unwrap();
     let c = &full.config;
     assert_eq!(
         (c.mapping, c.filtering),
-        (Behavior::AddressDependent, Behavior::AddressDependent)
+        (
+            MappingBehavior::AddressDependent,
+            FilteringBehavior::AddressDependent
+        )
     );
     assert!(c.port_parity && c.hairpinning);
     assert_eq!(
@@ -284,7 +290,7 @@ fn matrix_paths_names_seeds_and_exclude() {
     let c = &cells[4].spec;
     assert_eq!(
         c.topology.nat("nat-b").unwrap().config.mapping,
-        Behavior::AddressAndPortDependent
+        MappingBehavior::AddressAndPortDependent
     );
     assert!(
         matches!(c.steps[0].kind, StepKind::Punch { timeout, .. } if timeout == Duration::from_secs(10))

@@ -76,7 +76,7 @@ fn try_path(w: &mut World, path: Path) -> Result<(), String> {
         transport: if path == Path::Udp {
             Transport::Udp
         } else {
-            Transport::Stream
+            Transport::Tcp
         },
         username: "alice".into(),
         password: "secret".into(),

@@ -81,7 +81,7 @@ fn check_on(
 fn relays_over_tls_on_the_tls_port() {
     let mut w = world();
     for channel in [false, true] {
-        let o = check_on(&mut w, Transport::Stream, true, channel, "secret");
+        let o = check_on(&mut w, Transport::Tcp, true, channel, "secret");
         assert!(o.passed(), "channel={channel}: {o:?}");
         assert_eq!(o.mapped.unwrap().ip().to_string(), "203.0.113.11");
     }
@@ -89,7 +89,7 @@ fn relays_over_tls_on_the_tls_port() {
     let alice = w.sim.topology().host_id("alice").unwrap();
     let config = TurnCheckConfig {
         server: "203.0.113.5:3478".parse().unwrap(),
-        transport: Transport::Stream,
+        transport: Transport::Tcp,
         username: "alice".into(),
         password: "secret".into(),
         peer: "203.0.113.7:3480".parse().unwrap(),
@@ -109,7 +109,7 @@ fn relays_over_tls_on_the_tls_port() {
 #[test]
 fn relays_over_udp_and_tcp_with_and_without_channels() {
     let mut w = world();
-    for transport in [Transport::Udp, Transport::Stream] {
+    for transport in [Transport::Udp, Transport::Tcp] {
         for channel in [false, true] {
             let o = check(&mut w, transport, channel, "secret");
             assert!(o.passed(), "{transport:?} channel={channel}: {o:?}");
@@ -131,7 +131,7 @@ fn bad_credentials_fail_with_401() {
     assert!(!o.passed());
     assert_eq!(o.relayed, None);
     assert!(o.error.as_deref().unwrap().contains("401"), "{o:?}");
-    let o = check(&mut w, Transport::Stream, false, "wrong");
+    let o = check(&mut w, Transport::Tcp, false, "wrong");
     assert!(o.error.as_deref().unwrap().contains("401"), "{o:?}");
 }
 
@@ -270,6 +270,6 @@ fn a_stream_that_is_not_turn_is_closed() {
         );
     }
     // The listener still serves.
-    let o = check(&mut w, Transport::Stream, true, "secret");
+    let o = check(&mut w, Transport::Tcp, true, "secret");
     assert!(o.passed(), "{o:?}");
 }

@@ -78,7 +78,7 @@ fn check(w: &mut World, tls: Option<Arc<rustls::ClientConfig>>) -> TurnCheckOutc
     let alice = w.sim.topology().host_id("alice").unwrap();
     let config = TurnCheckConfig {
         server: "203.0.113.5:5349".parse().unwrap(),
-        transport: Transport::Stream,
+        transport: Transport::Tcp,
         username: "alice".into(),
         password: "secret".into(),
         peer: "203.0.113.7:3480".parse().unwrap(),

@@ -8,7 +8,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use relay::turn::{
-    ClientConfig, ClientEvent, Transport, TurnClient, TurnConfig, TurnServer, channel,
+    ClientConfig, ClientEvent, Input, Transport, TurnClient, TurnConfig, TurnServer, channel,
 };
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -37,7 +37,15 @@ fn setup(now: Instant, transport: Transport) -> (TurnServer, SocketAddr, TurnCli
     let pump = |c: &mut TurnClient, s: &mut TurnServer| {
         for _ in 0..10 {
             while let Some(t) = c.poll_transmit() {
-                s.handle_input_on(now, transport, listen, client, &t.data);
+                s.handle_input(
+                    now,
+                    Input::Packet {
+                        transport,
+                        local: listen,
+                        remote: client,
+                        data: &t.data,
+                    },
+                );
             }
             while let Some(t) = s.poll_transmit() {
                 c.handle_input(now, t.from, &t.data);
@@ -67,19 +75,27 @@ fn relay(c: &mut Criterion) {
         let payload = vec![0xa5u8; size];
         let mut g = c.benchmark_group(format!("turn_relay_{size}B"));
         g.throughput(Throughput::Elements(1));
-        for transport in [Transport::Udp, Transport::Stream] {
+        for transport in [Transport::Udp, Transport::Tcp] {
             let name = match transport {
                 Transport::Udp => "udp",
-                Transport::Stream => "stream",
+                Transport::Tcp | Transport::Tls => "stream",
             };
             let (mut s, relayed, mut tc) = setup(now, transport);
             let cd = channel::emit_for(transport, 0x4000, &payload).unwrap();
             // Measure real work only: the datagram reaches the peer, and the answer
             // comes back as ChannelData.
-            s.handle_input_on(now, transport, listen, client, &cd);
+            s.handle_input(
+                now,
+                Input::Packet {
+                    transport,
+                    local: listen,
+                    remote: client,
+                    data: &cd,
+                },
+            );
             let t = s.poll_transmit().unwrap();
             assert_eq!((t.from, t.to, t.data.len()), (relayed, peer, size));
-            s.handle_input(now, relayed, peer, &payload);
+            s.handle_input(now, Input::udp(relayed, peer, &payload));
             let t = s.poll_transmit().unwrap();
             assert_eq!(
                 channel::parse(&t.data).map(|(n, d)| (n, d.len())),
@@ -87,13 +103,21 @@ fn relay(c: &mut Criterion) {
             );
             g.bench_function(format!("channel_data_to_peer_{name}"), |b| {
                 b.iter(|| {
-                    s.handle_input_on(now, transport, listen, client, black_box(&cd));
+                    s.handle_input(
+                        now,
+                        Input::Packet {
+                            transport,
+                            local: listen,
+                            remote: client,
+                            data: black_box(&cd),
+                        },
+                    );
                     black_box(s.poll_transmit())
                 })
             });
             g.bench_function(format!("peer_to_channel_data_{name}"), |b| {
                 b.iter(|| {
-                    s.handle_input(now, relayed, peer, black_box(&payload));
+                    s.handle_input(now, Input::udp(relayed, peer, black_box(&payload)));
                     black_box(s.poll_transmit())
                 })
             });
@@ -109,11 +133,11 @@ fn relay(c: &mut Criterion) {
                 });
                 other.send_to(peer, &payload);
                 let send = other.poll_transmit().unwrap().data;
-                s.handle_input(now, listen, client, &send);
+                s.handle_input(now, Input::udp(listen, client, &send));
                 assert!(s.poll_transmit().is_some_and(|t| t.to == peer));
                 g.bench_function("send_indication_to_peer_udp", |b| {
                     b.iter(|| {
-                        s.handle_input(now, listen, client, black_box(&send));
+                        s.handle_input(now, Input::udp(listen, client, black_box(&send)));
                         black_box(s.poll_transmit())
                     })
                 });

@@ -2,12 +2,12 @@
 //! sans-IO core: the enterprise proxy of SCENARIO-FORMAT.md's `http-proxy` service, the
 //! only way out of an `http-proxy-only` firewall.
 //!
-//! One [`Tunnel`] per client connection. The driver feeds it what the client sends
-//! ([`Tunnel::handle_client_data`]); the tunnel parses the request head, checks
+//! One [`Tunnel`] per client connection. The driver feeds it what happens on the client
+//! and upstream connections ([`Tunnel::handle_input`] with an [`Input`]); the tunnel parses the request head, checks
 //! `Proxy-Authorization: Basic` (RFC 7617) against the configured users, and either answers
 //! with an error (407 with `Proxy-Authenticate`, 400, 403, 405, 431) or asks the driver to
 //! open a TCP connection to the target ([`TunnelOutput::Connect`]). Once the driver reports
-//! the upstream connection ([`Tunnel::handle_upstream_connected`]) the tunnel answers
+//! the upstream connection ([`Input::UpstreamConnected`]) the tunnel answers
 //! `200 Connection established` and from then on passes bytes both ways unchanged; bytes
 //! the client sent right after the request head (an eager TLS ClientHello) are forwarded
 //! first.
@@ -21,7 +21,9 @@
 //! request head is bounded by [`ProxyConfig::max_head`] and must arrive within
 //! [`ProxyConfig::head_timeout`].
 //!
-//! Drive contract: after any `handle_*`, drain [`Tunnel::poll_output`] until `None`.
+//! Drive contract (the crate's): after any `handle_*`, drain [`Tunnel::poll_output`] and
+//! [`Tunnel::poll_event`] until `None`; call [`Tunnel::handle_timeout`] at
+//! [`Tunnel::poll_timeout`].
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -57,14 +59,36 @@ impl ProxyConfig {
     }
 }
 
-/// What a tunnel asks its driver to do.
+/// What the driver tells a [`Tunnel`] ([`Tunnel::handle_input`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input<'a> {
+    /// Bytes from the client.
+    ClientData(&'a [u8]),
+    /// The client closed its side: nothing more will come from it.
+    ClientClosed,
+    /// The upstream connection asked for by [`TunnelOutput::Connect`] is established.
+    UpstreamConnected,
+    /// The upstream connection could not be made (refused, unreachable, timed out): 502
+    /// with this reason (RFC 9110 §15.6.3).
+    UpstreamFailed(&'a str),
+    /// Bytes from the upstream connection.
+    UpstreamData(&'a [u8]),
+    /// The upstream closed: the client side is closed too (a CONNECT tunnel has no
+    /// half-close semantics worth keeping here).
+    UpstreamClosed,
+}
+
+/// What a tunnel asks its driver to do, in order: bytes for either side (the proxy's
+/// [`crate::Transmit`]: the connection is the tunnel's, so no addresses) and the
+/// commands to open the upstream connection and to close both (after the bytes queued
+/// before it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TunnelOutput {
     /// Send these bytes to the client.
     ToClient(Vec<u8>),
     /// Open a TCP connection to `host:port` (a name or an address literal, without
-    /// brackets) and report with [`Tunnel::handle_upstream_connected`] or
-    /// [`Tunnel::handle_upstream_failed`].
+    /// brackets) and report with [`Input::UpstreamConnected`] or
+    /// [`Input::UpstreamFailed`].
     Connect {
         /// The target host as the client wrote it.
         host: String,
@@ -180,8 +204,21 @@ impl Tunnel {
         }
     }
 
-    /// Bytes from the client.
-    pub fn handle_client_data(&mut self, config: &ProxyConfig, data: &[u8]) {
+    /// Something happened on the client or the upstream connection (see [`Input`]).
+    /// `now` is the time of the input: the cores' one signature; the tunnel's only timer,
+    /// the head deadline, runs in [`Tunnel::handle_timeout`].
+    pub fn handle_input(&mut self, _now: Instant, config: &ProxyConfig, input: Input<'_>) {
+        match input {
+            Input::ClientData(data) => self.client_data(config, data),
+            Input::ClientClosed => self.client_closed(),
+            Input::UpstreamConnected => self.upstream_connected(),
+            Input::UpstreamFailed(why) => self.upstream_failed(why),
+            Input::UpstreamData(data) => self.upstream_data(data),
+            Input::UpstreamClosed => self.upstream_closed(),
+        }
+    }
+
+    fn client_data(&mut self, config: &ProxyConfig, data: &[u8]) {
         match self.state {
             State::Open => self.out.push_back(TunnelOutput::ToUpstream(data.to_vec())),
             // Early data: kept in `buf` and forwarded once the upstream is connected.
@@ -194,16 +231,14 @@ impl Tunnel {
         }
     }
 
-    /// The client closed its side: nothing more will come from it.
-    pub fn handle_client_closed(&mut self) {
+    fn client_closed(&mut self) {
         if self.state != State::Closed {
             self.state = State::Closed;
             self.out.push_back(TunnelOutput::Close);
         }
     }
 
-    /// The upstream connection asked for by [`TunnelOutput::Connect`] is established.
-    pub fn handle_upstream_connected(&mut self) {
+    fn upstream_connected(&mut self) {
         if self.state != State::Connecting {
             return;
         }
@@ -217,23 +252,19 @@ impl Tunnel {
         }
     }
 
-    /// The upstream connection could not be made (refused, unreachable, timed out).
-    pub fn handle_upstream_failed(&mut self, why: &str) {
+    fn upstream_failed(&mut self, why: &str) {
         if self.state == State::Connecting {
             self.refuse(502, "Bad Gateway", why, &[]);
         }
     }
 
-    /// Bytes from the upstream connection.
-    pub fn handle_upstream_data(&mut self, data: &[u8]) {
+    fn upstream_data(&mut self, data: &[u8]) {
         if self.state == State::Open {
             self.out.push_back(TunnelOutput::ToClient(data.to_vec()));
         }
     }
 
-    /// The upstream closed: close the client side too (a CONNECT tunnel has no
-    /// half-close semantics worth keeping here).
-    pub fn handle_upstream_closed(&mut self) {
+    fn upstream_closed(&mut self) {
         match self.state {
             State::Open => {
                 self.state = State::Closed;
@@ -546,9 +577,9 @@ mod test {
         let mut t = Tunnel::new(&c, t0());
         let req = format!("CONNECT server:443 HTTP/1.1\r\nHost: server:443\r\n{AUTH}\r\nHELLO");
         // Split in two reads, the second carrying the end of the head and early data.
-        t.handle_client_data(&c, &req.as_bytes()[..20]);
+        t.handle_input(t0(), &c, Input::ClientData(&req.as_bytes()[..20]));
         assert!(drain(&mut t).is_empty());
-        t.handle_client_data(&c, &req.as_bytes()[20..]);
+        t.handle_input(t0(), &c, Input::ClientData(&req.as_bytes()[20..]));
         assert_eq!(
             drain(&mut t),
             vec![TunnelOutput::Connect {
@@ -556,8 +587,8 @@ mod test {
                 port: 443
             }]
         );
-        t.handle_client_data(&c, b" MORE");
-        t.handle_upstream_connected();
+        t.handle_input(t0(), &c, Input::ClientData(b" MORE"));
+        t.handle_input(t0(), &c, Input::UpstreamConnected);
         assert!(t.is_open());
         assert_eq!(
             drain(&mut t),
@@ -566,8 +597,8 @@ mod test {
                 TunnelOutput::ToUpstream(b"HELLO MORE".to_vec())
             ]
         );
-        t.handle_upstream_data(b"pong");
-        t.handle_client_data(&c, b"ping");
+        t.handle_input(t0(), &c, Input::UpstreamData(b"pong"));
+        t.handle_input(t0(), &c, Input::ClientData(b"ping"));
         assert_eq!(
             drain(&mut t),
             vec![
@@ -583,7 +614,7 @@ mod test {
                 port: 443
             })
         );
-        t.handle_upstream_closed();
+        t.handle_input(t0(), &c, Input::UpstreamClosed);
         assert_eq!(drain(&mut t), vec![TunnelOutput::Close]);
         assert!(t.is_closed());
     }
@@ -592,7 +623,11 @@ mod test {
     fn challenge_then_retry_on_the_same_connection() {
         let c = config();
         let mut t = Tunnel::new(&c, t0());
-        t.handle_client_data(&c, b"CONNECT server:443 HTTP/1.1\r\nHost: server\r\n\r\n");
+        t.handle_input(
+            t0(),
+            &c,
+            Input::ClientData(b"CONNECT server:443 HTTP/1.1\r\nHost: server\r\n\r\n"),
+        );
         let out = drain(&mut t);
         let text = client_text(&out);
         assert!(
@@ -604,9 +639,10 @@ mod test {
             "{text}"
         );
         assert!(!out.contains(&TunnelOutput::Close));
-        t.handle_client_data(
+        t.handle_input(
+            t0(),
             &c,
-            format!("CONNECT server:443 HTTP/1.1\r\n{AUTH}\r\n").as_bytes(),
+            Input::ClientData(format!("CONNECT server:443 HTTP/1.1\r\n{AUTH}\r\n").as_bytes()),
         );
         assert!(matches!(drain(&mut t)[..], [TunnelOutput::Connect { .. }]));
     }
@@ -619,7 +655,7 @@ mod test {
         let bad =
             b"CONNECT server:443 HTTP/1.1\r\nProxy-Authorization: Basic YWxpY2U6d3Jvbmc=\r\n\r\n";
         for i in 0..MAX_AUTH_ATTEMPTS {
-            t.handle_client_data(&c, bad);
+            t.handle_input(t0(), &c, Input::ClientData(bad));
             let out = drain(&mut t);
             assert!(client_text(&out).starts_with("HTTP/1.1 407"));
             assert_eq!(
@@ -629,7 +665,7 @@ mod test {
             );
         }
         assert!(t.is_closed());
-        t.handle_client_data(&c, bad);
+        t.handle_input(t0(), &c, Input::ClientData(bad));
         assert!(drain(&mut t).is_empty());
     }
 
@@ -647,7 +683,7 @@ mod test {
         ];
         for (req, want) in cases {
             let mut t = Tunnel::new(&c, t0());
-            t.handle_client_data(&c, req);
+            t.handle_input(t0(), &c, Input::ClientData(req));
             let out = drain(&mut t);
             assert!(
                 client_text(&out).starts_with(want),
@@ -664,23 +700,28 @@ mod test {
         let c = config();
         let start = t0();
         let mut t = Tunnel::new(&c, start);
-        t.handle_client_data(&c, &vec![b'a'; c.max_head + 1]);
+        t.handle_input(t0(), &c, Input::ClientData(&vec![b'a'; c.max_head + 1]));
         assert!(client_text(&drain(&mut t)).starts_with("HTTP/1.1 431 "));
 
         let mut t = Tunnel::new(&c, start);
-        t.handle_client_data(&c, b"CONNECT server:443 HTTP/1.1\r\n");
+        t.handle_input(
+            t0(),
+            &c,
+            Input::ClientData(b"CONNECT server:443 HTTP/1.1\r\n"),
+        );
         assert_eq!(t.poll_timeout(), Some(start + c.head_timeout));
         t.handle_timeout(start + c.head_timeout);
         assert!(client_text(&drain(&mut t)).starts_with("HTTP/1.1 408 "));
         assert_eq!(t.poll_timeout(), None);
 
         let mut t = Tunnel::new(&c, start);
-        t.handle_client_data(
+        t.handle_input(
+            t0(),
             &c,
-            format!("CONNECT 203.0.113.5:443 HTTP/1.1\r\n{AUTH}\r\n").as_bytes(),
+            Input::ClientData(format!("CONNECT 203.0.113.5:443 HTTP/1.1\r\n{AUTH}\r\n").as_bytes()),
         );
         drain(&mut t);
-        t.handle_upstream_failed("connection refused");
+        t.handle_input(t0(), &c, Input::UpstreamFailed("connection refused"));
         let out = drain(&mut t);
         assert!(client_text(&out).starts_with("HTTP/1.1 502 "), "{out:?}");
         assert_eq!(out.last(), Some(&TunnelOutput::Close));
@@ -691,7 +732,11 @@ mod test {
         let mut c = ProxyConfig::new(vec![]);
         c.connect_ports = None;
         let mut t = Tunnel::new(&c, t0());
-        t.handle_client_data(&c, b"CONNECT [2001:db8::5]:3478 HTTP/1.1\r\n\r\n");
+        t.handle_input(
+            t0(),
+            &c,
+            Input::ClientData(b"CONNECT [2001:db8::5]:3478 HTTP/1.1\r\n\r\n"),
+        );
         assert_eq!(
             drain(&mut t),
             vec![TunnelOutput::Connect {
@@ -708,7 +753,7 @@ mod test {
             let c = config();
             let mut t = Tunnel::new(&c, t0());
             for ch in &chunks {
-                t.handle_client_data(&c, ch);
+                t.handle_input(t0(), &c, Input::ClientData(ch));
                 let out = drain(&mut t);
                 if let Some(i) = out.iter().position(|o| *o == TunnelOutput::Close) {
                     proptest::prop_assert_eq!(i, out.len() - 1);

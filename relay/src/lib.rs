@@ -12,14 +12,77 @@
 //!   transaction-stateful proxy (RFC 3261 §16/§17 timers A–K, RFC 3581 rport) that reports
 //!   registrations, dialogs and the SIP ladder as typed events.
 //!
-//! Every core follows one drive contract: after any `handle_*` call, drain `poll_transmit()`
-//! and `poll_event()` until `None`, then sleep until `poll_timeout()` and call
-//! `handle_timeout(now)`. Cores read no clock and own no socket.
+//! Shared pieces: [`io`] (the vocabulary below), [`demux`] (RFC 7983 first-byte
+//! demultiplexing of one port), [`rng`] (the cores' one seeded generator).
+//!
+//! # One vocabulary, one drive contract
+//!
+//! Every core (STUN server and prober, TURN server and client, SIP proxy, HTTP CONNECT
+//! tunnel, and the media relay and UA to come) is a sans-IO state machine spoken to in
+//! the same words, as quinn-proto and str0m are:
+//!
+//! - **Input**: `handle_input(now, …)` — `now` first, always. A core with one kind of
+//!   input takes it as arguments (a STUN datagram); a core with many takes an `Input`
+//!   enum ([`turn::Input`], [`sip::proxy::Input`], [`http_proxy::Input`]).
+//!   `handle_timeout(now)` is the other way in.
+//! - **Transmit**: `poll_transmit() -> Option<`[`Transmit`]`>` — bytes to send, on UDP or
+//!   a stream, from a local address to a remote one, on a named connection or not.
+//! - **Command**: `poll_command()` — what the driver must do with its sockets (bind a
+//!   relayed UDP socket, listen, connect, shut down, close): [`turn::Command`]. Commands
+//!   are never events.
+//! - **Event**: `poll_event()` — what happened, typed, for reports; a driver may ignore
+//!   every event and still run the core correctly.
+//! - **Timeout**: `poll_timeout() -> Option<Instant>` — when to call `handle_timeout`.
+//!
+//! The single-mutation rule: after any `handle_*` call, drain every `poll_*` until `None`
+//! before waiting; then wait for the next input or for `poll_timeout()`, whichever comes
+//! first. Cores read no clock, own no socket, and draw randomness only from their seed.
+//!
+//! ```no_run
+//! # use std::time::Instant;
+//! use relay::turn::{Command, Input, TurnConfig, TurnServer};
+//! # fn wait(_: Option<Instant>) -> Option<(std::net::SocketAddr, std::net::SocketAddr, Vec<u8>)> { None }
+//! # fn send(_: &relay::Transmit) {}
+//! # fn bind(_: std::net::SocketAddr) {}
+//! # fn close(_: std::net::SocketAddr) {}
+//! let config = TurnConfig::new(
+//!     "198.51.100.1:3478".parse().unwrap(),
+//!     "198.51.100.1".parse().unwrap(),
+//!     "example.org",
+//! );
+//! let mut core = TurnServer::new(config).expect("valid config");
+//! loop {
+//!     // Wait for a datagram or the core's deadline (the driver's clock, not the core's).
+//!     match wait(core.poll_timeout()) {
+//!         Some((local, remote, data)) => {
+//!             core.handle_input(Instant::now(), Input::udp(local, remote, &data))
+//!         }
+//!         None => core.handle_timeout(Instant::now()),
+//!     }
+//!     // Mutate once, then drain everything.
+//!     while let Some(t) = core.poll_transmit() {
+//!         send(&t);
+//!     }
+//!     while let Some(c) = core.poll_command() {
+//!         match c {
+//!             Command::BindRelay { relayed } => bind(relayed),
+//!             Command::CloseRelay { relayed } => close(relayed),
+//!             _ => { /* RFC 6062: see relay::turn::server::tcp_relay */ }
+//!         }
+//!     }
+//!     while let Some(_event) = core.poll_event() {}
+//! }
+//! ```
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
+pub mod demux;
 pub mod http_proxy;
+pub mod io;
+pub mod rng;
 pub mod sdp;
 pub mod sip;
 pub mod stun;
 pub mod turn;
+
+pub use io::{ConnId, Flow, Transmit, Transport};

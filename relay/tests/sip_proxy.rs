@@ -717,16 +717,16 @@ Content-Length: 0
     let sent: Vec<_> = n.out.drain(..).collect();
     assert_eq!(sent.len(), 2);
     assert_eq!(
-        sent[0].flow,
+        sent[0].flow(),
         tcp(ALICE, 1),
         "100 Trying on Alice's connection"
     );
     assert_eq!(
-        sent[1].flow,
+        sent[1].flow(),
         tcp(BOB, 2),
         "INVITE on the connection Bob registered over"
     );
-    let inv = Message::parse(&sent[1].bytes).unwrap();
+    let inv = Message::parse(&sent[1].data).unwrap();
     assert_eq!(inv.top_via().unwrap().transport, "TCP");
     assert!(inv.get("Record-Route").unwrap().contains("transport=tcp"));
     // reliable transport: no Timer A retransmissions
@@ -746,7 +746,7 @@ Content-Length: 0
     n.advance(Duration::from_secs(30));
     let r: Vec<_> = n.out.drain(..).collect();
     assert_eq!(r.len(), 1);
-    assert_eq!(Message::parse(&r[0].bytes).unwrap().status(), Some(408));
+    assert_eq!(Message::parse(&r[0].data).unwrap().status(), Some(408));
     n.advance(Duration::from_secs(60));
     assert!(n.out.is_empty());
     assert_eq!(n.proxy.transaction_count(), (0, 0));
@@ -776,11 +776,11 @@ fn without_nat_handling_requests_go_to_the_contact() {
     let to_contact: Vec<_> = n
         .out
         .iter()
-        .filter(|t| t.flow.remote == addr(CAROL.private))
+        .filter(|t| t.to == addr(CAROL.private))
         .collect();
     assert_eq!(to_contact.len(), 1, "the INVITE goes to carol's Contact");
     assert!(
-        n.out.iter().all(|t| t.flow.remote != addr(CAROL.public)),
+        n.out.iter().all(|t| t.to != addr(CAROL.public)),
         "nothing goes to the port carol registered from"
     );
     // With NAT handling the same registration is reached at its source (nathelper's
@@ -789,8 +789,8 @@ fn without_nat_handling_requests_go_to_the_contact() {
     n.register(CAROL, 3600);
     n.input(DAVE, &invite(DAVE, "carol", "c-nat", "z9hG4bKcc2"));
     assert!(
-        n.out.iter().any(|t| t.flow.remote == addr(CAROL.public)
-            && Message::parse(&t.bytes).is_ok_and(|m| m.method().is_some())),
+        n.out.iter().any(|t| t.to == addr(CAROL.public)
+            && Message::parse(&t.data).is_ok_and(|m| m.method().is_some())),
         "with NAT handling the INVITE goes to the registered flow"
     );
 }
@@ -819,7 +819,7 @@ fn close(n: &mut Net, conn: u64) {
 fn take(n: &mut Net) -> Vec<(Flow, Message)> {
     n.out
         .drain(..)
-        .map(|t| (t.flow, Message::parse(&t.bytes).expect("valid SIP")))
+        .map(|t| (t.flow(), Message::parse(&t.data).expect("valid SIP")))
         .collect()
 }
 
@@ -1083,8 +1083,8 @@ Content-Length: 0
 /// The driver hands a transmit back: it could not be sent.
 fn fail(n: &mut Net, t: &Transmit) {
     n.handle(Input::TransportError {
-        flow: t.flow,
-        bytes: t.bytes.clone(),
+        flow: t.flow(),
+        bytes: t.data.clone(),
     });
 }
 
@@ -1119,7 +1119,7 @@ const DAVE: Ua = Ua {
 fn the_request(n: &mut Net) -> Transmit {
     let (reqs, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut n.out)
         .into_iter()
-        .partition(|t| Message::parse(&t.bytes).unwrap().is_request());
+        .partition(|t| Message::parse(&t.data).unwrap().is_request());
     n.out = rest;
     assert_eq!(reqs.len(), 1);
     reqs.into_iter().next().unwrap()
@@ -1139,8 +1139,8 @@ fn tcp_failed_connect_fails_the_invite_at_once() {
     n.input(DAVE, &invite(DAVE, "carol", "f1", "z9hG4bKf1"));
     assert_eq!(n.to(DAVE)[0].status(), Some(100));
     let inv = the_request(&mut n);
-    assert_eq!(inv.flow.conn, None, "a new connection to the Contact");
-    assert_eq!(inv.flow.remote, addr("198.51.100.40:5060"));
+    assert_eq!(inv.conn, None, "a new connection to the Contact");
+    assert_eq!(inv.to, addr("198.51.100.40:5060"));
     assert_eq!(n.proxy.transaction_count(), (1, 1));
     assert_eq!(n.proxy.dialog_count(), 1);
 
@@ -1197,7 +1197,7 @@ Content-Length: 0
     n.register(ALICE, 3600);
     n.input(ALICE, &invite(ALICE, "bob", "f2", "z9hG4bKf2"));
     n.to(ALICE);
-    let to_bob = Message::parse(&the_request(&mut n).bytes).unwrap();
+    let to_bob = Message::parse(&the_request(&mut n).data).unwrap();
     n.input(BOB, &answer(&to_bob, 503, "Service Unavailable", None));
     let r = n.to(ALICE);
     assert_eq!(r.len(), 1);
@@ -1220,7 +1220,7 @@ fn tcp_broken_connection_fails_requests_and_falls_back_for_responses() {
     n.input(DAVE, &invite(DAVE, "carol", "e1", "z9hG4bKe1"));
     n.to(DAVE);
     let inv = the_request(&mut n);
-    assert_eq!(inv.flow, tcp_flow("198.51.100.40:40001", 5));
+    assert_eq!(inv.flow(), tcp_flow("198.51.100.40:40001", 5));
     close(&mut n, 5);
     fail(&mut n, &inv);
     assert_eq!(n.to(DAVE)[0].status(), Some(500));
@@ -1233,7 +1233,7 @@ fn tcp_broken_connection_fails_requests_and_falls_back_for_responses() {
     let trying = n
         .out
         .iter()
-        .find(|t| t.flow.remote == addr(ALICE.public))
+        .find(|t| t.to == addr(ALICE.public))
         .cloned()
         .unwrap();
     let to_bob = n.to(BOB).remove(0);
@@ -1249,8 +1249,8 @@ fn tcp_broken_connection_fails_requests_and_falls_back_for_responses() {
         remote: addr("198.51.100.20:5060"),
         conn: None,
     };
-    assert_eq!(again[0].flow, fallback, "received + sent-by port");
-    assert_eq!(again[0].bytes, trying.bytes);
+    assert_eq!(again[0].flow(), fallback, "received + sent-by port");
+    assert_eq!(again[0].data, trying.data);
     assert!(has_event(&n, |e| matches!(
         e,
         ProxyEvent::SendFailed { retried: Some(f), .. } if *f == fallback
@@ -1292,7 +1292,7 @@ fn keepalive_transport_error_removes_the_contact_at_once() {
     n.advance(Duration::from_secs(20));
     let ping = n.out.pop().expect("a ping to bob");
     assert!(n.out.is_empty());
-    assert_eq!(ping.flow.remote, addr(BOB.public));
+    assert_eq!(ping.to, addr(BOB.public));
     assert_eq!(n.proxy.pending_keepalives(), 1);
     fail(&mut n, &ping);
     assert!(n.proxy.registrar().lookup("bob@example.com").is_empty());

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use relay::turn::attrs::{self, kind};
 use relay::turn::auth::long_term_key_sha256;
-use relay::turn::{TurnConfig, TurnServer, long_term_key, userhash};
+use relay::turn::{Input, TurnConfig, TurnServer, long_term_key, userhash};
 use stun_rs::attributes::stun::{
     ErrorCode as TheirErrorCode, MessageIntegrity, MessageIntegritySha256, Nonce,
     PasswordAlgorithm, PasswordAlgorithms, Realm, UserHash, UserName,
@@ -63,7 +63,7 @@ fn stun_rs_client_allocates_and_binds_on_our_server() {
     let mut server = TurnServer::new(config).unwrap();
     let now = Instant::now();
     let exchange = |server: &mut TurnServer, bytes: &[u8]| {
-        server.handle_input(now, listen, client, bytes);
+        server.handle_input(now, Input::udp(listen, client, bytes));
         let t = server.poll_transmit().expect("a response");
         assert!(server.poll_transmit().is_none());
         t.data
@@ -150,7 +150,7 @@ fn stun_rs_client_allocates_and_binds_on_our_server() {
         .with_attribute(XorPeerAddress::from(peer))
         .with_attribute(Data::new(b"from stun-rs"))
         .build();
-    server.handle_input(now, listen, client, &encode(&ind));
+    server.handle_input(now, Input::udp(listen, client, &encode(&ind)));
     let t = server.poll_transmit().unwrap();
     assert_eq!(
         (t.from, t.to, &t.data[..]),
@@ -168,7 +168,7 @@ fn stun_rs_client_with_sha256_userhash_allocates_on_our_server() {
     let mut server = TurnServer::new(config).unwrap();
     let now = Instant::now();
     let exchange = |server: &mut TurnServer, bytes: &[u8]| {
-        server.handle_input(now, listen, client, bytes);
+        server.handle_input(now, Input::udp(listen, client, bytes));
         let t = server.poll_transmit().expect("a response");
         assert!(server.poll_transmit().is_none());
         t.data

@@ -45,6 +45,28 @@ impl FirewallClass {
         }
     }
 
+    /// Every class as a scenario writes it (`class:`).
+    pub const VALUES: &'static [&'static str] = &[
+        "open",
+        "udp-replies-only",
+        "tcp-outbound-only",
+        "https-only",
+        "http-proxy-only",
+    ];
+
+    /// The class for a scenario keyword (exact, lower case).
+    pub fn from_keyword(s: &str) -> Option<Self> {
+        [
+            FirewallClass::Open,
+            FirewallClass::UdpRepliesOnly,
+            FirewallClass::TcpOutboundOnly,
+            FirewallClass::HttpsOnly,
+            FirewallClass::HttpProxyOnly,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+
     /// Whether this class lets `info`, which belongs to no existing flow, through in
     /// direction `dir` (and so start a flow). `proxies` are the HTTP proxy endpoints.
     pub(crate) fn admits_new(
@@ -122,6 +144,40 @@ pub enum RuleProto {
     /// Any protocol, including ones pinhole does not parse further.
     Any,
 }
+
+/// Gives a rule field's enum its scenario keywords (`action:`, `proto:`, `direction:`),
+/// so the scenario model uses the enum itself and `pinhole validate` lists `VALUES`.
+macro_rules! keywords {
+    ($name:ident { $($var:ident = $text:literal),+ $(,)? }) => {
+        impl $name {
+            /// Every value as a scenario writes it.
+            pub const VALUES: &'static [&'static str] = &[$($text),+];
+
+            /// The value for a scenario keyword (exact, lower case).
+            pub fn from_keyword(s: &str) -> Option<Self> {
+                match s {
+                    $($text => Some($name::$var),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+keywords!(Action {
+    Allow = "allow",
+    Deny = "deny",
+});
+keywords!(RuleProto {
+    Udp = "udp",
+    Tcp = "tcp",
+    Icmp = "icmp",
+    Any = "any",
+});
+keywords!(Direction {
+    Outbound = "outbound",
+    Inbound = "inbound",
+});
 
 /// One extra rule, checked before the class (scenario: `{ action, proto, direction, ports,
 /// to }`). All given conditions must hold for the rule to match.

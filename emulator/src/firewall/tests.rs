@@ -584,3 +584,27 @@ proptest! {
         prop_assert_eq!(s.forwarded_inbound + s.forwarded_outbound + s.denied_inbound + s.denied_outbound + s.dropped(), 3);
     }
 }
+
+/// The scenario format's firewall keywords live with the enums (SCENARIO-FORMAT.md
+/// "Firewalls"): each listed keyword parses, and to the value that writes it.
+#[test]
+fn keywords_parse() {
+    for k in FirewallClass::VALUES {
+        let c = FirewallClass::from_keyword(k).expect("a listed class parses");
+        assert_eq!(c.as_str(), *k);
+    }
+    assert_eq!(FirewallClass::VALUES.len(), 5);
+    assert_eq!(Action::from_keyword("allow"), Some(Action::Allow));
+    assert_eq!(Action::from_keyword("deny"), Some(Action::Deny));
+    assert_eq!(Action::VALUES, ["allow", "deny"]);
+    assert_eq!(RuleProto::VALUES, ["udp", "tcp", "icmp", "any"]);
+    assert_eq!(RuleProto::from_keyword("icmp"), Some(RuleProto::Icmp));
+    assert_eq!(Direction::VALUES, ["outbound", "inbound"]);
+    assert_eq!(Direction::from_keyword("inbound"), Some(Direction::Inbound));
+    for bad in ["", "Allow", "UDP", "both"] {
+        assert_eq!(Action::from_keyword(bad), None);
+        assert_eq!(RuleProto::from_keyword(bad), None);
+        assert_eq!(Direction::from_keyword(bad), None);
+        assert_eq!(FirewallClass::from_keyword(bad), None);
+    }
+}

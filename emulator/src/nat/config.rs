@@ -4,6 +4,39 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+/// Gives a configuration enum its scenario keywords (SCENARIO-FORMAT.md "NATs"): the
+/// enum owns them, so the scenario model uses it directly and `pinhole validate` lists
+/// [`VALUES`](MappingBehavior::VALUES) in its errors.
+macro_rules! keywords {
+    ($name:ident { $($var:ident = $text:literal),+ $(,)? }) => {
+        impl $name {
+            /// Every value as a scenario writes it.
+            pub const VALUES: &'static [&'static str] = &[$($text),+];
+
+            /// The value as a scenario writes it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$var => $text),+
+                }
+            }
+
+            /// The value for a scenario keyword (exact, lower case).
+            pub fn from_keyword(s: &str) -> Option<Self> {
+                match s {
+                    $($text => Some($name::$var),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 /// How the NAT decides whether an outbound packet reuses an existing mapping
 /// (RFC 4787 §4.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -100,6 +133,39 @@ pub enum Fragments {
     Drop,
 }
 
+keywords!(MappingBehavior {
+    EndpointIndependent = "endpoint-independent",
+    AddressDependent = "address-dependent",
+    AddressAndPortDependent = "address-and-port-dependent",
+});
+keywords!(FilteringBehavior {
+    EndpointIndependent = "endpoint-independent",
+    AddressDependent = "address-dependent",
+    AddressAndPortDependent = "address-and-port-dependent",
+});
+keywords!(PortAllocation {
+    Preserve = "preserve",
+    Sequential = "sequential",
+    Random = "random",
+});
+keywords!(Pooling {
+    Paired = "paired",
+    Arbitrary = "arbitrary",
+});
+keywords!(Refresh {
+    Outbound = "outbound",
+    Both = "both",
+});
+keywords!(Unsolicited {
+    Drop = "drop",
+    Icmp = "icmp",
+    Rst = "rst",
+});
+keywords!(Fragments {
+    Translate = "translate",
+    Drop = "drop",
+});
+
 /// The classic NAT types as axis presets (RFC 4787 §4.1, §5 terminology mapping).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -113,6 +179,13 @@ pub enum Preset {
     /// APDM + APDF, random ports.
     Symmetric,
 }
+
+keywords!(Preset {
+    FullCone = "full-cone",
+    Restricted = "restricted",
+    PortRestricted = "port-restricted",
+    Symmetric = "symmetric",
+});
 
 /// Idle timeouts per protocol and TCP state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -201,6 +274,11 @@ pub enum SipAlgMode {
     /// Rewrite Via/Contact/SDP addresses like consumer routers ([`crate::alg`]).
     Rewrite,
 }
+
+keywords!(SipAlgMode {
+    Off = "off",
+    Rewrite = "rewrite",
+});
 
 impl NatConfig {
     /// The preset's axes (SCENARIO-FORMAT.md table) with the other defaults: no port
@@ -408,6 +486,39 @@ pub enum NatConfigError {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    /// Every keyword parses back to the value that writes it, and nothing else parses:
+    /// the scenario format's NAT keywords live here (SCENARIO-FORMAT.md "NATs").
+    #[test]
+    fn keywords_round_trip() {
+        macro_rules! check {
+            ($($t:ty),+) => {$(
+                for k in <$t>::VALUES {
+                    let v = <$t>::from_keyword(k).expect("a listed keyword parses");
+                    assert_eq!(v.as_str(), *k);
+                    assert_eq!(v.to_string(), *k);
+                }
+                assert_eq!(<$t>::from_keyword("Endpoint-Independent"), None);
+                assert_eq!(<$t>::from_keyword(""), None);
+            )+};
+        }
+        check!(
+            MappingBehavior,
+            FilteringBehavior,
+            PortAllocation,
+            Pooling,
+            Refresh,
+            Unsolicited,
+            Fragments,
+            SipAlgMode,
+            Preset
+        );
+        assert_eq!(
+            MappingBehavior::VALUES,
+            FilteringBehavior::VALUES,
+            "RFC 4787 names one set of behaviours for both axes"
+        );
+    }
 
     fn a(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -10,7 +10,7 @@
 use super::net::{Agent, Net, NetError, TcpPhase};
 use crate::events::{Recorder, ServiceLog, debug_record};
 pub use relay::http_proxy::basic_credentials;
-use relay::http_proxy::{ProxyConfig, Tunnel, TunnelEvent, TunnelOutput};
+use relay::http_proxy::{Input, ProxyConfig, Tunnel, TunnelEvent, TunnelOutput};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -183,12 +183,13 @@ impl<N: Net> HttpProxyService<N> {
             if c.closing_since.is_none() && c.to_upstream.len() < MAX_BUFFERED {
                 let data = net.tcp_recv(c.client);
                 if !data.is_empty() {
-                    c.tunnel.handle_client_data(&config, &data);
+                    c.tunnel
+                        .handle_input(now, &config, Input::ClientData(&data));
                 } else if matches!(
                     net.tcp_state(c.client),
                     TcpPhase::Closing | TcpPhase::Closed
                 ) {
-                    c.tunnel.handle_client_closed();
+                    c.tunnel.handle_input(now, &config, Input::ClientClosed);
                 }
             }
             if c.tunnel.poll_timeout().is_some_and(|t| t <= now) {
@@ -199,23 +200,32 @@ impl<N: Net> HttpProxyService<N> {
                 match (c.connect_deadline, net.tcp_state(u)) {
                     (Some(_), TcpPhase::Established) => {
                         c.connect_deadline = None;
-                        c.tunnel.handle_upstream_connected();
+                        c.tunnel
+                            .handle_input(now, &config, Input::UpstreamConnected);
                     }
                     (Some(_), TcpPhase::Closed) => {
                         c.connect_deadline = None;
-                        c.tunnel
-                            .handle_upstream_failed("connection refused or unreachable");
+                        c.tunnel.handle_input(
+                            now,
+                            &config,
+                            Input::UpstreamFailed("connection refused or unreachable"),
+                        );
                     }
                     (Some(d), _) if now >= d => {
                         c.connect_deadline = None;
-                        c.tunnel.handle_upstream_failed("connection timed out");
+                        c.tunnel.handle_input(
+                            now,
+                            &config,
+                            Input::UpstreamFailed("connection timed out"),
+                        );
                     }
                     (None, phase) if c.tunnel.is_open() && c.to_client.len() < MAX_BUFFERED => {
                         let data = net.tcp_recv(u);
                         if !data.is_empty() {
-                            c.tunnel.handle_upstream_data(&data);
+                            c.tunnel
+                                .handle_input(now, &config, Input::UpstreamData(&data));
                         } else if matches!(phase, TcpPhase::Closing | TcpPhase::Closed) {
-                            c.tunnel.handle_upstream_closed();
+                            c.tunnel.handle_input(now, &config, Input::UpstreamClosed);
                         }
                     }
                     _ => {}
@@ -236,10 +246,16 @@ impl<N: Net> HttpProxyService<N> {
                             c.upstream = Some(s);
                             c.connect_deadline = Some(now + CONNECT_TIMEOUT);
                         }
-                        Some(Err(e)) => c.tunnel.handle_upstream_failed(&e.to_string()),
-                        None => c
-                            .tunnel
-                            .handle_upstream_failed(&format!("unknown host `{host}`")),
+                        Some(Err(e)) => c.tunnel.handle_input(
+                            now,
+                            &config,
+                            Input::UpstreamFailed(&e.to_string()),
+                        ),
+                        None => c.tunnel.handle_input(
+                            now,
+                            &config,
+                            Input::UpstreamFailed(&format!("unknown host `{host}`")),
+                        ),
                     }
                 }
                 TunnelOutput::Close => {

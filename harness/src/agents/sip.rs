@@ -21,11 +21,8 @@
 use super::net::{Agent, Net, TcpPhase};
 use crate::events::{Recorder, ServiceLog, service_event};
 use crate::scenario::model as m;
-use relay::sip::nat::NatTests;
 use relay::sip::proxy::Transmit;
-use relay::sip::proxy::{
-    Input, KeepaliveConfig, KeepaliveMethod, NatConfig, Proxy, ProxyConfig, ProxyEvent,
-};
+use relay::sip::proxy::{Input, KeepaliveConfig, NatConfig, Proxy, ProxyConfig, ProxyEvent};
 use relay::sip::{ConnId, Flow, Frame, Limits, PONG, StreamFramer, Transport};
 use reports::events::EventKind;
 use std::collections::VecDeque;
@@ -47,24 +44,11 @@ pub fn proxy_config(ip: IpAddr, spec: &m::SipProxy, seed: u64) -> ProxyConfig {
     let addr = SocketAddr::new(ip, spec.port);
     let mut c = ProxyConfig::new(addr);
     c.seed = seed;
-    let mut tests = NatTests::default();
-    for t in &spec.nat.test {
-        let k = match t {
-            m::NatTest::PrivateContact => NatTests::PRIVATE_CONTACT,
-            m::NatTest::SourceDiffersFromVia => NatTests::SOURCE_DIFFERS_FROM_VIA,
-            m::NatTest::PrivateVia => NatTests::PRIVATE_VIA,
-            m::NatTest::SourcePortDiffersFromVia => NatTests::SOURCE_PORT_DIFFERS_FROM_VIA,
-        };
-        tests = tests.union(k);
-    }
     c.nat = NatConfig {
-        tests,
+        tests: spec.nat.test,
         fix_contact: spec.nat.fix_contact,
         keepalive: spec.nat.keepalive.as_ref().map(|k| KeepaliveConfig {
-            method: match k.method {
-                m::KeepaliveMethod::Options => KeepaliveMethod::Options,
-                m::KeepaliveMethod::Notify => KeepaliveMethod::Notify,
-            },
+            method: k.method,
             interval: k.interval,
             max_missed: KEEPALIVE_MAX_MISSED,
         }),
@@ -261,8 +245,8 @@ impl<N: Net> SipProxyService<N> {
                 self.proxy.handle_input(
                     now,
                     Input::TransportError {
-                        flow: t.flow,
-                        bytes: t.bytes,
+                        flow: t.flow(),
+                        bytes: t.data,
                     },
                 );
             }
@@ -286,8 +270,8 @@ impl<N: Net> SipProxyService<N> {
             self.proxy.handle_input(
                 now,
                 Input::TransportError {
-                    flow: t.flow,
-                    bytes: t.bytes,
+                    flow: t.flow(),
+                    bytes: t.data,
                 },
             );
         }
@@ -302,30 +286,30 @@ impl<N: Net> SipProxyService<N> {
 
     /// Hand one transmit to its socket; a TCP message that cannot go is put in `failed`.
     fn transmit(&mut self, net: &mut N, now: Instant, t: Transmit, failed: &mut Vec<Transmit>) {
-        match t.flow.transport {
+        match t.transport {
             Transport::Udp => {
                 // A full send buffer drops the message, as a congested socket would.
-                let _ = net.udp_send(self.udp, t.flow.remote, &t.bytes);
+                let _ = net.udp_send(self.udp, t.to, &t.data);
             }
             Transport::Tcp | Transport::Tls => {
-                let existing = self.conns.iter_mut().find(|c| match t.flow.conn {
+                let existing = self.conns.iter_mut().find(|c| match t.conn {
                     Some(id) => c.id == id,
-                    None => c.remote == Some(t.flow.remote),
+                    None => c.remote == Some(t.to),
                 });
                 match existing {
-                    Some(c) => c.out.push_back((Some(t.flow), t.bytes)),
+                    Some(c) => c.out.push_back((Some(t.flow()), t.data)),
                     // The connection the core chose ended after it chose: a transport
                     // error. A new connection to its peer would be wrong — behind a NAT it
                     // cannot get in, and a public UA's source port is not where it listens;
                     // the core picks the next destination itself.
-                    None if t.flow.conn.is_some() => failed.push(t),
-                    None => match net.tcp_connect(self.host, 0, t.flow.remote) {
+                    None if t.conn.is_some() => failed.push(t),
+                    None => match net.tcp_connect(self.host, 0, t.to) {
                         Ok((sock, _)) => {
                             let id = ConnId(self.next_conn);
                             self.next_conn += 1;
-                            let mut c = Conn::new(sock, id, Some(t.flow.remote));
+                            let mut c = Conn::new(sock, id, Some(t.to));
                             c.connect_by = Some(now + CONNECT_TIMEOUT);
-                            c.out.push_back((Some(t.flow), t.bytes));
+                            c.out.push_back((Some(t.flow()), t.data));
                             self.conns.push(c);
                         }
                         // no route, no address to connect from, …
@@ -347,7 +331,7 @@ impl<N: Net> SipProxyService<N> {
         failed.extend(
             c.out
                 .into_iter()
-                .filter_map(|(flow, bytes)| flow.map(|flow| Transmit { flow, bytes })),
+                .filter_map(|(flow, bytes)| flow.map(|flow| Transmit::on(flow, bytes))),
         );
     }
 

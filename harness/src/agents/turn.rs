@@ -14,7 +14,7 @@
 //! (TURN methods, Send indications, ChannelData) to the TURN core. Without one, the TURN
 //! core answers Binding itself (plain RFC 8489 Binding).
 //!
-//! RFC 6062 TCP allocations ([`relay::turn::TcpCommand`]): a TCP listening slot per
+//! RFC 6062 TCP allocations ([`relay::turn::Command`]): a TCP listening slot per
 //! relayed address, outgoing connections from the relayed port (`SO_REUSEADDR`/
 //! `SO_REUSEPORT` on the kernel fabric), and a client data connection — a stream
 //! connection on the TURN port whose ConnectionBind succeeded — that stops being framed
@@ -31,7 +31,7 @@ use crate::events::{Recorder, ServiceLog, debug_record};
 use relay::stun::{Server as StunServer, ServerConfig};
 use relay::turn::stream::Framer;
 use relay::turn::{
-    ConnectionId, FiveTuple, TcpSide, Transport, TurnConfig, TurnEvent, TurnServer, TurnStats,
+    ConnectionId, FiveTuple, Input, TcpSide, Transport, TurnConfig, TurnServer, TurnStats,
 };
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -120,6 +120,15 @@ struct Conn<S> {
 }
 
 impl<S: Copy> Conn<S> {
+    /// The connection's transport in the core's 5-tuples (RFC 8656 §3.1).
+    fn transport(&self) -> Transport {
+        if self.tls.is_some() {
+            Transport::Tls
+        } else {
+            Transport::Tcp
+        }
+    }
+
     /// What arrived on the connection, decrypted when it is TLS (the TLS layer's own
     /// records are queued to send); `None` when TLS failed and the connection must close.
     fn receive<N: Net<Socket = S>>(&mut self, net: &mut N) -> Option<Vec<u8>> {
@@ -266,7 +275,8 @@ impl<N: Net> TurnService<N> {
     /// STUN-only socket, and Binding requests on a shared one.
     fn for_stun(&self, local: SocketAddr, data: &[u8]) -> bool {
         self.stun.is_some()
-            && (!self.server.config().listen.contains(&local) || data.get(..2) == Some(&[0, 1]))
+            && (!self.server.config().listen.contains(&local)
+                || relay::demux::is_binding_request(data))
     }
 
     /// Read what arrived, run timers, send what follows.
@@ -281,7 +291,8 @@ impl<N: Net> TurnService<N> {
                         stun.handle_input(now, local, from, &data);
                     }
                 } else {
-                    self.server.handle_input(now, local, from, &data);
+                    self.server
+                        .handle_input(now, Input::udp(local, from, &data));
                 }
             }
         }
@@ -289,7 +300,8 @@ impl<N: Net> TurnService<N> {
             self.relayed.iter().map(|(a, s)| (*a, *s)).collect();
         for (local, s) in relayed {
             while let Some((from, data)) = net.udp_recv(s) {
-                self.server.handle_input(now, local, from, &data);
+                self.server
+                    .handle_input(now, Input::udp(local, from, &data));
             }
         }
         self.accept(net, now);
@@ -372,23 +384,33 @@ impl<N: Net> TurnService<N> {
                     Vec::new()
                 });
                 c.framer.push(&bytes);
+                let transport = c.transport();
                 loop {
                     match c.framer.next_frame() {
                         None => break,
                         Some(Ok(frame)) => {
-                            self.server.handle_input_on(
+                            self.server.handle_input(
                                 now,
-                                Transport::Stream,
-                                c.local,
-                                remote,
-                                frame,
+                                Input::Packet {
+                                    transport,
+                                    local: c.local,
+                                    remote,
+                                    data: frame,
+                                },
                             );
                             // RFC 6062 §5.4: after a ConnectionBind the rest is raw bytes.
                             if let Some(id) = self.server.tcp_binding(c.local, remote) {
                                 c.data = Some(id);
                                 c.setup_deadline = None;
                                 let rest = c.framer.take_rest();
-                                self.server.handle_tcp_data(now, id, TcpSide::Client, &rest);
+                                self.server.handle_input(
+                                    now,
+                                    Input::TcpData {
+                                        id,
+                                        side: TcpSide::Client,
+                                        data: &rest,
+                                    },
+                                );
                                 // Close states are handled by the raw path from now on.
                                 close = false;
                                 break;
@@ -406,7 +428,7 @@ impl<N: Net> TurnService<N> {
                 // A client data connection now: no setup deadline.
             } else if let (Some(d), Some(remote)) = (c.setup_deadline, c.remote) {
                 let ft = FiveTuple {
-                    transport: Transport::Stream,
+                    transport: c.transport(),
                     client: remote,
                     server: c.local,
                 };
@@ -423,7 +445,14 @@ impl<N: Net> TurnService<N> {
             if close {
                 let c = self.conns.swap_remove(i);
                 if let Some(remote) = c.remote {
-                    self.server.handle_connection_closed(now, c.local, remote);
+                    self.server.handle_input(
+                        now,
+                        Input::ConnectionClosed {
+                            transport: c.transport(),
+                            local: c.local,
+                            remote,
+                        },
+                    );
                 }
                 net.close(c.socket);
             } else {
@@ -436,22 +465,6 @@ impl<N: Net> TurnService<N> {
     fn flush(&mut self, net: &mut N, now: Instant) {
         while let Some(ev) = self.server.poll_event() {
             self.log.push(now, debug_record("turn", &ev));
-            match ev {
-                TurnEvent::RelayOpened { relayed } => {
-                    match net.udp_bind(self.host, Some(relayed.ip()), relayed.port()) {
-                        Ok((s, _)) => {
-                            self.relayed.insert(relayed, s);
-                        }
-                        Err(_) => self.stats.relay_bind_failures += 1,
-                    }
-                }
-                TurnEvent::RelayClosed { relayed } => {
-                    if let Some(s) = self.relayed.remove(&relayed) {
-                        net.close(s);
-                    }
-                }
-                _ => {}
-            }
         }
         if let Some(stun) = self.stun.as_mut() {
             while let Some(t) = stun.poll_transmit() {
@@ -465,9 +478,9 @@ impl<N: Net> TurnService<N> {
             }
         }
         // Responses first (a ConnectionBind response precedes the raw bytes), then the
-        // RFC 6062 commands, then what those made the core answer.
+        // commands (relayed sockets, RFC 6062), then what those made the core answer.
         self.queue_transmits(net);
-        self.run_tcp_commands(net, now);
+        self.run_commands(net, now);
         self.queue_transmits(net);
         self.write_streams(net, now);
     }
@@ -482,7 +495,7 @@ impl<N: Net> TurnService<N> {
                         let _ = net.udp_send(s, t.to, &t.data);
                     }
                 }
-                Transport::Stream => {
+                Transport::Tcp | Transport::Tls => {
                     if let Some(c) = self
                         .conns
                         .iter_mut()

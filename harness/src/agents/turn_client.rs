@@ -116,7 +116,7 @@ impl<N: Net> TurnCheck<N> {
         let now = net.now();
         let (socket, phase) = match config.transport {
             Transport::Udp => (net.udp_bind(host, None, 0)?.0, Phase::Allocating),
-            Transport::Stream => {
+            Transport::Tcp | Transport::Tls => {
                 let to = config.proxy.as_ref().map_or(config.server, |p| p.address);
                 (net.tcp_connect(host, 0, to)?.0, Phase::Connecting)
             }
@@ -186,7 +186,7 @@ impl<N: Net> TurnCheck<N> {
                     self.client.handle_input(now, from, &data);
                 }
             }
-            Transport::Stream => {
+            Transport::Tcp | Transport::Tls => {
                 let state = net.tcp_state(self.socket);
                 let to = self
                     .config
@@ -370,7 +370,7 @@ impl<N: Net> TurnCheck<N> {
                 Transport::Udp => {
                     let _ = net.udp_send(self.socket, t.to, &t.data);
                 }
-                Transport::Stream => match self.tls.as_mut() {
+                Transport::Tcp | Transport::Tls => match self.tls.as_mut() {
                     Some(tls) => {
                         tls.send(&t.data);
                         self.out.extend(tls.take_outgoing());

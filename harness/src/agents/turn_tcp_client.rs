@@ -90,7 +90,7 @@ impl<S: Copy> Link<S> {
                 username: config.username.clone(),
                 password: config.password.clone(),
                 seed,
-                transport: Transport::Stream,
+                transport: Transport::Tcp,
             }),
             raw: false,
             raw_in: Vec::new(),

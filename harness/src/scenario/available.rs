@@ -3,7 +3,7 @@
 //! as invalid input (exit 2).
 
 use super::error::{Error, Pos};
-use super::model::{Fabric, IcePolicy, MediaPolicy, SipAlg, Spec, StepKind};
+use super::model::{Fabric, IcePolicy, MediaPolicy, SipAlgMode, Spec, StepKind};
 use std::path::Path;
 
 /// The features a runner implements. `Default` is "nothing"; [`Availability::all`] is
@@ -115,7 +115,7 @@ pub fn check_available(spec: &Spec, file: &Path, features: &Availability) -> Vec
     }
     for n in &spec.topology.nats {
         if let (Some(pos), false) = (n.sip_alg_pos, features.sip_alg)
-            && n.config.sip_alg == SipAlg::Rewrite
+            && n.config.sip_alg == SipAlgMode::Rewrite
         {
             no(
                 pos,

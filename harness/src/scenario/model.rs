@@ -7,6 +7,18 @@
 use super::error::Pos;
 use super::values::{Comparison, PortRange, Rate};
 use emulator::Prefix;
+// The cores own their scenario keywords (`VALUES`, `from_keyword`, `as_str`): the model
+// holds their enums, no mirrors.
+pub use emulator::Direction;
+pub use emulator::firewall::{Action as RuleAction, FirewallClass, RuleProto};
+pub use emulator::nat::{
+    FilteringBehavior, Fragments, MappingBehavior, Pooling, PortAllocation, Preset, Refresh,
+    SipAlgMode, Unsolicited,
+};
+pub use relay::sdp::IcePolicy;
+pub use relay::sip::nat::NatTests;
+pub use relay::sip::proxy::{KeepaliveMethod, MediaPolicy};
+pub use relay::stun::{Behavior, PortAllocation as MeasuredPortAllocation};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -45,194 +57,6 @@ keyword_enum!(
         Kernel = "kernel",
         /// In-process, under virtual time.
         Virtual = "virtual",
-    }
-);
-
-keyword_enum!(
-    /// A classic NAT type: a preset of mapping, filtering and port allocation.
-    Preset {
-        /// EIM + EIF, preserve.
-        FullCone = "full-cone",
-        /// EIM + ADF, preserve.
-        Restricted = "restricted",
-        /// EIM + APDF, preserve (the default).
-        PortRestricted = "port-restricted",
-        /// APDM + APDF, random.
-        Symmetric = "symmetric",
-    }
-);
-
-keyword_enum!(
-    /// RFC 4787 mapping or filtering behaviour.
-    Behavior {
-        /// Endpoint-independent.
-        EndpointIndependent = "endpoint-independent",
-        /// Address-dependent.
-        AddressDependent = "address-dependent",
-        /// Address-and-port-dependent.
-        AddressAndPortDependent = "address-and-port-dependent",
-    }
-);
-
-keyword_enum!(
-    /// How a NAT picks external ports.
-    PortAllocation {
-        /// Keep the internal port when free.
-        Preserve = "preserve",
-        /// Next free port.
-        Sequential = "sequential",
-        /// Random free port.
-        Random = "random",
-    }
-);
-
-keyword_enum!(
-    /// RFC 4787 IP address pooling.
-    Pooling {
-        /// One internal host, one external address.
-        Paired = "paired",
-        /// Any external address.
-        Arbitrary = "arbitrary",
-    }
-);
-
-keyword_enum!(
-    /// Which traffic refreshes a binding.
-    Refresh {
-        /// Outbound packets only.
-        Outbound = "outbound",
-        /// Both directions.
-        Both = "both",
-    }
-);
-
-keyword_enum!(
-    /// What a NAT does with unsolicited inbound packets.
-    Unsolicited {
-        /// Drop silently.
-        Drop = "drop",
-        /// ICMP port unreachable.
-        Icmp = "icmp",
-        /// TCP reset.
-        Rst = "rst",
-    }
-);
-
-keyword_enum!(
-    /// What a NAT does with IPv4 fragments.
-    Fragments {
-        /// Translate (RFC 4787 REQ-14).
-        Translate = "translate",
-        /// Drop.
-        Drop = "drop",
-    }
-);
-
-keyword_enum!(
-    /// The SIP ALG of a NAT.
-    SipAlg {
-        /// No ALG.
-        Off = "off",
-        /// Rewrite Via/Contact/SDP addresses like consumer routers.
-        Rewrite = "rewrite",
-    }
-);
-
-keyword_enum!(
-    /// The classic enterprise firewall classes.
-    FirewallClass {
-        /// Everything passes.
-        Open = "open",
-        /// UDP only as replies to address:port contacted.
-        UdpRepliesOnly = "udp-replies-only",
-        /// TCP outbound only, UDP blocked.
-        TcpOutboundOnly = "tcp-outbound-only",
-        /// Only HTTPS (TCP 443) outbound.
-        HttpsOnly = "https-only",
-        /// Only through an authenticating HTTP proxy.
-        HttpProxyOnly = "http-proxy-only",
-    }
-);
-
-keyword_enum!(
-    /// A firewall rule's verdict.
-    RuleAction {
-        /// Let it pass.
-        Allow = "allow",
-        /// Drop it.
-        Deny = "deny",
-    }
-);
-
-keyword_enum!(
-    /// A firewall rule's protocol.
-    RuleProto {
-        /// UDP.
-        Udp = "udp",
-        /// TCP.
-        Tcp = "tcp",
-        /// ICMP.
-        Icmp = "icmp",
-        /// Any protocol.
-        Any = "any",
-    }
-);
-
-keyword_enum!(
-    /// A firewall rule's direction.
-    Direction {
-        /// From inside to outside.
-        Outbound = "outbound",
-        /// From outside to inside.
-        Inbound = "inbound",
-    }
-);
-
-keyword_enum!(
-    /// The SIP proxy's NAT detection tests (the nat_traversal bitmask).
-    NatTest {
-        /// RFC 1918 address in Contact.
-        PrivateContact = "private-contact",
-        /// Source address differs from the Via.
-        SourceDiffersFromVia = "source-differs-from-via",
-        /// RFC 1918 address in Via.
-        PrivateVia = "private-via",
-        /// Source port differs from the Via.
-        SourcePortDiffersFromVia = "source-port-differs-from-via",
-    }
-);
-
-keyword_enum!(
-    /// The request a SIP proxy sends as NAT keepalive.
-    KeepaliveMethod {
-        /// OPTIONS.
-        Options = "OPTIONS",
-        /// NOTIFY.
-        Notify = "NOTIFY",
-    }
-);
-
-keyword_enum!(
-    /// When the SIP proxy puts media through the relay.
-    MediaPolicy {
-        /// Always.
-        Relay = "relay",
-        /// Never.
-        Never = "never",
-        /// When either side is behind a NAT (the default).
-        WhenNatted = "when-natted",
-    }
-);
-
-keyword_enum!(
-    /// What the SIP proxy does with ICE candidates in SDP.
-    IcePolicy {
-        /// Insert a relay candidate.
-        AddRelayCandidate = "add-relay-candidate",
-        /// Remove ICE attributes.
-        Strip = "strip",
-        /// Leave SDP ICE alone (the default).
-        Passthrough = "passthrough",
     }
 );
 
@@ -346,9 +170,9 @@ pub struct NatTimeouts {
 #[derive(Clone, Debug, PartialEq)]
 pub struct NatConfig {
     /// Mapping behaviour.
-    pub mapping: Behavior,
+    pub mapping: MappingBehavior,
     /// Filtering behaviour.
-    pub filtering: Behavior,
+    pub filtering: FilteringBehavior,
     /// Port allocation.
     pub port_allocation: PortAllocation,
     /// Keep port parity.
@@ -370,35 +194,17 @@ pub struct NatConfig {
     /// IPv4 fragment handling.
     pub fragments: Fragments,
     /// SIP ALG.
-    pub sip_alg: SipAlg,
+    pub sip_alg: SipAlgMode,
 }
 
 impl NatConfig {
     /// The defaults of the format with `preset`'s mapping, filtering and port allocation.
     pub fn preset(preset: Preset) -> Self {
-        use Behavior::*;
-        let (mapping, filtering, port_allocation) = match preset {
-            Preset::FullCone => (
-                EndpointIndependent,
-                EndpointIndependent,
-                PortAllocation::Preserve,
-            ),
-            Preset::Restricted => (
-                EndpointIndependent,
-                AddressDependent,
-                PortAllocation::Preserve,
-            ),
-            Preset::PortRestricted => (
-                EndpointIndependent,
-                AddressAndPortDependent,
-                PortAllocation::Preserve,
-            ),
-            Preset::Symmetric => (
-                AddressAndPortDependent,
-                AddressAndPortDependent,
-                PortAllocation::Random,
-            ),
-        };
+        // The preset's axes are the emulator's (one table, RFC 4787 terms); every other
+        // axis takes the format's default below.
+        let axes = emulator::nat::NatConfig::preset(preset, Vec::new());
+        let (mapping, filtering, port_allocation) =
+            (axes.mapping, axes.filtering, axes.port_allocation);
         NatConfig {
             mapping,
             filtering,
@@ -420,7 +226,7 @@ impl NatConfig {
             max_bindings: 65536,
             unsolicited: Unsolicited::Drop,
             fragments: Fragments::Translate,
-            sip_alg: SipAlg::Off,
+            sip_alg: SipAlgMode::Off,
         }
     }
 }
@@ -655,7 +461,7 @@ pub struct Link {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SipNat {
     /// NAT detection tests (default: all four).
-    pub test: Vec<NatTest>,
+    pub test: NatTests,
     /// Rewrite Contact to the received address (default true).
     pub fix_contact: bool,
     /// Keepalive pings towards NATed contacts (default none).
@@ -988,7 +794,7 @@ pub enum Measure {
     /// probe: UDP binding lifetime.
     BindingLifetime(Comparison<Duration>),
     /// probe: port allocation (an extension of SCENARIO-FORMAT.md version 1).
-    PortAllocation(PortAllocation),
+    PortAllocation(MeasuredPortAllocation),
     /// probe: port parity kept (an extension of SCENARIO-FORMAT.md version 1).
     PortParity(bool),
     /// punch: each side received a datagram from the other.

@@ -184,10 +184,7 @@ impl Parser {
     fn sip_proxy(&mut self, n: &Node) -> Option<SipProxy> {
         let f = self.map(n, "`sip-proxy`", &["port", "nat", "media", "ice"])?;
         let mut nat = SipNat {
-            test: NatTest::VALUES
-                .iter()
-                .filter_map(|v| NatTest::from_keyword(v))
-                .collect(),
+            test: NatTests::ALL,
             fix_contact: true,
             keepalive: None,
         };
@@ -198,8 +195,10 @@ impl Parser {
                 let items = self.seq(t, "`test`", "write `test: [private-contact, private-via]`");
                 nat.test = items
                     .iter()
-                    .filter_map(|i| self.kw(i, "NAT test", NatTest::from_keyword, NatTest::VALUES))
-                    .collect();
+                    .filter_map(|i| {
+                        self.kw(i, "NAT test", NatTests::from_keyword, NatTests::VALUES)
+                    })
+                    .fold(NatTests::default(), NatTests::union);
             }
             if let Some(v) = self.opt_bool(&nf, "fix_contact") {
                 nat.fix_contact = v;
@@ -1012,8 +1011,8 @@ impl Parser {
             "port_allocation" => Measure::PortAllocation(self.kw(
                 n,
                 "`port_allocation` value",
-                PortAllocation::from_keyword,
-                PortAllocation::VALUES,
+                MeasuredPortAllocation::from_keyword,
+                MeasuredPortAllocation::VALUES,
             )?),
             "port_parity" => Measure::PortParity(self.val(n, &what, parse_bool)?),
             "connected" => Measure::Connected(self.val(n, &what, parse_bool)?),

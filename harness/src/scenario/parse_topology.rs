@@ -253,10 +253,20 @@ impl Parser {
 
     /// Applies the axes present in `f` to `config`. Returns where `sip_alg: rewrite` is.
     pub(crate) fn axes(&mut self, f: &Fields<'_>, c: &mut NatConfig) -> Option<Pos> {
-        if let Some(v) = self.opt_kw(f, "mapping", Behavior::from_keyword, Behavior::VALUES) {
+        if let Some(v) = self.opt_kw(
+            f,
+            "mapping",
+            MappingBehavior::from_keyword,
+            MappingBehavior::VALUES,
+        ) {
             c.mapping = v;
         }
-        if let Some(v) = self.opt_kw(f, "filtering", Behavior::from_keyword, Behavior::VALUES) {
+        if let Some(v) = self.opt_kw(
+            f,
+            "filtering",
+            FilteringBehavior::from_keyword,
+            FilteringBehavior::VALUES,
+        ) {
             c.filtering = v;
         }
         if let Some(v) = self.opt_kw(
@@ -317,9 +327,9 @@ impl Parser {
             c.fragments = v;
         }
         // `off` is a YAML 1.1 boolean; it arrives here as the text `off`.
-        if let Some(v) = self.opt_kw(f, "sip_alg", SipAlg::from_keyword, SipAlg::VALUES) {
+        if let Some(v) = self.opt_kw(f, "sip_alg", SipAlgMode::from_keyword, SipAlgMode::VALUES) {
             c.sip_alg = v;
-            if v == SipAlg::Rewrite {
+            if v == SipAlgMode::Rewrite {
                 return f.get("sip_alg").map(|n| n.pos);
             }
         }

@@ -83,7 +83,7 @@ pub enum IcePolicy {
 
 impl IcePolicy {
     /// The scenario keywords, in the order SCENARIO-FORMAT.md lists them.
-    pub const VALUES: [&'static str; 3] = ["add-relay-candidate", "strip", "passthrough"];
+    pub const VALUES: &'static [&'static str] = &["add-relay-candidate", "strip", "passthrough"];
 
     /// The policy a scenario keyword names.
     pub fn from_keyword(s: &str) -> Option<IcePolicy> {
@@ -102,6 +102,12 @@ impl IcePolicy {
             IcePolicy::Strip => "strip",
             IcePolicy::Passthrough => "passthrough",
         }
+    }
+}
+
+impl std::fmt::Display for IcePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

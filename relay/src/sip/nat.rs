@@ -53,6 +53,14 @@ impl NatTests {
     /// Every test.
     pub const ALL: NatTests = NatTests(15);
 
+    /// Every test's scenario keyword, in the order SCENARIO-FORMAT.md lists them.
+    pub const VALUES: &'static [&'static str] = &[
+        "private-contact",
+        "source-differs-from-via",
+        "private-via",
+        "source-port-differs-from-via",
+    ];
+
     /// The scenario keyword of one test.
     pub fn from_keyword(s: &str) -> Option<NatTests> {
         Some(match s {
@@ -194,6 +202,26 @@ pub fn restore_original(uri: &Uri) -> Option<Uri> {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    /// The scenario format's NAT test keywords live here: every listed one parses to one
+    /// test, all of them together are [`NatTests::ALL`], and nothing else parses.
+    #[test]
+    fn keywords() {
+        let all = NatTests::VALUES
+            .iter()
+            .map(|k| NatTests::from_keyword(k).expect("a listed keyword parses"))
+            .inspect(|t| assert_eq!(t.0.count_ones(), 1))
+            .fold(NatTests::default(), NatTests::union);
+        assert_eq!(all, NatTests::ALL);
+        assert_eq!(NatTests::from_keyword("Private-Contact"), None);
+        use crate::sip::proxy::KeepaliveMethod;
+        assert_eq!(
+            KeepaliveMethod::from_keyword("NOTIFY"),
+            Some(KeepaliveMethod::Notify)
+        );
+        assert_eq!(KeepaliveMethod::from_keyword("options"), None);
+        assert_eq!(KeepaliveMethod::VALUES, ["OPTIONS", "NOTIFY"]);
+    }
 
     fn req(via: &str, contact: &str) -> Message {
         Message::parse(

@@ -106,6 +106,7 @@ use std::time::{Duration, Instant};
 
 use super::attr::{Attribute, ChangeRequest};
 use super::message::{Class, Message, Method, TransactionId};
+use crate::rng::SplitMix64;
 
 /// Most bisections of the lifetime search (after the first probe at `max`).
 const MAX_BISECTIONS: u32 = 10;
@@ -227,6 +228,13 @@ pub enum Behavior {
 }
 
 impl Behavior {
+    /// Every value as pinhole's scenarios write it (a probe step's `expect: mapping:`).
+    pub const VALUES: &'static [&'static str] = &[
+        "endpoint-independent",
+        "address-dependent",
+        "address-and-port-dependent",
+    ];
+
     /// The RFC 4787 term as pinhole's scenarios and NAT profiles write it
     /// (`endpoint-independent`, `address-dependent`, `address-and-port-dependent`).
     pub fn as_str(self) -> &'static str {
@@ -235,6 +243,23 @@ impl Behavior {
             Behavior::AddressDependent => "address-dependent",
             Behavior::AddressAndPortDependent => "address-and-port-dependent",
         }
+    }
+
+    /// The value for a scenario keyword (exact, lower case).
+    pub fn from_keyword(s: &str) -> Option<Behavior> {
+        [
+            Behavior::EndpointIndependent,
+            Behavior::AddressDependent,
+            Behavior::AddressAndPortDependent,
+        ]
+        .into_iter()
+        .find(|b| b.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Behavior {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -252,6 +277,10 @@ pub enum PortAllocation {
 }
 
 impl PortAllocation {
+    /// Every value as pinhole's scenarios write it (a probe step's
+    /// `expect: port_allocation:`).
+    pub const VALUES: &'static [&'static str] = &["preserve", "sequential", "random"];
+
     /// The keyword pinhole's scenarios and NAT profiles use (`preserve`, `sequential`,
     /// `random`).
     pub fn as_str(self) -> &'static str {
@@ -260,6 +289,23 @@ impl PortAllocation {
             PortAllocation::Sequential => "sequential",
             PortAllocation::Random => "random",
         }
+    }
+
+    /// The value for a scenario keyword (exact, lower case).
+    pub fn from_keyword(s: &str) -> Option<PortAllocation> {
+        [
+            PortAllocation::Preserve,
+            PortAllocation::Sequential,
+            PortAllocation::Random,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for PortAllocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -479,7 +525,7 @@ struct Attempt {
 #[derive(Debug)]
 pub struct Prober {
     config: ProberConfig,
-    rng: u64,
+    rng: SplitMix64,
     step: Step,
     attempt: Option<Attempt>,
     transmits: VecDeque<ProbeTransmit>,
@@ -504,7 +550,7 @@ impl Prober {
         config.tests.lifetime = config.tests.lifetime.map(|l| l.min(MAX_LIFETIME));
         let mut p = Prober {
             config,
-            rng: rng_seed,
+            rng: SplitMix64::new(rng_seed),
             step: Step::BindingI,
             attempt: None,
             transmits: VecDeque::new(),
@@ -644,8 +690,8 @@ impl Prober {
 
     fn next_tid(&mut self) -> TransactionId {
         let mut id = [0u8; 12];
-        let a = splitmix64(&mut self.rng).to_be_bytes();
-        let b = splitmix64(&mut self.rng).to_be_bytes();
+        let a = self.rng.next_u64().to_be_bytes();
+        let b = self.rng.next_u64().to_be_bytes();
         id[..8].copy_from_slice(&a);
         id[8..].copy_from_slice(&b[..4]);
         TransactionId::new(id)
@@ -1192,15 +1238,6 @@ impl Prober {
     }
 }
 
-/// SplitMix64: small, seeded, good enough for transaction ids in a test harness.
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 #[cfg(test)]
 mod test {
     use super::*;
@@ -1282,11 +1319,11 @@ mod test {
 
     #[test]
     fn random_ports_are_random_and_parity_is_seen() {
-        let mut rng = 99u64;
+        let mut rng = SplitMix64::new(99);
         let s: Vec<(u16, u16)> = locals(40_000, 12)
             .into_iter()
             .map(|l| {
-                let r = 1024 + (splitmix64(&mut rng) % 64_000) as u16;
+                let r = 1024 + (rng.next_u64() % 64_000) as u16;
                 (l, r)
             })
             .collect();

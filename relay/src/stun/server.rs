@@ -138,16 +138,9 @@ pub enum ConfigError {
     SoftwareTooLong(usize),
 }
 
-/// A datagram to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    /// The local socket to send from: one of [`ServerConfig::listen_addresses`].
-    pub from: SocketAddr,
-    /// The destination.
-    pub to: SocketAddr,
-    /// The payload.
-    pub data: Vec<u8>,
-}
+/// A datagram to send: always [`crate::Transport::Udp`], `from` one of
+/// [`ServerConfig::listen_addresses`].
+pub use crate::io::Transmit;
 
 /// What the server did, for reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,11 +294,8 @@ impl Server {
                 change,
             } => {
                 self.stats.success_responses += 1;
-                self.transmits.push_back(Transmit {
-                    from,
-                    to,
-                    data: msg.emit(),
-                });
+                self.transmits
+                    .push_back(Transmit::udp(from, to, msg.emit()));
                 self.events.push_back(ServerEvent::BindingRequest {
                     remote,
                     local,
@@ -328,11 +318,8 @@ impl Server {
                     msg.attributes.push(Attribute::UnknownAttributes(unknown));
                 }
                 self.finish(&req, &mut msg);
-                self.transmits.push_back(Transmit {
-                    from: local,
-                    to: remote,
-                    data: msg.emit(),
-                });
+                self.transmits
+                    .push_back(Transmit::udp(local, remote, msg.emit()));
                 self.events.push_back(ServerEvent::ErrorResponse {
                     remote,
                     local,

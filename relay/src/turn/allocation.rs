@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use crate::rng::SplitMix64;
 use crate::stun::TransactionId;
 
 /// Default allocation lifetime (RFC 8656 §3.2, §7.2): 10 minutes.
@@ -20,18 +21,12 @@ pub const CHANNEL_LIFETIME: Duration = Duration::from_secs(600);
 /// recommends about 30 seconds).
 pub const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
 
-/// The transport between a TURN client and the server (RFC 8656 §3.1). The relayed
-/// transport is always UDP; this is the client-facing side only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub enum Transport {
-    /// Datagrams: one STUN message or ChannelData per datagram.
-    #[default]
-    Udp,
-    /// A byte stream (TCP, or TLS over TCP, which the driver terminates): STUN messages
-    /// and ChannelData framed back to back, ChannelData padded to 4 bytes (RFC 8656
-    /// §12.5). The 5-tuple is the connection's.
-    Stream,
-}
+/// The transport between a TURN client and the server (RFC 8656 §3.1): UDP (one STUN
+/// message or ChannelData per datagram), or TCP or TLS over TCP (the driver terminates
+/// TLS), a byte stream with STUN messages and ChannelData framed back to back and
+/// ChannelData padded to 4 bytes (RFC 8656 §12.5); the 5-tuple is then the connection's.
+/// The relayed transport is always UDP; this is the client-facing side only.
+pub use crate::io::Transport;
 
 /// The 5-tuple of an allocation (RFC 8656 §2.2): the client's transport address as the
 /// server sees it, the server's listening transport address, and the transport.
@@ -125,7 +120,7 @@ pub(crate) struct PortPool {
     lo: u16,
     hi: u16,
     used: HashSet<u16>,
-    rng: u64,
+    rng: SplitMix64,
 }
 
 impl PortPool {
@@ -138,17 +133,13 @@ impl PortPool {
             lo: range.0,
             hi: range.1,
             used: excluded.into_iter().collect(),
-            rng: seed ^ 0x5EED_7E57_0000_0001,
+            rng: SplitMix64::new(seed ^ 0x5EED_7E57_0000_0001),
         }
     }
 
-    /// splitmix64.
+    /// The next draw of the pool's generator.
     pub(crate) fn next_u64(&mut self) -> u64 {
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.rng.next_u64()
     }
 
     /// Picks a free port at a seeded random start, scanning upwards: even when `even`,

@@ -17,7 +17,7 @@ pub fn is_valid_channel(n: u16) -> bool {
 
 /// Whether a datagram starts like ChannelData (first two bits 01, RFC 7983 / RFC 8656 §12).
 pub fn is_channel_data(bytes: &[u8]) -> bool {
-    bytes.first().is_some_and(|b| b & 0xC0 == 0x40)
+    crate::demux::classify(bytes) == crate::demux::MultiplexKind::ChannelData
 }
 
 /// Parses ChannelData: the channel number and the data. `None` when shorter than the
@@ -51,7 +51,7 @@ pub fn emit_for(
     data: &[u8],
 ) -> Option<Vec<u8>> {
     let mut out = emit(channel, data)?;
-    if transport == super::allocation::Transport::Stream {
+    if transport.is_reliable() {
         out.resize(out.len().next_multiple_of(4), 0);
     }
     Some(out)
@@ -83,12 +83,9 @@ mod test {
         use super::super::allocation::Transport;
         assert_eq!(emit_for(Transport::Udp, 0x4001, b"hello").unwrap(), b);
         assert_eq!(
-            emit_for(Transport::Stream, 0x4001, b"hello").unwrap(),
+            emit_for(Transport::Tcp, 0x4001, b"hello").unwrap(),
             padded[..12]
         );
-        assert_eq!(
-            emit_for(Transport::Stream, 0x4001, b"abcd").unwrap().len(),
-            8
-        );
+        assert_eq!(emit_for(Transport::Tls, 0x4001, b"abcd").unwrap().len(), 8);
     }
 }

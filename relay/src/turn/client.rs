@@ -39,6 +39,7 @@ use super::auth::{
 };
 use super::channel;
 use super::server::tcp_relay::{self, ConnectionId};
+use crate::rng::SplitMix64;
 use crate::stun::integrity::{check_integrity, check_integrity_sha256};
 use crate::stun::{Attribute, Class, Message, Method, TransactionId};
 
@@ -256,7 +257,7 @@ pub struct TurnClient {
     config: ClientConfig,
     auth: ClientAuth,
     session: Option<Session>,
-    rng: u64,
+    rng: SplitMix64,
     pending: BTreeMap<TransactionId, Pending>,
     channels: HashMap<SocketAddr, u16>,
     by_channel: HashMap<u16, SocketAddr>,
@@ -274,7 +275,7 @@ impl TurnClient {
     /// A client with no allocation yet that uses the security features as `auth` says.
     pub fn with_auth(config: ClientConfig, auth: ClientAuth) -> Self {
         TurnClient {
-            rng: config.seed,
+            rng: SplitMix64::new(config.seed),
             config,
             auth,
             session: None,
@@ -357,7 +358,7 @@ impl TurnClient {
             .and_then(|n| channel::emit(*n, data))
         {
             Some(mut b) => {
-                if self.config.transport == Transport::Stream {
+                if self.config.transport.is_reliable() {
                     b.resize(b.len().next_multiple_of(4), 0);
                 }
                 b
@@ -403,7 +404,7 @@ impl TurnClient {
             let Some(p) = self.pending.get_mut(&tid) else {
                 continue;
             };
-            if p.sends >= MAX_SENDS || self.config.transport == Transport::Stream {
+            if p.sends >= MAX_SENDS || self.config.transport.is_reliable() {
                 let m = p.request.method().to_u16();
                 self.pending.remove(&tid);
                 self.events.push_back(ClientEvent::TimedOut { method: m });
@@ -507,14 +508,10 @@ impl TurnClient {
     }
 
     fn tid(&mut self) -> TransactionId {
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
+        let z = self.rng.next_u64();
         let mut id = [0u8; 12];
         id[..8].copy_from_slice(&z.to_be_bytes());
-        id[8..].copy_from_slice(&(self.rng as u32).to_be_bytes());
+        id[8..].copy_from_slice(&(self.rng.state() as u32).to_be_bytes());
         TransactionId::new(id)
     }
 
@@ -568,7 +565,7 @@ impl TurnClient {
                 deadline: now
                     + match self.config.transport {
                         Transport::Udp => RTO,
-                        Transport::Stream => STREAM_TIMEOUT,
+                        Transport::Tcp | Transport::Tls => STREAM_TIMEOUT,
                     },
                 authenticated,
             },

@@ -95,17 +95,6 @@ pub enum TurnEvent {
         /// The relayed transport address.
         relayed: SocketAddr,
     },
-    /// The driver should bind this relayed UDP socket and feed what it receives to
-    /// [`TurnServer::handle_input`](super::TurnServer::handle_input).
-    RelayOpened {
-        /// The relayed transport address.
-        relayed: SocketAddr,
-    },
-    /// The driver should close this relayed socket.
-    RelayClosed {
-        /// The relayed transport address.
-        relayed: SocketAddr,
-    },
     // ===== permissions and channels (RFC 8656 §9, §12) =====
     /// A permission was installed (not emitted on refresh).
     PermissionCreated {

@@ -28,16 +28,17 @@
 //!
 //! # Drive contract
 //!
-//! The core owns no socket and reads no clock. After any `handle_*` call, drain
-//! `poll_transmit()` and `poll_event()` until `None`; bind the sockets of
-//! [`TurnEvent::RelayOpened`] (close on [`TurnEvent::RelayClosed`]), carry out every
-//! [`TcpCommand`] of `poll_tcp_command()` (RFC 6062: listeners, connections to peers,
-//! raw data connections; report back with the `handle_tcp_*` calls), then sleep until
-//! `poll_timeout()` and call `handle_timeout(now)`.
+//! The core owns no socket and reads no clock (the crate's vocabulary: [`crate::io`]).
+//! Everything the driver sees is an [`Input`] for `handle_input(now, input)`. After any
+//! `handle_*` call, drain `poll_transmit()`, `poll_command()` and `poll_event()` until
+//! `None`: send every [`Transmit`], carry out every [`Command`] (bind and close relayed
+//! UDP sockets; RFC 6062 listeners, connections to peers, raw data connections — report
+//! back with the `Tcp*` inputs), record the events; then sleep until `poll_timeout()` and
+//! call `handle_timeout(now)`.
 //!
 //! ```no_run
 //! # use std::time::Instant;
-//! # use relay::turn::{TurnConfig, TurnServer, TurnEvent};
+//! # use relay::turn::{Command, Input, TurnConfig, TurnServer};
 //! # fn recv(_: &mut [u8]) -> (std::net::SocketAddr, std::net::SocketAddr, usize) { unimplemented!() }
 //! # fn send(_: std::net::SocketAddr, _: std::net::SocketAddr, _: &[u8]) {}
 //! let config = TurnConfig::new(
@@ -51,13 +52,14 @@
 //! loop {
 //!     // receive on a listening socket or a relayed one
 //!     let (local, remote, n) = recv(&mut buf);
-//!     server.handle_input(Instant::now(), local, remote, &buf[..n]);
+//!     server.handle_input(Instant::now(), Input::udp(local, remote, &buf[..n]));
 //!     while let Some(t) = server.poll_transmit() {
 //!         send(t.from, t.to, &t.data); // t.from picks the socket
 //!     }
-//!     while let Some(event) = server.poll_event() {
-//!         if let TurnEvent::RelayOpened { relayed } = event { /* bind `relayed` */ }
+//!     while let Some(command) = server.poll_command() {
+//!         if let Command::BindRelay { relayed } = command { /* bind `relayed` */ }
 //!     }
+//!     while let Some(_event) = server.poll_event() {}
 //! }
 //! ```
 
@@ -81,8 +83,8 @@ pub use allocation::{AllocationInfo, FiveTuple, Transport};
 pub use auth::{LongTermKey, PasswordAlgorithm, SecurityFeatures, long_term_key, userhash};
 pub use client::{ClientAuth, ClientConfig, ClientEvent, ClientTransmit, TurnClient};
 pub use deny::DenyList;
-pub use server::tcp_relay::{ConnectionId, TcpCommand, TcpConnectionInfo, TcpRelayStats, TcpSide};
+pub use server::tcp_relay::{ConnectionId, TcpConnectionInfo, TcpRelayStats, TcpSide};
 pub use server::{
-    AuthFailure, TcpCloseReason, Transmit, TurnConfig, TurnConfigError, TurnEvent, TurnServer,
-    TurnStats,
+    AuthFailure, Command, Input, TcpCloseReason, Transmit, TurnConfig, TurnConfigError, TurnEvent,
+    TurnServer, TurnStats,
 };

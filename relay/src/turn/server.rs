@@ -4,16 +4,17 @@
 //! Two kinds of local sockets feed [`TurnServer::handle_input`]: the listening transport
 //! addresses ([`TurnConfig::listen`]), where clients send STUN/TURN messages and
 //! ChannelData, and one relayed UDP socket per allocation ([`TurnServer::relayed_sockets`],
-//! also announced by [`TurnEvent::RelayOpened`]/[`TurnEvent::RelayClosed`]), where peers
+//! opened and closed by [`Command::BindRelay`]/[`Command::CloseRelay`]), where peers
 //! send. Every [`Transmit`] names the socket to send from.
 //!
 //! Clients may also reach a listening address over a stream (TCP or TLS, RFC 8656 §3.1):
 //! the driver splits the stream into messages with [`super::stream::Framer`] and feeds
-//! each to [`TurnServer::handle_input_on`] with [`Transport::Stream`]; transmits for that
-//! 5-tuple carry [`Transport::Stream`] and go on the connection (ChannelData padded to a
-//! multiple of 4, §12.5). When the connection closes the driver calls
-//! [`TurnServer::handle_connection_closed`]: the allocation's 5-tuple is gone, and so is
-//! the allocation.
+//! each to [`TurnServer::handle_input`] as [`Input::Packet`] with [`Transport::Tcp`] or
+//! [`Transport::Tls`];
+//! transmits for that 5-tuple carry the same transport and go on the connection
+//! (ChannelData padded to a multiple of 4, §12.5). When the connection closes the driver
+//! reports [`Input::ConnectionClosed`]: the allocation's 5-tuple is gone, and so is the
+//! allocation.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -31,22 +32,15 @@ use super::deny::DenyList;
 pub use super::event::{AuthFailure, TcpCloseReason, TurnEvent, TurnStats};
 use crate::stun::{self, Attribute, Class, ErrorCode, Message, Method, ServerConfig};
 
+mod input;
 pub mod tcp_relay;
 
+pub use input::{Command, Input};
+
 /// Something to send: on the client-facing side (`from` a listening address, over
-/// `transport`; for [`Transport::Stream`] on the connection `from`–`to`) or to a peer
-/// (`from` a relayed address, always UDP).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    /// UDP, or the stream connection between `from` and `to`.
-    pub transport: Transport,
-    /// The local address to send from (picks the socket or connection).
-    pub from: SocketAddr,
-    /// The destination.
-    pub to: SocketAddr,
-    /// The datagram, or the bytes to write on the stream.
-    pub data: Vec<u8>,
-}
+/// `transport`; for a stream on the connection `from`–`to`, `conn` is always `None`) or
+/// to a peer (`from` a relayed address, always UDP).
+pub use crate::io::Transmit;
 
 /// Outcome of a request handler: success attributes, or an error code with reason.
 type Outcome = Result<Vec<Attribute>, (u16, &'static str)>;
@@ -67,6 +61,7 @@ pub struct TurnServer {
     reservations: HashMap<[u8; 8], (u16, Instant)>,
     timers: Timers,
     transmits: VecDeque<Transmit>,
+    commands: VecDeque<Command>,
     events: VecDeque<TurnEvent>,
     stats: TurnStats,
     /// RFC 6062 TCP allocations and their connections.
@@ -126,6 +121,7 @@ impl TurnServer {
             reservations: HashMap::new(),
             timers: Timers::new(),
             transmits: VecDeque::new(),
+            commands: VecDeque::new(),
             events: VecDeque::new(),
             stats: TurnStats::default(),
             tcp: tcp_relay::TcpRelay::new(config.seed),
@@ -244,22 +240,8 @@ impl TurnServer {
         self.tcp_handle_timeout(now);
     }
 
-    /// A datagram arrived on `local` — a listening address or a relayed address — from
-    /// `remote`. Never panics on any input.
-    pub fn handle_input(
-        &mut self,
-        now: Instant,
-        local: SocketAddr,
-        remote: SocketAddr,
-        data: &[u8],
-    ) {
-        self.handle_input_on(now, Transport::Udp, local, remote, data);
-    }
-
-    /// Input on `transport`: a UDP datagram (as [`TurnServer::handle_input`]), or one
-    /// framed message (STUN or ChannelData, see [`super::stream::Framer`]) from the stream
-    /// connection `remote`–`local` to a listening address. Never panics on any input.
-    pub fn handle_input_on(
+    /// [`Input::Packet`].
+    fn packet(
         &mut self,
         now: Instant,
         transport: Transport,
@@ -300,17 +282,21 @@ impl TurnServer {
         }
     }
 
-    /// The stream connection `remote`–`local` closed (or was reset): its allocation, if
-    /// any, is deleted, since its 5-tuple no longer exists (RFC 8656 §2.2, §3.1).
-    pub fn handle_connection_closed(
+    /// [`Input::ConnectionClosed`].
+    fn connection_closed(
         &mut self,
         now: Instant,
+        transport: Transport,
         local: SocketAddr,
         remote: SocketAddr,
     ) {
         self.handle_timeout(now);
+        if !transport.is_reliable() {
+            self.stats.ignored += 1;
+            return;
+        }
         let ft = FiveTuple {
-            transport: Transport::Stream,
+            transport,
             client: remote,
             server: local,
         };
@@ -353,6 +339,7 @@ impl TurnServer {
                             transport: ft.transport,
                             from: t.from,
                             to: t.to,
+                            conn: None,
                             data: t.data,
                         });
                     }
@@ -554,6 +541,7 @@ impl TurnServer {
             transport: ft.transport,
             from: ft.server,
             to: ft.client,
+            conn: None,
             data: data.clone(),
         });
         data
@@ -577,6 +565,7 @@ impl TurnServer {
                     transport: ft.transport,
                     from: ft.server,
                     to: ft.client,
+                    conn: None,
                     data,
                 });
             } else {
@@ -627,7 +616,7 @@ impl TurnServer {
                 if tcp {
                     self.tcp_allocated(ft, relayed);
                 } else {
-                    self.events.push_back(TurnEvent::RelayOpened { relayed });
+                    self.commands.push_back(Command::BindRelay { relayed });
                 }
                 self.events.push_back(TurnEvent::AllocationCreated {
                     client: ft.client,
@@ -749,8 +738,8 @@ impl TurnServer {
             }
         }
         if !tcp {
-            self.events
-                .push_back(TurnEvent::RelayClosed { relayed: a.relayed });
+            self.commands
+                .push_back(Command::CloseRelay { relayed: a.relayed });
         }
     }
 
@@ -919,6 +908,7 @@ impl TurnServer {
             transport: Transport::Udp,
             from: a.relayed,
             to: peer,
+            conn: None,
             data: payload.to_vec(),
         });
     }
@@ -1009,6 +999,7 @@ impl TurnServer {
             transport: ft.transport,
             from: ft.server,
             to: ft.client,
+            conn: None,
             data,
         });
     }

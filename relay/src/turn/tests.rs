@@ -14,6 +14,11 @@ fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
+/// Every driver command queued so far.
+fn commands(s: &mut TurnServer) -> Vec<Command> {
+    std::iter::from_fn(|| s.poll_command()).collect()
+}
+
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
@@ -94,7 +99,7 @@ impl Client {
     }
 
     fn send(&self, s: &mut TurnServer, now: Instant, bytes: &[u8]) -> Vec<Transmit> {
-        s.handle_input(now, self.server, self.addr, bytes);
+        s.handle_input(now, Input::udp(self.server, self.addr, bytes));
         std::iter::from_fn(|| s.poll_transmit()).collect()
     }
 
@@ -278,7 +283,7 @@ fn allocate_challenge_then_success() {
     );
     assert_eq!(s.relayed_sockets(), vec![rel]);
     let ev = events(&mut s);
-    assert!(ev.contains(&TurnEvent::RelayOpened { relayed: rel }));
+    assert!(commands(&mut s).contains(&Command::BindRelay { relayed: rel }));
     assert!(ev.contains(&TurnEvent::AllocationCreated {
         client: c.addr,
         server: listen(),
@@ -328,7 +333,7 @@ fn send_and_data_indications() {
     };
     let ind = send(&mut c, peer, b"early");
     assert!(c.send(&mut s, t0, &ind).is_empty());
-    s.handle_input(t0, rel, peer, b"early reply");
+    s.handle_input(t0, Input::udp(rel, peer, b"early reply"));
     assert!(transmits(&mut s).is_empty());
     assert_eq!(s.stats().dropped_no_permission, 2);
 
@@ -348,12 +353,13 @@ fn send_and_data_indications() {
             transport: Transport::Udp,
             from: rel,
             to: peer,
+            conn: None,
             data: b"hello peer".to_vec()
         }]
     );
     // Any port of a permitted IP may send (permissions are per IP, RFC 8656 §9).
     let other_port = sa("192.0.2.50:6000");
-    s.handle_input(t0, rel, other_port, b"hello client");
+    s.handle_input(t0, Input::udp(rel, other_port, b"hello client"));
     let out = transmits(&mut s);
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].from, out[0].to), (listen(), c.addr));
@@ -366,7 +372,7 @@ fn send_and_data_indications() {
     assert_eq!(from, Some(other_port));
     assert_eq!(attrs::raw_value(&d, kind::DATA), Some(&b"hello client"[..]));
     // Another IP: still dropped.
-    s.handle_input(t0, rel, sa("192.0.2.51:5000"), b"x");
+    s.handle_input(t0, Input::udp(rel, sa("192.0.2.51:5000"), b"x"));
     assert!(transmits(&mut s).is_empty());
     assert_eq!(s.stats().dropped_no_permission, 3);
     assert_eq!(s.stats().to_peer_packets, 1);
@@ -410,7 +416,7 @@ fn ipv6_relay_needs_requested_family() {
     // An IPv6 peer through the IPv6 relay, with an IPv4 client.
     let peer = sa("[2001:db8:1::5]:5000");
     assert_eq!(c.permit(&mut s, t0, peer).class, Class::Success);
-    s.handle_input(t0, rel, peer, b"v6 data");
+    s.handle_input(t0, Input::udp(rel, peer, b"v6 data"));
     let out = transmits(&mut s);
     assert_eq!(out.len(), 1);
     let d = Message::parse(&out[0].data).unwrap();
@@ -426,7 +432,10 @@ fn late_timers_never_relay_stale_state() {
     c.permit(&mut s, t0, sa(PEER));
     events(&mut s);
     // The driver never called handle_timeout: input at 700 s still sees the expiry first.
-    s.handle_input(t0 + Duration::from_secs(700), rel, sa(PEER), b"x");
+    s.handle_input(
+        t0 + Duration::from_secs(700),
+        Input::udp(rel, sa(PEER), b"x"),
+    );
     assert!(transmits(&mut s).is_empty());
     let ev = events(&mut s);
     assert!(
@@ -462,7 +471,7 @@ fn legacy_channel_numbers_only_when_configured() {
     let out = c.send(&mut s, t0, &channel::emit(0x669c, b"old").unwrap());
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].from, out[0].to), (rel, peer));
-    s.handle_input(t0, rel, peer, b"back");
+    s.handle_input(t0, Input::udp(rel, peer, b"back"));
     let t = s.poll_transmit().unwrap();
     assert_eq!(channel::parse(&t.data), Some((0x669c, &b"back"[..])));
 }
@@ -495,11 +504,12 @@ fn channels_both_ways_and_rebinding_rules() {
             transport: Transport::Udp,
             from: rel,
             to: peer,
+            conn: None,
             data: b"via channel".to_vec()
         }]
     );
     // Peer → ChannelData (no padding over UDP) → client.
-    s.handle_input(t0, rel, peer, b"back!");
+    s.handle_input(t0, Input::udp(rel, peer, b"back!"));
     let out = transmits(&mut s);
     assert_eq!(
         out,
@@ -507,6 +517,7 @@ fn channels_both_ways_and_rebinding_rules() {
             transport: Transport::Udp,
             from: listen(),
             to: c.addr,
+            conn: None,
             data: channel::emit(0x4000, b"back!").unwrap()
         }]
     );
@@ -602,7 +613,7 @@ fn refresh_lifetimes_and_delete() {
         client: c.addr,
         relayed: rel
     }));
-    assert!(ev.contains(&TurnEvent::RelayClosed { relayed: rel }));
+    assert!(commands(&mut s).contains(&Command::CloseRelay { relayed: rel }));
     assert!(s.relayed_sockets().is_empty());
     assert_eq!(s.poll_timeout(), None, "no timer left behind");
     // Now nothing to refresh: 437; the relayed address no longer relays.
@@ -610,7 +621,7 @@ fn refresh_lifetimes_and_delete() {
         code(&c.call(&mut s, t0, method::REFRESH, vec![])),
         Some(437)
     );
-    s.handle_input(t0, rel, sa(PEER), b"x");
+    s.handle_input(t0, Input::udp(rel, sa(PEER), b"x"));
     assert!(transmits(&mut s).is_empty());
     assert_eq!(s.stats().allocations_deleted, 1);
 }
@@ -626,7 +637,10 @@ fn allocation_and_permission_expiry() {
     events(&mut s);
     assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(300)));
     advance(&mut s, t0 + Duration::from_secs(299));
-    s.handle_input(t0 + Duration::from_secs(299), rel, peer, b"still ok");
+    s.handle_input(
+        t0 + Duration::from_secs(299),
+        Input::udp(rel, peer, b"still ok"),
+    );
     assert_eq!(transmits(&mut s).len(), 1);
     advance(&mut s, t0 + Duration::from_secs(300));
     assert_eq!(
@@ -636,20 +650,21 @@ fn allocation_and_permission_expiry() {
             peer: peer.ip()
         }]
     );
-    s.handle_input(t0 + Duration::from_secs(300), rel, peer, b"too late");
+    s.handle_input(
+        t0 + Duration::from_secs(300),
+        Input::udp(rel, peer, b"too late"),
+    );
     assert!(transmits(&mut s).is_empty());
     assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(600)));
     advance(&mut s, t0 + Duration::from_secs(600));
     assert_eq!(
         events(&mut s),
-        vec![
-            TurnEvent::RelayClosed { relayed: rel },
-            TurnEvent::AllocationExpired {
-                client: c.addr,
-                relayed: rel
-            }
-        ]
+        vec![TurnEvent::AllocationExpired {
+            client: c.addr,
+            relayed: rel
+        }]
     );
+    assert!(commands(&mut s).contains(&Command::CloseRelay { relayed: rel }));
     assert!(s.allocations().is_empty());
     assert!(s.relayed_sockets().is_empty());
     assert_eq!(s.poll_timeout(), None);
@@ -1196,7 +1211,7 @@ mod prop {
             for (i, (on_relay, bytes)) in inputs.iter().enumerate() {
                 let now = t0 + Duration::from_secs(i as u64 * 100);
                 let (local, remote) = if *on_relay { (rel, sa(PEER)) } else { (listen(), c.addr) };
-                s.handle_input(now, local, remote, bytes);
+                s.handle_input(now, Input::udp(local, remote, bytes));
                 s.handle_timeout(now);
                 while s.poll_transmit().is_some() {}
                 while s.poll_event().is_some() {}
@@ -1225,7 +1240,7 @@ fn pump(
                 *lose -= 1;
                 continue;
             }
-            s.handle_input(now, t.to, caddr, &t.data);
+            s.handle_input(now, Input::udp(t.to, caddr, &t.data));
         }
         while let Some(t) = s.poll_transmit() {
             moved = true;
@@ -1275,14 +1290,22 @@ fn pump_stream(
                 to_server.push(piece);
                 while let Some(f) = to_server.next_frame() {
                     let f = f.unwrap().to_vec();
-                    s.handle_input_on(now, Transport::Stream, t.to, caddr, &f);
+                    s.handle_input(
+                        now,
+                        Input::Packet {
+                            transport: Transport::Tcp,
+                            local: t.to,
+                            remote: caddr,
+                            data: &f,
+                        },
+                    );
                 }
             }
         }
         while let Some(t) = s.poll_transmit() {
             moved = true;
             if t.to == caddr {
-                assert_eq!(t.transport, Transport::Stream);
+                assert_eq!(t.transport, Transport::Tcp);
                 assert_eq!(
                     t.data.len() % 4,
                     0,
@@ -1316,7 +1339,7 @@ fn turn_over_a_stream_relays_and_dies_with_its_connection() {
         username: "alice".into(),
         password: "secret".into(),
         seed: 5,
-        transport: Transport::Stream,
+        transport: Transport::Tcp,
     });
     let (mut up, mut down) = (stream::Framer::new(), stream::Framer::new());
     c.allocate(t0, None, vec![]);
@@ -1324,9 +1347,12 @@ fn turn_over_a_stream_relays_and_dies_with_its_connection() {
     let Some(ClientEvent::Allocated { relayed, .. }) = c.poll_event() else {
         panic!("no allocation")
     };
-    assert_eq!(s.allocations()[0].five_tuple.transport, Transport::Stream);
+    assert_eq!(s.allocations()[0].five_tuple.transport, Transport::Tcp);
     // A UDP client with the same address and port is another 5-tuple.
-    s.handle_input(t0, listen(), caddr, &[0x40, 0x00, 0x00, 0x01, 9]);
+    s.handle_input(
+        t0,
+        Input::udp(listen(), caddr, &[0x40, 0x00, 0x00, 0x01, 9]),
+    );
     assert_eq!(s.stats().dropped_no_allocation, 1);
     c.channel_bind(t0, 0x4001, peer);
     pump_stream(&mut c, caddr, &mut s, t0, &mut up, &mut down);
@@ -1342,7 +1368,7 @@ fn turn_over_a_stream_relays_and_dies_with_its_connection() {
         (relayed, peer, &b"odd"[..])
     );
     assert_eq!(out[0].transport, Transport::Udp);
-    s.handle_input(t0, relayed, peer, b"hello");
+    s.handle_input(t0, Input::udp(relayed, peer, b"hello"));
     pump_stream(&mut c, caddr, &mut s, t0, &mut up, &mut down);
     assert_eq!(
         c.poll_event(),
@@ -1359,7 +1385,14 @@ fn turn_over_a_stream_relays_and_dies_with_its_connection() {
     c.handle_timeout(t0 + client::STREAM_TIMEOUT);
     assert!(matches!(c.poll_event(), Some(ClientEvent::TimedOut { .. })));
     // Closing the connection deletes the allocation.
-    s.handle_connection_closed(t0, listen(), caddr);
+    s.handle_input(
+        t0,
+        Input::ConnectionClosed {
+            transport: Transport::Tcp,
+            local: listen(),
+            remote: caddr,
+        },
+    );
     assert!(s.allocations().is_empty());
     assert_eq!(s.stats().allocations_closed, 1);
     let ev: Vec<TurnEvent> = std::iter::from_fn(|| s.poll_event()).collect();
@@ -1367,7 +1400,7 @@ fn turn_over_a_stream_relays_and_dies_with_its_connection() {
         client: caddr,
         relayed
     }));
-    assert!(ev.contains(&TurnEvent::RelayClosed { relayed }));
+    assert!(commands(&mut s).contains(&Command::CloseRelay { relayed }));
 }
 
 #[test]
@@ -1410,10 +1443,11 @@ fn turn_client_end_to_end() {
             transport: Transport::Udp,
             from: relayed,
             to: peer,
+            conn: None,
             data: b"one".to_vec()
         }]
     );
-    s.handle_input(t0, relayed, peer, b"two");
+    s.handle_input(t0, Input::udp(relayed, peer, b"two"));
     pump(&mut c, caddr, &mut s, t0, &mut lose);
     assert_eq!(
         client_events(&mut c),
@@ -1440,10 +1474,11 @@ fn turn_client_end_to_end() {
             transport: Transport::Udp,
             from: relayed,
             to: peer,
+            conn: None,
             data: b"three".to_vec()
         }]
     );
-    s.handle_input(t0, relayed, peer, b"four");
+    s.handle_input(t0, Input::udp(relayed, peer, b"four"));
     pump(&mut c, caddr, &mut s, t0, &mut lose);
     assert_eq!(
         client_events(&mut c),
@@ -1547,11 +1582,11 @@ fn turn_client_ignores_responses_failing_integrity() {
     c.allocate(t0, None, vec![]);
     // Challenge round trip.
     let req = c.poll_transmit().unwrap();
-    s.handle_input(t0, listen(), caddr, &req.data);
+    s.handle_input(t0, Input::udp(listen(), caddr, &req.data));
     let challenge = s.poll_transmit().unwrap();
     c.handle_input(t0, listen(), &challenge.data);
     let req = c.poll_transmit().unwrap();
-    s.handle_input(t0, listen(), caddr, &req.data);
+    s.handle_input(t0, Input::udp(listen(), caddr, &req.data));
     let ok = s.poll_transmit().unwrap();
     // A tampered copy (one bit of XOR-RELAYED-ADDRESS) is ignored; the real one is taken.
     let mut forged = ok.data.clone();
@@ -1610,7 +1645,7 @@ proptest::proptest! {
         msg.attributes.push(attrs::nonce(&n));
         msg.attributes.push(attrs::integrity_placeholder());
         let bytes = msg.emit_with_integrity(&c.key());
-        s.handle_input(t0, listen(), c.addr, &bytes);
+        s.handle_input(t0, Input::udp(listen(), c.addr, &bytes));
         while s.poll_transmit().is_some() {}
         while s.poll_event().is_some() {}
     }

@@ -63,7 +63,7 @@ fn has(m: &Message, typ: u16) -> bool {
 
 /// Sends `bytes` from the client address; the one response (bytes and parsed).
 fn exchange(s: &mut TurnServer, now: Instant, bytes: &[u8]) -> (Message, Vec<u8>) {
-    s.handle_input(now, listen(), client_addr(), bytes);
+    s.handle_input(now, Input::udp(listen(), client_addr(), bytes));
     let out: Vec<Transmit> = std::iter::from_fn(|| s.poll_transmit()).collect();
     assert_eq!(out.len(), 1, "{out:?}");
     (Message::parse(&out[0].data).unwrap(), out[0].data.clone())
@@ -450,7 +450,7 @@ fn pump(
         while let Some(t) = c.poll_transmit() {
             moved = true;
             sent.push(Message::parse(&t.data).unwrap());
-            s.handle_input(now, t.to, client_addr(), &t.data);
+            s.handle_input(now, Input::udp(t.to, client_addr(), &t.data));
         }
         while let Some(t) = s.poll_transmit() {
             moved = true;

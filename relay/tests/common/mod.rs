@@ -83,11 +83,11 @@ impl Driver {
     pub fn take_to(&mut self, remote: SocketAddr) -> Vec<Message> {
         let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.out)
             .into_iter()
-            .partition(|t| t.flow.remote == remote);
+            .partition(|t| t.to == remote);
         self.out = rest;
         mine.into_iter()
             .map(|t| {
-                let m = Message::parse(&t.bytes).expect("the proxy sends valid SIP");
+                let m = Message::parse(&t.data).expect("the proxy sends valid SIP");
                 if let Ok(Some(n)) = m.content_length() {
                     assert_eq!(n, m.body().len(), "Content-Length of {}", m.summary());
                 }

@@ -1,10 +1,10 @@
-//! RFC 6062 in the `turn` service: the driver side of [`relay::turn::TcpCommand`] — TCP
+//! RFC 6062 in the `turn` service: the driver side of [`relay::turn::Command`] — TCP
 //! listening slots per relayed address, outgoing connections from the relayed port, raw
 //! client data connections, backpressure, FINs and closes (see the parent module docs).
 
 use super::{CLOSE_LINGER, RELAY_LISTEN_SLOTS, STREAM_BACKLOG, TurnService};
 use crate::agents::net::{Net, TcpPhase};
-use relay::turn::{ConnectionId, TcpCommand, TcpSide};
+use relay::turn::{Command, ConnectionId, Input, TcpSide};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -49,9 +49,11 @@ impl<N: Net> TurnService<N> {
                 v.retain(|x| *x != s);
                 v.extend(fresh.ok());
             }
-            let accepted = net
-                .tcp_remote(s)
-                .and_then(|peer| self.server.handle_tcp_accepted(now, relayed, peer));
+            let accepted = net.tcp_remote(s).and_then(|peer| {
+                self.server
+                    .handle_input(now, Input::TcpAccepted { relayed, peer });
+                self.server.tcp_accepted(relayed, peer)
+            });
             match accepted {
                 Some(id) => {
                     self.peers.insert(
@@ -97,15 +99,33 @@ impl<N: Net> TurnService<N> {
             failed = true;
             Vec::new()
         });
-        self.server
-            .handle_tcp_data(now, id, TcpSide::Client, &bytes);
+        self.server.handle_input(
+            now,
+            Input::TcpData {
+                id,
+                side: TcpSide::Client,
+                data: &bytes,
+            },
+        );
         let c = &mut self.conns[i];
         let phase = net.tcp_state(c.socket);
         if failed || phase == TcpPhase::Closed && !c.shut {
-            self.server.handle_tcp_closed(now, id, TcpSide::Client);
+            self.server.handle_input(
+                now,
+                Input::TcpClosed {
+                    id,
+                    side: TcpSide::Client,
+                },
+            );
         } else if !c.eof_seen && net.tcp_recv_closed(c.socket) {
             c.eof_seen = true;
-            self.server.handle_tcp_eof(now, id, TcpSide::Client);
+            self.server.handle_input(
+                now,
+                Input::TcpEof {
+                    id,
+                    side: TcpSide::Client,
+                },
+            );
         }
     }
 
@@ -124,16 +144,24 @@ impl<N: Net> TurnService<N> {
                     TcpPhase::Connecting => {}
                     TcpPhase::Established | TcpPhase::Closing => {
                         p.connecting = false;
-                        self.server.handle_tcp_connected(now, id);
+                        self.server.handle_input(now, Input::TcpConnected { id });
                     }
-                    _ => self.server.handle_tcp_connect_failed(now, id),
+                    _ => self
+                        .server
+                        .handle_input(now, Input::TcpConnectFailed { id }),
                 }
                 continue;
             }
             if !p.bound {
                 // Not read before the bind; only a reset ends it early.
                 if phase == TcpPhase::Closed {
-                    self.server.handle_tcp_closed(now, id, TcpSide::Peer);
+                    self.server.handle_input(
+                        now,
+                        Input::TcpClosed {
+                            id,
+                            side: TcpSide::Peer,
+                        },
+                    );
                 }
                 continue;
             }
@@ -141,24 +169,57 @@ impl<N: Net> TurnService<N> {
                 continue;
             }
             let bytes = net.tcp_recv(p.socket);
-            self.server.handle_tcp_data(now, id, TcpSide::Peer, &bytes);
+            self.server.handle_input(
+                now,
+                Input::TcpData {
+                    id,
+                    side: TcpSide::Peer,
+                    data: &bytes,
+                },
+            );
             let Some(p) = self.peers.get_mut(&id) else {
                 continue;
             };
             if net.tcp_state(p.socket) == TcpPhase::Closed && !p.shut {
-                self.server.handle_tcp_closed(now, id, TcpSide::Peer);
+                self.server.handle_input(
+                    now,
+                    Input::TcpClosed {
+                        id,
+                        side: TcpSide::Peer,
+                    },
+                );
             } else if !p.eof_seen && net.tcp_recv_closed(p.socket) {
                 p.eof_seen = true;
-                self.server.handle_tcp_eof(now, id, TcpSide::Peer);
+                self.server.handle_input(
+                    now,
+                    Input::TcpEof {
+                        id,
+                        side: TcpSide::Peer,
+                    },
+                );
             }
         }
     }
 
-    /// Carry out the core's RFC 6062 commands (some report back, which may queue more).
-    pub(super) fn run_tcp_commands(&mut self, net: &mut N, now: Instant) {
-        while let Some(cmd) = self.server.poll_tcp_command() {
+    /// Carry out the core's commands: relayed UDP sockets, and RFC 6062 (some report
+    /// back, which may queue more).
+    pub(super) fn run_commands(&mut self, net: &mut N, now: Instant) {
+        while let Some(cmd) = self.server.poll_command() {
             match cmd {
-                TcpCommand::Listen { relayed } => {
+                Command::BindRelay { relayed } => {
+                    match net.udp_bind(self.host, Some(relayed.ip()), relayed.port()) {
+                        Ok((s, _)) => {
+                            self.relayed.insert(relayed, s);
+                        }
+                        Err(_) => self.stats.relay_bind_failures += 1,
+                    }
+                }
+                Command::CloseRelay { relayed } => {
+                    if let Some(s) = self.relayed.remove(&relayed) {
+                        net.close(s);
+                    }
+                }
+                Command::Listen { relayed } => {
                     let mut v = Vec::new();
                     for _ in 0..RELAY_LISTEN_SLOTS {
                         match net.tcp_listen(self.host, relayed.port()) {
@@ -168,12 +229,12 @@ impl<N: Net> TurnService<N> {
                     }
                     self.tcp_listeners.insert(relayed, v);
                 }
-                TcpCommand::Unlisten { relayed } => {
+                Command::Unlisten { relayed } => {
                     for s in self.tcp_listeners.remove(&relayed).into_iter().flatten() {
                         net.close(s);
                     }
                 }
-                TcpCommand::Connect { id, from, to } => {
+                Command::Connect { id, from, to } => {
                     match net.tcp_connect(self.host, from.port(), to) {
                         Ok((s, _)) => {
                             self.peers.insert(
@@ -191,11 +252,12 @@ impl<N: Net> TurnService<N> {
                         }
                         Err(_) => {
                             self.stats.tcp_relay_socket_failures += 1;
-                            self.server.handle_tcp_connect_failed(now, id);
+                            self.server
+                                .handle_input(now, Input::TcpConnectFailed { id });
                         }
                     }
                 }
-                TcpCommand::Bind { id, server, client } => {
+                Command::Bind { id, server, client } => {
                     if let Some(p) = self.peers.get_mut(&id) {
                         p.bound = true;
                     }
@@ -208,7 +270,7 @@ impl<N: Net> TurnService<N> {
                         c.setup_deadline = None;
                     }
                 }
-                TcpCommand::Send { id, side, data } => match side {
+                Command::Send { id, side, data } => match side {
                     TcpSide::Peer => {
                         if let Some(p) = self.peers.get_mut(&id) {
                             p.out.extend_from_slice(&data);
@@ -226,7 +288,7 @@ impl<N: Net> TurnService<N> {
                         }
                     }
                 },
-                TcpCommand::Shutdown { id, side } => match side {
+                Command::Shutdown { id, side } => match side {
                     TcpSide::Peer => {
                         if let Some(p) = self.peers.get_mut(&id) {
                             p.shut_pending = true;
@@ -238,7 +300,7 @@ impl<N: Net> TurnService<N> {
                         }
                     }
                 },
-                TcpCommand::Close { id } => {
+                Command::Close { id } => {
                     let deadline = now + CLOSE_LINGER;
                     if let Some(p) = self.peers.remove(&id) {
                         self.lingering.push(Lingering {

@@ -44,6 +44,20 @@ pub enum KeepaliveMethod {
     Notify,
 }
 
+impl KeepaliveMethod {
+    /// The scenario keywords (`sip-proxy.nat.keepalive.method`): the method names.
+    pub const VALUES: &'static [&'static str] = &["OPTIONS", "NOTIFY"];
+
+    /// The method a scenario keyword names (exact, as the method is written).
+    pub fn from_keyword(s: &str) -> Option<KeepaliveMethod> {
+        match s {
+            "OPTIONS" => Some(KeepaliveMethod::Options),
+            "NOTIFY" => Some(KeepaliveMethod::Notify),
+            _ => None,
+        }
+    }
+}
+
 /// Keepalives towards NATed contacts (`sip-proxy.nat.keepalive`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeepaliveConfig {
@@ -80,7 +94,7 @@ pub enum MediaPolicy {
 
 impl MediaPolicy {
     /// The scenario keywords, in the order SCENARIO-FORMAT.md lists them.
-    pub const VALUES: [&'static str; 3] = ["relay", "never", "when-natted"];
+    pub const VALUES: &'static [&'static str] = &["relay", "never", "when-natted"];
 
     /// The policy a scenario keyword names.
     pub fn from_keyword(s: &str) -> Option<MediaPolicy> {
@@ -99,6 +113,12 @@ impl MediaPolicy {
             MediaPolicy::Never => "never",
             MediaPolicy::WhenNatted => "when-natted",
         }
+    }
+}
+
+impl std::fmt::Display for MediaPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -191,18 +211,13 @@ pub enum Input {
     },
 }
 
-/// Bytes to send. On TCP/TLS with `flow.conn == Some(c)` they go on connection `c` only
-/// (never elsewhere: if it has closed meanwhile the driver hands the transmit back as
-/// [`Input::TransportError`] and the core picks the next target); with `None` the driver
-/// reuses an open connection to `flow.remote` or opens one from `flow.local` (RFC 3261
-/// §18.1.1), and reports a failed attempt the same way.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    /// Transport, local and remote address, connection.
-    pub flow: Flow,
-    /// The message.
-    pub bytes: Vec<u8>,
-}
+/// Bytes to send ([`Transmit::flow`] names transport, addresses and connection). On
+/// TCP/TLS with `conn == Some(c)` they go on connection `c` only (never elsewhere: if it
+/// has closed meanwhile the driver hands the transmit back as [`Input::TransportError`]
+/// and the core picks the next target); with `None` the driver reuses an open connection
+/// to `to` or opens one from `from` (RFC 3261 §18.1.1), and reports a failed attempt the
+/// same way.
+pub use crate::io::Transmit;
 
 /// The RFC 3261 §17 timers (named after the RFC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -4,6 +4,7 @@
 use super::config::*;
 use super::media::{DynMediaControl, MediaSessions};
 use super::transaction::{ClientTx, ServerTx, State, TIMERS, TimerIndex, TxId, slot};
+use crate::rng::SplitMix64;
 use crate::sip::headers::{NameAddr, Via};
 use crate::sip::message::{Framing, Header, Limits, Message, Method};
 use crate::sip::nat::{self, NatTests};
@@ -47,7 +48,7 @@ pub struct Proxy {
     client_keys: BTreeMap<(String, String), TxId>,
     timers: TimerIndex,
     next_id: u64,
-    rng: u64,
+    rng: SplitMix64,
     dialogs: BTreeMap<String, Dialog>,
     dialog_timers: BTreeSet<(Instant, String)>,
     keepalive_due: BTreeSet<(Instant, String, String)>,
@@ -89,7 +90,7 @@ impl Proxy {
     }
 
     fn build(config: ProxyConfig, control: Option<Box<dyn DynMediaControl>>) -> Proxy {
-        let rng = config.seed ^ 0x9e37_79b9_7f4a_7c15;
+        let rng = SplitMix64::new(config.seed ^ 0x9e37_79b9_7f4a_7c15);
         Proxy {
             media: MediaSessions::new(config.media, control),
             registrar: Registrar::new(config.registrar),
@@ -181,12 +182,8 @@ impl Proxy {
     }
 
     fn next_u64(&mut self) -> u64 {
-        // SplitMix64: deterministic from the configured seed.
-        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        // Deterministic from the configured seed.
+        self.rng.next_u64()
     }
 
     fn drop_msg(&mut self, reason: DropReason, from: SocketAddr) {
@@ -215,17 +212,14 @@ impl Proxy {
                 .unwrap_or_default(),
         });
         self.stats.sent += 1;
-        self.transmits.push_back(Transmit {
-            flow,
-            bytes: bytes.clone(),
-        });
+        self.transmits.push_back(Transmit::on(flow, bytes.clone()));
         bytes
     }
 
     fn resend(&mut self, flow: Flow, bytes: Vec<u8>) {
         self.stats.sent += 1;
         self.stats.retransmissions += 1;
-        self.transmits.push_back(Transmit { flow, bytes });
+        self.transmits.push_back(Transmit::on(flow, bytes));
     }
 
     // ----- addresses -----
@@ -1188,7 +1182,7 @@ impl Proxy {
                     Duration::from_secs(32)
                 };
                 self.timers.arm(&mut c.timers, cid, Timer::TimerD, now + d);
-                self.transmits.push_back(Transmit { flow: f, bytes });
+                self.transmits.push_back(Transmit::on(f, bytes));
                 self.stats.sent += 1;
             } else if invite {
                 self.remove_client(cid);

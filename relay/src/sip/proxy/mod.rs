@@ -20,7 +20,7 @@
 //!     let (flow, bytes) = recv();
 //!     proxy.handle_input(Instant::now(), Input::Message { flow, bytes });
 //!     while let Some(t) = proxy.poll_transmit() {
-//!         send(&t.flow, &t.bytes);
+//!         send(&t.flow(), &t.data);
 //!     }
 //!     while let Some(_event) = proxy.poll_event() {}
 //!     // ... and on proxy.poll_timeout(): proxy.handle_timeout(Instant::now())

@@ -5,27 +5,27 @@
 //! - Allocate with REQUESTED-TRANSPORT = TCP (6) is accepted only over a stream control
 //!   connection (TCP or TLS; over UDP 400, RFC 6062 §5.1), and without EVEN-PORT or
 //!   RESERVATION-TOKEN (400; DONT-FRAGMENT gets 420 before, as for UDP: this server
-//!   cannot set DF). The driver opens a listener ([`TcpCommand::Listen`]).
+//!   cannot set DF). The driver opens a listener ([`Command::Listen`]).
 //! - Connect (§5.2) names a peer (XOR-PEER-ADDRESS). The peer passes the deny list (403),
 //!   the family check (443) and, unlike RFC 6062 which is silent on it, must have a
 //!   permission (403): a TCP allocation talks to the peers it permitted (RFC 8656 §9),
 //!   in both directions. A second Connect to the same peer while the first connection is
 //!   pending or active gets 446; a Connect to the allocation's own relayed address 400. The driver opens the connection from the relayed
-//!   address ([`TcpCommand::Connect`]) and reports the outcome
-//!   ([`TurnServer::handle_tcp_connected`] → success with CONNECTION-ID,
-//!   [`TurnServer::handle_tcp_connect_failed`] or [`CONNECT_TIMEOUT`] → 447).
+//!   address ([`Command::Connect`]) and reports the outcome
+//!   ([`Input::TcpConnected`] → success with CONNECTION-ID,
+//!   [`Input::TcpConnectFailed`] or [`CONNECT_TIMEOUT`] → 447).
 //! - A peer connecting to the relayed address (§5.3) is accepted only with a permission
 //!   for its IP and while the allocation has fewer than [`MAX_PENDING`] unbound
-//!   connections ([`TurnServer::handle_tcp_accepted`]); the client gets a
+//!   connections ([`Input::TcpAccepted`]); the client gets a
 //!   ConnectionAttempt indication with CONNECTION-ID and XOR-PEER-ADDRESS.
 //! - ConnectionBind (§5.4) arrives on a new stream connection from the client, with the
 //!   allocation's credentials (another user: 441; unknown, bound or still-connecting
 //!   CONNECTION-ID: 400; over UDP or on a control connection: 400). After its success
-//!   response the connection carries raw bytes both ways ([`TcpCommand::Bind`]).
+//!   response the connection carries raw bytes both ways ([`Command::Bind`]).
 //!   A peer data connection not bound within [`BIND_TIMEOUT`] is closed (§5.2, §5.3).
 //! - Closing (§5.5): a reset or error on either side closes both
-//!   ([`TcpCommand::Close`]). A FIN is relayed as a FIN: the other side is shut down for
-//!   writing after what was queued ([`TcpCommand::Shutdown`]) and data keeps flowing the
+//!   ([`Command::Close`]). A FIN is relayed as a FIN: the other side is shut down for
+//!   writing after what was queued ([`Command::Shutdown`]) and data keeps flowing the
 //!   other way (TCP half-close); once both sides have sent their FIN the pair is closed.
 //!   The allocation's end (expiry, Refresh 0, its control connection closing) closes all
 //!   of its data connections and its listener.
@@ -35,7 +35,7 @@
 //! counted). Drivers should not read unbound peer connections at all: the kernel's
 //! receive buffer and TCP window then hold the data (RFC 6062 §5.2 "adjusts its
 //! advertised TCP receive window"). Everything else is passed through at once as
-//! [`TcpCommand::Send`]; backpressure is the driver's: it stops reading one side while
+//! [`Command::Send`]; backpressure is the driver's: it stops reading one side while
 //! the other side's queue is full.
 //!
 //! A peer that is one of this server's own relayed transport addresses (two clients of
@@ -47,7 +47,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{FiveTuple, Transport, TurnServer};
+use super::input::Command;
+#[cfg(doc)]
+use super::input::Input;
+use super::{FiveTuple, TurnServer};
 use crate::stun::{Attribute, Class, Message};
 use crate::turn::attrs::{self, error, kind};
 use crate::turn::auth::Credentials;
@@ -107,65 +110,6 @@ impl TcpSide {
             TcpSide::Client => TcpSide::Peer,
         }
     }
-}
-
-/// What the driver must do for RFC 6062 ([`TurnServer::poll_tcp_command`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TcpCommand {
-    /// Listen for TCP connections on the relayed address of a new TCP allocation and
-    /// report each with [`TurnServer::handle_tcp_accepted`].
-    Listen {
-        /// The relayed transport address.
-        relayed: SocketAddr,
-    },
-    /// Stop listening (the allocation is gone; its connections get [`TcpCommand::Close`]).
-    Unlisten {
-        /// The relayed transport address.
-        relayed: SocketAddr,
-    },
-    /// Open a TCP connection from the relayed address to `peer`; report
-    /// [`TurnServer::handle_tcp_connected`] or [`TurnServer::handle_tcp_connect_failed`].
-    Connect {
-        /// The new connection.
-        id: ConnectionId,
-        /// The local address (the relayed transport address).
-        from: SocketAddr,
-        /// The peer.
-        to: SocketAddr,
-    },
-    /// The stream connection `client`–`server` is now the client data connection of
-    /// `id`: after the ConnectionBind response already queued on it, it carries raw bytes
-    /// (feed them to [`TurnServer::handle_tcp_data`] with [`TcpSide::Client`]), and the
-    /// peer side may be read now.
-    Bind {
-        /// The connection pair.
-        id: ConnectionId,
-        /// The listening address the client data connection reached.
-        server: SocketAddr,
-        /// The client's address of that connection.
-        client: SocketAddr,
-    },
-    /// Write bytes on one side of a pair.
-    Send {
-        /// The connection pair.
-        id: ConnectionId,
-        /// Which connection to write on.
-        side: TcpSide,
-        /// The bytes.
-        data: Vec<u8>,
-    },
-    /// Send a FIN on one side after what was written (the other side sent its FIN).
-    Shutdown {
-        /// The connection pair.
-        id: ConnectionId,
-        /// Which connection to shut down for writing.
-        side: TcpSide,
-    },
-    /// Close both connections of the pair (whichever exist); the id is gone.
-    Close {
-        /// The connection pair.
-        id: ConnectionId,
-    },
 }
 
 /// RFC 6062 counters.
@@ -251,8 +195,10 @@ pub(crate) struct TcpRelay {
     conns: BTreeMap<ConnectionId, Conn>,
     by_client: HashMap<(SocketAddr, SocketAddr), ConnectionId>,
     timers: BTreeSet<(Instant, ConnectionId)>,
+    /// The outcome of the latest `Input::TcpAccepted`: (relayed, peer) and the pair made
+    /// of it, if kept ([`TurnServer::tcp_accepted`]).
+    last_accepted: Option<(SocketAddr, SocketAddr, Option<ConnectionId>)>,
     next_id: u32,
-    commands: VecDeque<TcpCommand>,
     stats: TcpRelayStats,
 }
 
@@ -334,7 +280,7 @@ impl TcpRelay {
     }
 
     /// Forgets a pair and tells the driver to close it.
-    fn close(&mut self, id: ConnectionId) -> Option<Conn> {
+    fn close(&mut self, id: ConnectionId, commands: &mut VecDeque<Command>) -> Option<Conn> {
         let c = self.conns.remove(&id)?;
         if let Some(d) = c.deadline {
             self.timers.remove(&(d, id));
@@ -343,7 +289,7 @@ impl TcpRelay {
             self.by_client.remove(&(server, client));
         }
         self.stats.closed += 1;
-        self.commands.push_back(TcpCommand::Close { id });
+        commands.push_back(Command::Close { id });
         Some(c)
     }
 }
@@ -365,11 +311,6 @@ pub fn connection_id(msg: &Message) -> Option<ConnectionId> {
 
 impl TurnServer {
     // ===== driver API =====
-
-    /// The next RFC 6062 command for the driver (see [`TcpCommand`]).
-    pub fn poll_tcp_command(&mut self) -> Option<TcpCommand> {
-        self.tcp.commands.pop_front()
-    }
 
     /// RFC 6062 counters.
     pub fn tcp_stats(&self) -> &TcpRelayStats {
@@ -403,15 +344,14 @@ impl TurnServer {
 
     /// Whether the stream connection `client`–`server` became a client data connection
     /// (after a successful ConnectionBind): the driver stops framing it and passes its
-    /// bytes, including any already read past the ConnectionBind, to
-    /// [`TurnServer::handle_tcp_data`].
+    /// bytes, including any already read past the ConnectionBind, as
+    /// [`Input::TcpData`].
     pub fn tcp_binding(&self, server: SocketAddr, client: SocketAddr) -> Option<ConnectionId> {
         self.tcp.by_client.get(&(server, client)).copied()
     }
 
-    /// The outgoing connection of a [`TcpCommand::Connect`] is established: the Connect
-    /// request gets its success response with CONNECTION-ID (RFC 6062 §5.2).
-    pub fn handle_tcp_connected(&mut self, now: Instant, id: ConnectionId) {
+    /// [`Input::TcpConnected`].
+    pub(super) fn tcp_connected(&mut self, now: Instant, id: ConnectionId) {
         self.handle_timeout(now);
         let Some(c) = self.tcp.conns.get_mut(&id) else {
             return;
@@ -431,8 +371,8 @@ impl TurnServer {
         self.respond(ft, &req, Some(&*key), Ok(vec![connection_id_attr(id)]));
     }
 
-    /// The outgoing connection of a [`TcpCommand::Connect`] failed: 447 (RFC 6062 §5.2).
-    pub fn handle_tcp_connect_failed(&mut self, now: Instant, id: ConnectionId) {
+    /// [`Input::TcpConnectFailed`].
+    pub(super) fn tcp_connect_failed(&mut self, now: Instant, id: ConnectionId) {
         self.handle_timeout(now);
         if matches!(
             self.tcp.conns.get(&id).map(|c| &c.state),
@@ -444,7 +384,7 @@ impl TurnServer {
 
     /// Closes the pair `id` and says why ([`TurnEvent::TcpConnectionClosed`]).
     fn tcp_close(&mut self, id: ConnectionId, reason: TcpCloseReason) {
-        if let Some(c) = self.tcp.close(id) {
+        if let Some(c) = self.tcp.close(id, &mut self.commands) {
             self.events.push_back(TurnEvent::TcpConnectionClosed {
                 id,
                 peer: c.peer,
@@ -459,7 +399,7 @@ impl TurnServer {
             peer,
             state: State::Connecting { req, key },
             ..
-        }) = self.tcp.close(id)
+        }) = self.tcp.close(id, &mut self.commands)
         {
             self.tcp.stats.connect_failures += 1;
             self.events.push_back(TurnEvent::TcpConnectFailed {
@@ -478,20 +418,14 @@ impl TurnServer {
         }
     }
 
-    /// A peer connected to the relayed address `relayed` (RFC 6062 §5.3). `Some(id)`:
-    /// keep the connection (do not read it until [`TcpCommand::Bind`]); `None`: close it.
-    pub fn handle_tcp_accepted(
-        &mut self,
-        now: Instant,
-        relayed: SocketAddr,
-        peer: SocketAddr,
-    ) -> Option<ConnectionId> {
+    /// [`Input::TcpAccepted`].
+    pub(super) fn tcp_accept(&mut self, now: Instant, relayed: SocketAddr, peer: SocketAddr) {
         self.handle_timeout(now);
+        self.tcp.last_accepted = Some((relayed, peer, None));
         let refused = |s: &mut TurnServer| {
             s.tcp.stats.refused += 1;
             s.events
                 .push_back(TurnEvent::TcpPeerRefused { relayed, peer });
-            None
         };
         let Some(&ft) = self.tcp.listeners.get(&relayed) else {
             return refused(self);
@@ -505,6 +439,7 @@ impl TurnServer {
         }
         let pending = State::Pending { held: Vec::new() };
         let id = self.tcp.open(ft, peer, false, pending, now + BIND_TIMEOUT);
+        self.tcp.last_accepted = Some((relayed, peer, Some(id)));
         self.tcp.stats.accepted += 1;
         self.events.push_back(TurnEvent::TcpConnectionAttempt {
             client: ft.client,
@@ -519,14 +454,28 @@ impl TurnServer {
             transport: ft.transport,
             from: ft.server,
             to: ft.client,
+            conn: None,
             data: msg.emit(),
         });
-        Some(id)
     }
 
-    /// Bytes read from one side of a pair. Before the bind only the peer side may send
-    /// (held up to [`PRE_BIND_BUFFER`]); afterwards they go to the other side as-is.
-    pub fn handle_tcp_data(&mut self, now: Instant, id: ConnectionId, side: TcpSide, data: &[u8]) {
+    /// Right after [`Input::TcpAccepted`] for `relayed` and
+    /// `peer`: the pair the core made of the connection (keep it, do not read it until
+    /// [`Command::Bind`]), or `None` when the core refused it (close it). `None` too for
+    /// any other (relayed, peer) than the latest accepted one's.
+    pub fn tcp_accepted(&self, relayed: SocketAddr, peer: SocketAddr) -> Option<ConnectionId> {
+        match self.tcp.last_accepted {
+            Some((r, p, Some(id)))
+                if (r, p) == (relayed, peer) && self.tcp.conns.contains_key(&id) =>
+            {
+                Some(id)
+            }
+            _ => None,
+        }
+    }
+
+    /// [`Input::TcpData`].
+    pub(super) fn tcp_data(&mut self, now: Instant, id: ConnectionId, side: TcpSide, data: &[u8]) {
         self.handle_timeout(now);
         if data.is_empty() {
             return;
@@ -540,7 +489,7 @@ impl TurnServer {
                     TcpSide::Peer => self.tcp.stats.to_client_bytes += data.len() as u64,
                     TcpSide::Client => self.tcp.stats.to_peer_bytes += data.len() as u64,
                 }
-                self.tcp.commands.push_back(TcpCommand::Send {
+                self.commands.push_back(Command::Send {
                     id,
                     side: side.other(),
                     data: data.to_vec(),
@@ -560,10 +509,8 @@ impl TurnServer {
         }
     }
 
-    /// One side sent its FIN (and everything before it was passed to
-    /// [`TurnServer::handle_tcp_data`]): the other side is shut down for writing; when
-    /// both sides have, the pair is closed (RFC 6062 §5.5, TCP half-close).
-    pub fn handle_tcp_eof(&mut self, now: Instant, id: ConnectionId, side: TcpSide) {
+    /// [`Input::TcpEof`].
+    pub(super) fn tcp_eof(&mut self, now: Instant, id: ConnectionId, side: TcpSide) {
         self.handle_timeout(now);
         let Some(c) = self.tcp.conns.get_mut(&id) else {
             return;
@@ -578,16 +525,15 @@ impl TurnServer {
         } else if c.peer_eof && c.client_eof {
             self.tcp_close(id, TcpCloseReason::Finished);
         } else if bound && first {
-            self.tcp.commands.push_back(TcpCommand::Shutdown {
+            self.commands.push_back(Command::Shutdown {
                 id,
                 side: side.other(),
             });
         }
     }
 
-    /// One side was reset or failed: both are closed (RFC 6062 §5.5). For a connection
-    /// still connecting this is [`TurnServer::handle_tcp_connect_failed`].
-    pub fn handle_tcp_closed(&mut self, now: Instant, id: ConnectionId, side: TcpSide) {
+    /// [`Input::TcpClosed`].
+    pub(super) fn tcp_reset(&mut self, now: Instant, id: ConnectionId, side: TcpSide) {
         self.handle_timeout(now);
         match self.tcp.conns.get(&id).map(|c| &c.state) {
             Some(State::Connecting { .. }) => self.connect_failed(id),
@@ -630,7 +576,7 @@ impl TurnServer {
         req: &Message,
     ) -> Result<(), (u16, &'static str)> {
         let tcp_only = [kind::EVEN_PORT, kind::RESERVATION_TOKEN];
-        if ft.transport != Transport::Stream
+        if !ft.transport.is_reliable()
             || tcp_only.iter().any(|k| attrs::raw_value(req, *k).is_some())
         {
             return Err(BAD);
@@ -642,7 +588,7 @@ impl TurnServer {
     pub(super) fn tcp_allocated(&mut self, ft: FiveTuple, relayed: SocketAddr) {
         self.tcp.listeners.insert(relayed, ft);
         self.tcp.stats.allocations += 1;
-        self.tcp.commands.push_back(TcpCommand::Listen { relayed });
+        self.commands.push_back(Command::Listen { relayed });
     }
 
     /// The allocation of `ft` (relayed at `relayed`) is gone: close its connections and
@@ -661,9 +607,7 @@ impl TurnServer {
         for id in ids {
             self.tcp_close(id, TcpCloseReason::AllocationEnded);
         }
-        self.tcp
-            .commands
-            .push_back(TcpCommand::Unlisten { relayed });
+        self.commands.push_back(Command::Unlisten { relayed });
         true
     }
 
@@ -755,7 +699,7 @@ impl TurnServer {
             .tcp
             .open(ft, peer, true, connecting, now + CONNECT_TIMEOUT);
         self.tcp.stats.connects += 1;
-        self.tcp.commands.push_back(TcpCommand::Connect {
+        self.commands.push_back(Command::Connect {
             id,
             from: relayed,
             to: peer,
@@ -801,21 +745,21 @@ impl TurnServer {
             client: ft.client,
             id,
         });
-        self.tcp.commands.push_back(TcpCommand::Bind {
+        self.commands.push_back(Command::Bind {
             id,
             server: ft.server,
             client: ft.client,
         });
         if !held.is_empty() {
             self.tcp.stats.to_client_bytes += held.len() as u64;
-            self.tcp.commands.push_back(TcpCommand::Send {
+            self.commands.push_back(Command::Send {
                 id,
                 side: TcpSide::Client,
                 data: held,
             });
         }
         if peer_eof {
-            self.tcp.commands.push_back(TcpCommand::Shutdown {
+            self.commands.push_back(Command::Shutdown {
                 id,
                 side: TcpSide::Client,
             });
@@ -828,7 +772,7 @@ impl TurnServer {
         req: &Message,
         user: &str,
     ) -> Result<ConnectionId, (u16, &'static str)> {
-        if ft.transport != Transport::Stream
+        if !ft.transport.is_reliable()
             || self.allocations.contains_key(&ft)
             || self.tcp.by_client.contains_key(&(ft.server, ft.client))
         {

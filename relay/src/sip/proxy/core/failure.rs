@@ -135,10 +135,7 @@ impl Proxy {
             retried: Some(next),
         });
         self.stats.sent += 1;
-        self.transmits.push_back(Transmit {
-            flow: next,
-            bytes: bytes.to_vec(),
-        });
+        self.transmits.push_back(Transmit::on(next, bytes.to_vec()));
         if let Some(st) = server.and_then(|id| self.servers.get_mut(&id))
             && let Some(last) = &mut st.last_response
             && last.0 == flow

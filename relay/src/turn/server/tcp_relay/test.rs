@@ -7,7 +7,10 @@ use super::*;
 use crate::stun::integrity::check_integrity;
 use crate::stun::{Attribute, Class, Message, Method, TransactionId};
 use crate::turn::attrs::{self, kind, method as turn};
-use crate::turn::{TcpCloseReason, Transmit, TurnConfig, TurnEvent, TurnServer, long_term_key};
+use crate::turn::{
+    Command, Input, TcpCloseReason, Transmit, Transport, TurnConfig, TurnEvent, TurnServer,
+    long_term_key,
+};
 
 const REALM: &str = "example.org";
 const PEER: &str = "192.0.2.50:5000";
@@ -19,6 +22,28 @@ fn sa(s: &str) -> SocketAddr {
 #[allow(clippy::disallowed_methods)]
 fn epoch() -> Instant {
     Instant::now()
+}
+
+/// [`Input::TcpAccepted`] and its outcome, as a driver sees it.
+trait AcceptPeer {
+    fn accept_peer(
+        &mut self,
+        now: Instant,
+        relayed: SocketAddr,
+        peer: SocketAddr,
+    ) -> Option<ConnectionId>;
+}
+
+impl AcceptPeer for TurnServer {
+    fn accept_peer(
+        &mut self,
+        now: Instant,
+        relayed: SocketAddr,
+        peer: SocketAddr,
+    ) -> Option<ConnectionId> {
+        self.handle_input(now, Input::TcpAccepted { relayed, peer });
+        self.tcp_accepted(relayed, peer)
+    }
 }
 
 fn listen() -> SocketAddr {
@@ -48,7 +73,7 @@ impl Conn {
     fn new(addr: &str, user: &'static str, pass: &'static str) -> Conn {
         Conn {
             addr: sa(addr),
-            transport: Transport::Stream,
+            transport: Transport::Tcp,
             user,
             pass,
             n: 0,
@@ -81,7 +106,15 @@ impl Conn {
             self.n += 1;
             let tid = TransactionId::new([self.n as u8; 12]);
             let probe = Message::new(Class::Request, m, tid).emit();
-            s.handle_input_on(now, self.transport, listen(), self.addr, &probe);
+            s.handle_input(
+                now,
+                Input::Packet {
+                    transport: self.transport,
+                    local: listen(),
+                    remote: self.addr,
+                    data: &probe,
+                },
+            );
             let out = drain(s);
             self.nonce = out.iter().find_map(|t| {
                 let m = Message::parse(&t.data).ok()?;
@@ -103,7 +136,15 @@ impl Conn {
         msg.attributes.push(attrs::integrity_placeholder());
         let key = long_term_key(self.user, REALM, self.pass);
         let bytes = msg.emit_with_integrity(&key);
-        s.handle_input_on(now, self.transport, listen(), self.addr, &bytes);
+        s.handle_input(
+            now,
+            Input::Packet {
+                transport: self.transport,
+                local: listen(),
+                remote: self.addr,
+                data: &bytes,
+            },
+        );
         drain(s)
             .into_iter()
             .filter(|t| t.to == self.addr)
@@ -157,8 +198,8 @@ fn drain(s: &mut TurnServer) -> Vec<Transmit> {
     std::iter::from_fn(|| s.poll_transmit()).collect()
 }
 
-fn commands(s: &mut TurnServer) -> Vec<TcpCommand> {
-    std::iter::from_fn(|| s.poll_tcp_command()).collect()
+fn commands(s: &mut TurnServer) -> Vec<Command> {
+    std::iter::from_fn(|| s.poll_command()).collect()
 }
 
 fn code(m: &Message) -> Option<u16> {
@@ -182,7 +223,7 @@ fn tcp_allocation(s: &mut TurnServer, now: Instant) -> (Conn, SocketAddr) {
     let r = ctl.allocate(s, now, TRANSPORT_TCP);
     assert_eq!(r.class, Class::Success, "{r:?}");
     let rel = relayed(&r);
-    assert_eq!(commands(s), vec![TcpCommand::Listen { relayed: rel }]);
+    assert_eq!(commands(s), vec![Command::Listen { relayed: rel }]);
     assert!(
         !s.relayed_sockets().contains(&rel),
         "no UDP socket for a TCP allocation"
@@ -198,11 +239,11 @@ fn connected(s: &mut TurnServer, now: Instant, ctl: &mut Conn) -> ConnectionId {
         ctl.connect(s, now, sa(PEER)).is_empty(),
         "response deferred"
     );
-    let [TcpCommand::Connect { id, to, .. }] = commands(s)[..] else {
+    let [Command::Connect { id, to, .. }] = commands(s)[..] else {
         panic!("one Connect command")
     };
     assert_eq!(to, sa(PEER));
-    s.handle_tcp_connected(now, id);
+    s.handle_input(now, Input::TcpConnected { id });
     let out = drain(s);
     assert_eq!(out.len(), 1);
     let m = Message::parse(&out[0].data).unwrap();
@@ -246,14 +287,21 @@ fn connect_bind_relay_and_half_close() {
     // A Connect command goes from the relayed address.
     assert!(ctl.connect(&mut s, t0, sa(PEER)).is_empty());
     let cmds = commands(&mut s);
-    let [TcpCommand::Connect { id, from, to }] = cmds[..] else {
+    let [Command::Connect { id, from, to }] = cmds[..] else {
         panic!("{cmds:?}")
     };
     assert_eq!((from, to), (rel, sa(PEER)));
     // Peer bytes before the bind are held (a driver that reads eagerly).
-    s.handle_tcp_connected(t0, id);
+    s.handle_input(t0, Input::TcpConnected { id });
     drain(&mut s);
-    s.handle_tcp_data(t0, id, TcpSide::Peer, b"early");
+    s.handle_input(
+        t0,
+        Input::TcpData {
+            id,
+            side: TcpSide::Peer,
+            data: b"early",
+        },
+    );
     assert!(commands(&mut s).is_empty());
     // ConnectionBind on a new connection: success, then Bind and the held bytes.
     let mut data = ctl.data_conn("198.51.100.10:40010");
@@ -267,12 +315,12 @@ fn connect_bind_relay_and_half_close() {
     assert_eq!(
         commands(&mut s),
         vec![
-            TcpCommand::Bind {
+            Command::Bind {
                 id,
                 server: server_side,
                 client: data.addr
             },
-            TcpCommand::Send {
+            Command::Send {
                 id,
                 side: TcpSide::Client,
                 data: b"early".to_vec()
@@ -280,17 +328,31 @@ fn connect_bind_relay_and_half_close() {
         ]
     );
     // Raw bytes both ways, unframed.
-    s.handle_tcp_data(t0, id, TcpSide::Client, b"\xffnot stun");
-    s.handle_tcp_data(t0, id, TcpSide::Peer, b"pong");
+    s.handle_input(
+        t0,
+        Input::TcpData {
+            id,
+            side: TcpSide::Client,
+            data: b"\xffnot stun",
+        },
+    );
+    s.handle_input(
+        t0,
+        Input::TcpData {
+            id,
+            side: TcpSide::Peer,
+            data: b"pong",
+        },
+    );
     assert_eq!(
         commands(&mut s),
         vec![
-            TcpCommand::Send {
+            Command::Send {
                 id,
                 side: TcpSide::Peer,
                 data: b"\xffnot stun".to_vec()
             },
-            TcpCommand::Send {
+            Command::Send {
                 id,
                 side: TcpSide::Client,
                 data: b"pong".to_vec()
@@ -300,19 +362,38 @@ fn connect_bind_relay_and_half_close() {
     assert_eq!(s.tcp_stats().to_peer_bytes, 9);
     assert_eq!(s.tcp_stats().to_client_bytes, 9);
     // The client's FIN shuts the peer side; data still flows peer → client.
-    s.handle_tcp_eof(t0, id, TcpSide::Client);
+    s.handle_input(
+        t0,
+        Input::TcpEof {
+            id,
+            side: TcpSide::Client,
+        },
+    );
     assert_eq!(
         commands(&mut s),
-        vec![TcpCommand::Shutdown {
+        vec![Command::Shutdown {
             id,
             side: TcpSide::Peer
         }]
     );
-    s.handle_tcp_data(t0, id, TcpSide::Peer, b"tail");
+    s.handle_input(
+        t0,
+        Input::TcpData {
+            id,
+            side: TcpSide::Peer,
+            data: b"tail",
+        },
+    );
     assert_eq!(commands(&mut s).len(), 1);
     // The peer's FIN ends the pair.
-    s.handle_tcp_eof(t0, id, TcpSide::Peer);
-    assert_eq!(commands(&mut s), vec![TcpCommand::Close { id }]);
+    s.handle_input(
+        t0,
+        Input::TcpEof {
+            id,
+            side: TcpSide::Peer,
+        },
+    );
+    assert_eq!(commands(&mut s), vec![Command::Close { id }]);
     assert!(s.tcp_connections().is_empty());
     assert_eq!(s.tcp_binding(server_side, data.addr), None);
     // A second Connect to the same peer is fine again once the first is gone.
@@ -328,7 +409,16 @@ fn connect_errors() {
     assert_eq!(code(&lone.connect(&mut s, t0, sa(PEER))[0]), Some(437));
     // A UDP allocation: 400.
     let mut u = Conn::new("198.51.100.10:40101", "bob", "hunter2");
-    assert_eq!(u.allocate(&mut s, t0, 17).class, Class::Success);
+    let r = u.allocate(&mut s, t0, 17);
+    assert_eq!(r.class, Class::Success);
+    let udp_relayed = relayed(&r);
+    assert_eq!(
+        commands(&mut s),
+        vec![Command::BindRelay {
+            relayed: udp_relayed
+        }],
+        "a UDP allocation binds a socket, no listener"
+    );
     u.permit(&mut s, t0, sa(PEER));
     assert_eq!(code(&u.connect(&mut s, t0, sa(PEER))[0]), Some(400));
     let (mut ctl, rel) = tcp_allocation(&mut s, t0);
@@ -366,19 +456,19 @@ fn connect_errors() {
     // 446 while connecting, and while pending.
     assert!(ctl.connect(&mut s, t0, sa(PEER)).is_empty());
     assert_eq!(code(&ctl.connect(&mut s, t0, sa(PEER))[0]), Some(446));
-    let [TcpCommand::Connect { id, .. }] = commands(&mut s)[..] else {
+    let [Command::Connect { id, .. }] = commands(&mut s)[..] else {
         panic!()
     };
-    s.handle_tcp_connected(t0, id);
+    s.handle_input(t0, Input::TcpConnected { id });
     drain(&mut s);
     assert_eq!(code(&ctl.connect(&mut s, t0, sa(PEER))[0]), Some(446));
     // A failed connect: 447, the id is gone.
     let other = sa("192.0.2.50:6000");
     assert!(ctl.connect(&mut s, t0, other).is_empty());
-    let [TcpCommand::Connect { id: id2, .. }] = commands(&mut s)[..] else {
+    let [Command::Connect { id: id2, .. }] = commands(&mut s)[..] else {
         panic!()
     };
-    s.handle_tcp_connect_failed(t0, id2);
+    s.handle_input(t0, Input::TcpConnectFailed { id: id2 });
     let out = drain(&mut s);
     let m = Message::parse(&out[0].data).unwrap();
     assert_eq!(code(&m), Some(447));
@@ -386,7 +476,7 @@ fn connect_errors() {
         check_integrity(&out[0].data, &long_term_key("alice", REALM, "secret")),
         Some(true)
     );
-    assert_eq!(commands(&mut s), vec![TcpCommand::Close { id: id2 }]);
+    assert_eq!(commands(&mut s), vec![Command::Close { id: id2 }]);
     // Send indications on a TCP allocation are ignored.
     let _ = rel;
     assert_eq!(s.tcp_stats().connect_failures, 1);
@@ -398,7 +488,7 @@ fn connect_timeout_gives_447_and_unbound_connections_close_after_30_s() {
     let mut s = server();
     let (mut ctl, _) = tcp_allocation(&mut s, t0);
     assert!(ctl.connect(&mut s, t0, sa(PEER)).is_empty());
-    let [TcpCommand::Connect { id, .. }] = commands(&mut s)[..] else {
+    let [Command::Connect { id, .. }] = commands(&mut s)[..] else {
         panic!()
     };
     assert_eq!(s.poll_timeout(), Some(t0 + CONNECT_TIMEOUT));
@@ -407,9 +497,9 @@ fn connect_timeout_gives_447_and_unbound_connections_close_after_30_s() {
     s.handle_timeout(t0 + CONNECT_TIMEOUT);
     let out = drain(&mut s);
     assert_eq!(code(&Message::parse(&out[0].data).unwrap()), Some(447));
-    assert_eq!(commands(&mut s), vec![TcpCommand::Close { id }]);
+    assert_eq!(commands(&mut s), vec![Command::Close { id }]);
     // A late success report for the gone id does nothing.
-    s.handle_tcp_connected(t0 + CONNECT_TIMEOUT, id);
+    s.handle_input(t0 + CONNECT_TIMEOUT, Input::TcpConnected { id });
     assert!(drain(&mut s).is_empty());
     // Connected but never bound: closed after BIND_TIMEOUT.
     let t1 = t0 + Duration::from_secs(100);
@@ -417,7 +507,7 @@ fn connect_timeout_gives_447_and_unbound_connections_close_after_30_s() {
     s.handle_timeout(t1 + BIND_TIMEOUT - Duration::from_millis(1));
     assert!(commands(&mut s).is_empty());
     s.handle_timeout(t1 + BIND_TIMEOUT);
-    assert_eq!(commands(&mut s), vec![TcpCommand::Close { id }]);
+    assert_eq!(commands(&mut s), vec![Command::Close { id }]);
     assert_eq!(s.tcp_stats().bind_timeouts, 1);
     assert!(s.tcp_connections().is_empty());
 }
@@ -428,17 +518,14 @@ fn incoming_peer_connections_need_a_permission() {
     let mut s = server();
     let (mut ctl, rel) = tcp_allocation(&mut s, t0);
     // Unpermitted peer, denied peer, unknown listener: refused.
-    assert_eq!(s.handle_tcp_accepted(t0, rel, sa("192.0.2.99:7000")), None);
-    assert_eq!(s.handle_tcp_accepted(t0, rel, sa("127.0.0.1:7000")), None);
-    assert_eq!(
-        s.handle_tcp_accepted(t0, sa("203.0.113.2:1"), sa(PEER)),
-        None
-    );
+    assert_eq!(s.accept_peer(t0, rel, sa("192.0.2.99:7000")), None);
+    assert_eq!(s.accept_peer(t0, rel, sa("127.0.0.1:7000")), None);
+    assert_eq!(s.accept_peer(t0, sa("203.0.113.2:1"), sa(PEER)), None);
     assert_eq!(s.tcp_stats().refused, 3);
     assert!(drain(&mut s).is_empty());
     // A permitted peer: ConnectionAttempt with CONNECTION-ID and XOR-PEER-ADDRESS.
     let peer = sa("192.0.2.50:7001");
-    let id = s.handle_tcp_accepted(t0, rel, peer).unwrap();
+    let id = s.accept_peer(t0, rel, peer).unwrap();
     let out = drain(&mut s);
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].from, out[0].to), (listen(), ctl.addr));
@@ -453,24 +540,18 @@ fn incoming_peer_connections_need_a_permission() {
     // Bound from a data connection: relays.
     let mut data = ctl.data_conn("198.51.100.10:40020");
     assert_eq!(data.bind(&mut s, t0, id).class, Class::Success);
-    assert!(matches!(commands(&mut s)[..], [TcpCommand::Bind { .. }]));
+    assert!(matches!(commands(&mut s)[..], [Command::Bind { .. }]));
     // The permission expires: new connections are refused, the bound one lives on.
     let later = t0 + Duration::from_secs(301);
-    assert_eq!(
-        s.handle_tcp_accepted(later, rel, sa("192.0.2.50:7002")),
-        None
-    );
+    assert_eq!(s.accept_peer(later, rel, sa("192.0.2.50:7002")), None);
     assert_eq!(s.tcp_connections().len(), 1);
     // Too many pending: refused beyond MAX_PENDING.
     ctl.permit(&mut s, later, peer);
     for i in 0..MAX_PENDING {
         let p = SocketAddr::new(peer.ip(), 8000 + i as u16);
-        assert!(s.handle_tcp_accepted(later, rel, p).is_some());
+        assert!(s.accept_peer(later, rel, p).is_some());
     }
-    assert_eq!(
-        s.handle_tcp_accepted(later, rel, sa("192.0.2.50:9999")),
-        None
-    );
+    assert_eq!(s.accept_peer(later, rel, sa("192.0.2.50:9999")), None);
 }
 
 #[test]
@@ -478,7 +559,7 @@ fn connection_bind_errors() {
     let t0 = epoch();
     let mut s = server();
     let (mut ctl, rel) = tcp_allocation(&mut s, t0);
-    let id = s.handle_tcp_accepted(t0, rel, sa(PEER)).unwrap();
+    let id = s.accept_peer(t0, rel, sa(PEER)).unwrap();
     drain(&mut s);
     let mut d = ctl.data_conn("198.51.100.10:40030");
     // Unknown id, missing id: 400.
@@ -502,7 +583,7 @@ fn connection_bind_errors() {
     assert_eq!(code(&d2.bind(&mut s, t0, id)), Some(400));
     assert!(ctl.connect(&mut s, t0, sa("192.0.2.50:6001")).is_empty());
     let cmds = commands(&mut s);
-    let Some(TcpCommand::Connect { id: connecting, .. }) = cmds.last() else {
+    let Some(Command::Connect { id: connecting, .. }) = cmds.last() else {
         panic!("{cmds:?}")
     };
     assert_eq!(code(&d2.bind(&mut s, t0, *connecting)), Some(400));
@@ -519,61 +600,100 @@ fn closing_either_side_or_the_allocation_closes_everything() {
     d.bind(&mut s, t0, a);
     commands(&mut s);
     // A reset on the peer side closes the pair.
-    s.handle_tcp_closed(t0, a, TcpSide::Peer);
-    assert_eq!(commands(&mut s), vec![TcpCommand::Close { id: a }]);
+    s.handle_input(
+        t0,
+        Input::TcpClosed {
+            id: a,
+            side: TcpSide::Peer,
+        },
+    );
+    assert_eq!(commands(&mut s), vec![Command::Close { id: a }]);
     assert_eq!(s.tcp_stats().peer_resets, 1);
     // The client data connection closing (as a stream) closes the pair too.
-    let b = s
-        .handle_tcp_accepted(t0, rel, sa("192.0.2.50:7100"))
-        .unwrap();
+    let b = s.accept_peer(t0, rel, sa("192.0.2.50:7100")).unwrap();
     drain(&mut s);
     let mut d2 = ctl.data_conn("198.51.100.10:40041");
     d2.bind(&mut s, t0, b);
     commands(&mut s);
-    s.handle_connection_closed(t0, listen(), d2.addr);
-    assert_eq!(commands(&mut s), vec![TcpCommand::Close { id: b }]);
+    s.handle_input(
+        t0,
+        Input::ConnectionClosed {
+            transport: Transport::Tcp,
+            local: listen(),
+            remote: d2.addr,
+        },
+    );
+    assert_eq!(commands(&mut s), vec![Command::Close { id: b }]);
     // A peer FIN before the bind is relayed after the held bytes.
-    let c = s
-        .handle_tcp_accepted(t0, rel, sa("192.0.2.50:7101"))
-        .unwrap();
+    let c = s.accept_peer(t0, rel, sa("192.0.2.50:7101")).unwrap();
     drain(&mut s);
-    s.handle_tcp_data(t0, c, TcpSide::Peer, b"bye");
-    s.handle_tcp_eof(t0, c, TcpSide::Peer);
+    s.handle_input(
+        t0,
+        Input::TcpData {
+            id: c,
+            side: TcpSide::Peer,
+            data: b"bye",
+        },
+    );
+    s.handle_input(
+        t0,
+        Input::TcpEof {
+            id: c,
+            side: TcpSide::Peer,
+        },
+    );
     let mut d3 = ctl.data_conn("198.51.100.10:40042");
     d3.bind(&mut s, t0, c);
     assert_eq!(
         commands(&mut s)[1..],
         [
-            TcpCommand::Send {
+            Command::Send {
                 id: c,
                 side: TcpSide::Client,
                 data: b"bye".to_vec()
             },
-            TcpCommand::Shutdown {
+            Command::Shutdown {
                 id: c,
                 side: TcpSide::Client
             }
         ]
     );
     // Too much before the bind closes the connection.
-    let e = s
-        .handle_tcp_accepted(t0, rel, sa("192.0.2.50:7102"))
-        .unwrap();
+    let e = s.accept_peer(t0, rel, sa("192.0.2.50:7102")).unwrap();
     drain(&mut s);
-    s.handle_tcp_data(t0, e, TcpSide::Peer, &vec![0; PRE_BIND_BUFFER]);
-    s.handle_tcp_data(t0, e, TcpSide::Peer, b"x");
-    assert_eq!(commands(&mut s), vec![TcpCommand::Close { id: e }]);
+    s.handle_input(
+        t0,
+        Input::TcpData {
+            id: e,
+            side: TcpSide::Peer,
+            data: &vec![0; PRE_BIND_BUFFER],
+        },
+    );
+    s.handle_input(
+        t0,
+        Input::TcpData {
+            id: e,
+            side: TcpSide::Peer,
+            data: b"x",
+        },
+    );
+    assert_eq!(commands(&mut s), vec![Command::Close { id: e }]);
     assert_eq!(s.tcp_stats().pre_bind_overflows, 1);
     // The control connection closes: the allocation, its pairs and its listener go.
-    let f = s
-        .handle_tcp_accepted(t0, rel, sa("192.0.2.50:7103"))
-        .unwrap();
+    let f = s.accept_peer(t0, rel, sa("192.0.2.50:7103")).unwrap();
     drain(&mut s);
-    s.handle_connection_closed(t0, listen(), ctl.addr);
+    s.handle_input(
+        t0,
+        Input::ConnectionClosed {
+            transport: Transport::Tcp,
+            local: listen(),
+            remote: ctl.addr,
+        },
+    );
     let cmds = commands(&mut s);
-    assert!(cmds.contains(&TcpCommand::Close { id: c }), "{cmds:?}");
-    assert!(cmds.contains(&TcpCommand::Close { id: f }), "{cmds:?}");
-    assert_eq!(cmds.last(), Some(&TcpCommand::Unlisten { relayed: rel }));
+    assert!(cmds.contains(&Command::Close { id: c }), "{cmds:?}");
+    assert!(cmds.contains(&Command::Close { id: f }), "{cmds:?}");
+    assert_eq!(cmds.last(), Some(&Command::Unlisten { relayed: rel }));
     assert!(s.tcp_connections().is_empty());
     assert!(s.tcp_listeners().is_empty());
     assert_eq!(s.poll_timeout(), None, "no timer left");
@@ -593,15 +713,15 @@ fn two_allocations_of_one_server_connect_to_each_other() {
     a.permit(&mut s, t0, rb);
     b.permit(&mut s, t0, ra);
     assert!(a.connect(&mut s, t0, rb).is_empty());
-    let [TcpCommand::Connect { id, from, to }] = commands(&mut s)[..] else {
+    let [Command::Connect { id, from, to }] = commands(&mut s)[..] else {
         panic!()
     };
     assert_eq!((from, to), (ra, rb));
     // The connection arrives at B's listener from A's relayed address.
-    let inbound = s.handle_tcp_accepted(t0, rb, ra).unwrap();
+    let inbound = s.accept_peer(t0, rb, ra).unwrap();
     let out = drain(&mut s);
     assert_eq!(out[0].to, b.addr, "ConnectionAttempt to B");
-    s.handle_tcp_connected(t0, id);
+    s.handle_input(t0, Input::TcpConnected { id });
     assert_eq!(drain(&mut s)[0].to, a.addr, "Connect success to A");
     assert_ne!(id, inbound);
     // A UDP Send to the server's listening port stays refused.
@@ -624,7 +744,7 @@ fn turn_client_speaks_rfc_6062() {
             username: "alice".into(),
             password: "secret".into(),
             seed,
-            transport: Transport::Stream,
+            transport: Transport::Tcp,
         })
     };
     // Every transmit is whole frames here: feed them straight through.
@@ -636,7 +756,15 @@ fn turn_client_speaks_rfc_6062() {
     ) -> Vec<ClientEvent> {
         for _ in 0..4 {
             while let Some(t) = c.poll_transmit() {
-                s.handle_input_on(now, Transport::Stream, listen(), from, &t.data);
+                s.handle_input(
+                    now,
+                    Input::Packet {
+                        transport: Transport::Tcp,
+                        local: listen(),
+                        remote: from,
+                        data: &t.data,
+                    },
+                );
             }
             for t in drain(s) {
                 if t.to == from {
@@ -653,16 +781,16 @@ fn turn_client_speaks_rfc_6062() {
     assert!(matches!(ev[..], [ClientEvent::Allocated { .. }]), "{ev:?}");
     let rel = ctl.relayed().unwrap();
     assert_eq!(s.tcp_listeners(), vec![rel]);
-    assert_eq!(commands(&mut s), vec![TcpCommand::Listen { relayed: rel }]);
+    assert_eq!(commands(&mut s), vec![Command::Listen { relayed: rel }]);
     ctl.create_permission(t0, vec![sa(PEER)]);
     pump(&mut s, &mut ctl, a, t0);
     ctl.connect(t0, sa(PEER));
     pump(&mut s, &mut ctl, a, t0);
     let cmds = commands(&mut s);
-    let [TcpCommand::Connect { id, .. }] = cmds[..] else {
+    let [Command::Connect { id, .. }] = cmds[..] else {
         panic!("{cmds:?}")
     };
-    s.handle_tcp_connected(t0, id);
+    s.handle_input(t0, Input::TcpConnected { id });
     let ev = pump(&mut s, &mut ctl, a, t0);
     assert_eq!(ev, vec![ClientEvent::Connected { peer: sa(PEER), id }]);
     // The data connection: its own client (401, then the bind).
@@ -674,7 +802,7 @@ fn turn_client_speaks_rfc_6062() {
     assert_eq!(s.tcp_binding(listen(), d), Some(id));
     // An incoming peer: ConnectionAttempt at the control client.
     let peer = sa("192.0.2.50:7300");
-    let id2 = s.handle_tcp_accepted(t0, rel, peer).unwrap();
+    let id2 = s.accept_peer(t0, rel, peer).unwrap();
     let ev = pump(&mut s, &mut ctl, a, t0);
     assert_eq!(ev, vec![ClientEvent::ConnectionAttempt { peer, id: id2 }]);
     // A data client with the control client's credentials authenticates at once.
@@ -687,7 +815,15 @@ fn turn_client_speaks_rfc_6062() {
     // authenticated at once, with the SHA-256 key the control connection negotiated
     // (RFC 8489 §9.2: the server offers SHA-256 first)
     assert!(attrs::raw_value(&m, kind::MESSAGE_INTEGRITY_SHA256).is_some());
-    s.handle_input_on(t0, Transport::Stream, listen(), d2, &first.data);
+    s.handle_input(
+        t0,
+        Input::Packet {
+            transport: Transport::Tcp,
+            local: listen(),
+            remote: d2,
+            data: &first.data,
+        },
+    );
     let out = drain(&mut s);
     assert_eq!(out.len(), 1);
     data2.handle_input(t0, listen(), &out[0].data);
@@ -700,10 +836,10 @@ fn turn_client_speaks_rfc_6062() {
     ctl.connect(t0, other);
     pump(&mut s, &mut ctl, a, t0);
     let cmds = commands(&mut s);
-    let Some(TcpCommand::Connect { id: id3, .. }) = cmds.last() else {
+    let Some(Command::Connect { id: id3, .. }) = cmds.last() else {
         panic!("{cmds:?}")
     };
-    s.handle_tcp_connect_failed(t0, *id3);
+    s.handle_input(t0, Input::TcpConnectFailed { id: *id3 });
     let ev = pump(&mut s, &mut ctl, a, t0);
     assert!(
         matches!(ev[..], [ClientEvent::Failed { code: 447, .. }]),
@@ -739,8 +875,20 @@ fn events_tell_each_connections_story() {
     let id = connected(&mut s, t0, &mut ctl);
     let mut data = ctl.data_conn("198.51.100.10:40030");
     assert_eq!(data.bind(&mut s, t0, id).class, Class::Success);
-    s.handle_tcp_eof(t0, id, TcpSide::Client);
-    s.handle_tcp_eof(t0, id, TcpSide::Peer);
+    s.handle_input(
+        t0,
+        Input::TcpEof {
+            id,
+            side: TcpSide::Client,
+        },
+    );
+    s.handle_input(
+        t0,
+        Input::TcpEof {
+            id,
+            side: TcpSide::Peer,
+        },
+    );
     assert_eq!(
         tcp_events(&mut s),
         vec![
@@ -762,9 +910,9 @@ fn events_tell_each_connections_story() {
     );
     // An unpermitted peer; a permitted one that never gets bound.
     let stranger = sa("192.0.2.99:7100");
-    assert_eq!(s.handle_tcp_accepted(t0, rel, stranger), None);
+    assert_eq!(s.accept_peer(t0, rel, stranger), None);
     let peer = sa("192.0.2.50:7101");
-    let id2 = s.handle_tcp_accepted(t0, rel, peer).unwrap();
+    let id2 = s.accept_peer(t0, rel, peer).unwrap();
     s.handle_timeout(t0 + BIND_TIMEOUT);
     assert_eq!(
         tcp_events(&mut s),
@@ -790,21 +938,34 @@ fn events_tell_each_connections_story() {
     drain(&mut s); // the ConnectionAttempt indication
     commands(&mut s); // the Binds and Closes above
     assert!(ctl.connect(&mut s, t1, sa(PEER)).is_empty());
-    let [TcpCommand::Connect { id: failed, .. }] = commands(&mut s)[..] else {
+    let [Command::Connect { id: failed, .. }] = commands(&mut s)[..] else {
         panic!()
     };
-    s.handle_tcp_connect_failed(t1, failed);
+    s.handle_input(t1, Input::TcpConnectFailed { id: failed });
     assert_eq!(
         code(&Message::parse(&drain(&mut s)[0].data).unwrap()),
         Some(447)
     );
     commands(&mut s);
     let reset = connected(&mut s, t1, &mut ctl);
-    s.handle_tcp_closed(t1, reset, TcpSide::Peer);
-    assert_eq!(commands(&mut s), vec![TcpCommand::Close { id: reset }]);
+    s.handle_input(
+        t1,
+        Input::TcpClosed {
+            id: reset,
+            side: TcpSide::Peer,
+        },
+    );
+    assert_eq!(commands(&mut s), vec![Command::Close { id: reset }]);
     let last = connected(&mut s, t1, &mut ctl);
     // the control connection closes: the allocation and its pairs go
-    s.handle_connection_closed(t1, listen(), ctl.addr);
+    s.handle_input(
+        t1,
+        Input::ConnectionClosed {
+            transport: Transport::Tcp,
+            local: listen(),
+            remote: ctl.addr,
+        },
+    );
     let ev = tcp_events(&mut s);
     assert_eq!(
         ev,
