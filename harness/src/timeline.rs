@@ -11,7 +11,7 @@
 
 use crate::agents::net::{Agent, Net};
 use crate::agents::probe::Probe;
-use crate::agents::punch::{Punch, PunchOutcome, PunchProtocol};
+use crate::agents::punch::{Punch, PunchOutcome};
 use crate::convert;
 use crate::judge::{check_expectations, results_json};
 use crate::kernel_runner::RunOutcome;
@@ -168,10 +168,7 @@ pub(crate) fn run_steps<H: StepHost>(
                 let topo = host.topology();
                 let (a, b) = (host_id(topo, &between[0])?, host_id(topo, &between[1])?);
                 let r = host_id(topo, rendezvous)?;
-                let proto = match protocol {
-                    m::PunchProtocol::Udp => PunchProtocol::Udp,
-                    m::PunchProtocol::Tcp => PunchProtocol::Tcp,
-                };
+                let proto = *protocol;
                 let mut p = Punch::start(host.net(), proto, [a, b], r, *timeout)
                     .map_err(|e| format!("punch `{name}`: {e}"))?;
                 host.drive(&mut p)?;

@@ -27,6 +27,20 @@ pub enum PunchProtocol {
     Tcp,
 }
 
+impl PunchProtocol {
+    /// Every value as a scenario writes it (a punch step's `protocol:`).
+    pub const VALUES: &'static [&'static str] = &["udp", "tcp"];
+
+    /// The protocol for a scenario keyword (exact, lower case).
+    pub fn from_keyword(s: &str) -> Option<PunchProtocol> {
+        match s {
+            "udp" => Some(PunchProtocol::Udp),
+            "tcp" => Some(PunchProtocol::Tcp),
+            _ => None,
+        }
+    }
+}
+
 /// What a punch found out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PunchOutcome {

@@ -15,6 +15,8 @@ pub use emulator::nat::{
     FilteringBehavior, Fragments, MappingBehavior, Pooling, PortAllocation, Preset, Refresh,
     SipAlgMode, Unsolicited,
 };
+// A punch step's transport is the punch agent's own enum.
+pub use crate::agents::punch::PunchProtocol;
 pub use relay::sdp::IcePolicy;
 pub use relay::sip::nat::NatTests;
 pub use relay::sip::proxy::{KeepaliveMethod, MediaPolicy};
@@ -69,16 +71,6 @@ keyword_enum!(
         FirstPacket = "first-packet",
         /// No latching (asymmetric clients).
         Off = "off",
-    }
-);
-
-keyword_enum!(
-    /// A punch step's transport.
-    PunchProtocol {
-        /// UDP (the default).
-        Udp = "udp",
-        /// TCP simultaneous open.
-        Tcp = "tcp",
     }
 );
 
