@@ -477,10 +477,12 @@ impl<N: Net> TurnService<N> {
                 self.log.push(now, debug_record("stun", &e));
             }
         }
-        // Responses first (a ConnectionBind response precedes the raw bytes), then the
-        // commands (relayed sockets, RFC 6062), then what those made the core answer.
+        // Relayed sockets first (a relayed datagram of this round needs its socket), then
+        // the responses (a ConnectionBind response precedes the raw bytes), then the RFC 6062
+        // commands, then what those made the core answer.
+        let tcp_commands = self.bind_relays_first(net);
         self.queue_transmits(net);
-        self.run_commands(net, now);
+        self.run_commands(net, now, tcp_commands);
         self.queue_transmits(net);
         self.write_streams(net, now);
     }

@@ -201,10 +201,40 @@ impl<N: Net> TurnService<N> {
         }
     }
 
-    /// Carry out the core's commands: relayed UDP sockets, and RFC 6062 (some report
-    /// back, which may queue more).
-    pub(super) fn run_commands(&mut self, net: &mut N, now: Instant) {
+    /// Take the core's commands and carry out at once those for relayed UDP sockets (in
+    /// their order), so that a relayed datagram queued in the same round as its
+    /// allocation (a client that pipelines Allocate, CreatePermission and Send) finds its
+    /// socket; the RFC 6062 commands are returned, in their order, for
+    /// [`TurnService::run_commands`] after the responses went out (a ConnectionBind
+    /// response precedes the raw bytes).
+    pub(super) fn bind_relays_first(&mut self, net: &mut N) -> Vec<Command> {
+        let mut rest = Vec::new();
         while let Some(cmd) = self.server.poll_command() {
+            match cmd {
+                Command::BindRelay { relayed } => {
+                    match net.udp_bind(self.host, Some(relayed.ip()), relayed.port()) {
+                        Ok((s, _)) => {
+                            self.relayed.insert(relayed, s);
+                        }
+                        Err(_) => self.stats.relay_bind_failures += 1,
+                    }
+                }
+                Command::CloseRelay { relayed } => {
+                    if let Some(s) = self.relayed.remove(&relayed) {
+                        net.close(s);
+                    }
+                }
+                other => rest.push(other),
+            }
+        }
+        rest
+    }
+
+    /// Carry out the core's commands (`first`, then whatever the core queues meanwhile):
+    /// relayed UDP sockets, and RFC 6062 (some report back, which may queue more).
+    pub(super) fn run_commands(&mut self, net: &mut N, now: Instant, first: Vec<Command>) {
+        let mut first = first.into_iter();
+        while let Some(cmd) = first.next().or_else(|| self.server.poll_command()) {
             match cmd {
                 Command::BindRelay { relayed } => {
                     match net.udp_bind(self.host, Some(relayed.ip()), relayed.port()) {
