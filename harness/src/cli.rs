@@ -1,11 +1,11 @@
 //! The `run` and `validate` commands, as library functions the binary and tests share.
 
-use crate::runner;
+use crate::run::CellOptions;
+use crate::run::pool::{self, Job};
 use crate::scenario::{self, Availability, Cell, model::Fabric};
 use reports::{Report, ScenarioReport};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
 
 /// Every expectation held.
 pub const EXIT_PASS: u8 = 0;
@@ -186,7 +186,7 @@ fn print_errors(errs: &[scenario::Error]) {
 /// Whether `program` can be executed: a path that exists, or a name found on `PATH`.
 fn program_exists(program: &str) -> bool {
     if program == "pinhole" {
-        // Runs this binary (see `kernel_runner::with_own_binary`).
+        // Runs this binary (see `run::kernel::with_own_binary`).
         return true;
     }
     if program.contains('/') {
@@ -216,12 +216,6 @@ fn missing_programs(jobs: &[Job], files: &[PathBuf]) -> Vec<String> {
         }
     }
     out.into_iter().collect()
-}
-
-struct Job {
-    scenario: usize,
-    index: usize,
-    cell: Cell,
 }
 
 /// `pinhole run`: returns the exit code.
@@ -312,54 +306,19 @@ pub fn run(paths: &[PathBuf], opts: &RunOptions) -> anyhow::Result<u8> {
         );
     }
     // Run cells in parallel; print each as it finishes; assemble the report in order.
-    let queue = Arc::new(Mutex::new(
-        jobs.into_iter().collect::<std::collections::VecDeque<_>>(),
-    ));
-    let (tx, rx) = mpsc::channel();
-    let workers: Vec<_> = (0..opts.jobs.min(total.max(1)))
-        .map(|_| {
-            let queue = Arc::clone(&queue);
-            let tx = tx.clone();
-            let pcap = opts.pcap.clone();
-            let events_limit = opts.events_limit;
-            std::thread::spawn(move || {
-                loop {
-                    let job = match queue.lock() {
-                        Ok(mut q) => q.pop_front(),
-                        Err(_) => None,
-                    };
-                    let Some(job) = job else { break };
-                    let cell_opts = runner::CellOptions {
-                        pcap_dir: pcap
-                            .as_ref()
-                            .map(|d| d.join(crate::capture::cell_dir_name(&job.cell.name))),
-                        events_limit,
-                    };
-                    let report = match job.cell.spec.fabric {
-                        Fabric::Virtual => runner::run_cell_with(&job.cell, &cell_opts),
-                        Fabric::Kernel => crate::kernel_runner::run_cell(&job.cell, &cell_opts),
-                    };
-                    if tx.send((job.scenario, job.index, report)).is_err() {
-                        break;
-                    }
-                }
-            })
-        })
-        .collect();
-    drop(tx);
-    let mut done: Vec<(usize, usize, reports::CellReport)> = Vec::new();
+    let cell_opts = CellOptions {
+        pcap_dir: opts.pcap.clone(),
+        events_limit: opts.events_limit,
+    };
     let stdout = std::io::stdout();
-    for (si, ci, cell) in rx {
-        if !opts.json {
+    let mut printed = Ok(());
+    let done = pool::run_cells(jobs, opts.jobs, &cell_opts, |si, _, cell| {
+        if !opts.json && printed.is_ok() {
             let mut out = stdout.lock();
-            print_cell(&mut out, &files[si], &cell, opts.quiet)?;
+            printed = print_cell(&mut out, &files[si], cell, opts.quiet);
         }
-        done.push((si, ci, cell));
-    }
-    for w in workers {
-        let _ = w.join();
-    }
-    done.sort_by_key(|(s, c, _)| (*s, *c));
+    });
+    printed?;
     for (si, _, cell) in done {
         scenarios[si].cells.push(cell);
     }

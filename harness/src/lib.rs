@@ -1,36 +1,30 @@
-//! pinhole's scenario model, runner and built-in agents.
+//! pinhole's scenario model, runner, built-in agents and commands.
 //!
 //! | module | what it is |
 //! |---|---|
-//! | [`scenario`] | the YAML model of SCENARIO-FORMAT.md: parsing with exact positions, validation, matrix cells |
+//! | [`scenario`] | the YAML model of SCENARIO-FORMAT.md: parsing with exact positions, validation, matrix cells, `when:` |
 //! | [`convert`] | scenario model → emulator configuration |
-//! | [`agents`] | built-in agents and services (punch rendezvous and peers, STUN service, RFC 5780 probe) over the socket API [`agents::net::Net`], on the virtual fabric or real sockets |
-//! | `timeline` (crate-private) | the step timeline of a cell, one for both fabrics, behind a `StepHost` trait each fabric implements |
-//! | `judge` (crate-private) | expectations judged against step results; step results as report data |
-//! | [`runner`] | runs one cell on the virtual fabric (its `StepHost`); starts the services of both fabrics |
-//! | [`kernel_runner`] | runs one cell on the kernel fabric (network namespaces, real programs; its `StepHost`) |
-//! | [`events`] | the per-cell timed event log (engine, NATs, firewalls, services) and its coalescing |
-//! | [`capture`] | `--pcap DIR`: a capture file per interface and cell |
-//! | [`interactive`] | `pinhole up` / `exec` / `down`: a topology kept up for commands from other shells |
-//! | [`probe_cmd`] | `pinhole probe`: classify a real NAT and write a replayable profile |
-//! | [`bench`](mod@bench) | `pinhole bench nat`: pinhole's kernel fabric against Linux's nftables NAT, side by side |
-//! | [`bench_proxy`] | `pinhole bench proxy`: SIPp call load through Kamailio (stock configuration) and pinhole's proxy |
+//! | [`run`] | running cells: the step timeline, the virtual and kernel fabric drivers, services, judging, the event log, the worker pool |
+//! | [`agents`] | built-in agents and services over the socket API [`agents::net::Net`], on the virtual fabric or real sockets |
 //! | [`cli`] | `pinhole run` / `pinhole validate` as library functions |
+//! | [`cmd`] | the other subcommands: `serve`, `probe`, `up`/`exec`/`down`, `bench` |
+//!
+//! Where new things go:
+//! - a **service** (a server a scenario runs on a host): its sans-IO core in `relay`, its
+//!   driver in [`agents::services`] (an [`agents::net::Agent`] that also hands its core's
+//!   events to the cell log in `drain_events`), its model in [`scenario::model`], started by
+//!   [`run::services::start_services`];
+//! - a **step**: its model in [`scenario::model`] (`StepKind`), its agent in
+//!   [`agents::steps`], dispatched in [`run::timeline`] (one place for both fabrics);
+//! - a **measure** (an expectation's check): `scenario::model::Measure`, produced by its step's
+//!   result in [`run::timeline`], judged in `run::judge`;
+//! - a **report section**: plain data in the `reports` crate (which knows no driver type),
+//!   filled from the cell's report or its event log ([`run::events`]).
 #![deny(missing_docs)]
 
 pub mod agents;
-pub mod bench;
-pub mod bench_latency;
-pub mod bench_proxy;
-pub mod capture;
 pub mod cli;
+pub mod cmd;
 pub mod convert;
-pub mod events;
-pub mod interactive;
-mod judge;
-pub mod kernel_runner;
-pub mod probe_cmd;
-pub mod runner;
+pub mod run;
 pub mod scenario;
-pub mod serve_cmd;
-mod timeline;

@@ -365,13 +365,16 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
         Command::Validate { paths } => Ok(cli::validate(&paths)),
-        Command::Up { file, id, cell } => harness::interactive::up(&file, id.as_deref(), cell),
+        Command::Up { file, id, cell } => harness::cmd::interactive::up(&file, id.as_deref(), cell),
         Command::Exec { id, host, command } => {
-            harness::interactive::exec(id.as_deref(), &host, &command)
+            harness::cmd::interactive::exec(id.as_deref(), &host, &command)
         }
         Command::Bench {
             what: BenchWhat::Nat { seconds, json },
-        } => harness::bench::nat(&harness::bench::NatBenchOptions { seconds, json }),
+        } => harness::cmd::bench::nat::nat(&harness::cmd::bench::nat::NatBenchOptions {
+            seconds,
+            json,
+        }),
         Command::Bench {
             what:
                 BenchWhat::Proxy {
@@ -380,7 +383,7 @@ fn main() -> ExitCode {
                     rates,
                     json,
                 },
-        } => harness::bench_proxy::proxy(&harness::bench_proxy::ProxyBenchOptions {
+        } => harness::cmd::bench::proxy::proxy(&harness::cmd::bench::proxy::ProxyBenchOptions {
             seconds,
             cpu_rate,
             rates,
@@ -394,17 +397,29 @@ fn main() -> ExitCode {
                     idle_seconds,
                     json,
                 },
-        } => harness::bench_latency::latency(&harness::bench_latency::LatencyBenchOptions {
-            count,
-            delayed_count,
-            idle_seconds,
-            json,
-        }),
-        Command::BenchSipOptions { to, count } => harness::bench_latency::sip_options(to, count),
-        Command::BenchUdpSend { to, size, seconds } => harness::bench::udp_send(to, size, seconds),
-        Command::BenchUdpRecv { port, seconds } => harness::bench::udp_recv(port, seconds),
-        Command::BenchTcpSend { to, size, seconds } => harness::bench::tcp_send(to, size, seconds),
-        Command::BenchTcpRecv { port, seconds } => harness::bench::tcp_recv(port, seconds),
+        } => harness::cmd::bench::latency::latency(
+            &harness::cmd::bench::latency::LatencyBenchOptions {
+                count,
+                delayed_count,
+                idle_seconds,
+                json,
+            },
+        ),
+        Command::BenchSipOptions { to, count } => {
+            harness::cmd::bench::latency::sip_options(to, count)
+        }
+        Command::BenchUdpSend { to, size, seconds } => {
+            harness::cmd::bench::nat::udp_send(to, size, seconds)
+        }
+        Command::BenchUdpRecv { port, seconds } => {
+            harness::cmd::bench::nat::udp_recv(port, seconds)
+        }
+        Command::BenchTcpSend { to, size, seconds } => {
+            harness::cmd::bench::nat::tcp_send(to, size, seconds)
+        }
+        Command::BenchTcpRecv { port, seconds } => {
+            harness::cmd::bench::nat::tcp_recv(port, seconds)
+        }
         Command::Serve {
             what:
                 ServeWhat::Proxy {
@@ -412,11 +427,11 @@ fn main() -> ExitCode {
                     domains,
                     fix_contact,
                 },
-        } => harness::serve_cmd::serve_proxy(listen, domains, fix_contact),
+        } => harness::cmd::serve::serve_proxy(listen, domains, fix_contact),
         Command::Serve { what } => (|| {
             let opts = match what {
                 ServeWhat::Proxy { .. } => unreachable!("matched above"),
-                ServeWhat::Stun { common } => harness::serve_cmd::ServeOptions {
+                ServeWhat::Stun { common } => harness::cmd::serve::ServeOptions {
                     turn: false,
                     listen: common.listen,
                     alternate: common.alternate,
@@ -442,26 +457,26 @@ fn main() -> ExitCode {
                     tls_key,
                     password_algorithms,
                     legacy_channels,
-                } => harness::serve_cmd::ServeOptions {
+                } => harness::cmd::serve::ServeOptions {
                     turn: true,
                     listen: common.listen,
                     alternate: common.alternate,
                     realm,
                     users,
-                    relay_ports: harness::serve_cmd::parse_port_range(&relay_ports)
+                    relay_ports: harness::cmd::serve::parse_port_range(&relay_ports)
                         .context("--relay-ports")?,
                     quota,
                     tcp: !no_tcp,
                     tls_port,
                     tls_cert: tls_cert.zip(tls_key),
                     password_algorithms: password_algorithms
-                        .map(|l| harness::serve_cmd::parse_password_algorithms(&l))
+                        .map(|l| harness::cmd::serve::parse_password_algorithms(&l))
                         .transpose()
                         .context("--password-algorithms")?,
                     legacy_channels,
                 },
             };
-            harness::serve_cmd::serve(&opts)
+            harness::cmd::serve::serve(&opts)
         })(),
         Command::TurnClient {
             server,
@@ -479,7 +494,7 @@ fn main() -> ExitCode {
         } => (|| {
             let timeout = harness::scenario::values::parse_duration(&timeout)
                 .map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
-            harness::serve_cmd::turn_client(&harness::serve_cmd::TurnClientOptions {
+            harness::cmd::serve::turn_client(&harness::cmd::serve::TurnClientOptions {
                 server,
                 user,
                 peer,
@@ -494,7 +509,7 @@ fn main() -> ExitCode {
                 tls,
             })
         })(),
-        Command::Down { id } => harness::interactive::down(id.as_deref()),
+        Command::Down { id } => harness::cmd::interactive::down(id.as_deref()),
         Command::Probe {
             server,
             out,
@@ -506,7 +521,7 @@ fn main() -> ExitCode {
                         .map_err(|e| anyhow::anyhow!("--lifetime-max: {e}"))
                 })
                 .transpose()?;
-            harness::probe_cmd::probe(&harness::probe_cmd::ProbeOptions {
+            harness::cmd::probe::probe(&harness::cmd::probe::ProbeOptions {
                 server,
                 out,
                 lifetime_max,

@@ -4,7 +4,7 @@
 
 use emulator::fabric::sim::Sim;
 use harness::cli::{self, RunOptions};
-use harness::events::Recorder;
+use harness::run::events::Recorder;
 use reports::events::{Event, EventKind, from_jsonl};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

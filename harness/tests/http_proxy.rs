@@ -4,8 +4,8 @@
 //! blocked by the firewall.
 
 use emulator::fabric::sim::Sim;
-use harness::agents::http_proxy::HttpProxyService;
 use harness::agents::net::{Net, TcpPhase};
+use harness::agents::services::http_proxy::HttpProxyService;
 use relay::http_proxy::ProxyConfig;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};

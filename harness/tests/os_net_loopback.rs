@@ -5,9 +5,9 @@
 
 use harness::agents::net::{Agent, Net, NetError};
 use harness::agents::os::{NsGuard, OsNet, run_until};
-use harness::agents::probe::Probe;
-use harness::agents::punch::{Punch, PunchProtocol};
-use harness::agents::stun::StunService;
+use harness::agents::services::stun::StunService;
+use harness::agents::steps::probe::Probe;
+use harness::agents::steps::punch::{Punch, PunchProtocol};
 use relay::stun::{Behavior, ProberConfig, ServerConfig};
 use socket2::{Domain, Socket, Type};
 use std::net::TcpStream;
@@ -59,7 +59,7 @@ fn probe_without_nat_sees_no_nat() {
     );
 }
 
-fn punch(proto: PunchProtocol) -> (harness::agents::punch::PunchOutcome, OsNet) {
+fn punch(proto: PunchProtocol) -> (harness::agents::steps::punch::PunchOutcome, OsNet) {
     let mut net = OsNet::new(vec![vec![lo(5)], vec![lo(6)], vec![lo(7)]]);
     let mut p = Punch::start(&mut net, proto, [0, 1], 2, Duration::from_secs(3))
         .expect("punch sockets open");
@@ -233,7 +233,7 @@ fn enter_hook_wraps_every_socket_creation() {
 /// §16.7 step 6) instead of a 408 after Timer B's 32 s.
 #[test]
 fn sip_proxy_answers_a_refused_tcp_connection_at_once() {
-    use harness::agents::sip::SipProxyService;
+    use harness::agents::services::sip_proxy::SipProxyService;
     use relay::sip::proxy::{DropReason, ProxyConfig};
     let mut net = OsNet::new(vec![vec![lo(2)]]);
     let port = net.ephemeral_port(0, true).expect("a free port");

@@ -2,7 +2,7 @@
 //! of every cell holds; the same scenario and seed give a byte-identical report.json.
 
 use harness::cli::{self, RunOptions};
-use harness::runner;
+use harness::run::sim;
 use harness::scenario;
 use std::path::{Path, PathBuf};
 
@@ -18,7 +18,7 @@ fn run_file(name: &str) {
     for cell in &cells {
         let problems = cli::cell_problems(cell, &path, cell.spec.fabric);
         assert!(problems.is_empty(), "{name}: {problems:?}");
-        let r = runner::run_cell(cell);
+        let r = sim::run_cell(cell);
         if !r.passed {
             failures.push(format!(
                 "{}: error {:?}; failed checks: {:?}",

@@ -6,7 +6,7 @@
 
 use emulator::fabric::sim::{Sim, SocketId, TcpState};
 use harness::agents::net::Agent;
-use harness::agents::sip::{CONNECT_TIMEOUT, SipProxyService};
+use harness::agents::services::sip_proxy::{CONNECT_TIMEOUT, SipProxyService};
 use relay::sip::proxy::{DropReason, ProxyConfig};
 use relay::sip::{Message, StreamFramer};
 use std::time::{Duration, Instant};

@@ -8,7 +8,7 @@ mod common;
 use common::World;
 use emulator::fabric::sim::Sim;
 use harness::agents::net::Agent;
-use harness::agents::probe::Probe;
+use harness::agents::steps::probe::Probe;
 use harness::agents::turn_client::{TurnCheck, TurnCheckConfig, TurnCheckOutcome};
 use relay::stun::{Behavior, ProberConfig, Tests};
 use relay::turn::Transport;

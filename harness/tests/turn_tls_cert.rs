@@ -162,7 +162,8 @@ fn bad_certificate_files_are_refused_at_load() {
         let s = harness::scenario::load_str(&scenario(ok), &file).unwrap();
         let cell = s.cells().unwrap().remove(0);
         let turn = cell.spec.services[0].turn.as_ref().unwrap();
-        let config = harness::runner::turn_config("203.0.113.5".parse().unwrap(), turn, None, 1);
+        let config =
+            harness::run::services::turn_config("203.0.113.5".parse().unwrap(), turn, None, 1);
         assert_eq!(config.turn.password_algorithms, want, "{ok}");
     }
 }

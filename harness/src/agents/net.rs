@@ -142,7 +142,7 @@ pub trait Agent<N: Net> {
     fn is_done(&self) -> bool;
     /// Hand the events gathered since the last call to the cell's log (services record
     /// their core's events; agents with nothing to report keep this default).
-    fn drain_events(&mut self, _rec: &mut crate::events::Recorder) {}
+    fn drain_events(&mut self, _rec: &mut crate::run::events::Recorder) {}
 }
 
 // ===== the virtual fabric =====

@@ -28,7 +28,7 @@
 //! ```no_run
 //! use harness::agents::net::Net;
 //! use harness::agents::os::{OsNet, run_until};
-//! use harness::agents::punch::{Punch, PunchProtocol};
+//! use harness::agents::steps::punch::{Punch, PunchProtocol};
 //! use std::net::{IpAddr, Ipv4Addr};
 //! use std::time::Duration;
 //!

@@ -5,8 +5,8 @@
 //! (RFC 9110 §9.3.6, Basic credentials) first. [`UdpEcho`] is such a peer. Used by
 //! `pinhole turn-client` (real sockets) and by tests on the virtual fabric.
 
-use super::http_proxy::basic_credentials;
 use super::net::{Agent, Net, NetError, TcpPhase};
+use super::services::http_proxy::basic_credentials;
 use super::tls::{TlsStream, any_server_client};
 use relay::turn::stream::Framer;
 use relay::turn::{ClientConfig, ClientEvent, Transport, TurnClient};

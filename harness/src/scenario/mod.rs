@@ -21,6 +21,7 @@
 
 mod available;
 mod error;
+mod files;
 pub mod matrix;
 pub mod model;
 mod parse;
@@ -161,6 +162,7 @@ fn build(tree: &Node, file: &Path, errs: &mut Errors) -> Option<Spec> {
     let mut p = parse::Parser::new(file);
     let mut spec = p.root(tree)?;
     validate::topology(&mut p, &mut spec);
+    files::check(&p.files, &mut p.e);
     errs.list.append(&mut p.e.list);
     Some(spec)
 }

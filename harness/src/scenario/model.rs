@@ -16,7 +16,7 @@ pub use emulator::nat::{
     SipAlgMode, Unsolicited,
 };
 // A punch step's transport is the punch agent's own enum.
-pub use crate::agents::punch::PunchProtocol;
+pub use crate::agents::steps::punch::PunchProtocol;
 pub use relay::sdp::IcePolicy;
 pub use relay::sip::nat::NatTests;
 pub use relay::sip::proxy::{KeepaliveMethod, MediaPolicy};

@@ -107,6 +107,8 @@ pub(crate) struct Parser {
     pub(crate) services: Vec<Services>,
     pub(crate) agents: Vec<Agents>,
     pub(crate) steps: Vec<Step>,
+    /// Files the scenario names (TLS certificates), read by [`super::files`] after parsing.
+    pub(crate) files: Vec<super::files::NamedFile>,
 }
 
 /// The closest of `candidates` to `word`, if close enough to be a likely typo.
@@ -173,6 +175,7 @@ impl Parser {
             services: Vec::new(),
             agents: Vec::new(),
             steps: Vec::new(),
+            files: Vec::new(),
         }
     }
 

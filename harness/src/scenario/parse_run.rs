@@ -145,14 +145,12 @@ impl Parser {
             return None;
         }
         let (cert, key) = (self.base_dir.join(cert), self.base_dir.join(key));
-        if let Err(e) = crate::agents::tls::server_from_pem_files(&cert, &key) {
-            self.e.help(
-                pos,
-                format!("TLS certificate: {e}"),
-                "paths are relative to the scenario file's folder; the certificate file holds the server's certificate first, the key file its private key",
-            );
-            return None;
-        }
+        // Read and checked after parsing, with the other files the scenario names.
+        self.files.push(super::files::NamedFile::TlsPair {
+            pos,
+            cert: cert.clone(),
+            key: key.clone(),
+        });
         Some((cert, key))
     }
 

@@ -5,7 +5,7 @@
 use emulator::fabric::sim::Sim;
 use harness::agents::net::Agent;
 use harness::agents::turn_client::UdpEcho;
-use harness::runner::{host_names, start_services};
+use harness::run::services::{host_names, start_services};
 use std::time::{Duration, Instant};
 
 pub struct World {

@@ -7,7 +7,7 @@
 //! pinhole topology); it never enters pinhole's sandbox, which has no network of its own.
 
 use crate::agents::os::{OsNet, run_until};
-use crate::agents::probe::Probe;
+use crate::agents::steps::probe::Probe;
 use anyhow::{Context, Result, anyhow};
 use relay::stun::{Behavior, ProbeReport, ProberConfig, Tests};
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};

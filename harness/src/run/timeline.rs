@@ -5,16 +5,15 @@
 //! report is filled do not depend on the fabric; what does — the clock, serving services
 //! while time passes, changing a link or a NAT of the running fabric, starting a real
 //! program — is behind [`StepHost`], implemented by the virtual fabric's driver
-//! ([`crate::runner`]) and the kernel fabric's ([`crate::kernel_runner`]). Keeping the
+//! ([`crate::run::sim`]) and the kernel fabric's ([`crate::run::kernel`]). Keeping the
 //! timeline in one place means a new step kind or report field is written once and the
 //! fabrics cannot drift apart (`tests/fabric_equivalence.rs` compares their verdicts).
 
 use crate::agents::net::{Agent, Net};
-use crate::agents::probe::Probe;
-use crate::agents::punch::{Punch, PunchOutcome};
+use crate::agents::steps::probe::Probe;
+use crate::agents::steps::punch::{Punch, PunchOutcome};
 use crate::convert;
-use crate::judge::{check_expectations, results_json};
-use crate::kernel_runner::RunOutcome;
+use crate::run::judge::{check_expectations, results_json};
 use crate::scenario::Cell;
 use crate::scenario::model::{self as m, Measure, StepKind};
 use emulator::DropReason;
@@ -85,6 +84,19 @@ pub(crate) trait StepHost {
     /// The error of a step kind this fabric cannot run (the availability check rejects it
     /// before the run; it is never silently skipped).
     fn not_available(&self, step: &str, kind: &str) -> String;
+}
+
+/// What a `run` step's program did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunOutcome {
+    /// Exit status; a program ended by a signal has 128 + the signal number, as in a shell.
+    pub exit: Option<i64>,
+    /// Whether pinhole stopped it (timeout or end of scenario).
+    pub stopped: bool,
+    /// Its standard output (up to [`OUTPUT_LIMIT`](super::programs::OUTPUT_LIMIT) bytes, lossy UTF-8).
+    pub stdout: String,
+    /// Its standard error (likewise).
+    pub stderr: String,
 }
 
 /// The error of a cell that ended with zero checks (SCENARIO-FORMAT.md: it fails).

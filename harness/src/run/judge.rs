@@ -1,13 +1,13 @@
 //! Judging a cell's expectations: each check of `expect:` against the result its step
 //! recorded (SCENARIO-FORMAT.md "Expectations"), and the step results as report data.
 //!
-//! Shared by both fabrics through [`crate::timeline`], so a measure is judged — and its
+//! Shared by both fabrics through [`crate::run::timeline`], so a measure is judged — and its
 //! messages worded — the same way whichever fabric ran the step.
 
-use crate::kernel_runner::RunOutcome;
+use crate::run::timeline::RunOutcome;
+use crate::run::timeline::{StepResult, ms};
 use crate::scenario::Cell;
 use crate::scenario::model::Measure;
-use crate::timeline::{StepResult, ms};
 use reports::{CellReport, Check};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;

@@ -18,8 +18,8 @@
 //! one socket is unconnected on both fabrics (the virtual hosts' smoltcp has no such
 //! error at all), so a datagram to a dead port waits for Timer B/F.
 
-use super::net::{Agent, Net, TcpPhase};
-use crate::events::{Recorder, ServiceLog, service_event};
+use crate::agents::net::{Agent, Net, TcpPhase};
+use crate::run::events::{Recorder, ServiceLog, service_event};
 use crate::scenario::model as m;
 use relay::sip::proxy::Transmit;
 use relay::sip::proxy::{Input, KeepaliveConfig, NatConfig, Proxy, ProxyConfig, ProxyEvent};

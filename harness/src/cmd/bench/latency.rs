@@ -22,8 +22,8 @@
 //! one counts as lost), and a time limit per measurement. The servers are stopped by PID;
 //! the sandbox takes the namespaces and anything left with it.
 
-use crate::bench::topology;
 use crate::cli::{EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_INVALID, EXIT_PASS};
+use crate::cmd::bench::nat::topology;
 use anyhow::{Context, Result, anyhow, bail};
 use emulator::fabric::kernel::KernelFabric;
 use emulator::fabric::kernel::sys::{self, HostNs};
@@ -284,7 +284,7 @@ fn scenario_options(count: u32) -> Result<Value> {
     let cell = cells
         .first()
         .context("the benchmark's scenario has no cell")?;
-    let report = crate::kernel_runner::run_cell(cell, &crate::runner::CellOptions::default());
+    let report = crate::run::kernel::run_cell(cell, &crate::run::CellOptions::default());
     let step = report
         .steps
         .iter()

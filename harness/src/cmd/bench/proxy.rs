@@ -29,8 +29,8 @@
 //! only when `pinhole serve proxy --help` succeeds; until then its row says so and its
 //! JSON figures are null.
 
-use crate::bench::{find_program, run_in};
 use crate::cli::{EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_INVALID, EXIT_PASS};
+use crate::cmd::bench::nat::{find_program, run_in};
 use anyhow::{Context, Result, anyhow, bail};
 use emulator::fabric::kernel::KernelFabric;
 use emulator::fabric::kernel::sys::{self, HostNs};
@@ -71,9 +71,9 @@ const RECV_TIMEOUT_MS: u32 = 10_000;
 /// A rate is sustained when SIPp placed the calls at least this fraction of it.
 const SUSTAINED: f64 = 0.9;
 
-const UAC_XML: &str = include_str!("../../interop/sipp/uac_call.xml");
-const UAS_XML: &str = include_str!("../../interop/sipp/uas_answer.xml");
-const REG_XML: &str = include_str!("../../interop/sipp/uas_register.xml");
+const UAC_XML: &str = include_str!("../../../../interop/sipp/uac_call.xml");
+const UAS_XML: &str = include_str!("../../../../interop/sipp/uas_answer.xml");
+const REG_XML: &str = include_str!("../../../../interop/sipp/uas_register.xml");
 
 /// Options of `pinhole bench proxy`.
 #[derive(Clone, Debug)]

@@ -1,13 +1,13 @@
 //! `pinhole serve stun|turn` (standalone servers on the machine's own sockets) and
 //! `pinhole turn-client` (relay datagrams to an echo peer through a TURN server and count
 //! the echoes). Thin drivers: the services and the check are the ones scenarios use
-//! ([`crate::agents::stun::StunService`], [`crate::agents::turn::TurnService`],
+//! ([`crate::agents::services::stun::StunService`], [`crate::agents::services::turn::TurnService`],
 //! [`crate::agents::turn_client::TurnCheck`]) on [`OsNet`], in real time.
 
 use crate::agents::net::{Agent, Net};
 use crate::agents::os::{EXTERNAL_TOKENS, OsNet, run_until};
-use crate::agents::stun::StunService;
-use crate::agents::turn::{TurnService, TurnServiceConfig};
+use crate::agents::services::stun::StunService;
+use crate::agents::services::turn::{TurnService, TurnServiceConfig};
 use crate::agents::turn_client::{ProxyVia, TurnCheck, TurnCheckConfig};
 use crate::agents::turn_tcp_client::{TcpRelayCheck, TcpRelayCheckConfig};
 use anyhow::{Context, Result, anyhow, bail};
@@ -275,8 +275,9 @@ pub fn serve_proxy(listen: SocketAddr, domains: Vec<String>, fix_contact: bool) 
     }
     let mut net = OsNet::new(vec![vec![listen.ip()]]);
     let stop = stop_signal(&net)?;
-    let mut service = crate::agents::sip::SipProxyService::start(&mut net, 0, config)
-        .map_err(|e| anyhow!("{e}"))?;
+    let mut service =
+        crate::agents::services::sip_proxy::SipProxyService::start(&mut net, 0, config)
+            .map_err(|e| anyhow!("{e}"))?;
     println!(
         "pinhole: SIP proxy and registrar on UDP and TCP {listen}{}",
         if fix_contact {

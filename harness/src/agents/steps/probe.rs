@@ -3,7 +3,7 @@
 //! test, [`PORT_SAMPLES`] sample sockets, half of each local port parity where the host's
 //! port allocator allows it).
 
-use super::net::{Agent, Net, NetError};
+use crate::agents::net::{Agent, Net, NetError};
 use relay::stun::{
     PORT_SAMPLES, ProbeEvent, ProbeReport, Prober, ProberConfig, SocketId as ProbeSocket,
 };

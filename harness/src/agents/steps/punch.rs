@@ -11,7 +11,7 @@
 //!
 //! The step ends as soon as both sides are connected, or at the timeout.
 
-use super::net::{Agent, Net, NetError, TcpPhase};
+use crate::agents::net::{Agent, Net, NetError, TcpPhase};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

@@ -3,29 +3,22 @@
 //! The steps run on the crate's one step timeline (`timeline.rs`); this module is the
 //! virtual fabric's side of it (its `StepHost`): between inputs the driver jumps the
 //! virtual clock to the earliest due event of the fabric, the services and the running
-//! step, so a 5-minute scenario takes milliseconds. Reaching `time_limit` fails the cell. It also starts the services of
-//! both fabrics ([`start_services`]).
+//! step, so a 5-minute scenario takes milliseconds. Reaching `time_limit` fails the cell.
 
-use crate::agents::http_proxy::HttpProxyService;
-use crate::agents::net::{Agent, Net};
-use crate::agents::sip::{SipProxyService, proxy_config};
-use crate::agents::stun::StunService;
-use crate::agents::turn::{TurnService, TurnServiceConfig};
-use crate::capture::PcapSink;
+use super::CellOptions;
+use super::capture::PcapSink;
+use super::events::Recorder;
+use super::services::{host_names, start_services};
+use super::timeline::{self, StepHost, StepResult, ms};
+use crate::agents::net::Agent;
 use crate::convert;
-use crate::events::Recorder;
 use crate::scenario::Cell;
 use crate::scenario::model as m;
-use crate::timeline::{self, StepHost, StepResult, ms};
 use emulator::fabric::sim::Sim;
 use emulator::link::LinkConfig;
 use emulator::topology::{Attachment, Topology};
-use relay::stun::ServerConfig;
-use relay::turn::TurnConfig;
 use reports::CellReport;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// The virtual fabric, its services and the cell's limits: the [`StepHost`] of a virtual
@@ -181,124 +174,9 @@ impl StepHost for Driver {
     }
 }
 
-/// The STUN server configuration of a `stun` service on a host whose first address is
-/// `primary`.
-pub fn stun_config(primary: std::net::IpAddr, stun: &m::Stun) -> ServerConfig {
-    ServerConfig {
-        primary: SocketAddr::new(primary, stun.port),
-        alternate: stun.alternate.as_ref().map(|a| a.address),
-        alternate_port: stun.alternate.as_ref().map(|a| a.port),
-        software: Some(format!("pinhole {}", env!("CARGO_PKG_VERSION"))),
-    }
-}
-
-/// The `turn` service of a host whose first address is `primary`; with `stun` when a
-/// `stun` service on the same host shares its port (one listener, coturn-style).
-pub fn turn_config(
-    primary: std::net::IpAddr,
-    turn: &m::Turn,
-    stun: Option<&m::Stun>,
-    seed: u64,
-) -> TurnServiceConfig {
-    let listen = SocketAddr::new(primary, turn.port);
-    let mut config = TurnConfig::new(listen, primary, turn.realm.clone());
-    config.users = turn.users.clone();
-    config.relay_ports = (turn.relay_ports.first, turn.relay_ports.last);
-    config.quota = turn.quota;
-    config.legacy_channels = turn.legacy_channels;
-    if let Some(a) = &turn.password_algorithms {
-        config.password_algorithms = a.clone();
-    }
-    config.software = Some(format!("pinhole {}", env!("CARGO_PKG_VERSION")));
-    config.seed = seed;
-    TurnServiceConfig {
-        turn: config,
-        stun: stun
-            .filter(|s| s.port == turn.port)
-            .map(|s| stun_config(primary, s)),
-        tcp: true,
-        tls: None,
-    }
-}
-
-/// Start the services of one host (`stun`, `turn`, `http-proxy`, `sip-proxy`): a `stun` service sharing
-/// the `turn` service's port becomes part of it; on different ports they are two.
-pub fn start_services<N: Net + 'static>(
-    net: &mut N,
-    host: usize,
-    primary: std::net::IpAddr,
-    services: &m::Services,
-    seed: u64,
-    names: &[(String, std::net::IpAddr)],
-) -> Result<Vec<Box<dyn Agent<N>>>, String> {
-    let mut out: Vec<Box<dyn Agent<N>>> = Vec::new();
-    let shared = matches!((&services.stun, &services.turn), (Some(s), Some(t)) if s.port == t.port);
-    if let Some(stun) = services.stun.as_ref().filter(|_| !shared) {
-        let svc = StunService::start(net, host, stun_config(primary, stun))
-            .map_err(|e| format!("stun service on `{}`: {e}", services.host))?;
-        out.push(Box::new(svc));
-    }
-    if let Some(turn) = &services.turn {
-        let mut config = turn_config(primary, turn, services.stun.as_ref(), seed);
-        if let Some(port) = turn.tls_port {
-            // The scenario's certificate (a format extension), else one made at start.
-            let tls = match &turn.tls_cert {
-                Some((cert, key)) => crate::agents::tls::server_from_pem_files(cert, key),
-                None => crate::agents::tls::self_signed_server(vec![
-                    primary.to_string(),
-                    services.host.clone(),
-                ]),
-            }
-            .map_err(|e| format!("turn service on `{}`: {e}", services.host))?;
-            config.tls = Some((port, tls));
-        }
-        let svc = TurnService::start(net, host, config)
-            .map_err(|e| format!("turn service on `{}`: {e}", services.host))?;
-        out.push(Box::new(svc));
-    }
-    if let Some(p) = &services.http_proxy {
-        let config = relay::http_proxy::ProxyConfig::new(p.users.clone());
-        let svc = HttpProxyService::start(net, host, p.port, config, names.to_vec())
-            .map_err(|e| format!("http-proxy service on `{}`: {e}", services.host))?;
-        out.push(Box::new(svc));
-    }
-    if let Some(sip) = &services.sip_proxy {
-        let svc = SipProxyService::start(net, host, proxy_config(primary, sip, seed))
-            .map_err(|e| format!("sip-proxy service on `{}`: {e}", services.host))?;
-        out.push(Box::new(svc));
-    }
-    Ok(out)
-}
-
-/// Every host's name and primary address: what the hosts' `/etc/hosts` says, for services
-/// that resolve names (the `http-proxy`'s CONNECT targets).
-pub fn host_names(topo: &emulator::topology::Topology) -> Vec<(String, std::net::IpAddr)> {
-    topo.hosts
-        .iter()
-        .filter_map(|h| Some((h.name.clone(), *h.addresses.first()?)))
-        .collect()
-}
-
 /// Run one cell on the virtual fabric and judge it.
 pub fn run_cell(cell: &Cell) -> CellReport {
     run_cell_with(cell, &CellOptions::default())
-}
-
-/// Per-run options of a cell.
-#[derive(Clone, Debug, Default)]
-pub struct CellOptions {
-    /// Write one pcap file per attachment into this folder.
-    pub pcap_dir: Option<PathBuf>,
-    /// Most records in a cell's event log (`None`: [`reports::events::DEFAULT_LIMIT`];
-    /// `Some(0)`: keep only the summaries).
-    pub events_limit: Option<usize>,
-}
-
-impl CellOptions {
-    /// The event log bound in force.
-    pub fn events_limit(&self) -> usize {
-        self.events_limit.unwrap_or(reports::events::DEFAULT_LIMIT)
-    }
 }
 
 /// Run one cell on the virtual fabric with options, and judge it.

@@ -1,8 +1,8 @@
 //! The `stun` service: a thin driver between [`relay::stun::Server`] and UDP sockets on a
 //! host of any [`Net`] (one socket per RFC 5780 transport address).
 
-use super::net::{Agent, Net, NetError};
-use crate::events::{Recorder, ServiceLog, debug_record};
+use crate::agents::net::{Agent, Net, NetError};
+use crate::run::events::{Recorder, ServiceLog, debug_record};
 use relay::stun::{Server, ServerConfig};
 use std::net::SocketAddr;
 use std::time::Instant;

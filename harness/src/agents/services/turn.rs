@@ -3,7 +3,7 @@
 //! port (RFC 8656 §3.1: TURN over TCP, each connection its own 5-tuple, framed with
 //! [`relay::turn::stream::Framer`]), and one UDP socket per relayed transport address,
 //! bound when the core opens it (in the service's `relay_ports`). With a TLS port, a TCP
-//! listener there carries TURN over TLS (RFC 8656 §3.1; [`super::tls`], its own listening
+//! listener there carries TURN over TLS (RFC 8656 §3.1; [`crate::agents::tls`], its own listening
 //! transport address in the core, so its 5-tuples never meet the plain TCP ones).
 //!
 //! STUN and TURN may share one port, as coturn does: given an RFC 5780 STUN server
@@ -25,9 +25,9 @@
 //! queue towards that side is empty; a reset or error closes both sides. Connections the
 //! core closes linger [`CLOSE_LINGER`] to flush what is queued (then are reset).
 
-use super::net::{Agent, Net, NetError, TcpPhase};
-use super::tls::TlsStream;
-use crate::events::{Recorder, ServiceLog, debug_record};
+use crate::agents::net::{Agent, Net, NetError, TcpPhase};
+use crate::agents::tls::TlsStream;
+use crate::run::events::{Recorder, ServiceLog, debug_record};
 use relay::stun::{Server as StunServer, ServerConfig};
 use relay::turn::stream::Framer;
 use relay::turn::{

@@ -7,8 +7,8 @@
 //! other side drains), upstream connections that do not complete within
 //! [`CONNECT_TIMEOUT`] fail with 502.
 
-use super::net::{Agent, Net, NetError, TcpPhase};
-use crate::events::{Recorder, ServiceLog, debug_record};
+use crate::agents::net::{Agent, Net, NetError, TcpPhase};
+use crate::run::events::{Recorder, ServiceLog, debug_record};
 pub use relay::http_proxy::basic_credentials;
 use relay::http_proxy::{Input, ProxyConfig, Tunnel, TunnelEvent, TunnelOutput};
 use std::net::{IpAddr, SocketAddr};
