@@ -18,7 +18,7 @@ use crate::link::{Admit, Link, LinkConfig};
 use crate::nat::Nat;
 use crate::rng::SimRng;
 use crate::topology::{Attachment, Place, SegmentRoutes, Topology, TopologyError};
-use crate::wire::{self, PacketBuf};
+use crate::wire::{self, PacketBuf, PacketInfo};
 use crate::{Direction, DropReason, Verdict};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
@@ -82,8 +82,10 @@ enum Hop {
     Up(Attachment),
     /// On a network, from `from`: route it.
     Route(Attachment),
-    /// Into the node behind attachment `at` (its down link already passed).
-    Node(Attachment),
+    /// Into the node behind attachment `at` (its down link already passed), with the
+    /// packet's parsed view when routing just made it and nothing has touched the packet
+    /// since (no link held it): a hop parses a packet once.
+    Node(Attachment, Option<PacketInfo>),
 }
 
 /// Bound on events kept for [`Engine::poll_event`]; beyond it the oldest are discarded
@@ -338,7 +340,7 @@ impl Engine {
     /// link (tests of one device's behaviour in the topology).
     pub fn inject_into(&mut self, now: Instant, at: Attachment, packet: PacketBuf) {
         self.now = self.now.max(now);
-        self.work.push_back((packet, Hop::Node(at)));
+        self.work.push_back((packet, Hop::Node(at, None)));
         self.run(self.now);
     }
 
@@ -387,7 +389,11 @@ impl Engine {
             for i in 0..self.links.len() {
                 while let Some(p) = self.links[i].2.poll_transmit(now) {
                     let (at, up, _) = self.links[i];
-                    let hop = if up { Hop::Route(at) } else { Hop::Node(at) };
+                    let hop = if up {
+                        Hop::Route(at)
+                    } else {
+                        Hop::Node(at, None)
+                    };
                     self.work.push_back((p, hop));
                     progress = true;
                 }
@@ -483,7 +489,7 @@ impl Engine {
         if self.capture {
             match hop {
                 Hop::Up(at) => self.record(at, true, &p),
-                Hop::Node(at) => self.record(at, false, &p),
+                Hop::Node(at, _) => self.record(at, false, &p),
                 Hop::Route(_) => {}
             }
         }
@@ -491,35 +497,34 @@ impl Engine {
             Hop::Up(at) => self.through_link(at, true, p, Hop::Route(at)),
             Hop::Route(from) => {
                 let net = self.topo.network_of(from);
-                let (src, dst) = match wire::parse(p.as_slice()) {
-                    Ok(i) => (i.src, i.dst),
-                    Err(_) => return self.drop_at(Place::Network(net), DropReason::Malformed),
+                let Ok(info) = wire::parse(p.as_slice()) else {
+                    return self.drop_at(Place::Network(net), DropReason::Malformed);
                 };
-                if is_link_scope(src, dst) {
+                if is_link_scope(info.src, info.dst) {
                     return self.drop_at(Place::Network(net), DropReason::LinkScope);
                 }
-                match self.routes[net].route(dst, from) {
-                    Some(next) => self.through_link(next, false, p, Hop::Node(next)),
+                match self.routes[net].route(info.dst, from) {
+                    Some(next) => self.through_link(next, false, p, Hop::Node(next, Some(info))),
                     None => self.drop_at(Place::Network(net), DropReason::NoRoute),
                 }
             }
-            Hop::Node(Attachment::Host(h)) => {
+            Hop::Node(Attachment::Host(h), _) => {
                 if self.to_hosts.len() >= MAX_TO_HOSTS {
                     return self.drop_at(Place::Host(h), DropReason::QueueFull);
                 }
                 self.stats.delivered += 1;
                 self.to_hosts.push_back((h, p));
             }
-            Hop::Node(at @ (Attachment::NatInside(n) | Attachment::NatOutside(n))) => {
+            Hop::Node(at @ (Attachment::NatInside(n) | Attachment::NatOutside(n)), info) => {
                 let dir = if matches!(at, Attachment::NatInside(_)) {
                     Direction::Outbound
                 } else {
                     Direction::Inbound
                 };
-                if !self.router_hop(&mut p, Place::Nat(n)) {
+                let Some(info) = self.router_hop(&mut p, info, Place::Nat(n)) else {
                     return;
-                }
-                let verdict = self.nats[n].handle_packet(self.now, dir, &mut p);
+                };
+                let verdict = self.nats[n].handle_parsed(self.now, dir, &mut p, info);
                 self.drain_nat_events(n);
                 self.apply_verdict(
                     verdict,
@@ -530,16 +535,19 @@ impl Engine {
                     dir,
                 );
             }
-            Hop::Node(at @ (Attachment::FirewallInside(f) | Attachment::FirewallOutside(f))) => {
+            Hop::Node(
+                at @ (Attachment::FirewallInside(f) | Attachment::FirewallOutside(f)),
+                info,
+            ) => {
                 let dir = if matches!(at, Attachment::FirewallInside(_)) {
                     Direction::Outbound
                 } else {
                     Direction::Inbound
                 };
-                if !self.router_hop(&mut p, Place::Firewall(f)) {
+                let Some(info) = self.router_hop(&mut p, info, Place::Firewall(f)) else {
                     return;
-                }
-                let verdict = self.firewalls[f].handle_packet(self.now, dir, &p);
+                };
+                let verdict = self.firewalls[f].handle_parsed(self.now, dir, &p, &info);
                 self.drain_firewall_events(f);
                 self.apply_verdict(
                     verdict,
@@ -553,18 +561,25 @@ impl Engine {
         }
     }
 
-    /// TTL handling at a router. Returns false if the packet was dropped.
-    fn router_hop(&mut self, p: &mut PacketBuf, at: Place) -> bool {
-        let Ok(mut info) = wire::parse(p.as_slice()) else {
+    /// TTL handling at a router, on the view routing parsed (parsing here only when a
+    /// link held the packet in between, or it was injected). Returns the view after the
+    /// decrement, or `None` if the packet was dropped.
+    fn router_hop(
+        &mut self,
+        p: &mut PacketBuf,
+        info: Option<PacketInfo>,
+        at: Place,
+    ) -> Option<PacketInfo> {
+        let Some(mut info) = info.or_else(|| wire::parse(p.as_slice()).ok()) else {
             self.drop_at(at, DropReason::Malformed);
-            return false;
+            return None;
         };
         if info.ttl <= 1 {
             self.drop_at(at, DropReason::TtlExpired);
-            return false;
+            return None;
         }
         wire::decrement_ttl(p.as_mut_slice(), &mut info);
-        true
+        Some(info)
     }
 
     fn apply_verdict(
