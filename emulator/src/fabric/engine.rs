@@ -627,7 +627,6 @@ mod test {
     use super::*;
     use crate::link::LinkConfig;
     use crate::nat::{NatConfig, Preset};
-    use crate::topology::{Host, LinkSpec, NatNode, Network};
     use std::time::Duration;
 
     fn ip(s: &str) -> IpAddr {
@@ -643,8 +642,17 @@ mod test {
         PacketBuf::from_slice(&v)
     }
 
-    /// The SIP ALG runs inside the engine's NAT, so both fabrics (which share this
-    /// engine) apply it.
+    /// alice (10.0.1.2) at home behind `nat` (10.0.1.1), server (203.0.113.5) on the
+    /// internet.
+    fn home_and_internet(nat: NatConfig) -> crate::topology::Builder {
+        Topology::builder()
+            .network("internet", "203.0.113.0/24")
+            .network("home", "10.0.1.0/24")
+            .nat("nat", "home", "internet", nat)
+            .host("alice", "home", "10.0.1.2")
+            .host("server", "internet", "203.0.113.5")
+    }
+
     /// Drops counted at the place named `name` for `reason`.
     fn drops_at<'a>(e: &'a Engine, name: &str, reason: DropReason) -> Option<&'a u64> {
         e.stats()
@@ -654,43 +662,17 @@ mod test {
             .map(|(_, n)| n)
     }
 
+    /// The SIP ALG runs inside the engine's NAT, so both fabrics (which share this
+    /// engine) apply it.
     #[test]
     fn the_engine_runs_the_sip_alg() {
         use crate::nat::SipAlgMode;
-        let topo = Topology {
-            networks: vec![
-                Network {
-                    name: "internet".into(),
-                    prefix: "203.0.113.0/24".parse().unwrap(),
-                },
-                Network {
-                    name: "home".into(),
-                    prefix: "10.0.1.0/24".parse().unwrap(),
-                },
-            ],
-            hosts: vec![
-                Host {
-                    name: "alice".into(),
-                    network: 1,
-                    addresses: vec![ip("10.0.1.2")],
-                },
-                Host {
-                    name: "server".into(),
-                    network: 0,
-                    addresses: vec![ip("203.0.113.5")],
-                },
-            ],
-            nats: vec![NatNode {
-                name: "nat".into(),
-                inside: 1,
-                outside: 0,
-                inside_address: ip("10.0.1.1"),
-                config: NatConfig::preset(Preset::PortRestricted, vec![ip("203.0.113.11")])
-                    .sip_alg(SipAlgMode::Rewrite),
-            }],
-            firewalls: vec![],
-            links: vec![],
-        };
+        let topo = home_and_internet(
+            NatConfig::preset(Preset::PortRestricted, vec![ip("203.0.113.11")])
+                .sip_alg(SipAlgMode::Rewrite),
+        )
+        .build()
+        .unwrap();
         #[allow(clippy::disallowed_methods)] // the origin of test time
         let t0 = Instant::now();
         let mut e = Engine::new(topo, SimRng::new(1), t0).unwrap();
@@ -731,34 +713,17 @@ mod test {
 
     #[test]
     fn a_delayed_link_holds_a_bounded_number_of_packets() {
-        let topo = Topology {
-            networks: vec![Network {
-                name: "lan".into(),
-                prefix: "10.0.0.0/24".parse().unwrap(),
-            }],
-            hosts: vec![
-                Host {
-                    name: "a".into(),
-                    network: 0,
-                    addresses: vec![ip("10.0.0.2")],
-                },
-                Host {
-                    name: "b".into(),
-                    network: 0,
-                    addresses: vec![ip("10.0.0.3")],
-                },
-            ],
-            nats: vec![],
-            firewalls: vec![],
-            links: vec![LinkSpec {
-                at: Attachment::Host(0),
-                up: LinkConfig {
-                    delay: Duration::from_secs(1),
-                    ..LinkConfig::default()
-                },
-                down: LinkConfig::default(),
-            }],
+        let delayed = LinkConfig {
+            delay: Duration::from_secs(1),
+            ..LinkConfig::default()
         };
+        let topo = Topology::builder()
+            .network("lan", "10.0.0.0/24")
+            .host("a", "lan", "10.0.0.2")
+            .host("b", "lan", "10.0.0.3")
+            .link("a", delayed, LinkConfig::default())
+            .build()
+            .unwrap();
         #[allow(clippy::disallowed_methods)] // the origin of test time
         let t0 = Instant::now();
         let mut e = Engine::new(topo, SimRng::new(1), t0).unwrap();
@@ -788,46 +753,17 @@ mod test {
 
     #[test]
     fn raw_packets_cross_a_nat_with_link_delay() {
-        let topo = Topology {
-            networks: vec![
-                Network {
-                    name: "internet".into(),
-                    prefix: "203.0.113.0/24".parse().unwrap(),
-                },
-                Network {
-                    name: "home".into(),
-                    prefix: "10.0.1.0/24".parse().unwrap(),
-                },
-            ],
-            hosts: vec![
-                Host {
-                    name: "alice".into(),
-                    network: 1,
-                    addresses: vec![ip("10.0.1.2")],
-                },
-                Host {
-                    name: "server".into(),
-                    network: 0,
-                    addresses: vec![ip("203.0.113.5")],
-                },
-            ],
-            nats: vec![NatNode {
-                name: "nat".into(),
-                inside: 1,
-                outside: 0,
-                inside_address: ip("10.0.1.1"),
-                config: NatConfig::preset(Preset::PortRestricted, vec![ip("203.0.113.11")]),
-            }],
-            firewalls: vec![],
-            links: vec![LinkSpec {
-                at: Attachment::Host(1),
-                up: LinkConfig::default(),
-                down: LinkConfig {
-                    delay: Duration::from_millis(30),
-                    ..LinkConfig::default()
-                },
-            }],
+        let delayed = LinkConfig {
+            delay: Duration::from_millis(30),
+            ..LinkConfig::default()
         };
+        let topo = home_and_internet(NatConfig::preset(
+            Preset::PortRestricted,
+            vec![ip("203.0.113.11")],
+        ))
+        .link("server", LinkConfig::default(), delayed)
+        .build()
+        .unwrap();
         #[allow(clippy::disallowed_methods)] // the origin of test time
         let t0 = Instant::now();
         let mut e = Engine::new(topo, SimRng::new(1), t0).unwrap();
