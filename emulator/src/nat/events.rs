@@ -181,6 +181,7 @@ impl Nat {
     }
 
     /// A binding's external endpoint.
+    #[inline]
     pub(super) fn ext_endpoint(&self, b: &Binding) -> Endpoint {
         Endpoint::new(self.pool.addrs[b.ext_idx as usize], b.ext_port)
     }

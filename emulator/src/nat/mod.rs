@@ -405,6 +405,7 @@ impl Nat {
 
     /// [`handle_packet`](Self::handle_packet) for a packet already parsed (`None`: it
     /// did not parse).
+    #[inline]
     fn handle_info(
         &mut self,
         now: Instant,
@@ -518,6 +519,7 @@ impl Nat {
 
     // ----- time -----
 
+    #[inline]
     fn tick(&mut self, now: Instant) -> u64 {
         if let Some((at, t)) = self.last_tick
             && at == now
@@ -543,6 +545,7 @@ impl Nat {
         )
     }
 
+    #[inline]
     fn timeout_of(&self, b: &Binding) -> u64 {
         match b.slot() {
             P_UDP => self.t_ns[0],

@@ -10,6 +10,7 @@ use crate::verdict::{Direction, DropReason, Verdict};
 use crate::wire::{self, IpVersion, PacketInfo};
 
 impl Nat {
+    #[inline]
     pub(super) fn outbound(&mut self, t: u64, buf: &mut [u8], info: Option<PacketInfo>) -> Verdict {
         let Some(mut info) = info else {
             return Verdict::Drop(DropReason::Malformed);
