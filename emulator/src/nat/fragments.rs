@@ -3,7 +3,7 @@
 //! later fragments, which carry no ports. Nothing is reassembled.
 
 use super::table::{A16, a16};
-use super::{Nat, dur_ns};
+use super::{Fragments, Nat, dur_ns};
 use crate::verdict::{Direction, DropReason, Verdict};
 use crate::wire::{self, Endpoint, PacketInfo};
 use std::net::IpAddr;
@@ -40,6 +40,25 @@ pub(super) struct FragEntry {
 }
 
 impl Nat {
+    /// The fragment rules both directions apply first (RFC 4787 REQ-14): with
+    /// `fragments: drop` every fragment is dropped, and a non-first fragment is translated
+    /// as its first fragment was. `None`: not a fragment, or a first fragment, which is
+    /// translated like any packet.
+    #[inline]
+    pub(super) fn fragment_verdict(
+        &mut self,
+        t: u64,
+        dir: Direction,
+        buf: &mut [u8],
+        info: &mut PacketInfo,
+    ) -> Option<Verdict> {
+        let f = info.fragment?;
+        if self.config.fragments == Fragments::Drop {
+            return Some(Verdict::Drop(DropReason::Fragment));
+        }
+        (f.offset != 0).then(|| self.later_fragment(t, dir, buf, info, f.id))
+    }
+
     /// Remember how a first fragment was translated, for its later fragments.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn remember_fragment(
@@ -70,7 +89,7 @@ impl Nat {
     }
 
     /// A non-first fragment: translated as its first fragment was, or dropped.
-    pub(super) fn later_fragment(
+    fn later_fragment(
         &mut self,
         t: u64,
         dir: Direction,

@@ -10,65 +10,56 @@ use crate::verdict::{Direction, DropReason, Verdict};
 use crate::wire::{self, Endpoint, IpVersion, L4, PacketInfo};
 
 impl Nat {
-    pub(super) fn inbound_icmp_error(
+    /// Translate an ICMP error travelling in `dir` through the mapping of the packet it
+    /// quotes. That packet travelled the other way: an inbound error quotes a packet we
+    /// sent (its source is our external endpoint), an outbound one a packet we delivered
+    /// (its destination is the internal endpoint).
+    pub(super) fn icmp_error(
         &mut self,
         t: u64,
+        dir: Direction,
         buf: &mut [u8],
         info: &mut PacketInfo,
     ) -> Verdict {
         let Some((off, end, mut inner)) = quoted(buf, info) else {
             return Verdict::Drop(DropReason::Malformed);
         };
-        // The quoted packet is one we sent: source = our external endpoint.
-        let Class::Flow(flow) = classify(&inner.l4, Direction::Outbound) else {
+        let quoted_dir = match dir {
+            Direction::Inbound => Direction::Outbound,
+            Direction::Outbound => Direction::Inbound,
+        };
+        let Class::Flow(flow) = classify(&inner.l4, quoted_dir) else {
             return Verdict::Drop(DropReason::IcmpNoMapping);
         };
-        let Some(ext_idx) = self.pool.index_of(inner.src) else {
-            return Verdict::Drop(DropReason::IcmpNoMapping);
-        };
-        let v6 = info.version == IpVersion::V6;
-        let Some(idx) = self.lookup_ext(t, pkey(flow.slot, v6), ext_idx, flow.local_port) else {
-            return Verdict::Drop(DropReason::IcmpNoMapping);
-        };
-        if !self.table.permits(
-            idx,
-            self.config.filtering,
-            &a16(inner.dst),
-            flow.remote_port,
-        ) {
-            return Verdict::Drop(DropReason::Filtered);
+        let pk = pkey(flow.slot, info.version == IpVersion::V6);
+        let (local, remote) = (flow.local_port, flow.remote_port);
+        match dir {
+            Direction::Inbound => {
+                let Some(ext_idx) = self.pool.index_of(inner.src) else {
+                    return Verdict::Drop(DropReason::IcmpNoMapping);
+                };
+                let Some(idx) = self.lookup_ext(t, pk, ext_idx, local) else {
+                    return Verdict::Drop(DropReason::IcmpNoMapping);
+                };
+                let filtering = self.config.filtering;
+                if !self.table.permits(idx, filtering, &a16(inner.dst), remote) {
+                    return Verdict::Drop(DropReason::Filtered);
+                }
+                let b = &self.table.slab[idx as usize];
+                let int = Endpoint::new(ip_of(b.int_addr, b.v6()), b.int_port);
+                wire::set_src(&mut buf[off..end], &mut inner, int);
+                wire::set_dst(buf, info, Endpoint::new(int.addr, outer_id(info)));
+            }
+            Direction::Outbound => {
+                let (int, rem) = (a16(inner.dst), a16(inner.src));
+                let Some(idx) = self.lookup_out(t, pk, &int, local, &rem, remote) else {
+                    return Verdict::Drop(DropReason::IcmpNoMapping);
+                };
+                let ext = self.ext_endpoint(&self.table.slab[idx as usize]);
+                wire::set_dst(&mut buf[off..end], &mut inner, ext);
+                wire::set_src(buf, info, Endpoint::new(ext.addr, outer_id(info)));
+            }
         }
-        let b = &self.table.slab[idx as usize];
-        let int = Endpoint::new(ip_of(b.int_addr, b.v6()), b.int_port);
-        wire::set_src(&mut buf[off..end], &mut inner, int);
-        wire::set_dst(buf, info, Endpoint::new(int.addr, outer_id(info)));
-        wire::update_icmp_checksum(buf, info);
-        Verdict::Forward
-    }
-
-    pub(super) fn outbound_icmp_error(
-        &mut self,
-        t: u64,
-        buf: &mut [u8],
-        info: &mut PacketInfo,
-    ) -> Verdict {
-        let Some((off, end, mut inner)) = quoted(buf, info) else {
-            return Verdict::Drop(DropReason::Malformed);
-        };
-        // The quoted packet is one we delivered: destination = the internal endpoint.
-        let Class::Flow(flow) = classify(&inner.l4, Direction::Inbound) else {
-            return Verdict::Drop(DropReason::IcmpNoMapping);
-        };
-        let v6 = info.version == IpVersion::V6;
-        let (int, rem) = (a16(inner.dst), a16(inner.src));
-        let pk = pkey(flow.slot, v6);
-        let Some(idx) = self.lookup_out(t, pk, &int, flow.local_port, &rem, flow.remote_port)
-        else {
-            return Verdict::Drop(DropReason::IcmpNoMapping);
-        };
-        let ext = self.ext_endpoint(&self.table.slab[idx as usize]);
-        wire::set_dst(&mut buf[off..end], &mut inner, ext);
-        wire::set_src(buf, info, Endpoint::new(ext.addr, outer_id(info)));
         wire::update_icmp_checksum(buf, info);
         Verdict::Forward
     }

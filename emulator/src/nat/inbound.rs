@@ -5,7 +5,7 @@
 use super::flow::{Class, classify};
 use super::fragments::FragEntry;
 use super::table::{P_TCP, a16, ip_of, pkey};
-use super::{Fragments, Nat, Refresh, Unsolicited};
+use super::{Nat, Refresh, Unsolicited};
 use crate::verdict::{Direction, DropReason, Verdict};
 use crate::wire::{self, Endpoint, IpVersion, L4, PacketInfo, reply};
 
@@ -18,17 +18,12 @@ impl Nat {
         let Some(ext_idx) = self.pool.index_of(info.dst) else {
             return Verdict::Drop(DropReason::NoMapping);
         };
-        if let Some(f) = info.fragment {
-            if self.config.fragments == Fragments::Drop {
-                return Verdict::Drop(DropReason::Fragment);
-            }
-            if f.offset != 0 {
-                return self.later_fragment(t, Direction::Inbound, buf, &mut info, f.id);
-            }
+        if let Some(v) = self.fragment_verdict(t, Direction::Inbound, buf, &mut info) {
+            return v;
         }
         let flow = match classify(&info.l4, Direction::Inbound) {
             Class::Flow(flow) => flow,
-            Class::IcmpError => return self.inbound_icmp_error(t, buf, &mut info),
+            Class::IcmpError => return self.icmp_error(t, Direction::Inbound, buf, &mut info),
             Class::Unsupported => return Verdict::Drop(DropReason::UnsupportedProtocol),
         };
         let v6 = info.version == IpVersion::V6;

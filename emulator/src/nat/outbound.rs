@@ -2,10 +2,10 @@
 //! the remote, rewrite the source; hairpinned packets and ICMP errors go on to their own
 //! modules.
 
+use super::Nat;
 use super::flow::{Class, classify};
 use super::fragments::FragEntry;
 use super::table::{P_ICMP, P_TCP, a16, pkey};
-use super::{Fragments, Nat};
 use crate::verdict::{Direction, DropReason, Verdict};
 use crate::wire::{self, IpVersion, PacketInfo};
 
@@ -15,17 +15,12 @@ impl Nat {
         let Some(mut info) = info else {
             return Verdict::Drop(DropReason::Malformed);
         };
-        if let Some(f) = info.fragment {
-            if self.config.fragments == Fragments::Drop {
-                return Verdict::Drop(DropReason::Fragment);
-            }
-            if f.offset != 0 {
-                return self.later_fragment(t, Direction::Outbound, buf, &mut info, f.id);
-            }
+        if let Some(v) = self.fragment_verdict(t, Direction::Outbound, buf, &mut info) {
+            return v;
         }
         let flow = match classify(&info.l4, Direction::Outbound) {
             Class::Flow(flow) => flow,
-            Class::IcmpError => return self.outbound_icmp_error(t, buf, &mut info),
+            Class::IcmpError => return self.icmp_error(t, Direction::Outbound, buf, &mut info),
             Class::Unsupported => return Verdict::Drop(DropReason::UnsupportedProtocol),
         };
         let v6 = info.version == IpVersion::V6;
