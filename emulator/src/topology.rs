@@ -22,6 +22,10 @@ use crate::prefix::Prefix;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
+mod builder;
+
+pub use builder::Builder;
+
 /// Index of a network in [`Topology::networks`].
 pub type NetworkId = usize;
 
@@ -169,9 +173,21 @@ pub enum TopologyError {
     /// A host without addresses, or a NAT with an empty pool.
     #[error("`{0}` has no address")]
     NoAddress(String),
+    /// [`Builder`]: an address or prefix that does not parse (owner, text).
+    #[error("`{1}` of `{0}` is not an IP address or prefix")]
+    BadAddress(String, String),
+    /// [`Builder`]: a link on an attachment that does not exist (a host name, or
+    /// `DEVICE.inside` / `DEVICE.outside`).
+    #[error("`{0}` names no host and no side of a NAT or firewall")]
+    UnknownAttachment(String),
 }
 
 impl Topology {
+    /// A [`Builder`]: networks, hosts, devices and links by name, validated when built.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
     /// Check the invariants the fabrics rely on (the scenario parser reports the same
     /// problems with file positions; this is the last line of defence).
     pub fn validate(&self) -> Result<(), TopologyError> {

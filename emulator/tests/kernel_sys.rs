@@ -1029,37 +1029,19 @@ fn offload() -> Result<(), Box<dyn std::error::Error>> {
     use emulator::fabric::kernel::KernelFabric;
     use emulator::link::LinkConfig;
     use emulator::nat::{NatConfig, Preset};
-    use emulator::topology::{Attachment, Host, NatNode, Network, Topology};
-    let net = |name: &str, p: &str| Network {
-        name: name.into(),
-        prefix: p.parse().expect("a constant prefix"),
-    };
-    let topo = Topology {
-        networks: vec![
-            net("internet", "203.0.113.0/24"),
-            net("home", "10.0.1.0/24"),
-        ],
-        hosts: vec![
-            Host {
-                name: "alice".into(),
-                network: 1,
-                addresses: vec![ip("10.0.1.2")],
-            },
-            Host {
-                name: "server".into(),
-                network: 0,
-                addresses: vec![ip("203.0.113.5")],
-            },
-        ],
-        nats: vec![NatNode {
-            name: "nat".into(),
-            inside: 1,
-            outside: 0,
-            inside_address: ip("10.0.1.1"),
-            config: NatConfig::preset(Preset::PortRestricted, vec![ip("203.0.113.11")]),
-        }],
-        ..Default::default()
-    };
+    use emulator::topology::{Attachment, Topology};
+    let topo = Topology::builder()
+        .network("internet", "203.0.113.0/24")
+        .network("home", "10.0.1.0/24")
+        .host("alice", "home", "10.0.1.2")
+        .host("server", "internet", "203.0.113.5")
+        .nat(
+            "nat",
+            "home",
+            "internet",
+            NatConfig::preset(Preset::PortRestricted, vec![ip("203.0.113.11")]),
+        )
+        .build()?;
     let fabric = KernelFabric::start_with(topo, 1, false, true)?;
     let (alice, server) = (fabric.host(0), fabric.host(1));
     let s0 = fabric.snapshot()?;
@@ -1131,37 +1113,19 @@ fn offload_v6() -> Result<(), Box<dyn std::error::Error>> {
     use emulator::fabric::kernel::KernelFabric;
     use emulator::link::LinkConfig;
     use emulator::nat::{NatConfig, Preset};
-    use emulator::topology::{Attachment, Host, NatNode, Network, Topology};
-    let net = |name: &str, p: &str| Network {
-        name: name.into(),
-        prefix: p.parse().expect("a constant prefix"),
-    };
-    let topo = Topology {
-        networks: vec![
-            net("internet6", "2001:db8:1::/64"),
-            net("home6", "fd00:a::/64"),
-        ],
-        hosts: vec![
-            Host {
-                name: "alice6".into(),
-                network: 1,
-                addresses: vec![ip("fd00:a::2")],
-            },
-            Host {
-                name: "server6".into(),
-                network: 0,
-                addresses: vec![ip("2001:db8:1::5")],
-            },
-        ],
-        nats: vec![NatNode {
-            name: "nat66".into(),
-            inside: 1,
-            outside: 0,
-            inside_address: ip("fd00:a::1"),
-            config: NatConfig::preset(Preset::PortRestricted, vec![ip("2001:db8:1::11")]),
-        }],
-        ..Default::default()
-    };
+    use emulator::topology::{Attachment, Topology};
+    let topo = Topology::builder()
+        .network("internet6", "2001:db8:1::/64")
+        .network("home6", "fd00:a::/64")
+        .host("alice6", "home6", "fd00:a::2")
+        .host("server6", "internet6", "2001:db8:1::5")
+        .nat(
+            "nat66",
+            "home6",
+            "internet6",
+            NatConfig::preset(Preset::PortRestricted, vec![ip("2001:db8:1::11")]),
+        )
+        .build()?;
     let fabric = KernelFabric::start_with(topo, 1, false, true)?;
     let (alice, server) = (fabric.host(0), fabric.host(1));
     let to = ip("2001:db8:1::5");

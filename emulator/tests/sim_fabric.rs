@@ -6,7 +6,7 @@ use emulator::fabric::sim::{Sim, TcpState};
 use emulator::firewall::{FirewallClass, FirewallConfig};
 use emulator::link::LinkConfig;
 use emulator::nat::{NatConfig, Preset};
-use emulator::topology::{Attachment, FirewallNode, Host, LinkSpec, NatNode, Network, Topology};
+use emulator::topology::{Builder, Topology};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -16,61 +16,31 @@ fn ip(s: &str) -> IpAddr {
 
 /// home (10.0.1.0/24) → router → carrier (100.64.0.0/24) → cgn → internet, plus an office
 /// behind a firewall and a server on the internet.
+fn builder() -> Builder {
+    Topology::builder()
+        .network("internet", "203.0.113.0/24")
+        .network("carrier", "100.64.0.0/24")
+        .network("home", "10.0.1.0/24")
+        .network("office", "198.51.100.0/24")
+        .host("alice", "home", "10.0.1.2")
+        .host("server", "internet", "203.0.113.5")
+        .host("carol", "office", "198.51.100.2")
+        .nat("router", "home", "carrier", nat("100.64.0.10"))
+        .nat("cgn", "carrier", "internet", nat("203.0.113.20"))
+        .firewall(
+            "corp",
+            "office",
+            "internet",
+            FirewallConfig::new(FirewallClass::UdpRepliesOnly),
+        )
+}
+
+fn nat(pool: &str) -> NatConfig {
+    NatConfig::preset(Preset::PortRestricted, vec![ip(pool)])
+}
+
 fn topology() -> Topology {
-    let net = |name: &str, p: &str| Network {
-        name: name.into(),
-        prefix: p.parse().unwrap(),
-    };
-    let mut t = Topology {
-        networks: vec![
-            net("internet", "203.0.113.0/24"),
-            net("carrier", "100.64.0.0/24"),
-            net("home", "10.0.1.0/24"),
-            net("office", "198.51.100.0/24"),
-        ],
-        ..Default::default()
-    };
-    t.hosts = vec![
-        Host {
-            name: "alice".into(),
-            network: 2,
-            addresses: vec![ip("10.0.1.2")],
-        },
-        Host {
-            name: "server".into(),
-            network: 0,
-            addresses: vec![ip("203.0.113.5")],
-        },
-        Host {
-            name: "carol".into(),
-            network: 3,
-            addresses: vec![ip("198.51.100.2")],
-        },
-    ];
-    t.nats = vec![
-        NatNode {
-            name: "router".into(),
-            inside: 2,
-            outside: 1,
-            inside_address: ip("10.0.1.1"),
-            config: NatConfig::preset(Preset::PortRestricted, vec![ip("100.64.0.10")]),
-        },
-        NatNode {
-            name: "cgn".into(),
-            inside: 1,
-            outside: 0,
-            inside_address: ip("100.64.0.1"),
-            config: NatConfig::preset(Preset::PortRestricted, vec![ip("203.0.113.20")]),
-        },
-    ];
-    t.firewalls = vec![FirewallNode {
-        name: "corp".into(),
-        inside: 3,
-        outside: 0,
-        inside_address: ip("198.51.100.1"),
-        config: FirewallConfig::new(FirewallClass::UdpRepliesOnly),
-    }];
-    t
+    builder().build().unwrap()
 }
 
 fn settle(sim: &mut Sim, for_: Duration) {
@@ -143,18 +113,14 @@ fn firewall_routes_public_office_and_filters_unsolicited() {
 
 #[test]
 fn link_delay_is_exact_in_virtual_time() {
-    let mut t = topology();
-    t.links.push(LinkSpec {
-        at: Attachment::Host(1),
-        up: LinkConfig {
-            delay: Duration::from_millis(40),
-            ..LinkConfig::default()
-        },
-        down: LinkConfig {
-            delay: Duration::from_millis(25),
-            ..LinkConfig::default()
-        },
-    });
+    let delay = |ms| LinkConfig {
+        delay: Duration::from_millis(ms),
+        ..LinkConfig::default()
+    };
+    let t = builder()
+        .link("server", delay(40), delay(25))
+        .build()
+        .unwrap();
     let epoch = Instant::now();
     let mut sim = Sim::new(t, 3, epoch).unwrap();
     let (srv, _) = sim.udp_bind(1, None, 3478).unwrap();

@@ -18,7 +18,7 @@ use crate::link::{Admit, Link, LinkConfig};
 use crate::nat::Nat;
 use crate::rng::SimRng;
 use crate::topology::{Attachment, Place, SegmentRoutes, Topology, TopologyError};
-use crate::wire::{self, PacketBuf};
+use crate::wire::{self, PacketBuf, PacketInfo};
 use crate::{Direction, DropReason, Verdict};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
@@ -82,8 +82,10 @@ enum Hop {
     Up(Attachment),
     /// On a network, from `from`: route it.
     Route(Attachment),
-    /// Into the node behind attachment `at` (its down link already passed).
-    Node(Attachment),
+    /// Into the node behind attachment `at` (its down link already passed), with the
+    /// packet's parsed view when routing just made it and nothing has touched the packet
+    /// since (no link held it): a hop parses a packet once.
+    Node(Attachment, Option<PacketInfo>),
 }
 
 /// Bound on events kept for [`Engine::poll_event`]; beyond it the oldest are discarded
@@ -338,7 +340,7 @@ impl Engine {
     /// link (tests of one device's behaviour in the topology).
     pub fn inject_into(&mut self, now: Instant, at: Attachment, packet: PacketBuf) {
         self.now = self.now.max(now);
-        self.work.push_back((packet, Hop::Node(at)));
+        self.work.push_back((packet, Hop::Node(at, None)));
         self.run(self.now);
     }
 
@@ -387,7 +389,11 @@ impl Engine {
             for i in 0..self.links.len() {
                 while let Some(p) = self.links[i].2.poll_transmit(now) {
                     let (at, up, _) = self.links[i];
-                    let hop = if up { Hop::Route(at) } else { Hop::Node(at) };
+                    let hop = if up {
+                        Hop::Route(at)
+                    } else {
+                        Hop::Node(at, None)
+                    };
                     self.work.push_back((p, hop));
                     progress = true;
                 }
@@ -483,7 +489,7 @@ impl Engine {
         if self.capture {
             match hop {
                 Hop::Up(at) => self.record(at, true, &p),
-                Hop::Node(at) => self.record(at, false, &p),
+                Hop::Node(at, _) => self.record(at, false, &p),
                 Hop::Route(_) => {}
             }
         }
@@ -491,35 +497,34 @@ impl Engine {
             Hop::Up(at) => self.through_link(at, true, p, Hop::Route(at)),
             Hop::Route(from) => {
                 let net = self.topo.network_of(from);
-                let (src, dst) = match wire::parse(p.as_slice()) {
-                    Ok(i) => (i.src, i.dst),
-                    Err(_) => return self.drop_at(Place::Network(net), DropReason::Malformed),
+                let Ok(info) = wire::parse(p.as_slice()) else {
+                    return self.drop_at(Place::Network(net), DropReason::Malformed);
                 };
-                if is_link_scope(src, dst) {
+                if is_link_scope(info.src, info.dst) {
                     return self.drop_at(Place::Network(net), DropReason::LinkScope);
                 }
-                match self.routes[net].route(dst, from) {
-                    Some(next) => self.through_link(next, false, p, Hop::Node(next)),
+                match self.routes[net].route(info.dst, from) {
+                    Some(next) => self.through_link(next, false, p, Hop::Node(next, Some(info))),
                     None => self.drop_at(Place::Network(net), DropReason::NoRoute),
                 }
             }
-            Hop::Node(Attachment::Host(h)) => {
+            Hop::Node(Attachment::Host(h), _) => {
                 if self.to_hosts.len() >= MAX_TO_HOSTS {
                     return self.drop_at(Place::Host(h), DropReason::QueueFull);
                 }
                 self.stats.delivered += 1;
                 self.to_hosts.push_back((h, p));
             }
-            Hop::Node(at @ (Attachment::NatInside(n) | Attachment::NatOutside(n))) => {
+            Hop::Node(at @ (Attachment::NatInside(n) | Attachment::NatOutside(n)), info) => {
                 let dir = if matches!(at, Attachment::NatInside(_)) {
                     Direction::Outbound
                 } else {
                     Direction::Inbound
                 };
-                if !self.router_hop(&mut p, Place::Nat(n)) {
+                let Some(info) = self.router_hop(&mut p, info, Place::Nat(n)) else {
                     return;
-                }
-                let verdict = self.nats[n].handle_packet(self.now, dir, &mut p);
+                };
+                let verdict = self.nats[n].handle_parsed(self.now, dir, &mut p, info);
                 self.drain_nat_events(n);
                 self.apply_verdict(
                     verdict,
@@ -530,16 +535,19 @@ impl Engine {
                     dir,
                 );
             }
-            Hop::Node(at @ (Attachment::FirewallInside(f) | Attachment::FirewallOutside(f))) => {
+            Hop::Node(
+                at @ (Attachment::FirewallInside(f) | Attachment::FirewallOutside(f)),
+                info,
+            ) => {
                 let dir = if matches!(at, Attachment::FirewallInside(_)) {
                     Direction::Outbound
                 } else {
                     Direction::Inbound
                 };
-                if !self.router_hop(&mut p, Place::Firewall(f)) {
+                let Some(info) = self.router_hop(&mut p, info, Place::Firewall(f)) else {
                     return;
-                }
-                let verdict = self.firewalls[f].handle_packet(self.now, dir, &p);
+                };
+                let verdict = self.firewalls[f].handle_parsed(self.now, dir, &p, &info);
                 self.drain_firewall_events(f);
                 self.apply_verdict(
                     verdict,
@@ -553,18 +561,25 @@ impl Engine {
         }
     }
 
-    /// TTL handling at a router. Returns false if the packet was dropped.
-    fn router_hop(&mut self, p: &mut PacketBuf, at: Place) -> bool {
-        let Ok(mut info) = wire::parse(p.as_slice()) else {
+    /// TTL handling at a router, on the view routing parsed (parsing here only when a
+    /// link held the packet in between, or it was injected). Returns the view after the
+    /// decrement, or `None` if the packet was dropped.
+    fn router_hop(
+        &mut self,
+        p: &mut PacketBuf,
+        info: Option<PacketInfo>,
+        at: Place,
+    ) -> Option<PacketInfo> {
+        let Some(mut info) = info.or_else(|| wire::parse(p.as_slice()).ok()) else {
             self.drop_at(at, DropReason::Malformed);
-            return false;
+            return None;
         };
         if info.ttl <= 1 {
             self.drop_at(at, DropReason::TtlExpired);
-            return false;
+            return None;
         }
         wire::decrement_ttl(p.as_mut_slice(), &mut info);
-        true
+        Some(info)
     }
 
     fn apply_verdict(
@@ -612,7 +627,6 @@ mod test {
     use super::*;
     use crate::link::LinkConfig;
     use crate::nat::{NatConfig, Preset};
-    use crate::topology::{Host, LinkSpec, NatNode, Network};
     use std::time::Duration;
 
     fn ip(s: &str) -> IpAddr {
@@ -628,8 +642,17 @@ mod test {
         PacketBuf::from_slice(&v)
     }
 
-    /// The SIP ALG runs inside the engine's NAT, so both fabrics (which share this
-    /// engine) apply it.
+    /// alice (10.0.1.2) at home behind `nat` (10.0.1.1), server (203.0.113.5) on the
+    /// internet.
+    fn home_and_internet(nat: NatConfig) -> crate::topology::Builder {
+        Topology::builder()
+            .network("internet", "203.0.113.0/24")
+            .network("home", "10.0.1.0/24")
+            .nat("nat", "home", "internet", nat)
+            .host("alice", "home", "10.0.1.2")
+            .host("server", "internet", "203.0.113.5")
+    }
+
     /// Drops counted at the place named `name` for `reason`.
     fn drops_at<'a>(e: &'a Engine, name: &str, reason: DropReason) -> Option<&'a u64> {
         e.stats()
@@ -639,43 +662,17 @@ mod test {
             .map(|(_, n)| n)
     }
 
+    /// The SIP ALG runs inside the engine's NAT, so both fabrics (which share this
+    /// engine) apply it.
     #[test]
     fn the_engine_runs_the_sip_alg() {
         use crate::nat::SipAlgMode;
-        let topo = Topology {
-            networks: vec![
-                Network {
-                    name: "internet".into(),
-                    prefix: "203.0.113.0/24".parse().unwrap(),
-                },
-                Network {
-                    name: "home".into(),
-                    prefix: "10.0.1.0/24".parse().unwrap(),
-                },
-            ],
-            hosts: vec![
-                Host {
-                    name: "alice".into(),
-                    network: 1,
-                    addresses: vec![ip("10.0.1.2")],
-                },
-                Host {
-                    name: "server".into(),
-                    network: 0,
-                    addresses: vec![ip("203.0.113.5")],
-                },
-            ],
-            nats: vec![NatNode {
-                name: "nat".into(),
-                inside: 1,
-                outside: 0,
-                inside_address: ip("10.0.1.1"),
-                config: NatConfig::preset(Preset::PortRestricted, vec![ip("203.0.113.11")])
-                    .sip_alg(SipAlgMode::Rewrite),
-            }],
-            firewalls: vec![],
-            links: vec![],
-        };
+        let topo = home_and_internet(
+            NatConfig::preset(Preset::PortRestricted, vec![ip("203.0.113.11")])
+                .sip_alg(SipAlgMode::Rewrite),
+        )
+        .build()
+        .unwrap();
         #[allow(clippy::disallowed_methods)] // the origin of test time
         let t0 = Instant::now();
         let mut e = Engine::new(topo, SimRng::new(1), t0).unwrap();
@@ -716,34 +713,17 @@ mod test {
 
     #[test]
     fn a_delayed_link_holds_a_bounded_number_of_packets() {
-        let topo = Topology {
-            networks: vec![Network {
-                name: "lan".into(),
-                prefix: "10.0.0.0/24".parse().unwrap(),
-            }],
-            hosts: vec![
-                Host {
-                    name: "a".into(),
-                    network: 0,
-                    addresses: vec![ip("10.0.0.2")],
-                },
-                Host {
-                    name: "b".into(),
-                    network: 0,
-                    addresses: vec![ip("10.0.0.3")],
-                },
-            ],
-            nats: vec![],
-            firewalls: vec![],
-            links: vec![LinkSpec {
-                at: Attachment::Host(0),
-                up: LinkConfig {
-                    delay: Duration::from_secs(1),
-                    ..LinkConfig::default()
-                },
-                down: LinkConfig::default(),
-            }],
+        let delayed = LinkConfig {
+            delay: Duration::from_secs(1),
+            ..LinkConfig::default()
         };
+        let topo = Topology::builder()
+            .network("lan", "10.0.0.0/24")
+            .host("a", "lan", "10.0.0.2")
+            .host("b", "lan", "10.0.0.3")
+            .link("a", delayed, LinkConfig::default())
+            .build()
+            .unwrap();
         #[allow(clippy::disallowed_methods)] // the origin of test time
         let t0 = Instant::now();
         let mut e = Engine::new(topo, SimRng::new(1), t0).unwrap();
@@ -773,46 +753,17 @@ mod test {
 
     #[test]
     fn raw_packets_cross_a_nat_with_link_delay() {
-        let topo = Topology {
-            networks: vec![
-                Network {
-                    name: "internet".into(),
-                    prefix: "203.0.113.0/24".parse().unwrap(),
-                },
-                Network {
-                    name: "home".into(),
-                    prefix: "10.0.1.0/24".parse().unwrap(),
-                },
-            ],
-            hosts: vec![
-                Host {
-                    name: "alice".into(),
-                    network: 1,
-                    addresses: vec![ip("10.0.1.2")],
-                },
-                Host {
-                    name: "server".into(),
-                    network: 0,
-                    addresses: vec![ip("203.0.113.5")],
-                },
-            ],
-            nats: vec![NatNode {
-                name: "nat".into(),
-                inside: 1,
-                outside: 0,
-                inside_address: ip("10.0.1.1"),
-                config: NatConfig::preset(Preset::PortRestricted, vec![ip("203.0.113.11")]),
-            }],
-            firewalls: vec![],
-            links: vec![LinkSpec {
-                at: Attachment::Host(1),
-                up: LinkConfig::default(),
-                down: LinkConfig {
-                    delay: Duration::from_millis(30),
-                    ..LinkConfig::default()
-                },
-            }],
+        let delayed = LinkConfig {
+            delay: Duration::from_millis(30),
+            ..LinkConfig::default()
         };
+        let topo = home_and_internet(NatConfig::preset(
+            Preset::PortRestricted,
+            vec![ip("203.0.113.11")],
+        ))
+        .link("server", LinkConfig::default(), delayed)
+        .build()
+        .unwrap();
         #[allow(clippy::disallowed_methods)] // the origin of test time
         let t0 = Instant::now();
         let mut e = Engine::new(topo, SimRng::new(1), t0).unwrap();

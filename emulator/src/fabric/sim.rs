@@ -20,27 +20,21 @@
 //! # #![allow(clippy::disallowed_methods)]
 //! use emulator::fabric::sim::Sim;
 //! use emulator::nat::{NatConfig, Preset};
-//! use emulator::topology::{Host, NatNode, Network, Topology};
+//! use emulator::topology::Topology;
 //! use std::time::{Duration, Instant};
 //!
-//! let topo = Topology {
-//!     networks: vec![
-//!         Network { name: "internet".into(), prefix: "203.0.113.0/24".parse()? },
-//!         Network { name: "home".into(), prefix: "10.0.1.0/24".parse()? },
-//!     ],
-//!     hosts: vec![
-//!         Host { name: "alice".into(), network: 1, addresses: vec!["10.0.1.2".parse()?] },
-//!         Host { name: "server".into(), network: 0, addresses: vec!["203.0.113.5".parse()?] },
-//!     ],
-//!     nats: vec![NatNode {
-//!         name: "nat".into(),
-//!         inside: 1,
-//!         outside: 0,
-//!         inside_address: "10.0.1.1".parse()?,
-//!         config: NatConfig::preset(Preset::Symmetric, vec!["203.0.113.11".parse()?]),
-//!     }],
-//!     ..Topology::default()
-//! };
+//! let topo = Topology::builder()
+//!     .network("internet", "203.0.113.0/24")
+//!     .network("home", "10.0.1.0/24")
+//!     .host("alice", "home", "10.0.1.2")
+//!     .host("server", "internet", "203.0.113.5")
+//!     .nat(
+//!         "nat",
+//!         "home",
+//!         "internet",
+//!         NatConfig::preset(Preset::Symmetric, vec!["203.0.113.11".parse()?]),
+//!     )
+//!     .build()?;
 //! let epoch = Instant::now(); // the only clock read: t = 0 of virtual time
 //! let mut sim = Sim::new(topo, 7, epoch)?;
 //! let (server, _) = sim.udp_bind(1, None, 3478)?;

@@ -322,8 +322,34 @@ impl Firewall {
 
     /// Judge one packet travelling in `dir`. The packet is never modified.
     pub fn handle_packet(&mut self, now: Instant, dir: Direction, pkt: &PacketBuf) -> Verdict {
+        match parse(pkt.as_slice()) {
+            Ok(info) => self.handle_parsed(now, dir, pkt, &info),
+            Err(_) => {
+                self.expire(now);
+                self.refused(
+                    dir,
+                    None,
+                    Refusal {
+                        reason: DropReason::Malformed,
+                        by: Cause::Class,
+                    },
+                )
+            }
+        }
+    }
+
+    /// [`handle_packet`](Self::handle_packet) for a packet the caller has already parsed
+    /// with [`parse`] (the fabric's engine parses once per hop and hands the view on).
+    /// `info` must describe `pkt`.
+    pub fn handle_parsed(
+        &mut self,
+        now: Instant,
+        dir: Direction,
+        pkt: &PacketBuf,
+        info: &PacketInfo,
+    ) -> Verdict {
         self.expire(now);
-        match self.judge(now, dir, pkt.as_slice()) {
+        match self.judge(now, dir, pkt.as_slice(), info) {
             Ok(()) => {
                 match dir {
                     Direction::Outbound => self.stats.forwarded_outbound += 1,
@@ -331,30 +357,33 @@ impl Firewall {
                 }
                 Verdict::Forward
             }
-            Err(r) => {
-                match r.reason {
-                    DropReason::Firewall => match dir {
-                        Direction::Outbound => self.stats.denied_outbound += 1,
-                        Direction::Inbound => self.stats.denied_inbound += 1,
-                    },
-                    DropReason::Malformed => self.stats.malformed += 1,
-                    DropReason::Fragment => self.stats.fragments_unmatched += 1,
-                    _ => self.stats.flow_limit += 1,
-                }
-                if r.reason == DropReason::Firewall
-                    && let Ok(info) = parse(pkt.as_slice())
-                {
-                    self.push_event(FirewallEvent::Denied {
-                        direction: dir,
-                        proto: info.proto,
-                        src: info.src_endpoint().unwrap_or(Endpoint::new(info.src, 0)),
-                        dst: info.dst_endpoint().unwrap_or(Endpoint::new(info.dst, 0)),
-                        by: r.by,
-                    });
-                }
-                Verdict::Drop(r.reason)
-            }
+            Err(r) => self.refused(dir, Some(info), r),
         }
+    }
+
+    /// Count a refused packet (and report a policy denial).
+    fn refused(&mut self, dir: Direction, info: Option<&PacketInfo>, r: Refusal) -> Verdict {
+        match r.reason {
+            DropReason::Firewall => match dir {
+                Direction::Outbound => self.stats.denied_outbound += 1,
+                Direction::Inbound => self.stats.denied_inbound += 1,
+            },
+            DropReason::Malformed => self.stats.malformed += 1,
+            DropReason::Fragment => self.stats.fragments_unmatched += 1,
+            _ => self.stats.flow_limit += 1,
+        }
+        if r.reason == DropReason::Firewall
+            && let Some(info) = info
+        {
+            self.push_event(FirewallEvent::Denied {
+                direction: dir,
+                proto: info.proto,
+                src: info.src_endpoint().unwrap_or(Endpoint::new(info.src, 0)),
+                dst: info.dst_endpoint().unwrap_or(Endpoint::new(info.dst, 0)),
+                by: r.by,
+            });
+        }
+        Verdict::Drop(r.reason)
     }
 
     /// The earliest deadline (a flow's idle timeout or a fragment verdict's end), if any.
@@ -404,11 +433,13 @@ impl Firewall {
         }
     }
 
-    fn judge(&mut self, now: Instant, dir: Direction, buf: &[u8]) -> Result<(), Refusal> {
-        let info = parse(buf).map_err(|_| Refusal {
-            reason: DropReason::Malformed,
-            by: Cause::Class,
-        })?;
+    fn judge(
+        &mut self,
+        now: Instant,
+        dir: Direction,
+        buf: &[u8],
+        info: &PacketInfo,
+    ) -> Result<(), Refusal> {
         let frag_key = info
             .fragment
             .map(|f| (info.src, info.dst, info.proto.number(info.version), f.id));
@@ -428,9 +459,9 @@ impl Firewall {
             };
         }
         let result = if info.is_icmp_error() {
-            self.judge_icmp_error(dir, buf, &info)
+            self.judge_icmp_error(dir, buf, info)
         } else {
-            self.judge_flow(now, dir, &info)
+            self.judge_flow(now, dir, info)
         };
         if let Some(key) = frag_key {
             self.remember_fragment(now, key, result.is_ok());

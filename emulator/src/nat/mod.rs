@@ -64,241 +64,55 @@
 //! ties expire in slot order, which is deterministic. Measured (benches/nat_memory.rs):
 //! about 105 bytes per binding at 1M live bindings; at most 2^24 - 1 bindings.
 //! [`Nat::handle_batch`] overlaps the table lookups of up to 32 packets.
+//!
+//! # Layout
+//!
+//! One concern per file: `flow` (the one classification of a transport header into a
+//! mapping key, for both directions and for quoted packets), `outbound`, `inbound`,
+//! `hairpin`, `icmp` (RFC 5508 error translation), `fragments` (RFC 4787 REQ-14),
+//! `mapping` (lookup, creation, refresh, TCP state, removal), `ports` (pool and port
+//! allocation), `events` (events, counters, snapshot), `table` and `hash` (the binding
+//! table), `config`. This file holds the device and its public operations.
 
 mod config;
+mod events;
+mod flow;
+mod fragments;
+mod hairpin;
 mod hash;
+mod icmp;
+mod inbound;
+mod mapping;
+mod outbound;
+mod ports;
 mod table;
 
 pub use config::{
     FilteringBehavior, Fragments, MappingBehavior, NatConfig, NatConfigError, Pooling,
     PortAllocation, Preset, Refresh, SipAlgMode, Timeouts, Unsolicited,
 };
+pub use events::{ExpiryCause, MAX_EVENTS, MappingInfo, NatEvent, NatStats};
+pub use fragments::{FRAGMENT_TIMEOUT, MAX_FRAGMENT_ENTRIES};
 
-use crate::alg::{AlgAction, AlgStats, SipAlg};
+use crate::alg::SipAlg;
 use crate::rng::SimRng;
-use crate::verdict::{Direction, DropReason, Verdict};
-use crate::wire::{
-    self, Endpoint, IcmpKind, IpVersion, L4, PacketBuf, PacketInfo, Proto, reply, tcp_flags,
-};
+use crate::verdict::{Direction, Verdict};
+use crate::wire::{self, Endpoint, IpVersion, PacketBuf, PacketInfo, Proto};
+use flow::{Class, classify};
+use fragments::{FragEntry, FragKey};
 use hash::FxHashMap;
-use std::collections::{BTreeMap, VecDeque};
+use ports::{Pool, PortState};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
-use table::{
-    A16, Binding, P_ICMP, P_TCP, P_UDP, TCP_FIN_IN, TCP_FIN_OUT, TCP_RST, TCP_SYN_IN, TCP_SYN_OUT,
-    Table, a16, ip_of, pkey, tcp_established,
+use table::{A16, Binding, P_TCP, P_UDP, Table, a16, ip_of, pkey, tcp_established};
+
+// The unit tests (tests.rs) reach these through `use super::*`.
+#[cfg(test)]
+use crate::{
+    verdict::DropReason,
+    wire::{IcmpKind, L4, reply, tcp_flags},
 };
-
-/// How long a first fragment's translation is remembered for its later fragments.
-pub const FRAGMENT_TIMEOUT: Duration = Duration::from_secs(15);
-/// At most this many fragmented datagrams are remembered at once; beyond it later
-/// fragments of new datagrams are dropped.
-pub const MAX_FRAGMENT_ENTRIES: usize = 4096;
-/// At most this many undrained events are queued; further ones are counted in
-/// [`NatStats::events_dropped`] and discarded (bounded memory when nobody drains).
-pub const MAX_EVENTS: usize = 65536;
-
-// ===== NAT events =====
-
-/// Why a mapping went away.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ExpiryCause {
-    /// Its idle timeout passed.
-    Timeout,
-    /// [`Nat::reboot`].
-    Reboot,
-    /// [`Nat::rebind`] found no free external port for it.
-    Rebind,
-    /// [`Nat::renumber`].
-    Renumber,
-}
-
-/// Something the NAT did, for reports (binding timeline, drop counts).
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum NatEvent {
-    /// A new mapping (RFC 4787 §4.1).
-    MappingCreated {
-        /// UDP, TCP or ICMP (echo identifier mapping).
-        proto: Proto,
-        /// Internal endpoint.
-        internal: Endpoint,
-        /// External endpoint it was given.
-        external: Endpoint,
-        /// The remote endpoint the creating packet was sent to (ICMP: port 0).
-        remote: Endpoint,
-    },
-    /// A mapping went away.
-    MappingExpired {
-        /// Protocol.
-        proto: Proto,
-        /// Internal endpoint.
-        internal: Endpoint,
-        /// External endpoint it had.
-        external: Endpoint,
-        /// Why.
-        cause: ExpiryCause,
-        /// Packets that refreshed it, the creating one included (RFC 4787 §4.3).
-        refreshes: u32,
-        /// When it was last refreshed (or created): its expiry minus the timeout of its
-        /// state then. Packets are summarised here, never reported one by one.
-        last_refresh: Option<Instant>,
-    },
-    /// [`Nat::rebind`] moved a live mapping to a new external endpoint.
-    MappingRebound {
-        /// Protocol.
-        proto: Proto,
-        /// Internal endpoint.
-        internal: Endpoint,
-        /// The old external endpoint.
-        old_external: Endpoint,
-        /// The new external endpoint.
-        new_external: Endpoint,
-    },
-    /// The SIP ALG rewrote a packet ([`crate::alg`]).
-    SipAlg(AlgAction),
-    /// A packet was dropped (possibly with a reply sent).
-    PacketDropped {
-        /// The direction it travelled.
-        dir: Direction,
-        /// Why.
-        reason: DropReason,
-        /// Its protocol, if it parsed.
-        proto: Option<Proto>,
-        /// Its source (ICMP: identifier as port), if it parsed.
-        src: Option<Endpoint>,
-        /// Its destination, if it parsed.
-        dst: Option<Endpoint>,
-    },
-}
-
-/// Counters for reports.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct NatStats {
-    /// Outbound packets translated and forwarded.
-    pub translated_out: u64,
-    /// Inbound packets translated and forwarded.
-    pub translated_in: u64,
-    /// Packets hairpinned.
-    pub hairpinned: u64,
-    /// Mappings created.
-    pub created: u64,
-    /// Mappings that timed out.
-    pub expired: u64,
-    /// Mappings removed by reboot, renumber or a failed rebind.
-    pub removed: u64,
-    /// Mappings moved by rebind.
-    pub rebound: u64,
-    /// Replies (ICMP errors, RSTs) sent for refused packets.
-    pub replies: u64,
-    /// Events discarded because the queue held [`MAX_EVENTS`].
-    pub events_dropped: u64,
-    /// Dropped packets per reason (a `Reply` counts as a drop too).
-    pub drops: BTreeMap<DropReason, u64>,
-    /// What the SIP ALG did (all zero when it is off).
-    pub alg: AlgStats,
-}
-
-impl NatStats {
-    /// Drops for one reason.
-    pub fn dropped(&self, reason: DropReason) -> u64 {
-        self.drops.get(&reason).copied().unwrap_or(0)
-    }
-
-    /// All drops.
-    pub fn total_dropped(&self) -> u64 {
-        self.drops.values().sum()
-    }
-}
-
-/// One live mapping, for debugging (`netstat`-like snapshot).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MappingInfo {
-    /// Protocol.
-    pub proto: Proto,
-    /// Internal endpoint.
-    pub internal: Endpoint,
-    /// External endpoint.
-    pub external: Endpoint,
-    /// The remote the mapping was created towards.
-    pub remote: Endpoint,
-    /// When it expires unless refreshed.
-    pub expires: Instant,
-    /// Packets that refreshed it, the creating one included.
-    pub refreshes: u32,
-    /// When it was last refreshed (or created): its expiry minus its state's timeout.
-    pub last_refresh: Instant,
-    /// TCP only: whether the connection is established (RFC 5382 §5).
-    pub tcp_established: bool,
-}
-
-#[derive(Clone, Debug)]
-struct Pool {
-    addrs: Vec<IpAddr>,
-    index: FxHashMap<IpAddr, u16>,
-    v4: Vec<u16>,
-    v6: Vec<u16>,
-}
-
-impl Pool {
-    fn new(addrs: &[IpAddr]) -> Self {
-        let mut p = Pool {
-            addrs: addrs.to_vec(),
-            index: FxHashMap::default(),
-            v4: Vec::new(),
-            v6: Vec::new(),
-        };
-        for (i, a) in addrs.iter().enumerate() {
-            p.index.insert(*a, i as u16);
-            if a.is_ipv4() {
-                p.v4.push(i as u16);
-            } else {
-                p.v6.push(i as u16);
-            }
-        }
-        p
-    }
-
-    #[inline]
-    fn index_of(&self, a: IpAddr) -> Option<u16> {
-        if self.addrs.len() <= 4 {
-            self.addrs.iter().position(|x| *x == a).map(|i| i as u16)
-        } else {
-            self.index.get(&a).copied()
-        }
-    }
-
-    fn family(&self, v6: bool) -> &[u16] {
-        if v6 { &self.v6 } else { &self.v4 }
-    }
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-struct PortState {
-    /// Ports in use, by parity.
-    used: [u32; 2],
-    /// Sequential allocation: the next port to try.
-    cursor: u16,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct FragKey {
-    dir: Direction,
-    proto: u8,
-    id: u32,
-    src: A16,
-    dst: A16,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct FragEntry {
-    new_src: Option<IpAddr>,
-    new_dst: Option<IpAddr>,
-    hairpin: bool,
-    expires: u64,
-}
 
 fn proto_of_slot(slot: u8) -> Proto {
     match slot {
@@ -371,17 +185,6 @@ impl Nat {
         }
         nat.reset_ports();
         Ok(nat)
-    }
-
-    fn reset_ports(&mut self) {
-        let lo = self.config.port_range.0;
-        self.ports = vec![
-            PortState {
-                used: [0, 0],
-                cursor: lo
-            };
-            self.pool.addrs.len() * 3
-        ];
     }
 
     /// The configuration.
@@ -584,12 +387,26 @@ impl Nat {
     /// do with it (see the [module docs](self)).
     pub fn handle_packet(&mut self, now: Instant, dir: Direction, pkt: &mut PacketBuf) -> Verdict {
         let info = wire::parse(pkt.as_slice()).ok();
-        self.handle_parsed(now, dir, pkt, info)
+        self.handle_info(now, dir, pkt, info)
+    }
+
+    /// [`handle_packet`](Self::handle_packet) for a packet the caller has already parsed
+    /// with [`wire::parse`] (the fabric's engine parses once per hop, to route it and to
+    /// decrement its TTL, and hands the view on). `info` must describe `pkt` as it is now.
+    pub fn handle_parsed(
+        &mut self,
+        now: Instant,
+        dir: Direction,
+        pkt: &mut PacketBuf,
+        info: PacketInfo,
+    ) -> Verdict {
+        self.handle_info(now, dir, pkt, Some(info))
     }
 
     /// [`handle_packet`](Self::handle_packet) for a packet already parsed (`None`: it
     /// did not parse).
-    fn handle_parsed(
+    #[inline]
+    fn handle_info(
         &mut self,
         now: Instant,
         dir: Direction,
@@ -668,7 +485,7 @@ impl Nat {
             for ((p, info), &(by_ext, tag, ok)) in chunk.iter_mut().zip(infos).zip(tags.iter()) {
                 // The first table lookup of this packet reuses the tag computed above.
                 self.hint = ok.then_some((by_ext, tag));
-                verdicts.push(self.handle_parsed(now, dir, p, info));
+                verdicts.push(self.handle_info(now, dir, p, info));
                 self.hint = None;
             }
         }
@@ -680,40 +497,29 @@ impl Nat {
         if info.fragment.is_some() {
             return None;
         }
-        let (slot, sport, dport) = match info.l4 {
-            L4::Udp { src_port, dst_port }
-            | L4::Tcp {
-                src_port, dst_port, ..
-            } => {
-                let slot = if matches!(info.l4, L4::Udp { .. }) {
-                    P_UDP
-                } else {
-                    P_TCP
-                };
-                (slot, src_port, dst_port)
-            }
-            L4::Icmp {
-                kind: IcmpKind::EchoRequest | IcmpKind::EchoReply,
-                id,
-            } => (P_ICMP, id, id),
-            _ => return None,
+        let Class::Flow(flow) = classify(&info.l4, dir) else {
+            return None;
         };
-        let pk = pkey(slot, info.version == IpVersion::V6);
+        let pk = pkey(flow.slot, info.version == IpVersion::V6);
         match dir {
             Direction::Outbound => {
-                let rport = if slot == P_ICMP { 0 } else { dport };
-                let (mr, mp) = table::mask_remote(self.config.mapping, &a16(info.dst), rport);
-                Some((false, table::out_tag(pk, &a16(info.src), sport, &mr, mp)))
+                let (mr, mp) =
+                    table::mask_remote(self.config.mapping, &a16(info.dst), flow.remote_port);
+                Some((
+                    false,
+                    table::out_tag(pk, &a16(info.src), flow.local_port, &mr, mp),
+                ))
             }
             Direction::Inbound => {
                 let ext = self.pool.index_of(info.dst)?;
-                Some((true, table::ext_tag(pk, ext, dport)))
+                Some((true, table::ext_tag(pk, ext, flow.local_port)))
             }
         }
     }
 
     // ----- time -----
 
+    #[inline]
     fn tick(&mut self, now: Instant) -> u64 {
         if let Some((at, t)) = self.last_tick
             && at == now
@@ -739,6 +545,7 @@ impl Nat {
         )
     }
 
+    #[inline]
     fn timeout_of(&self, b: &Binding) -> u64 {
         match b.slot() {
             P_UDP => self.t_ns[0],
@@ -747,726 +554,6 @@ impl Nat {
             _ => self.t_ns[3],
         }
     }
-
-    // ----- events and stats -----
-
-    fn push_event(&mut self, e: NatEvent) {
-        if self.events.len() >= MAX_EVENTS {
-            self.stats.events_dropped += 1;
-        } else {
-            self.events.push_back(e);
-        }
-    }
-
-    fn note_drop(&mut self, dir: Direction, reason: DropReason, info: Option<&PacketInfo>) {
-        *self.stats.drops.entry(reason).or_insert(0) += 1;
-        let (proto, src, dst) = match info {
-            Some(i) => (Some(i.proto), i.src_endpoint(), i.dst_endpoint()),
-            None => (None, None, None),
-        };
-        self.push_event(NatEvent::PacketDropped {
-            dir,
-            reason,
-            proto,
-            src,
-            dst,
-        });
-    }
-
-    fn ext_endpoint(&self, b: &Binding) -> Endpoint {
-        Endpoint::new(self.pool.addrs[b.ext_idx as usize], b.ext_port)
-    }
-
-    fn removed_event(&mut self, b: &Binding, cause: ExpiryCause) {
-        if cause == ExpiryCause::Timeout {
-            self.stats.expired += 1;
-        } else {
-            self.stats.removed += 1;
-        }
-        let ev = NatEvent::MappingExpired {
-            proto: proto_of_slot(b.slot()),
-            internal: Endpoint::new(ip_of(b.int_addr, b.v6()), b.int_port),
-            external: self.ext_endpoint(b),
-            cause,
-            refreshes: b.refreshes,
-            last_refresh: self.instant(b.expires.saturating_sub(self.timeout_of(b))),
-        };
-        self.push_event(ev);
-    }
-
-    // ----- table maintenance -----
-
-    fn remove_binding(&mut self, idx: u32, cause: ExpiryCause) {
-        let b = self.table.remove(idx);
-        self.release_port(&b);
-        self.pair_release(&b.int_addr, b.v6());
-        self.removed_event(&b, cause);
-    }
-
-    fn clear_all(&mut self, cause: ExpiryCause) {
-        for idx in self.table.live_indices() {
-            let b = self.table.slab[idx as usize].clone();
-            self.removed_event(&b, cause);
-        }
-        self.table.clear();
-        self.pairs.clear();
-        self.frags.clear();
-        self.reset_ports();
-    }
-
-    fn use_port(&mut self, ext_idx: u16, slot: u8, port: u16) {
-        self.ports[ext_idx as usize * 3 + slot as usize].used[(port & 1) as usize] += 1;
-    }
-
-    fn release_port(&mut self, b: &Binding) {
-        let u = &mut self.ports[b.ext_idx as usize * 3 + b.slot() as usize].used
-            [(b.ext_port & 1) as usize];
-        *u = u.saturating_sub(1);
-    }
-
-    fn pair_acquire(&mut self, int: &A16, v6: bool, ext_idx: u16) {
-        if self.config.pooling == Pooling::Paired {
-            self.pairs.entry((*int, v6)).or_insert((ext_idx, 0)).1 += 1;
-        }
-    }
-
-    fn pair_release(&mut self, int: &A16, v6: bool) {
-        if self.config.pooling != Pooling::Paired {
-            return;
-        }
-        if let Some(e) = self.pairs.get_mut(&(*int, v6)) {
-            e.1 = e.1.saturating_sub(1);
-            if e.1 == 0 {
-                self.pairs.remove(&(*int, v6));
-            }
-        }
-    }
-
-    /// A live mapping by external endpoint; one whose time has come is removed first.
-    #[inline]
-    fn lookup_ext(&mut self, t: u64, pk: u8, ext_idx: u16, port: u16) -> Option<u32> {
-        let tag = match self.hint {
-            Some((true, tag)) => self.hint.take().map(|_| tag),
-            _ => None,
-        };
-        let idx = self.table.find_ext_tagged(tag, pk, ext_idx, port)?;
-        if self.table.slab[idx as usize].expires <= t {
-            self.remove_binding(idx, ExpiryCause::Timeout);
-            return None;
-        }
-        Some(idx)
-    }
-
-    /// A live mapping by outbound key; one whose time has come is removed first.
-    #[inline]
-    fn lookup_out(
-        &mut self,
-        t: u64,
-        pk: u8,
-        int: &A16,
-        int_port: u16,
-        rem: &A16,
-        rem_port: u16,
-    ) -> Option<u32> {
-        let tag = match self.hint {
-            Some((false, tag)) => self.hint.take().map(|_| tag),
-            _ => None,
-        };
-        let idx = self
-            .table
-            .find_out_tagged(tag, pk, int, int_port, rem, rem_port)?;
-        if self.table.slab[idx as usize].expires <= t {
-            self.remove_binding(idx, ExpiryCause::Timeout);
-            return None;
-        }
-        Some(idx)
-    }
-
-    // ----- port and address allocation (RFC 4787 §4.2) -----
-
-    /// Choose an external address and port for a new mapping of `int:int_port`.
-    fn allocate(&mut self, pk: u8, int: &A16, int_port: u16) -> Result<(u16, u16), DropReason> {
-        let v6 = pk & 4 != 0;
-        if self.config.pooling == Pooling::Paired
-            && let Some(&(idx, _)) = self.pairs.get(&(*int, v6))
-        {
-            return self
-                .alloc_port(idx, pk, int_port)
-                .map(|p| (idx, p))
-                .ok_or(DropReason::PortsExhausted);
-        }
-        let n = self.pool.family(v6).len();
-        if n == 0 {
-            return Err(DropReason::AddressFamily);
-        }
-        let start = self.rng.range_inclusive(0, n as u64 - 1) as usize;
-        for k in 0..n {
-            let idx = self.pool.family(v6)[(start + k) % n];
-            if let Some(p) = self.alloc_port(idx, pk, int_port) {
-                return Ok((idx, p));
-            }
-        }
-        Err(DropReason::PortsExhausted)
-    }
-
-    /// A free port on pool address `ext_idx` for protocol key `pk`, per the allocation
-    /// strategy and parity; `None` if none is free.
-    fn alloc_port(&mut self, ext_idx: u16, pk: u8, int_port: u16) -> Option<u16> {
-        let (lo, hi) = (
-            self.config.port_range.0 as u32,
-            self.config.port_range.1 as u32,
-        );
-        let ps_i = ext_idx as usize * 3 + (pk & 3) as usize;
-        let ps = self.ports[ps_i];
-        let parity = self.config.port_parity.then_some(int_port as u32 & 1);
-        // First candidate port >= x of the right parity.
-        let first_from = |x: u32| match parity {
-            Some(p) if x & 1 != p => x + 1,
-            _ => x,
-        };
-        let first = first_from(lo);
-        let (step, capacity, used) = match parity {
-            Some(p) => (
-                2,
-                if first > hi { 0 } else { (hi - first) / 2 + 1 },
-                ps.used[p as usize],
-            ),
-            None => (1, hi - lo + 1, ps.used[0] + ps.used[1]),
-        };
-        if used >= capacity {
-            return None;
-        }
-        let free = |nat: &Self, p: u32| !nat.table.ext_taken(pk, ext_idx, p as u16);
-        let start = match self.config.port_allocation {
-            PortAllocation::Preserve => {
-                let ip = int_port as u32;
-                if (lo..=hi).contains(&ip) && free(self, ip) {
-                    self.ports[ps_i].cursor = if ip + 1 > hi {
-                        lo as u16
-                    } else {
-                        ip as u16 + 1
-                    };
-                    return Some(ip as u16);
-                }
-                // Fallback: sequential (O(1) amortised even when many hosts use the
-                // same internal port).
-                ps.cursor as u32
-            }
-            PortAllocation::Sequential => ps.cursor as u32,
-            PortAllocation::Random => {
-                let mut last = first;
-                for _ in 0..32 {
-                    let k = self.rng.range_inclusive(0, capacity as u64 - 1) as u32;
-                    last = first + k * step;
-                    if free(self, last) {
-                        return Some(last as u16);
-                    }
-                }
-                last
-            }
-        };
-        let mut p = first_from(start.clamp(lo, hi));
-        if p > hi {
-            p = first;
-        }
-        for _ in 0..capacity {
-            if free(self, p) {
-                let next = p + 1;
-                self.ports[ps_i].cursor = if next > hi { lo as u16 } else { next as u16 };
-                return Some(p as u16);
-            }
-            p += step;
-            if p > hi {
-                p = first;
-            }
-        }
-        None
-    }
-
-    /// Create a mapping (RFC 4787 §4.1) for an outbound packet.
-    fn create(
-        &mut self,
-        t: u64,
-        pk: u8,
-        int: A16,
-        int_port: u16,
-        rem: A16,
-        rem_port: u16,
-    ) -> Result<u32, DropReason> {
-        // The table holds at most 2^24 - 1 bindings whatever `max_bindings` says.
-        if self.table.len() >= self.config.max_bindings || self.table.full() {
-            return Err(DropReason::BindingLimit);
-        }
-        let (ext_idx, ext_port) = self.allocate(pk, &int, int_port)?;
-        let mut b = Binding {
-            int_addr: int,
-            rem_addr: rem,
-            expires: 0,
-            timer_at: 0,
-            int_port,
-            rem_port,
-            ext_port,
-            ext_idx,
-            refreshes: 0,
-            pkey: pk,
-            tcp: 0,
-            flags: 0,
-        };
-        b.expires = t.saturating_add(self.timeout_of(&b));
-        let idx = self.table.insert(b);
-        self.use_port(ext_idx, pk & 3, ext_port);
-        self.pair_acquire(&int, pk & 4 != 0, ext_idx);
-        self.stats.created += 1;
-        let v6 = pk & 4 != 0;
-        let ev = NatEvent::MappingCreated {
-            proto: proto_of_slot(pk & 3),
-            internal: Endpoint::new(ip_of(int, v6), int_port),
-            external: Endpoint::new(self.pool.addrs[ext_idx as usize], ext_port),
-            remote: Endpoint::new(ip_of(rem, v6), rem_port),
-        };
-        self.push_event(ev);
-        Ok(idx)
-    }
-
-    /// Activity on a mapping: TCP state, then the timer (refresh, or shortening only).
-    #[inline]
-    fn touch(&mut self, idx: u32, t: u64, refresh: bool, tcp: Option<(u8, bool)>) {
-        let b = &self.table.slab[idx as usize];
-        let before = self.timeout_of(b);
-        let mut exp = b.expires;
-        let mut after = before;
-        if let Some((flags, out)) = tcp {
-            let s = tcp_update(b.tcp, flags, out);
-            self.table.slab[idx as usize].tcp = s;
-            after = self.timeout_of(&self.table.slab[idx as usize]);
-        }
-        let cand = t.saturating_add(after);
-        if refresh {
-            exp = cand;
-            let b = &mut self.table.slab[idx as usize];
-            b.refreshes = b.refreshes.saturating_add(1);
-        } else if after < before {
-            exp = exp.min(cand);
-        }
-        self.table.set_expiry(idx, exp);
-    }
-
-    // ----- outbound -----
-
-    fn outbound(&mut self, t: u64, buf: &mut [u8], info: Option<PacketInfo>) -> Verdict {
-        let Some(mut info) = info else {
-            return Verdict::Drop(DropReason::Malformed);
-        };
-        if let Some(f) = info.fragment {
-            if self.config.fragments == Fragments::Drop {
-                return Verdict::Drop(DropReason::Fragment);
-            }
-            if f.offset != 0 {
-                return self.later_fragment(t, Direction::Outbound, buf, &mut info, f.id);
-            }
-        }
-        let (slot, sport, dport, flags) = match info.l4 {
-            L4::Udp { src_port, dst_port } => (P_UDP, src_port, dst_port, 0),
-            L4::Tcp {
-                src_port,
-                dst_port,
-                flags,
-                ..
-            } => (P_TCP, src_port, dst_port, flags),
-            L4::Icmp {
-                kind: IcmpKind::EchoRequest | IcmpKind::EchoReply,
-                id,
-            } => (P_ICMP, id, 0, 0),
-            L4::Icmp {
-                kind: IcmpKind::Error { .. },
-                ..
-            } => return self.outbound_icmp_error(t, buf, &mut info),
-            _ => return Verdict::Drop(DropReason::UnsupportedProtocol),
-        };
-        let v6 = info.version == IpVersion::V6;
-        if self.pool.family(v6).is_empty() {
-            return Verdict::Drop(DropReason::AddressFamily);
-        }
-        let hairpin_to = self.pool.index_of(info.dst);
-        if hairpin_to.is_some() {
-            if !self.config.hairpinning {
-                return Verdict::Drop(DropReason::HairpinDisabled);
-            }
-            if slot == P_ICMP {
-                return Verdict::Drop(DropReason::NoMapping);
-            }
-        }
-        let pk = pkey(slot, v6);
-        let int = a16(info.src);
-        let rem = a16(info.dst);
-        let idx = match self.lookup_out(t, pk, &int, sport, &rem, dport) {
-            Some(i) => i,
-            None => match self.create(t, pk, int, sport, rem, dport) {
-                Ok(i) => i,
-                Err(r) => return Verdict::Drop(r),
-            },
-        };
-        let filtering = self.config.filtering;
-        self.table.permit(idx, filtering, &rem, dport);
-        self.touch(idx, t, true, (slot == P_TCP).then_some((flags, true)));
-        let ext = self.ext_endpoint(&self.table.slab[idx as usize]);
-        let (orig_src, orig_dst) = (info.src, info.dst);
-        if let Some(target_ext) = hairpin_to {
-            return self.hairpin(t, buf, &mut info, ext, target_ext, slot, dport, flags);
-        }
-        wire::set_src(buf, &mut info, ext);
-        if let Some(f) = info.fragment {
-            self.remember_fragment(
-                t,
-                Direction::Outbound,
-                &info,
-                f.id,
-                orig_src,
-                orig_dst,
-                FragEntry {
-                    new_src: Some(ext.addr),
-                    new_dst: None,
-                    hairpin: false,
-                    expires: 0,
-                },
-            );
-        }
-        Verdict::Forward
-    }
-
-    /// RFC 4787 §6: an outbound packet to one of our external endpoints, already counted
-    /// as outbound activity on the sender's mapping (`sender_ext`).
-    #[allow(clippy::too_many_arguments)]
-    fn hairpin(
-        &mut self,
-        t: u64,
-        buf: &mut [u8],
-        info: &mut PacketInfo,
-        sender_ext: Endpoint,
-        target_ext: u16,
-        slot: u8,
-        dport: u16,
-        flags: u8,
-    ) -> Verdict {
-        let v6 = info.version == IpVersion::V6;
-        let Some(tidx) = self.lookup_ext(t, pkey(slot, v6), target_ext, dport) else {
-            return Verdict::Drop(DropReason::NoMapping);
-        };
-        let f = self.config.filtering;
-        if !self
-            .table
-            .permits(tidx, f, &a16(sender_ext.addr), sender_ext.port)
-        {
-            return Verdict::Drop(DropReason::Filtered);
-        }
-        let tb = &self.table.slab[tidx as usize];
-        let target_int = Endpoint::new(ip_of(tb.int_addr, tb.v6()), tb.int_port);
-        self.touch(
-            tidx,
-            t,
-            self.config.refresh == Refresh::Both,
-            (slot == P_TCP).then_some((flags, false)),
-        );
-        let (orig_src, orig_dst) = (info.src, info.dst);
-        wire::set_src(buf, info, sender_ext);
-        wire::set_dst(buf, info, target_int);
-        if let Some(f) = info.fragment {
-            self.remember_fragment(
-                t,
-                Direction::Outbound,
-                info,
-                f.id,
-                orig_src,
-                orig_dst,
-                FragEntry {
-                    new_src: Some(sender_ext.addr),
-                    new_dst: Some(target_int.addr),
-                    hairpin: true,
-                    expires: 0,
-                },
-            );
-        }
-        Verdict::Hairpin
-    }
-
-    // ----- inbound -----
-
-    fn inbound(&mut self, t: u64, buf: &mut [u8], info: Option<PacketInfo>) -> Verdict {
-        let Some(mut info) = info else {
-            return Verdict::Drop(DropReason::Malformed);
-        };
-        let Some(ext_idx) = self.pool.index_of(info.dst) else {
-            return Verdict::Drop(DropReason::NoMapping);
-        };
-        if let Some(f) = info.fragment {
-            if self.config.fragments == Fragments::Drop {
-                return Verdict::Drop(DropReason::Fragment);
-            }
-            if f.offset != 0 {
-                return self.later_fragment(t, Direction::Inbound, buf, &mut info, f.id);
-            }
-        }
-        let (slot, dport, sport, flags) = match info.l4 {
-            L4::Udp { src_port, dst_port } => (P_UDP, dst_port, src_port, 0),
-            L4::Tcp {
-                src_port,
-                dst_port,
-                flags,
-                ..
-            } => (P_TCP, dst_port, src_port, flags),
-            L4::Icmp {
-                kind: IcmpKind::EchoRequest | IcmpKind::EchoReply,
-                id,
-            } => (P_ICMP, id, 0, 0),
-            L4::Icmp {
-                kind: IcmpKind::Error { .. },
-                ..
-            } => return self.inbound_icmp_error(t, buf, &mut info),
-            _ => return Verdict::Drop(DropReason::UnsupportedProtocol),
-        };
-        let v6 = info.version == IpVersion::V6;
-        let Some(idx) = self.lookup_ext(t, pkey(slot, v6), ext_idx, dport) else {
-            return self.unsolicited(buf, &info, DropReason::NoMapping);
-        };
-        let rem = a16(info.src);
-        if !self.table.permits(idx, self.config.filtering, &rem, sport) {
-            return self.unsolicited(buf, &info, DropReason::Filtered);
-        }
-        let b = &self.table.slab[idx as usize];
-        let int = Endpoint::new(ip_of(b.int_addr, b.v6()), b.int_port);
-        self.touch(
-            idx,
-            t,
-            self.config.refresh == Refresh::Both,
-            (slot == P_TCP).then_some((flags, false)),
-        );
-        let (orig_src, orig_dst) = (info.src, info.dst);
-        wire::set_dst(buf, &mut info, int);
-        if let Some(f) = info.fragment {
-            self.remember_fragment(
-                t,
-                Direction::Inbound,
-                &info,
-                f.id,
-                orig_src,
-                orig_dst,
-                FragEntry {
-                    new_src: None,
-                    new_dst: Some(int.addr),
-                    hairpin: false,
-                    expires: 0,
-                },
-            );
-        }
-        Verdict::Forward
-    }
-
-    /// An unsolicited inbound packet: drop, or reply per [`Unsolicited`].
-    fn unsolicited(&self, buf: &[u8], info: &PacketInfo, reason: DropReason) -> Verdict {
-        let reply = match (self.config.unsolicited, info.l4) {
-            (Unsolicited::Drop, _) => None,
-            (Unsolicited::Rst, L4::Tcp { .. }) => reply::tcp_rst(buf),
-            (Unsolicited::Icmp | Unsolicited::Rst, _) => {
-                reply::icmp_error(buf, info.dst, reply::IcmpError::PortUnreachable)
-            }
-        };
-        match reply {
-            Some(p) => Verdict::Reply(reason, p),
-            None => Verdict::Drop(reason),
-        }
-    }
-
-    // ----- ICMP errors (RFC 5508 §4.2) -----
-
-    fn inbound_icmp_error(&mut self, t: u64, buf: &mut [u8], info: &mut PacketInfo) -> Verdict {
-        let off = info.l4_offset + 8;
-        let end = info.total_len.min(buf.len());
-        let Some(inner_buf) = buf.get(off..end) else {
-            return Verdict::Drop(DropReason::Malformed);
-        };
-        let Ok(mut inner) = wire::parse_embedded(inner_buf) else {
-            return Verdict::Drop(DropReason::Malformed);
-        };
-        if inner.version != info.version || !icmp_error_checksums_ok(buf, info, &inner) {
-            return Verdict::Drop(DropReason::Malformed);
-        }
-        // The embedded packet is one we sent: source = our external endpoint.
-        let (slot, ext_port, rem_port) = match inner.l4 {
-            L4::Udp { src_port, dst_port } => (P_UDP, src_port, dst_port),
-            L4::Tcp {
-                src_port, dst_port, ..
-            } => (P_TCP, src_port, dst_port),
-            L4::Icmp {
-                kind: IcmpKind::EchoRequest | IcmpKind::EchoReply,
-                id,
-            } => (P_ICMP, id, 0),
-            _ => return Verdict::Drop(DropReason::IcmpNoMapping),
-        };
-        let Some(ext_idx) = self.pool.index_of(inner.src) else {
-            return Verdict::Drop(DropReason::IcmpNoMapping);
-        };
-        let v6 = info.version == IpVersion::V6;
-        let Some(idx) = self.lookup_ext(t, pkey(slot, v6), ext_idx, ext_port) else {
-            return Verdict::Drop(DropReason::IcmpNoMapping);
-        };
-        if !self
-            .table
-            .permits(idx, self.config.filtering, &a16(inner.dst), rem_port)
-        {
-            return Verdict::Drop(DropReason::Filtered);
-        }
-        let b = &self.table.slab[idx as usize];
-        let int = Endpoint::new(ip_of(b.int_addr, b.v6()), b.int_port);
-        wire::set_src(&mut buf[off..end], &mut inner, int);
-        let outer_id = match info.l4 {
-            L4::Icmp { id, .. } => id,
-            _ => 0,
-        };
-        wire::set_dst(buf, info, Endpoint::new(int.addr, outer_id));
-        wire::update_icmp_checksum(buf, info);
-        Verdict::Forward
-    }
-
-    fn outbound_icmp_error(&mut self, t: u64, buf: &mut [u8], info: &mut PacketInfo) -> Verdict {
-        let off = info.l4_offset + 8;
-        let end = info.total_len.min(buf.len());
-        let Some(inner_buf) = buf.get(off..end) else {
-            return Verdict::Drop(DropReason::Malformed);
-        };
-        let Ok(mut inner) = wire::parse_embedded(inner_buf) else {
-            return Verdict::Drop(DropReason::Malformed);
-        };
-        if inner.version != info.version || !icmp_error_checksums_ok(buf, info, &inner) {
-            return Verdict::Drop(DropReason::Malformed);
-        }
-        // The embedded packet is one we delivered: destination = the internal endpoint.
-        let (slot, int_port, rem_port) = match inner.l4 {
-            L4::Udp { src_port, dst_port } => (P_UDP, dst_port, src_port),
-            L4::Tcp {
-                src_port, dst_port, ..
-            } => (P_TCP, dst_port, src_port),
-            L4::Icmp {
-                kind: IcmpKind::EchoRequest | IcmpKind::EchoReply,
-                id,
-            } => (P_ICMP, id, 0),
-            _ => return Verdict::Drop(DropReason::IcmpNoMapping),
-        };
-        let v6 = info.version == IpVersion::V6;
-        let (int, rem) = (a16(inner.dst), a16(inner.src));
-        let Some(idx) = self.lookup_out(t, pkey(slot, v6), &int, int_port, &rem, rem_port) else {
-            return Verdict::Drop(DropReason::IcmpNoMapping);
-        };
-        let ext = self.ext_endpoint(&self.table.slab[idx as usize]);
-        wire::set_dst(&mut buf[off..end], &mut inner, ext);
-        let outer_id = match info.l4 {
-            L4::Icmp { id, .. } => id,
-            _ => 0,
-        };
-        wire::set_src(buf, info, Endpoint::new(ext.addr, outer_id));
-        wire::update_icmp_checksum(buf, info);
-        Verdict::Forward
-    }
-
-    // ----- fragments (RFC 4787 §11, REQ-14) -----
-
-    #[allow(clippy::too_many_arguments)]
-    fn remember_fragment(
-        &mut self,
-        t: u64,
-        dir: Direction,
-        info: &PacketInfo,
-        id: u32,
-        orig_src: IpAddr,
-        orig_dst: IpAddr,
-        mut entry: FragEntry,
-    ) {
-        if self.frags.len() >= MAX_FRAGMENT_ENTRIES {
-            self.frags.retain(|_, e| e.expires > t);
-            if self.frags.len() >= MAX_FRAGMENT_ENTRIES {
-                return;
-            }
-        }
-        entry.expires = t.saturating_add(dur_ns(FRAGMENT_TIMEOUT));
-        let key = FragKey {
-            dir,
-            proto: info.proto.number(info.version),
-            id,
-            src: a16(orig_src),
-            dst: a16(orig_dst),
-        };
-        self.frags.insert(key, entry);
-    }
-
-    fn later_fragment(
-        &mut self,
-        t: u64,
-        dir: Direction,
-        buf: &mut [u8],
-        info: &mut PacketInfo,
-        id: u32,
-    ) -> Verdict {
-        let key = FragKey {
-            dir,
-            proto: info.proto.number(info.version),
-            id,
-            src: a16(info.src),
-            dst: a16(info.dst),
-        };
-        let Some(e) = self.frags.get(&key).copied().filter(|e| e.expires > t) else {
-            return Verdict::Drop(DropReason::Fragment);
-        };
-        if let Some(a) = e.new_src {
-            wire::set_src(buf, info, Endpoint::new(a, 0));
-        }
-        if let Some(a) = e.new_dst {
-            wire::set_dst(buf, info, Endpoint::new(a, 0));
-        }
-        if e.hairpin {
-            Verdict::Hairpin
-        } else {
-            Verdict::Forward
-        }
-    }
-}
-
-/// RFC 5508 §4.2 (REQ-3): an ICMP error whose ICMP checksum, or whose embedded IPv4
-/// header checksum, does not verify is dropped (the NAT would otherwise "fix" it when it
-/// recomputes the checksum). The embedded transport checksum is not checked (REQ-3 c).
-fn icmp_error_checksums_ok(buf: &[u8], info: &PacketInfo, inner: &PacketInfo) -> bool {
-    // Under the fuzzer checksums are not verified, so that random inputs reach the
-    // translation code (STYLE.md §10); the rest of the check still runs.
-    if cfg!(fuzzing) {
-        return true;
-    }
-    let end = info.total_len.min(buf.len());
-    if !wire::checksums_valid(&buf[..end]) {
-        return false;
-    }
-    let off = info.l4_offset + 8;
-    match inner.version {
-        IpVersion::V4 => buf
-            .get(off..off + inner.l4_offset)
-            .is_some_and(|h| wire::checksum::checksum(h) == 0),
-        IpVersion::V6 => true,
-    }
-}
-
-/// TCP state after a segment with `flags` (`out`: outbound) — RFC 5382 §5.
-fn tcp_update(state: u8, flags: u8, out: bool) -> u8 {
-    let mut s = state;
-    if flags & tcp_flags::RST != 0 {
-        return s | TCP_RST;
-    }
-    if flags & tcp_flags::SYN != 0 {
-        if flags & tcp_flags::ACK == 0 && s & (TCP_FIN_OUT | TCP_FIN_IN | TCP_RST) != 0 {
-            s = 0; // a new connection on a closed mapping
-        }
-        s |= if out { TCP_SYN_OUT } else { TCP_SYN_IN };
-    }
-    if flags & tcp_flags::FIN != 0 {
-        s |= if out { TCP_FIN_OUT } else { TCP_FIN_IN };
-    }
-    s
 }
 
 #[cfg(test)]
