@@ -741,6 +741,18 @@ fn demo(sandbox: sys::Sandbox) -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("  alice: fd00::2 on pht0, ::1 on lo, on-link IPv4 default route via pht0");
 
+    // A request the kernel refuses comes back as its errno, with the operation named.
+    let dup = (ip("10.0.9.2"), 24);
+    match alice.add_tun("pht9", 1500, &[dup, dup], &[]) {
+        Err(SysError::Os { op, source })
+            if op == "add address 10.0.9.2/24 to pht9 in host alice"
+                && source.raw_os_error() == Some(libc::EEXIST) =>
+        {
+            println!("  refused netlink request: {op}: {source}");
+        }
+        other => return Err(format!("a duplicate address on pht9: {other:?}").into()),
+    }
+
     // UDP echo servers opened inside bob from this thread.
     let servers = {
         let _in_bob = bob.enter_net()?;

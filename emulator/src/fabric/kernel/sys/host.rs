@@ -185,18 +185,18 @@ impl HostNs {
         if index == 0 {
             return Err(SysError::last_os(ctx("if_nametoindex")));
         }
-        let mut nl = Netlink::open()?;
-        nl.set_link(1, None)?;
-        nl.set_link(index, Some(mtu))?;
+        let mut nl = Netlink::open(&format!("host {}", self.name))?;
+        nl.set_link(1, "lo", None)?;
+        nl.set_link(index, ifname, Some(mtu))?;
         for &(addr, prefix) in addrs {
-            nl.add_addr(index, addr, prefix)?;
+            nl.add_addr(index, ifname, addr, prefix)?;
         }
         for ipv6 in [false, true] {
             if !addrs.iter().any(|(a, _)| a.is_ipv6() == ipv6) {
                 continue;
             }
             let gw = gateways.iter().copied().find(|g| g.is_ipv6() == ipv6);
-            match nl.add_default_route(index, ipv6, gw) {
+            match nl.add_default_route(index, ifname, ipv6, gw) {
                 Ok(()) => {}
                 Err(SysError::Os { source, .. }) if source.raw_os_error() == Some(libc::EEXIST) => {
                 }
@@ -313,7 +313,7 @@ fn create_on_this_thread(name: &str, hosts: &str) -> Result<(OwnedFd, OwnedFd), 
     let net = open_ns("/proc/thread-self/ns/net")?;
     let mnt = open_ns("/proc/thread-self/ns/mnt")?;
     mount_host_files(name, hosts)?;
-    Netlink::open()?.set_link(1, None)?;
+    Netlink::open(&format!("host {name}"))?.set_link(1, "lo", None)?;
     Ok((net, mnt))
 }
 

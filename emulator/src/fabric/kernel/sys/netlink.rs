@@ -1,243 +1,355 @@
-//! Hand-written rtnetlink requests: link up + MTU, addresses, default routes.
+//! rtnetlink requests of the kernel fabric: link up + MTU, addresses, default routes.
 //!
 //! A netlink socket acts on the network namespace it was created in, so open it while the
 //! thread is inside the host's namespace.
+//!
+//! Messages are the typed ones of `netlink-packet-route` (the crate `rtnetlink` itself
+//! builds on), sent over the synchronous socket of `netlink-sys`; this file only fills
+//! them in and waits for each acknowledgement (rtnetlink(7); netlink(7) "NLMSG_ERROR").
+//! Why not `rtnetlink` itself: it is async only, so every host setup would build a tokio
+//! runtime on the thread that sits in the namespace, for a handful of requests the kernel
+//! answers at once. Why not `neli`: its route messages take attributes as raw bytes, so
+//! the encoding of addresses and flags would stay ours, and it brings a derive-builder
+//! stack. All three work on a plain thread inside a new network namespace. Measured in
+//! December 2026 (release, 2 shared cores; the same seven requests: link up + MTU, two
+//! addresses, two default routes, in a fresh namespace, median of 200):
+//!
+//! | | crates new to our lock | build added | stripped size added | setup |
+//! |---|---|---|---|---|
+//! | hand-written bytes (before) | 0 | 0 | 0 | 82 µs |
+//! | netlink-packet-route 0.34 + netlink-sys 0.9 (this) | 3 | 12 s | 387 KB | 62–71 µs |
+//! | neli 0.7 (`NlSocketHandle`) | 13 | 6 s | 135 KB | 65–90 µs |
+//! | rtnetlink 0.24 + current-thread tokio | 16 | 20 s | 1.68 MB | 88–102 µs |
+//!
+//! Whole hosts (`cargo bench -p pinhole-emulator --bench host_setup`) take as long as
+//! before: `HostNs::add_tun` median 176–199 µs (168–201 µs hand-written).
 
 use std::io;
-use std::mem;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use super::{SysError, cvt, cvt_retry};
+use netlink_packet_core::{
+    ErrorBuffer, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NLMSG_ERROR, NetlinkBuffer,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload,
+};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
-const NLM_F_EXCL: u16 = 0x200;
-const NLM_F_CREATE: u16 = 0x400;
-const NLMSG_ERROR: u16 = 0x2;
-const NLMSG_HDRLEN: usize = 16;
+use super::SysError;
 
-const IFLA_MTU: u16 = 4;
-const IFA_ADDRESS: u16 = 1;
-const IFA_LOCAL: u16 = 2;
-const IFA_FLAGS: u16 = 8;
-const IFA_F_NODAD: u32 = 0x02;
-const RT_SCOPE_UNIVERSE: u8 = 0;
+/// Room for one datagram of acknowledgements: each repeats only the short request it
+/// answers (netlink(7)), so a page is plenty.
+const RECV_BUF: usize = 8192;
 
 /// A blocking `NETLINK_ROUTE` socket bound to the namespace it was opened in.
 pub(super) struct Netlink {
-    fd: OwnedFd,
+    socket: Socket,
+    /// Where the socket acts, for error messages: `host alice`, `the sandbox`.
+    place: String,
     seq: u32,
+    buf: Vec<u8>,
 }
 
 impl Netlink {
-    /// Open a route netlink socket in the calling thread's network namespace.
-    pub(super) fn open() -> Result<Netlink, SysError> {
-        // SAFETY: plain socket(2); the result is checked before use.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        let raw = cvt(raw, || "socket(AF_NETLINK, NETLINK_ROUTE)".into())?;
-        // SAFETY: `raw` is a fresh fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: sockaddr_nl is plain data; all-zero is valid (kernel assigns the port).
-        let mut sa: libc::sockaddr_nl = unsafe { mem::zeroed() };
-        sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        // SAFETY: `sa` is a valid sockaddr_nl of the size passed.
-        let r = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&raw const sa).cast::<libc::sockaddr>(),
-                mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        cvt(r, || "bind(netlink)".into())?;
-        Ok(Netlink { fd, seq: 0 })
+    /// Open a route netlink socket in the calling thread's network namespace, which
+    /// errors call `place` (`host alice`).
+    pub(super) fn open(place: &str) -> Result<Netlink, SysError> {
+        let op = || format!("open a route netlink socket in {place}");
+        let mut socket = Socket::new(NETLINK_ROUTE).map_err(|e| SysError::os(op(), e))?;
+        socket.bind_auto().map_err(|e| SysError::os(op(), e))?;
+        // Talk to the kernel (port 0) only.
+        socket
+            .connect(&SocketAddr::new(0, 0))
+            .map_err(|e| SysError::os(op(), e))?;
+        Ok(Netlink {
+            socket,
+            place: place.to_string(),
+            seq: 0,
+            buf: Vec::with_capacity(RECV_BUF),
+        })
     }
 
-    /// Bring interface `index` up and optionally set its MTU.
-    pub(super) fn set_link(&mut self, index: u32, mtu: Option<u32>) -> Result<(), SysError> {
-        let mut body = Vec::with_capacity(32);
-        body.push(libc::AF_UNSPEC as u8); // ifi_family
-        body.push(0); // pad
-        body.extend_from_slice(&0u16.to_ne_bytes()); // ifi_type
-        body.extend_from_slice(&(index as i32).to_ne_bytes());
-        body.extend_from_slice(&(libc::IFF_UP as u32).to_ne_bytes()); // ifi_flags
-        body.extend_from_slice(&(libc::IFF_UP as u32).to_ne_bytes()); // ifi_change
+    /// Bring interface `ifname` (number `index`) up and optionally set its MTU
+    /// (`ip link set IFNAME up mtu MTU`).
+    pub(super) fn set_link(
+        &mut self,
+        index: u32,
+        ifname: &str,
+        mtu: Option<u32>,
+    ) -> Result<(), SysError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.header.flags = LinkFlags::Up;
+        msg.header.change_mask = LinkFlags::Up;
         if let Some(mtu) = mtu {
-            attr(&mut body, IFLA_MTU, &mtu.to_ne_bytes());
+            msg.attributes.push(LinkAttribute::Mtu(mtu));
         }
         let what = match mtu {
-            Some(mtu) => format!("rtnetlink: set interface {index} up with MTU {mtu}"),
-            None => format!("rtnetlink: set interface {index} up"),
+            Some(mtu) => format!("set {ifname} up with MTU {mtu}"),
+            None => format!("set {ifname} up"),
         };
-        self.request(&what, libc::RTM_NEWLINK, 0, &body)
+        self.request(&what, RouteNetlinkMessage::SetLink(msg), 0)
     }
 
-    /// Add `addr/prefix` to interface `index`; IPv6 addresses skip duplicate address
-    /// detection so that they are usable at once.
+    /// Add `addr/prefix` to interface `ifname` (number `index`); IPv6 addresses skip
+    /// duplicate address detection (RFC 4862 section 5.4) so that they are usable at once.
     pub(super) fn add_addr(
         &mut self,
         index: u32,
+        ifname: &str,
         addr: IpAddr,
         prefix: u8,
     ) -> Result<(), SysError> {
-        let mut body = Vec::with_capacity(48);
-        let (family, flags) = match addr {
-            IpAddr::V4(_) => (libc::AF_INET as u8, 0u8),
-            IpAddr::V6(_) => (libc::AF_INET6 as u8, IFA_F_NODAD as u8),
-        };
-        body.push(family);
-        body.push(prefix);
-        body.push(flags);
-        body.push(RT_SCOPE_UNIVERSE);
-        body.extend_from_slice(&index.to_ne_bytes());
-        match addr {
-            IpAddr::V4(a) => {
-                attr(&mut body, IFA_LOCAL, &a.octets());
-                attr(&mut body, IFA_ADDRESS, &a.octets());
-            }
-            IpAddr::V6(a) => {
-                attr(&mut body, IFA_ADDRESS, &a.octets());
-                attr(&mut body, IFA_FLAGS, &IFA_F_NODAD.to_ne_bytes());
-            }
-        }
+        let msg = address_message(index, addr, prefix);
         self.request(
-            &format!("rtnetlink: add address {addr}/{prefix} to interface {index}"),
-            libc::RTM_NEWADDR,
+            &format!("add address {addr}/{prefix} to {ifname}"),
+            RouteNetlinkMessage::NewAddress(msg),
             NLM_F_CREATE | NLM_F_EXCL,
-            &body,
         )
     }
 
-    /// Add a default route of the given family through interface `index`, via `gateway`
-    /// or, without one, on-link (every destination is a neighbour on the TUN).
+    /// Add a default route of the given family through interface `ifname` (number
+    /// `index`), via `gateway` or, without one, on-link (every destination is a
+    /// neighbour on the TUN).
     pub(super) fn add_default_route(
         &mut self,
         index: u32,
+        ifname: &str,
         ipv6: bool,
         gateway: Option<IpAddr>,
     ) -> Result<(), SysError> {
-        let mut body = Vec::with_capacity(40);
-        let family = if ipv6 { libc::AF_INET6 } else { libc::AF_INET } as u8;
-        let scope = if !ipv6 && gateway.is_none() {
-            libc::RT_SCOPE_LINK
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = if ipv6 {
+            AddressFamily::Inet6
         } else {
-            RT_SCOPE_UNIVERSE
+            AddressFamily::Inet
         };
-        body.extend_from_slice(&[
-            family,
-            0, // rtm_dst_len: default route
-            0, // rtm_src_len
-            0, // rtm_tos
-            libc::RT_TABLE_MAIN,
-            libc::RTPROT_STATIC,
-            scope,
-            libc::RTN_UNICAST,
-        ]);
-        body.extend_from_slice(&0u32.to_ne_bytes()); // rtm_flags
-        attr(&mut body, libc::RTA_OIF, &index.to_ne_bytes());
-        match gateway {
-            Some(IpAddr::V4(g)) => attr(&mut body, libc::RTA_GATEWAY, &g.octets()),
-            Some(IpAddr::V6(g)) => attr(&mut body, libc::RTA_GATEWAY, &g.octets()),
-            None => {}
+        // Destination prefix length 0: the default route.
+        msg.header.table = RouteHeader::RT_TABLE_MAIN;
+        msg.header.protocol = RouteProtocol::Static;
+        msg.header.scope = if !ipv6 && gateway.is_none() {
+            RouteScope::Link
+        } else {
+            RouteScope::Universe
+        };
+        msg.header.kind = RouteType::Unicast;
+        msg.attributes.push(RouteAttribute::Oif(index));
+        if let Some(gw) = gateway {
+            msg.attributes
+                .push(RouteAttribute::Gateway(RouteAddress::from(gw)));
         }
         let what = match gateway {
-            Some(g) => format!("rtnetlink: add default route via {g} on interface {index}"),
+            Some(g) => format!("add default route via {g} on {ifname}"),
             None => format!(
-                "rtnetlink: add on-link IPv{} default route on interface {index}",
+                "add on-link IPv{} default route on {ifname}",
                 if ipv6 { 6 } else { 4 }
             ),
         };
-        self.request(&what, libc::RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &body)
+        self.request(
+            &what,
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
     }
 
-    /// Send one request and wait for its acknowledgement.
-    fn request(&mut self, what: &str, ty: u16, flags: u16, body: &[u8]) -> Result<(), SysError> {
+    /// Send one request and wait for its acknowledgement; a refusal is the kernel's
+    /// errno, as `SysError::Os` with `what` and the place named.
+    fn request(
+        &mut self,
+        what: &str,
+        message: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<(), SysError> {
+        let op = || format!("{what} in {}", self.place);
         self.seq = self.seq.wrapping_add(1);
-        let len = NLMSG_HDRLEN + body.len();
-        let mut msg = Vec::with_capacity(len);
-        msg.extend_from_slice(&(len as u32).to_ne_bytes());
-        msg.extend_from_slice(&ty.to_ne_bytes());
-        msg.extend_from_slice(&(flags | NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
-        msg.extend_from_slice(&self.seq.to_ne_bytes());
-        msg.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_pid: the kernel
-        msg.extend_from_slice(body);
-        let fd = self.fd.as_raw_fd();
-        // SAFETY: `msg` is a valid buffer of the length passed.
-        let sent =
-            cvt_retry(|| unsafe { libc::send(fd, msg.as_ptr().cast(), msg.len(), 0) } as i32)
-                .map_err(|e| SysError::os(format!("{what} (send)"), e))?;
-        if sent as usize != msg.len() {
+        let out = encode(self.seq, flags, message);
+        let sent = retry(|| self.socket.send(&out, 0)).map_err(|e| SysError::os(op(), e))?;
+        if sent != out.len() {
             return Err(SysError::os(
-                format!("{what} (send)"),
+                op(),
                 io::Error::new(io::ErrorKind::WriteZero, "short netlink send"),
             ));
         }
-        let mut buf = vec![0u8; 16384];
         loop {
-            // SAFETY: `buf` is a valid writable buffer of the length passed.
-            let n = cvt_retry(|| unsafe {
-                libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) as i32
-            })
-            .map_err(|e| SysError::os(format!("{what} (recv)"), e))? as usize;
-            let mut off = 0;
-            while off + NLMSG_HDRLEN <= n {
-                let mlen = u32::from_ne_bytes(field(&buf, off)) as usize;
-                let mty = u16::from_ne_bytes(field(&buf, off + 4));
-                let mseq = u32::from_ne_bytes(field(&buf, off + 8));
-                if mlen < NLMSG_HDRLEN || off + mlen > n {
-                    break;
-                }
-                if mty == NLMSG_ERROR && mseq == self.seq && mlen >= NLMSG_HDRLEN + 4 {
-                    let code = i32::from_ne_bytes(field(&buf, off + NLMSG_HDRLEN));
-                    return if code == 0 {
-                        Ok(())
-                    } else {
-                        Err(SysError::os(what, io::Error::from_raw_os_error(-code)))
-                    };
-                }
-                off += align4(mlen);
+            self.buf.clear();
+            let n =
+                retry(|| self.socket.recv(&mut self.buf, 0)).map_err(|e| SysError::os(op(), e))?;
+            let n = n.min(self.buf.len());
+            if let Some(reply) = find_reply(&self.buf[..n], self.seq) {
+                return reply.map_err(|e| SysError::os(op(), e));
             }
         }
     }
 }
 
-fn field<const N: usize>(buf: &[u8], at: usize) -> [u8; N] {
-    let mut out = [0u8; N];
-    out.copy_from_slice(&buf[at..at + N]);
+/// `ip address add ADDR/PREFIX dev INDEX` as a message; IPv6 with `nodad` (RFC 4862
+/// section 5.4), the flag both in the header byte and in `IFA_FLAGS`, as iproute2 sends it.
+fn address_message(index: u32, addr: IpAddr, prefix: u8) -> AddressMessage {
+    let mut msg = AddressMessage::default();
+    msg.header.prefix_len = prefix;
+    msg.header.scope = AddressScope::Universe;
+    msg.header.index = index;
+    match addr {
+        IpAddr::V4(_) => {
+            msg.header.family = AddressFamily::Inet;
+            msg.attributes.push(AddressAttribute::Local(addr));
+            msg.attributes.push(AddressAttribute::Address(addr));
+        }
+        IpAddr::V6(_) => {
+            msg.header.family = AddressFamily::Inet6;
+            msg.header.flags = AddressHeaderFlags::Nodad;
+            msg.attributes.push(AddressAttribute::Address(addr));
+            msg.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+    }
+    msg
+}
+
+/// One request as bytes: the netlink header (request, acknowledgement wanted, `flags`,
+/// sequence number `seq`, port 0 = the kernel) before `message`.
+fn encode(seq: u32, flags: u16, message: RouteNetlinkMessage) -> Vec<u8> {
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+    header.sequence_number = seq;
+    let mut req = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(message));
+    req.finalize();
+    let mut out = vec![0u8; req.buffer_len()];
+    req.serialize(&mut out);
     out
 }
 
-fn align4(n: usize) -> usize {
-    (n + 3) & !3
+/// In one received datagram, the answer to request `seq`: `Ok` for an acknowledgement,
+/// the errno for a refusal, `None` when the datagram holds no answer to it (netlink(7):
+/// the answer is an `NLMSG_ERROR` message, whose error 0 means acknowledged). Only
+/// headers and the error code are read, so none of the route message parsers is linked.
+fn find_reply(mut datagram: &[u8], seq: u32) -> Option<io::Result<()>> {
+    let malformed = || {
+        Some(Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "malformed netlink message from the kernel",
+        )))
+    };
+    while !datagram.is_empty() {
+        let Ok(msg) = NetlinkBuffer::new_checked(datagram) else {
+            return malformed();
+        };
+        if msg.sequence_number() == seq && msg.message_type() == NLMSG_ERROR {
+            let Ok(error) = ErrorBuffer::new_checked(msg.payload()) else {
+                return malformed();
+            };
+            return Some(match error.code() {
+                None => Ok(()),
+                Some(code) => Err(io::Error::from_raw_os_error(code.get().saturating_abs())),
+            });
+        }
+        // Messages are aligned to 4 bytes (NLMSG_ALIGN).
+        let next = (msg.length() as usize + 3) & !3;
+        datagram = datagram.get(next..).unwrap_or_default();
+    }
+    None
 }
 
-/// Append one `rtattr` (length, type, data, padding to 4 bytes).
-fn attr(buf: &mut Vec<u8>, ty: u16, data: &[u8]) {
-    let len = 4 + data.len();
-    buf.extend_from_slice(&(len as u16).to_ne_bytes());
-    buf.extend_from_slice(&ty.to_ne_bytes());
-    buf.extend_from_slice(data);
-    buf.resize(buf.len() + align4(len) - len, 0);
+/// Repeat a system call interrupted by a signal.
+fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const NEWADDR_FLAGS: u16 = NLM_F_CREATE | NLM_F_EXCL;
+
+    /// `ip address add 10.0.1.2/24 dev 7`, as the kernel expects it (rtnetlink(7)): the
+    /// bytes the hand-written encoder of earlier versions sent.
     #[test]
-    fn attributes_are_padded_to_four_bytes() {
-        let mut buf = Vec::new();
-        attr(&mut buf, 7, &[1, 2, 3, 4, 5]);
-        assert_eq!(buf.len(), 12);
-        assert_eq!(u16::from_ne_bytes([buf[0], buf[1]]), 9);
-        assert_eq!(u16::from_ne_bytes([buf[2], buf[3]]), 7);
-        assert_eq!(&buf[4..9], &[1, 2, 3, 4, 5]);
-        assert_eq!(&buf[9..], &[0, 0, 0]);
+    fn ipv4_address_request_matches_golden_bytes() {
+        let msg = address_message(7, IpAddr::from([10, 0, 1, 2]), 24);
+        let bytes = encode(1, NEWADDR_FLAGS, RouteNetlinkMessage::NewAddress(msg));
+        let mut want = Vec::new();
+        want.extend_from_slice(&40u32.to_ne_bytes()); // nlmsg_len
+        want.extend_from_slice(&20u16.to_ne_bytes()); // RTM_NEWADDR
+        want.extend_from_slice(&0x0605u16.to_ne_bytes()); // REQUEST|ACK|EXCL|CREATE
+        want.extend_from_slice(&1u32.to_ne_bytes()); // seq
+        want.extend_from_slice(&0u32.to_ne_bytes()); // port: the kernel
+        want.extend_from_slice(&[2, 24, 0, 0]); // AF_INET, /24, no flags, universe
+        want.extend_from_slice(&7u32.to_ne_bytes()); // ifa_index
+        want.extend_from_slice(&8u16.to_ne_bytes());
+        want.extend_from_slice(&2u16.to_ne_bytes()); // IFA_LOCAL
+        want.extend_from_slice(&[10, 0, 1, 2]);
+        want.extend_from_slice(&8u16.to_ne_bytes());
+        want.extend_from_slice(&1u16.to_ne_bytes()); // IFA_ADDRESS
+        want.extend_from_slice(&[10, 0, 1, 2]);
+        assert_eq!(bytes, want);
+    }
+
+    /// IPv6 addresses carry `nodad` in the header byte and in `IFA_FLAGS`.
+    #[test]
+    fn ipv6_address_request_skips_dad() {
+        let addr: IpAddr = "fd00::2".parse().expect("literal");
+        let msg = address_message(3, addr, 64);
+        let bytes = encode(9, NEWADDR_FLAGS, RouteNetlinkMessage::NewAddress(msg));
+        assert_eq!(bytes.len(), 16 + 8 + 20 + 8);
+        assert_eq!(&bytes[16..20], &[10, 64, 0x02, 0]); // AF_INET6, /64, IFA_F_NODAD
+        assert_eq!(&bytes[26..28], &1u16.to_ne_bytes()); // IFA_ADDRESS
+        let IpAddr::V6(v6) = addr else { unreachable!() };
+        assert_eq!(&bytes[28..44], &v6.octets());
+        assert_eq!(&bytes[46..48], &8u16.to_ne_bytes()); // IFA_FLAGS
+        assert_eq!(&bytes[48..52], &0x02u32.to_ne_bytes());
+    }
+
+    /// An `NLMSG_ERROR` answer: header, then the error code and the request's header.
+    fn answer(seq: u32, code: i32) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&36u32.to_ne_bytes());
+        m.extend_from_slice(&NLMSG_ERROR.to_ne_bytes());
+        m.extend_from_slice(&0u16.to_ne_bytes());
+        m.extend_from_slice(&seq.to_ne_bytes());
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        m.extend_from_slice(&code.to_ne_bytes());
+        m.extend_from_slice(&[0; 16]);
+        m
+    }
+
+    #[test]
+    fn zero_error_is_an_acknowledgement() {
+        assert!(matches!(find_reply(&answer(4, 0), 4), Some(Ok(()))));
+    }
+
+    #[test]
+    fn negative_error_is_the_errno() {
+        let Some(Err(e)) = find_reply(&answer(4, -libc::EEXIST), 4) else {
+            panic!("a refusal");
+        };
+        assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+    }
+
+    #[test]
+    fn answers_to_other_requests_are_skipped() {
+        let mut datagram = answer(3, -libc::EPERM);
+        datagram.extend(answer(5, 0));
+        assert!(matches!(find_reply(&datagram, 5), Some(Ok(()))));
+        assert!(find_reply(&answer(3, 0), 5).is_none());
+    }
+
+    #[test]
+    fn truncated_message_is_invalid_data() {
+        let datagram = answer(4, 0);
+        let Some(Err(e)) = find_reply(&datagram[..20], 4) else {
+            panic!("malformed");
+        };
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
     }
 }

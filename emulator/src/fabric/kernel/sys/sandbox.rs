@@ -248,7 +248,7 @@ fn init_main(alive_rd: OwnedFd, id_map: IdMap) -> Result<Sandbox, SysError> {
             std::ptr::null(),
         )
     };
-    Netlink::open()?.set_link(1, None)?;
+    Netlink::open("the sandbox")?.set_link(1, "lo", None)?;
 
     // SAFETY: init is single-threaded.
     let program = unsafe { libc::fork() };
