@@ -1,24 +1,17 @@
-//! TUN devices: creation (TUNSETIFF, with the virtio-net header and offloads when asked:
-//! TUNSETVNETHDRSZ, TUNSETOFFLOAD) and packet I/O on their fds. Waiting on many of them
+//! TUN devices: creation (tun-rs, with the virtio-net header and offloads when asked) and
+//! packet I/O on their fds. Waiting on many of them
 //! is the drivers' readiness set (`kernel::Waiter`, mio).
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::time::Duration;
 
-use super::{SysError, cvt};
+use super::SysError;
 use crate::wire::offload::VNET_HDR_LEN;
 
-/// `_IOW('T', 202, int)` on x86_64 and aarch64.
-const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 /// `_IOW('T', 208, unsigned int)`.
 const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
-/// `_IOW('T', 216, int)`.
-const TUNSETVNETHDRSZ: libc::c_ulong = 0x4004_54d8;
-const IFF_TUN: libc::c_short = 0x0001;
-const IFF_NO_PI: libc::c_short = 0x1000;
-const IFF_VNET_HDR: libc::c_short = 0x4000;
 
 /// `TUN_F_CSUM`: the kernel may hand over packets with a partial transport checksum.
 pub const TUN_F_CSUM: u32 = 0x01;
@@ -70,63 +63,58 @@ impl fmt::Display for TunOffloads {
     }
 }
 
-/// `struct ifreq` with the `ifr_flags` member of its union (40 bytes on 64-bit Linux).
-#[repr(C)]
-struct IfReqFlags {
-    name: [u8; libc::IFNAMSIZ],
-    flags: libc::c_short,
-    _pad: [u8; 22],
-}
-
-/// Create the TUN device `ifname` (IFF_TUN | IFF_NO_PI) in the calling thread's network
-/// namespace; the fd is non-blocking and close-on-exec. With `offload`, also IFF_VNET_HDR
-/// and the largest set of checksum/TSO/USO offloads the kernel takes (older kernels lack
-/// USO, 6.2, and refuse the whole set: then the set without it is tried, and so on).
+/// Create the TUN device `ifname` (layer 3, no packet information) in the calling
+/// thread's network namespace with tun-rs: it opens `/dev/net/tun` (`O_CLOEXEC`) and
+/// issues TUNSETIFF on this thread, and the kernel creates the device in the namespace of
+/// the thread that opened the fd; it is then made non-blocking here. With
+/// `offload`, tun-rs sets IFF_VNET_HDR (the 10-byte header of
+/// [`VNET_HDR_LEN`], the kernel's default size) and the checksum/TSO offloads, and USO
+/// where the kernel has it (6.2).
+///
+/// Two pieces stay our own, each one ioctl: tun-rs does not ask for `TUN_F_TSO_ECN`, which
+/// lets the kernel hand over super-segments of ECN-using (CWR) TCP flows too, so it is
+/// added here when the kernel takes it; and packet I/O stays [`read_vnet`] /
+/// [`write_vnet`], because tun-rs's `recv`/`send` take the header and the packet in one
+/// contiguous buffer while the engine's buffers keep headroom in front of the packet
+/// (`PacketBuf`): `readv`/`writev` with two iovecs place them apart without a copy.
 pub(super) fn create(ifname: &str, offload: bool) -> Result<(OwnedFd, TunOffloads), SysError> {
-    // SAFETY: open(2) on a NUL-terminated literal; result checked.
-    let raw = unsafe {
-        libc::open(
-            c"/dev/net/tun".as_ptr(),
-            libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        )
-    };
-    let raw = cvt(raw, || "open /dev/net/tun".into())?;
-    // SAFETY: fresh fd owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let mut req = IfReqFlags {
-        name: [0; libc::IFNAMSIZ],
-        flags: IFF_TUN | IFF_NO_PI | if offload { IFF_VNET_HDR } else { 0 },
-        _pad: [0; 22],
-    };
-    // The caller checked 1..IFNAMSIZ bytes without NUL.
-    req.name[..ifname.len()].copy_from_slice(ifname.as_bytes());
-    // SAFETY: TUNSETIFF reads and writes a `struct ifreq`, which `req` is laid out as.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF as _, &raw mut req) };
-    cvt(r, || format!("ioctl(TUNSETIFF) creating TUN {ifname}"))?;
+    let os = |what: &str, e: io::Error| SysError::os(format!("{what} TUN {ifname} (tun-rs)"), e);
+    let dev = tun_rs::DeviceBuilder::new()
+        .name(ifname)
+        .offload(offload)
+        .build_sync()
+        .map_err(|e| os("create", e))?;
+    dev.set_nonblocking(true)
+        .map_err(|e| os("make non-blocking", e))?;
+    let uso = offload && dev.udp_gso();
+    // SAFETY: into_raw_fd hands over the device's one fd; nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(dev.into_raw_fd()) };
     if !offload {
         return Ok((fd, TunOffloads::default()));
     }
-    let size = VNET_HDR_LEN as libc::c_int;
-    // SAFETY: TUNSETVNETHDRSZ reads an int through the pointer.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETVNETHDRSZ as _, &raw const size) };
-    cvt(r, || format!("ioctl(TUNSETVNETHDRSZ) on TUN {ifname}"))?;
-    let tso = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
-    for flags in [tso | TUN_F_USO4 | TUN_F_USO6, tso, TUN_F_CSUM, 0] {
-        // SAFETY: TUNSETOFFLOAD takes the flags as the argument value itself.
-        let r = unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETOFFLOAD as _, flags as libc::c_ulong) };
-        if r == 0 {
-            return Ok((
-                fd,
-                TunOffloads {
-                    vnet_hdr: true,
-                    flags,
-                },
-            ));
-        }
+    let mut flags = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+    if uso {
+        flags |= TUN_F_USO4 | TUN_F_USO6;
     }
-    Err(SysError::last_os(format!(
-        "ioctl(TUNSETOFFLOAD) on TUN {ifname}"
-    )))
+    let with_ecn = flags | TUN_F_TSO_ECN;
+    // SAFETY: TUNSETOFFLOAD takes the flags as the argument value itself.
+    let r = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            TUNSETOFFLOAD as _,
+            with_ecn as libc::c_ulong,
+        )
+    };
+    if r == 0 {
+        flags = with_ecn;
+    }
+    Ok((
+        fd,
+        TunOffloads {
+            vnet_hdr: true,
+            flags,
+        },
+    ))
 }
 
 /// Read one packet and its virtio-net header from a non-blocking TUN fd created with
