@@ -26,7 +26,7 @@ fn lo(last: u8) -> IpAddr {
 #[test]
 fn probe_without_nat_sees_no_nat() {
     // host 0: the STUN server (127.0.0.2 primary, 127.0.0.3 alternate); host 1: the prober.
-    let mut net = OsNet::new(vec![vec![lo(2), lo(3)], vec![lo(4)]]);
+    let mut net = OsNet::new(vec![vec![lo(2), lo(3)], vec![lo(4)]]).unwrap();
     let server = SocketAddr::new(lo(2), 3478);
     let config = ServerConfig {
         primary: server,
@@ -60,7 +60,7 @@ fn probe_without_nat_sees_no_nat() {
 }
 
 fn punch(proto: PunchProtocol) -> (harness::agents::steps::punch::PunchOutcome, OsNet) {
-    let mut net = OsNet::new(vec![vec![lo(5)], vec![lo(6)], vec![lo(7)]]);
+    let mut net = OsNet::new(vec![vec![lo(5)], vec![lo(6)], vec![lo(7)]]).unwrap();
     let mut p = Punch::start(&mut net, proto, [0, 1], 2, Duration::from_secs(3))
         .expect("punch sockets open");
     let start = net.now();
@@ -165,7 +165,7 @@ impl Agent<OsNet> for SinkedPunch {
 #[test]
 fn tcp_punch_on_loopback_connects_when_the_first_syn_is_dropped() {
     // Addresses of its own, apart from the other punch tests running in parallel.
-    let mut net = OsNet::new(vec![vec![lo(15)], vec![lo(16)], vec![lo(17)]]);
+    let mut net = OsNet::new(vec![vec![lo(15)], vec![lo(16)], vec![lo(17)]]).unwrap();
     let punch = Punch::start(
         &mut net,
         PunchProtocol::Tcp,
@@ -207,7 +207,7 @@ fn enter_hook_wraps_every_socket_creation() {
             l.fetch_add(1, Ordering::SeqCst);
         }))
     });
-    let mut net = OsNet::new(vec![vec![lo(8)]]).with_enter(hook);
+    let mut net = OsNet::new(vec![vec![lo(8)]]).unwrap().with_enter(hook);
     let (s, port) = net.udp_bind(0, Some(lo(8)), 0).expect("bind");
     assert_ne!(port, 0);
     assert_eq!(
@@ -218,12 +218,14 @@ fn enter_hook_wraps_every_socket_creation() {
     let mut net = std::thread::spawn(move || net).join().expect("moved");
     net.close(s);
     // A failing hook fails the socket creation.
-    let mut net = OsNet::new(vec![vec![lo(8)]]).with_enter(Box::new(|_| {
-        Err(NetError::io(
-            "setns",
-            std::io::Error::other("no such namespace"),
-        ))
-    }));
+    let mut net = OsNet::new(vec![vec![lo(8)]])
+        .unwrap()
+        .with_enter(Box::new(|_| {
+            Err(NetError::io(
+                "setns",
+                std::io::Error::other("no such namespace"),
+            ))
+        }));
     assert!(net.udp_bind(0, None, 0).is_err());
 }
 
@@ -235,7 +237,7 @@ fn enter_hook_wraps_every_socket_creation() {
 fn sip_proxy_answers_a_refused_tcp_connection_at_once() {
     use harness::agents::services::sip_proxy::SipProxyService;
     use relay::sip::proxy::{DropReason, ProxyConfig};
-    let mut net = OsNet::new(vec![vec![lo(2)]]);
+    let mut net = OsNet::new(vec![vec![lo(2)]]).unwrap();
     let port = net.ephemeral_port(0, true).expect("a free port");
     let proxy = SocketAddr::new(lo(2), port);
     let mut svc = SipProxyService::start(&mut net, 0, ProxyConfig::new(proxy)).expect("binds");

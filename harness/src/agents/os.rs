@@ -34,7 +34,7 @@
 //!
 //! let lo = |n| vec![IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))];
 //! // hosts 0 and 1 punch, host 2 is the rendezvous
-//! let mut net = OsNet::new(vec![lo(5), lo(6), lo(7)]);
+//! let mut net = OsNet::new(vec![lo(5), lo(6), lo(7)])?;
 //! let mut punch = Punch::start(&mut net, PunchProtocol::Udp, [0, 1], 2, Duration::from_secs(3))?;
 //! let deadline = net.now() + Duration::from_secs(5);
 //! run_until(&mut net, &mut [&mut punch], deadline);
@@ -206,7 +206,7 @@ pub struct OsNet {
     buf: Vec<u8>,
     /// The readiness set every socket is registered with; `None` when the OS refused one
     /// (out of file descriptors), and then [`OsNet::wait`] only sleeps to the deadline.
-    waiter: Option<Waiter>,
+    waiter: Waiter,
     /// Tokens of sockets reported readable and not yet read until they would block, with
     /// the number of waits since (see [`UNREAD_PATIENCE`]).
     unread: BTreeMap<usize, u32>,
@@ -236,30 +236,34 @@ fn deregister(registry: Option<&Registry>, fd: RawFd) {
 impl OsNet {
     /// Hosts given by their addresses (primary first), all in the current network
     /// namespace.
-    pub fn new(hosts: Vec<Vec<IpAddr>>) -> OsNet {
-        OsNet {
+    ///
+    /// # Errors
+    ///
+    /// The readiness set (epoll and a timerfd) cannot be created, e.g. out of file
+    /// descriptors: there is no waiting without it (no sleep-polling instead).
+    pub fn new(hosts: Vec<Vec<IpAddr>>) -> Result<OsNet, NetError> {
+        let waiter = Waiter::new(64).map_err(|e| {
+            NetError::io(
+                "create the readiness set",
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+        Ok(OsNet {
             hosts,
             enter: None,
             sockets: BTreeMap::new(),
             listeners: BTreeMap::new(),
             next: 0,
             buf: vec![0; MAX_DATAGRAM],
-            waiter: match Waiter::new(64) {
-                Ok(w) => Some(w),
-                Err(e) => {
-                    tracing::warn!("OsNet: no readiness set ({e}); waits only sleep");
-                    None
-                }
-            },
+            waiter,
             unread: BTreeMap::new(),
-        }
+        })
     }
 
     /// Where a driver registers sources of its own next to the sockets (tokens from
     /// [`EXTERNAL_TOKENS`] up), so that [`OsNet::wait`] also returns when they are ready.
-    /// `None` when the OS refused a readiness set.
-    pub fn registry(&self) -> Option<&Registry> {
-        self.waiter.as_ref().map(Waiter::registry)
+    pub fn registry(&self) -> &Registry {
+        self.waiter.registry()
     }
 
     /// Block until one of the sockets (or a source registered through
@@ -281,18 +285,7 @@ impl OsNet {
         } else {
             Some(self.now())
         };
-        let Some(w) = self.waiter.as_mut() else {
-            // No readiness set: the best left is to sleep to the deadline, in steps of a
-            // millisecond so that sockets are still looked at.
-            let now = self.now();
-            let until = deadline.unwrap_or(now + Duration::from_millis(1));
-            std::thread::sleep(
-                until
-                    .saturating_duration_since(now)
-                    .min(Duration::from_millis(1)),
-            );
-            return;
-        };
+        let w = &mut self.waiter;
         if let Err(e) = w.wait(deadline) {
             tracing::warn!("OsNet: wait: {e}");
             return;
@@ -320,7 +313,7 @@ impl OsNet {
     fn add(&mut self, s: Sock) -> OsSocket {
         let id = OsSocket(self.next);
         self.next += 1;
-        let registry = self.waiter.as_ref().map(Waiter::registry);
+        let registry = Some(self.waiter.registry());
         match &s {
             Sock::Udp(u) => register(registry, u.as_raw_fd(), id.0 as usize, Interest::READABLE),
             Sock::Tcp(c) => register(
@@ -404,7 +397,7 @@ impl OsNet {
         let Some(l) = self.listeners.get_mut(&key) else {
             return;
         };
-        let registry = self.waiter.as_ref().map(Waiter::registry);
+        let registry = Some(self.waiter.registry());
         loop {
             match l.socket.accept() {
                 Ok((stream, _)) => {
@@ -541,7 +534,7 @@ impl Net for OsNet {
             let token = self.next as usize;
             self.next += 1;
             register(
-                self.waiter.as_ref().map(Waiter::registry),
+                Some(self.waiter.registry()),
                 socket.as_raw_fd(),
                 token,
                 Interest::READABLE,
@@ -627,7 +620,7 @@ impl Net for OsNet {
 
     fn close(&mut self, s: OsSocket) {
         self.unread.remove(&(s.0 as usize));
-        let registry = self.waiter.as_ref().map(Waiter::registry);
+        let registry = Some(self.waiter.registry());
         match self.sockets.remove(&s) {
             Some(Sock::Tcp(c)) => {
                 deregister(registry, c.stream.as_raw_fd());
@@ -701,7 +694,7 @@ mod test {
 
     #[test]
     fn wait_reports_a_readable_socket_until_it_is_drained() {
-        let mut net = OsNet::new(vec![vec![lo(15)], vec![lo(16)]]);
+        let mut net = OsNet::new(vec![vec![lo(15)], vec![lo(16)]]).unwrap();
         let (rx, port) = net.udp_bind(0, None, 0).unwrap();
         let (tx, _) = net.udp_bind(1, None, 0).unwrap();
         let to = SocketAddr::new(lo(15), port);
@@ -735,7 +728,7 @@ mod test {
     #[test]
     fn listen_slots_take_connections_in_order_and_refuse_extra() {
         // host 0 listens, host 1 connects three times
-        let mut net = OsNet::new(vec![vec![lo(9)], vec![lo(10)]]);
+        let mut net = OsNet::new(vec![vec![lo(9)], vec![lo(10)]]).unwrap();
         let port = net.ephemeral_port(0, true).unwrap();
         let slots = [
             net.tcp_listen(0, port).unwrap(),
@@ -780,7 +773,7 @@ mod test {
     #[test]
     fn connect_reuses_the_local_port_of_a_live_connection() {
         // host 0 has two listeners; host 1 connects to both from one local port
-        let mut net = OsNet::new(vec![vec![lo(11)], vec![lo(12)]]);
+        let mut net = OsNet::new(vec![vec![lo(11)], vec![lo(12)]]).unwrap();
         let (pa, pb) = (
             net.ephemeral_port(0, true).unwrap(),
             net.ephemeral_port(0, true).unwrap(),
@@ -802,7 +795,7 @@ mod test {
 
     #[test]
     fn refused_connect_is_closed_and_bad_addresses_are_errors() {
-        let mut net = OsNet::new(vec![vec![lo(13)], vec![lo(14)]]);
+        let mut net = OsNet::new(vec![vec![lo(13)], vec![lo(14)]]).unwrap();
         let port = net.ephemeral_port(0, true).unwrap();
         let (c, _) = net
             .tcp_connect(1, 0, SocketAddr::new(lo(13), port))

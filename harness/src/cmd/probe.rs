@@ -120,7 +120,7 @@ pub fn probe(opts: &ProbeOptions) -> Result<u8> {
         lifetime: opts.lifetime_max,
         port_allocation: true,
     };
-    let mut net = OsNet::new(vec![vec![route.ip()]]);
+    let mut net = OsNet::new(vec![vec![route.ip()]])?;
     #[allow(clippy::disallowed_methods)] // a command-line driver: the real clock
     let (start, seed) = (
         Instant::now(),

@@ -113,14 +113,13 @@ fn stop_signal(net: &OsNet) -> Result<StopSignal> {
         signal_hook::low_level::pipe::register(sig, write.try_clone()?)
             .context("install a signal handler")?;
     }
-    if let Some(r) = net.registry() {
-        r.register(
+    net.registry()
+        .register(
             &mut mio::unix::SourceFd(&read.as_raw_fd()),
             mio::Token(SIGNAL_TOKEN),
             mio::Interest::READABLE,
         )
         .context("wait on the signal pipe")?;
-    }
     Ok(StopSignal { flag, _pipe: read })
 }
 
@@ -155,7 +154,7 @@ pub fn serve(o: &ServeOptions) -> Result<u8> {
     stun.validate().map_err(|e| anyhow!("--alternate: {e}"))?;
     let mut host = vec![o.listen.ip()];
     host.extend(o.alternate);
-    let mut net = OsNet::new(vec![host]);
+    let mut net = OsNet::new(vec![host])?;
     let stop = stop_signal(&net)?;
     let mut service: Box<dyn Agent<OsNet>> = if o.turn {
         let users = o
@@ -273,7 +272,7 @@ pub fn serve_proxy(listen: SocketAddr, domains: Vec<String>, fix_contact: bool) 
             .union(NatTests::SOURCE_PORT_DIFFERS_FROM_VIA);
         config.nat.fix_contact = true;
     }
-    let mut net = OsNet::new(vec![vec![listen.ip()]]);
+    let mut net = OsNet::new(vec![vec![listen.ip()]])?;
     let stop = stop_signal(&net)?;
     let mut service =
         crate::agents::services::sip_proxy::SipProxyService::start(&mut net, 0, config)
@@ -337,7 +336,7 @@ pub fn turn_client(o: &TurnClientOptions) -> Result<u8> {
     } else {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
     };
-    let mut net = OsNet::new(vec![vec![any]]);
+    let mut net = OsNet::new(vec![vec![any]])?;
     if o.tcp_relay {
         return tcp_relay_client(&mut net, o, server, user, password);
     }

@@ -96,8 +96,9 @@ impl KDriver {
         while i < self.background.len() {
             if let Some(code) = self.background[i].poll(t) {
                 let r = self.background.remove(i);
-                if let (Some(fd), Some(reg)) = (&r.pidfd, self.net.registry()) {
-                    let _ = reg.deregister(&mut mio::unix::SourceFd(&fd.as_raw_fd()));
+                if let Some(fd) = &r.pidfd {
+                    let source = &mut mio::unix::SourceFd(&fd.as_raw_fd());
+                    let _ = self.net.registry().deregister(source);
                 }
                 let (name, out) = r.finish(code);
                 self.finished.insert(name, out);
@@ -210,14 +211,14 @@ impl StepHost for KDriver {
         };
         self.next_token += 1;
         let pidfd = sys::pidfd_open(child.id()).map_err(|e| format!("step `{step}`: {e}"))?;
-        if let Some(reg) = self.net.registry() {
-            reg.register(
+        self.net
+            .registry()
+            .register(
                 &mut mio::unix::SourceFd(&pidfd.as_raw_fd()),
                 mio::Token(OUTPUT_TOKEN + self.next_token),
                 mio::Interest::READABLE,
             )
             .map_err(|e| format!("step `{step}`: wait on the program: {e}"))?;
-        }
         self.background.push(Running {
             name: step.to_string(),
             child,
@@ -286,18 +287,20 @@ fn run_steps(
         .iter()
         .map(|h| h.addresses.clone())
         .collect();
-    let net = OsNet::new(addrs).with_enter(Box::new(move |h| {
-        let ns = hosts
-            .get(h)
-            .ok_or(crate::agents::net::NetError::NoHost(h))?;
-        let g = ns.enter_net().map_err(|e| {
-            crate::agents::net::NetError::io(
-                "enter a host's network namespace",
-                std::io::Error::other(e.to_string()),
-            )
-        })?;
-        Ok(NsGuard::new(move || drop(g)))
-    }));
+    let net = OsNet::new(addrs)
+        .map_err(|e| e.to_string())?
+        .with_enter(Box::new(move |h| {
+            let ns = hosts
+                .get(h)
+                .ok_or(crate::agents::net::NetError::NoHost(h))?;
+            let g = ns.enter_net().map_err(|e| {
+                crate::agents::net::NetError::io(
+                    "enter a host's network namespace",
+                    std::io::Error::other(e.to_string()),
+                )
+            })?;
+            Ok(NsGuard::new(move || drop(g)))
+        }));
     let mut d = KDriver {
         fabric,
         net,
@@ -314,13 +317,11 @@ fn run_steps(
     // Engine events (and captured packets) wake the driver, so that the bounded queues
     // are drained into the cell's log while the driver would otherwise sleep (a long
     // `wait` step).
-    if let Some(reg) = d.net.registry() {
-        let waker = mio::Waker::new(reg, mio::Token(OUTPUT_TOKEN))
-            .map_err(|e| format!("a waker for captures: {e}"))?;
-        d.fabric
-            .wake_on_output(std::sync::Arc::new(waker))
-            .map_err(|e| e.to_string())?;
-    }
+    let waker = mio::Waker::new(d.net.registry(), mio::Token(OUTPUT_TOKEN))
+        .map_err(|e| format!("a waker for the engine's events and captures: {e}"))?;
+    d.fabric
+        .wake_on_output(std::sync::Arc::new(waker))
+        .map_err(|e| e.to_string())?;
     let mut outcome = Ok(());
     let names = host_names(d.fabric.topology());
     for svc in &spec.services {

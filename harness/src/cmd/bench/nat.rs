@@ -817,16 +817,21 @@ pub fn udp_send(to: SocketAddr, size: usize, seconds: f64) -> Result<u8> {
 /// count bytes for `seconds` from the first one and print them as JSON.
 pub fn tcp_recv(port: u16, seconds: f64) -> Result<u8> {
     let listener = TcpListener::bind(SocketAddr::new(ip("0.0.0.0"), port))?;
-    listener.set_nonblocking(true)?;
+    // A blocking accept bounded by SO_RCVTIMEO (Linux applies it to accept(2)).
+    socket2::SockRef::from(&listener).set_read_timeout(Some(FIRST_PACKET_WAIT))?;
     ready()?;
-    let mut stream = wait_first(|| match listener.accept() {
-        Ok((s, _)) => Ok(Some(s)),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-            std::thread::sleep(Duration::from_millis(5));
-            Ok(None)
+    let mut stream = match listener.accept() {
+        Ok((s, _)) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            bail!("no connection within {FIRST_PACKET_WAIT:?}")
         }
-        Err(e) => Err(e.into()),
-    })?;
+        Err(e) => return Err(e.into()),
+    };
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_millis(100)))?;
     let mut buf = vec![0u8; 256 * 1024];

@@ -223,19 +223,15 @@ fn install_scenarios(ns: &HostNs) -> Result<()> {
     Ok(())
 }
 
-/// Wait for `child` until `deadline`; kill it (SIGKILL, by PID) after that.
+/// Wait for `child` until `deadline` (on its pidfd, no polling); kill it (SIGKILL, by
+/// PID) after that.
 fn wait_until(child: &mut Child, deadline: Instant) -> Result<Option<i32>> {
-    loop {
-        if let Some(st) = child.try_wait()? {
-            return Ok(st.code());
-        }
-        if now() >= deadline {
-            let _ = sys::signal(child.id(), sys::SIGKILL);
-            let _ = child.wait();
-            return Ok(None);
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if emulator::fabric::kernel::wait_for_exit(child.id(), deadline)? {
+        return Ok(child.wait()?.code());
     }
+    let _ = sys::signal(child.id(), sys::SIGKILL);
+    let _ = child.wait();
+    Ok(None)
 }
 
 /// Stop a process we started: SIGTERM, then SIGKILL after `grace`.
