@@ -53,7 +53,17 @@
 //!     if prober.poll_timeout().is_some_and(|t| Instant::now() >= t) {
 //!         prober.handle_timeout(Instant::now());
 //!     }
-//!     std::thread::sleep(Duration::from_millis(5));
+//!     // Wait for input or the next deadline. A real driver waits on both sockets'
+//!     // readiness (mio, as harness's `OsNet` does); this sketch blocks on X only.
+//!     let wait = prober
+//!         .poll_timeout()
+//!         .map_or(Duration::from_millis(100), |t| t.saturating_duration_since(Instant::now()));
+//!     x.set_nonblocking(false)?;
+//!     x.set_read_timeout(Some(wait.max(Duration::from_micros(1))))?;
+//!     if let Ok((n, from)) = x.recv_from(&mut buf) {
+//!         prober.handle_input(Instant::now(), SocketId::Primary, from, &buf[..n]);
+//!     }
+//!     x.set_nonblocking(true)?;
 //! }
 //! # }
 //! ```
