@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 use super::input::Command;
 #[cfg(doc)]
 use super::input::Input;
-use super::{FiveTuple, TurnServer};
+use super::{FiveTuple, Outcome, TurnServer};
 use crate::stun::{Attribute, Class, Message};
 use crate::turn::attrs::{self, error, kind};
 use crate::turn::auth::Credentials;
@@ -293,9 +293,6 @@ impl TcpRelay {
         Some(c)
     }
 }
-
-/// Outcome of a request handler: success attributes, or an error code with reason.
-type Outcome = Result<Vec<Attribute>, (u16, &'static str)>;
 
 const BAD: (u16, &str) = (error::BAD_REQUEST, "Bad Request");
 
