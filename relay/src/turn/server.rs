@@ -320,6 +320,18 @@ impl TurnServer {
         }
     }
 
+    /// Queues `data` for the client of `ft`, from the listening address it talks to (on a
+    /// stream, the driver sends it on that connection: RFC 8656 §3.1).
+    fn send_to_client(&mut self, ft: FiveTuple, data: Vec<u8>) {
+        self.transmits.push_back(Transmit {
+            transport: ft.transport,
+            from: ft.server,
+            to: ft.client,
+            conn: None,
+            data,
+        });
+    }
+
     /// A transaction id for a Data indication: 64 seeded random bits and a counter.
     fn fresh_tid(&mut self) -> crate::stun::TransactionId {
         let mut id = [0u8; 12];

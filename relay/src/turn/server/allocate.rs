@@ -24,13 +24,7 @@ impl TurnServer {
             if a.allocate_tid == req.transaction_id {
                 // A retransmission: the same success response (RFC 8656 §7.2 item 1).
                 let data = a.allocate_response.clone();
-                self.transmits.push_back(Transmit {
-                    transport: ft.transport,
-                    from: ft.server,
-                    to: ft.client,
-                    conn: None,
-                    data,
-                });
+                self.send_to_client(ft, data);
             } else {
                 self.respond(
                     ft,

@@ -132,12 +132,6 @@ impl TurnServer {
         };
         self.stats.to_client_packets += 1;
         self.stats.to_client_bytes += payload.len() as u64;
-        self.transmits.push_back(Transmit {
-            transport: ft.transport,
-            from: ft.server,
-            to: ft.client,
-            conn: None,
-            data,
-        });
+        self.send_to_client(ft, data);
     }
 }

@@ -222,13 +222,7 @@ impl TurnServer {
             Some(c) => msg.emit_with_integrity(c.key.as_bytes()),
             None => msg.emit(),
         };
-        self.transmits.push_back(Transmit {
-            transport: ft.transport,
-            from: ft.server,
-            to: ft.client,
-            conn: None,
-            data: data.clone(),
-        });
+        self.send_to_client(ft, data.clone());
         data
     }
 }

@@ -447,13 +447,7 @@ impl TurnServer {
         let msg = Message::new(Class::Indication, method::CONNECTION_ATTEMPT, tid)
             .with(attrs::xor_address(kind::XOR_PEER_ADDRESS, peer, &tid))
             .with(connection_id_attr(id));
-        self.transmits.push_back(super::Transmit {
-            transport: ft.transport,
-            from: ft.server,
-            to: ft.client,
-            conn: None,
-            data: msg.emit(),
-        });
+        self.send_to_client(ft, msg.emit());
     }
 
     /// Right after [`Input::TcpAccepted`] for `relayed` and
