@@ -470,13 +470,12 @@ impl Prober {
             sample_order: Vec::new(),
             samples: Vec::new(),
         };
-        p.events
-            .push_back(ProbeEvent::TestStarted(ProbeTest::Binding));
         let server = p.config.server;
-        p.start(
+        p.begin(
             now,
+            ProbeTest::Binding,
             Step::BindingI,
-            &[(SocketId::Primary, server, None, None)],
+            (SocketId::Primary, server, None, None),
         );
         p
     }
@@ -597,6 +596,18 @@ impl Prober {
         id[..8].copy_from_slice(&a);
         id[8..].copy_from_slice(&b[..4]);
         TransactionId::new(id)
+    }
+
+    /// Announces `test` and starts its first step with one request.
+    fn begin(
+        &mut self,
+        now: Instant,
+        test: ProbeTest,
+        step: Step,
+        req: (SocketId, SocketAddr, Option<ChangeRequest>, Option<u16>),
+    ) {
+        self.events.push_back(ProbeEvent::TestStarted(test));
+        self.start(now, step, &[req]);
     }
 
     /// Starts a step with requests (socket, destination, CHANGE-REQUEST, RESPONSE-PORT).

@@ -250,17 +250,16 @@ impl Prober {
             return;
         }
         if self.config.tests.filtering {
-            self.events
-                .push_back(ProbeEvent::TestStarted(ProbeTest::Filtering));
             let server = self.config.server;
             let change = ChangeRequest {
                 change_ip: true,
                 change_port: true,
             };
-            self.start(
+            self.begin(
                 now,
+                ProbeTest::Filtering,
                 Step::FilteringII,
-                &[(SocketId::Primary, server, Some(change), None)],
+                (SocketId::Primary, server, Some(change), None),
             );
         } else {
             self.goto_mapping(now);
@@ -276,10 +275,13 @@ impl Prober {
     pub(super) fn goto_mapping(&mut self, now: Instant) {
         match self.report.other_address {
             Some(other) if self.config.tests.mapping && self.other_usable() => {
-                self.events
-                    .push_back(ProbeEvent::TestStarted(ProbeTest::Mapping));
                 let to = SocketAddr::new(other.ip(), self.config.server.port());
-                self.start(now, Step::MappingII, &[(SocketId::Primary, to, None, None)]);
+                self.begin(
+                    now,
+                    ProbeTest::Mapping,
+                    Step::MappingII,
+                    (SocketId::Primary, to, None, None),
+                );
             }
             _ => self.goto_hairpin(now),
         }
@@ -287,13 +289,12 @@ impl Prober {
 
     pub(super) fn goto_hairpin(&mut self, now: Instant) {
         if self.config.tests.hairpinning {
-            self.events
-                .push_back(ProbeEvent::TestStarted(ProbeTest::Hairpinning));
             let server = self.config.server;
-            self.start(
+            self.begin(
                 now,
+                ProbeTest::Hairpinning,
                 Step::HairpinBinding,
-                &[(SocketId::Secondary, server, None, None)],
+                (SocketId::Secondary, server, None, None),
             );
         } else {
             self.goto_ports(now);
