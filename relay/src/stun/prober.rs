@@ -109,6 +109,12 @@
 //! 1.75 s per unanswered test. A whole probe without lifetime test then takes at most
 //! ≈ 4 negative tests × 1.75 s on a lossless path, and lifetime adds about
 //! `max + Σ bisection waits` (the waits dominate: budget ≈ 3–6 × `max`).
+//!
+//! # Layout
+//!
+//! This file holds the configuration, the report and the drive API; `sequence` runs the
+//! RFC 5780 tests (binding, filtering, mapping, hairpinning), `ports` the port-allocation
+//! and parity test and its classifier, `lifetime` the binding-lifetime search.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -117,6 +123,12 @@ use std::time::{Duration, Instant};
 use super::attr::{Attribute, ChangeRequest};
 use super::message::{Class, Message, Method, TransactionId};
 use crate::rng::SplitMix64;
+
+mod lifetime;
+mod ports;
+mod sequence;
+
+pub use ports::{PortAllocation, SEQUENTIAL_MAX_STEP, classify_port_allocation};
 
 /// Most bisections of the lifetime search (after the first probe at `max`).
 const MAX_BISECTIONS: u32 = 10;
@@ -271,114 +283,6 @@ impl std::fmt::Display for Behavior {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// How a NAT picks the external port of a new mapping (RFC 4787 §4.2.1), as far as
-/// consecutive mappings show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum PortAllocation {
-    /// The external port is the internal port (port preservation).
-    Preserve,
-    /// Each new mapping takes a port a small step above the previous one.
-    Sequential,
-    /// Neither: no pattern between consecutive mappings.
-    Random,
-}
-
-impl PortAllocation {
-    /// Every value as pinhole's scenarios write it (a probe step's
-    /// `expect: port_allocation:`).
-    pub const VALUES: &'static [&'static str] = &["preserve", "sequential", "random"];
-
-    /// The keyword pinhole's scenarios and NAT profiles use (`preserve`, `sequential`,
-    /// `random`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PortAllocation::Preserve => "preserve",
-            PortAllocation::Sequential => "sequential",
-            PortAllocation::Random => "random",
-        }
-    }
-
-    /// The value for a scenario keyword (exact, lower case).
-    pub fn from_keyword(s: &str) -> Option<PortAllocation> {
-        [
-            PortAllocation::Preserve,
-            PortAllocation::Sequential,
-            PortAllocation::Random,
-        ]
-        .into_iter()
-        .find(|a| a.as_str() == s)
-    }
-}
-
-impl std::fmt::Display for PortAllocation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The largest step between consecutive external ports that still counts as sequential:
-/// other hosts behind a busy NAT take ports in between.
-pub const SEQUENTIAL_MAX_STEP: u16 = 16;
-
-/// Classify port allocation from `(local port, mapped port)` samples in the order their
-/// mappings were created; `None` with fewer than four samples.
-///
-/// - **preserve** when all but at most one sample kept its port (one collision with
-///   another host's mapping is tolerated);
-/// - **sequential** when all but at most one step between consecutive mapped ports is in
-///   `1..=SEQUENTIAL_MAX_STEP` (one wrap at the end of the range is tolerated);
-/// - **random** otherwise.
-///
-/// Parity (RFC 4787 §4.2.2) is reported only for allocations that do not preserve the
-/// port (preservation keeps parity trivially) and only when at least two samples of each
-/// local parity exist: `Some(true)` when every mapped port has its local port's parity.
-/// Samples should alternate in pairs of parity (even, even, odd, odd, …) so that a
-/// sequential allocator without parity cannot match the local parities by accident.
-pub fn classify_port_allocation(samples: &[(u16, u16)]) -> Option<(PortAllocation, Option<bool>)> {
-    let n = samples.len();
-    if n < 4 {
-        return None;
-    }
-    let preserved = samples.iter().filter(|(l, m)| l == m).count();
-    if preserved + 1 >= n {
-        return Some((PortAllocation::Preserve, None));
-    }
-    let small_steps = samples
-        .windows(2)
-        .filter(|w| (1..=SEQUENTIAL_MAX_STEP).contains(&w[1].1.wrapping_sub(w[0].1)))
-        .count();
-    let allocation = if small_steps + 2 >= n {
-        PortAllocation::Sequential
-    } else {
-        PortAllocation::Random
-    };
-    let evens = samples.iter().filter(|(l, _)| l.is_multiple_of(2)).count();
-    let parity =
-        (evens >= 2 && n - evens >= 2).then(|| samples.iter().all(|(l, m)| l % 2 == m % 2));
-    Some((allocation, parity))
-}
-
-/// The order in which to use sample sockets with local ports `ports`: pairs of even and odd
-/// ports alternating (even, even, odd, odd, …), the rest at the end.
-fn parity_pairs_order(ports: &[u16]) -> Vec<u8> {
-    let (mut evens, mut odds): (Vec<u8>, Vec<u8>) =
-        (0..ports.len() as u8).partition(|&i| ports[i as usize].is_multiple_of(2));
-    evens.reverse();
-    odds.reverse();
-    let mut out = Vec::with_capacity(ports.len());
-    while !evens.is_empty() || !odds.is_empty() {
-        for q in [&mut evens, &mut odds] {
-            for _ in 0..2 {
-                if let Some(i) = q.pop() {
-                    out.push(i);
-                }
-            }
-        }
-    }
-    out
 }
 
 /// The tests, as named in events.
@@ -576,13 +480,12 @@ impl Prober {
             sample_order: Vec::new(),
             samples: Vec::new(),
         };
-        p.events
-            .push_back(ProbeEvent::TestStarted(ProbeTest::Binding));
         let server = p.config.server;
-        p.start(
+        p.begin(
             now,
+            ProbeTest::Binding,
             Step::BindingI,
-            &[(SocketId::Primary, server, None, None)],
+            (SocketId::Primary, server, None, None),
         );
         p
     }
@@ -696,8 +599,6 @@ impl Prober {
         }
     }
 
-    // ===== internals =====
-
     fn next_tid(&mut self) -> TransactionId {
         let mut id = [0u8; 12];
         let a = self.rng.next_u64().to_be_bytes();
@@ -705,6 +606,18 @@ impl Prober {
         id[..8].copy_from_slice(&a);
         id[8..].copy_from_slice(&b[..4]);
         TransactionId::new(id)
+    }
+
+    /// Announces `test` and starts its first step with one request.
+    fn begin(
+        &mut self,
+        now: Instant,
+        test: ProbeTest,
+        step: Step,
+        req: (SocketId, SocketAddr, Option<ChangeRequest>, Option<u16>),
+    ) {
+        self.events.push_back(ProbeEvent::TestStarted(test));
+        self.start(now, step, &[req]);
     }
 
     /// Starts a step with requests (socket, destination, CHANGE-REQUEST, RESPONSE-PORT).
@@ -764,480 +677,6 @@ impl Prober {
         Some(local != mapped)
     }
 
-    fn on_response(
-        &mut self,
-        now: Instant,
-        socket: SocketId,
-        req_socket: SocketId,
-        from: SocketAddr,
-        msg: &Message,
-    ) {
-        let error =
-            (msg.class == Class::Error).then(|| match msg.get(super::attr::kind::ERROR_CODE) {
-                Some(Attribute::ErrorCode(e)) => format!("{} {}", e.code, e.reason),
-                _ => "error response".to_owned(),
-            });
-        match self.step {
-            Step::BindingI => {
-                let mapped = msg.mapped_address();
-                match (error, mapped) {
-                    (Some(e), _) => {
-                        self.result(
-                            ProbeTest::Binding,
-                            TestResult::Failed(format!("server answered Test I with {e}")),
-                        );
-                        self.finish();
-                    }
-                    (None, None) => {
-                        self.result(
-                            ProbeTest::Binding,
-                            TestResult::Failed(
-                                "Test I response has no (XOR-)MAPPED-ADDRESS".into(),
-                            ),
-                        );
-                        self.finish();
-                    }
-                    (None, Some(mapped)) => {
-                        self.report.mapped = Some(mapped);
-                        let other = msg.other_address();
-                        self.report.other_address = other;
-                        self.report.nat_detected = self.nat_detected();
-                        let nat_detected = self.report.nat_detected;
-                        self.result(
-                            ProbeTest::Binding,
-                            TestResult::Mapped {
-                                mapped,
-                                other,
-                                nat_detected,
-                            },
-                        );
-                        self.goto_filtering(now);
-                    }
-                }
-            }
-            Step::FilteringII | Step::FilteringIII => {
-                let change_ip = self.step == Step::FilteringII;
-                if let Some(e) = error {
-                    self.result(
-                        ProbeTest::Filtering,
-                        TestResult::Failed(format!(
-                            "server refused CHANGE-REQUEST ({e}): RFC 5780 tests need `alternate`"
-                        )),
-                    );
-                    self.goto_mapping(now);
-                } else if from.ip() == self.config.server.ip() && change_ip
-                    || from.port() == self.config.server.port()
-                {
-                    self.result(
-                        ProbeTest::Filtering,
-                        TestResult::Failed(format!(
-                            "server ignored CHANGE-REQUEST (answered from {from})"
-                        )),
-                    );
-                    self.goto_mapping(now);
-                } else {
-                    let b = if change_ip {
-                        Behavior::EndpointIndependent
-                    } else {
-                        Behavior::AddressDependent
-                    };
-                    self.report.filtering = Some(b);
-                    self.result(ProbeTest::Filtering, TestResult::Behavior(b));
-                    self.goto_mapping(now);
-                }
-            }
-            Step::MappingII | Step::MappingIII => {
-                let Some(mapped) = msg.mapped_address().filter(|_| error.is_none()) else {
-                    let why = error.unwrap_or_else(|| "no (XOR-)MAPPED-ADDRESS".into());
-                    self.result(
-                        ProbeTest::Mapping,
-                        TestResult::Failed(format!("mapping test failed: {why}")),
-                    );
-                    self.goto_hairpin(now);
-                    return;
-                };
-                let behavior = if self.step == Step::MappingII {
-                    if Some(mapped) == self.report.mapped {
-                        Behavior::EndpointIndependent
-                    } else {
-                        self.mapping_x2 = Some(mapped);
-                        let other = self.report.other_address;
-                        match other {
-                            Some(other) => self.start(
-                                now,
-                                Step::MappingIII,
-                                &[(SocketId::Primary, other, None, None)],
-                            ),
-                            // Unreachable: mapping tests start only with a usable OTHER-ADDRESS.
-                            None => self.goto_hairpin(now),
-                        }
-                        return;
-                    }
-                } else if Some(mapped) == self.mapping_x2 {
-                    Behavior::AddressDependent
-                } else {
-                    Behavior::AddressAndPortDependent
-                };
-                self.report.mapping = Some(behavior);
-                self.result(ProbeTest::Mapping, TestResult::Behavior(behavior));
-                self.goto_hairpin(now);
-            }
-            Step::HairpinBinding => match (error, msg.mapped_address(), self.report.mapped) {
-                (None, Some(y1), Some(x1)) => {
-                    self.secondary_mapped = Some(y1);
-                    self.start(
-                        now,
-                        Step::HairpinProbe,
-                        &[
-                            (SocketId::Primary, y1, None, None),
-                            (SocketId::Secondary, x1, None, None),
-                        ],
-                    );
-                }
-                (e, _, _) => {
-                    let why = e.unwrap_or_else(|| "no (XOR-)MAPPED-ADDRESS".into());
-                    self.result(
-                        ProbeTest::Hairpinning,
-                        TestResult::Failed(format!("secondary socket's binding failed: {why}")),
-                    );
-                    self.goto_ports(now);
-                }
-            },
-            Step::LifetimeRefresh { wait } => match (error, msg.mapped_address()) {
-                (None, Some(mapped)) => {
-                    self.step = Step::LifetimeWait {
-                        wait,
-                        port: mapped.port(),
-                        until: now + wait,
-                    };
-                }
-                (e, _) => {
-                    let why = e.unwrap_or_else(|| "no (XOR-)MAPPED-ADDRESS".into());
-                    self.result(
-                        ProbeTest::Lifetime,
-                        TestResult::Failed(format!("lifetime refresh failed: {why}")),
-                    );
-                    self.finish();
-                }
-            },
-            Step::LifetimeProbe { wait } => {
-                if let Some(e) = error {
-                    self.result(
-                        ProbeTest::Lifetime,
-                        TestResult::Failed(format!(
-                            "server refused RESPONSE-PORT ({e}): lifetime not measured"
-                        )),
-                    );
-                    self.finish();
-                } else if socket == req_socket {
-                    self.result(
-                        ProbeTest::Lifetime,
-                        TestResult::Failed(
-                            "server ignored RESPONSE-PORT (answer came back to the sending socket)"
-                                .into(),
-                        ),
-                    );
-                    self.finish();
-                } else {
-                    self.lifetime_result(now, wait, true);
-                }
-            }
-            Step::PortSample(k) => match (error, msg.mapped_address()) {
-                (None, Some(mapped)) => {
-                    let local = self
-                        .sample_order
-                        .get(k)
-                        .and_then(|&i| self.sample_local.get(i as usize));
-                    let Some(local) = local.map(|a| a.port()) else {
-                        self.result(
-                            ProbeTest::PortAllocation,
-                            TestResult::Failed(
-                                "sample sockets changed during the port-allocation test".into(),
-                            ),
-                        );
-                        return self.goto_lifetime(now);
-                    };
-                    self.samples.push((local, mapped.port()));
-                    self.result(
-                        ProbeTest::PortAllocation,
-                        TestResult::PortSample {
-                            local,
-                            mapped: mapped.port(),
-                        },
-                    );
-                    self.sample_next(now, k + 1);
-                }
-                (e, _) => {
-                    let why = e.unwrap_or_else(|| "no (XOR-)MAPPED-ADDRESS".into());
-                    self.result(
-                        ProbeTest::PortAllocation,
-                        TestResult::Failed(format!("port-allocation sample {k} failed: {why}")),
-                    );
-                    self.goto_lifetime(now);
-                }
-            },
-            Step::HairpinProbe | Step::LifetimeWait { .. } | Step::Done => {}
-        }
-    }
-
-    fn on_no_response(&mut self, now: Instant) {
-        match self.step {
-            Step::BindingI => {
-                let server = self.config.server;
-                self.result(
-                    ProbeTest::Binding,
-                    TestResult::Failed(format!("no response from STUN server {server} (Test I)")),
-                );
-                self.finish();
-            }
-            Step::FilteringII => {
-                let server = self.config.server;
-                let change = ChangeRequest {
-                    change_ip: false,
-                    change_port: true,
-                };
-                self.start(
-                    now,
-                    Step::FilteringIII,
-                    &[(SocketId::Primary, server, Some(change), None)],
-                );
-            }
-            Step::FilteringIII => {
-                let b = Behavior::AddressAndPortDependent;
-                self.report.filtering = Some(b);
-                self.result(ProbeTest::Filtering, TestResult::Behavior(b));
-                self.goto_mapping(now);
-            }
-            Step::MappingII | Step::MappingIII => {
-                let to = self.attempt_target();
-                self.result(
-                    ProbeTest::Mapping,
-                    TestResult::Failed(format!(
-                        "no response from the server's alternate address {to}"
-                    )),
-                );
-                self.goto_hairpin(now);
-            }
-            Step::HairpinBinding => {
-                self.result(
-                    ProbeTest::Hairpinning,
-                    TestResult::Failed(
-                        "no response to the secondary socket's binding request".into(),
-                    ),
-                );
-                self.goto_ports(now);
-            }
-            Step::HairpinProbe => self.hairpin_result(now, false),
-            Step::LifetimeRefresh { .. } => {
-                self.result(
-                    ProbeTest::Lifetime,
-                    TestResult::Failed("no response to the lifetime refresh request".into()),
-                );
-                self.finish();
-            }
-            Step::LifetimeProbe { wait } => self.lifetime_result(now, wait, false),
-            Step::PortSample(k) => {
-                self.result(
-                    ProbeTest::PortAllocation,
-                    TestResult::Failed(format!("no response to port-allocation sample {k}")),
-                );
-                self.goto_lifetime(now);
-            }
-            Step::LifetimeWait { .. } | Step::Done => {}
-        }
-    }
-
-    fn attempt_target(&self) -> String {
-        match (self.step, self.report.other_address) {
-            (Step::MappingII, Some(o)) => {
-                SocketAddr::new(o.ip(), self.config.server.port()).to_string()
-            }
-            (_, Some(o)) => o.to_string(),
-            _ => "?".into(),
-        }
-    }
-
-    fn goto_filtering(&mut self, now: Instant) {
-        let tests = &self.config.tests;
-        if (tests.filtering || tests.mapping) && !self.other_usable() {
-            let why = match self.report.other_address {
-                None => "server has no OTHER-ADDRESS: RFC 5780 mapping/filtering tests need a server with `alternate`".into(),
-                Some(o) => format!("server's OTHER-ADDRESS {o} does not differ in IP and port from {}", self.config.server),
-            };
-            let test = if tests.filtering {
-                ProbeTest::Filtering
-            } else {
-                ProbeTest::Mapping
-            };
-            self.result(test, TestResult::Failed(why));
-            self.goto_hairpin(now);
-            return;
-        }
-        if self.config.tests.filtering {
-            self.events
-                .push_back(ProbeEvent::TestStarted(ProbeTest::Filtering));
-            let server = self.config.server;
-            let change = ChangeRequest {
-                change_ip: true,
-                change_port: true,
-            };
-            self.start(
-                now,
-                Step::FilteringII,
-                &[(SocketId::Primary, server, Some(change), None)],
-            );
-        } else {
-            self.goto_mapping(now);
-        }
-    }
-
-    fn other_usable(&self) -> bool {
-        self.report.other_address.is_some_and(|o| {
-            o.ip() != self.config.server.ip() && o.port() != self.config.server.port()
-        })
-    }
-
-    fn goto_mapping(&mut self, now: Instant) {
-        match self.report.other_address {
-            Some(other) if self.config.tests.mapping && self.other_usable() => {
-                self.events
-                    .push_back(ProbeEvent::TestStarted(ProbeTest::Mapping));
-                let to = SocketAddr::new(other.ip(), self.config.server.port());
-                self.start(now, Step::MappingII, &[(SocketId::Primary, to, None, None)]);
-            }
-            _ => self.goto_hairpin(now),
-        }
-    }
-
-    fn goto_hairpin(&mut self, now: Instant) {
-        if self.config.tests.hairpinning {
-            self.events
-                .push_back(ProbeEvent::TestStarted(ProbeTest::Hairpinning));
-            let server = self.config.server;
-            self.start(
-                now,
-                Step::HairpinBinding,
-                &[(SocketId::Secondary, server, None, None)],
-            );
-        } else {
-            self.goto_ports(now);
-        }
-    }
-
-    fn hairpin_result(&mut self, now: Instant, works: bool) {
-        self.report.hairpinning = Some(works);
-        self.result(ProbeTest::Hairpinning, TestResult::Hairpinning(works));
-        self.goto_ports(now);
-    }
-
-    fn goto_ports(&mut self, now: Instant) {
-        if !self.config.tests.port_allocation {
-            return self.goto_lifetime(now);
-        }
-        self.events
-            .push_back(ProbeEvent::TestStarted(ProbeTest::PortAllocation));
-        if self.sample_local.len() < 4 {
-            let n = self.sample_local.len();
-            self.result(
-                ProbeTest::PortAllocation,
-                TestResult::Failed(format!(
-                    "port allocation needs at least 4 sample sockets, the driver gave {n}"
-                )),
-            );
-            return self.goto_lifetime(now);
-        }
-        let ports: Vec<u16> = self.sample_local.iter().map(|a| a.port()).collect();
-        self.sample_order = parity_pairs_order(&ports);
-        self.samples.clear();
-        self.sample_next(now, 0);
-    }
-
-    /// Send sample `k` (one at a time, so the mappings are created in a known order), or
-    /// classify when all have answered.
-    fn sample_next(&mut self, now: Instant, k: usize) {
-        if let Some(&i) = self.sample_order.get(k) {
-            let server = self.config.server;
-            self.start(
-                now,
-                Step::PortSample(k),
-                &[(SocketId::Sample(i), server, None, None)],
-            );
-            return;
-        }
-        if let Some((allocation, parity)) = classify_port_allocation(&self.samples) {
-            self.report.port_allocation = Some(allocation);
-            self.report.port_parity = parity;
-            if parity.is_none() && allocation != PortAllocation::Preserve {
-                self.report.errors.push(
-                    "port parity not determined: fewer than two sample sockets of each local port parity"
-                        .into(),
-                );
-            }
-            self.result(
-                ProbeTest::PortAllocation,
-                TestResult::PortAllocation { allocation, parity },
-            );
-        }
-        self.goto_lifetime(now);
-    }
-
-    fn goto_lifetime(&mut self, now: Instant) {
-        match self.config.tests.lifetime {
-            Some(max) => {
-                self.events
-                    .push_back(ProbeEvent::TestStarted(ProbeTest::Lifetime));
-                self.lifetime_round(now, max);
-            }
-            None => self.finish(),
-        }
-    }
-
-    fn lifetime_round(&mut self, now: Instant, wait: Duration) {
-        let server = self.config.server;
-        self.start(
-            now,
-            Step::LifetimeRefresh { wait },
-            &[(SocketId::Primary, server, None, None)],
-        );
-    }
-
-    fn lifetime_result(&mut self, now: Instant, wait: Duration, alive: bool) {
-        self.result(
-            ProbeTest::Lifetime,
-            TestResult::LifetimeStep { wait, alive },
-        );
-        if alive {
-            self.lifetime_lower = self.lifetime_lower.max(wait);
-        } else {
-            self.lifetime_upper = Some(self.lifetime_upper.map_or(wait, |u| u.min(wait)));
-        }
-        let done = match self.lifetime_upper {
-            None => true, // survived max
-            Some(upper) => {
-                upper.saturating_sub(self.lifetime_lower) <= self.config.lifetime_resolution
-                    || self.bisections >= MAX_BISECTIONS
-            }
-        };
-        if done {
-            let (lower, upper) = (self.lifetime_lower, self.lifetime_upper);
-            if upper.is_some_and(|u| u < lower) {
-                self.report.errors.push(format!(
-                    "inconsistent lifetime results: survived {lower:?} but not {upper:?} (packet loss, or a NAT \
-                     that refreshes bindings on inbound traffic)"
-                ));
-            }
-            self.report.binding_lifetime = Some(lower);
-            self.report.lifetime_upper_bound = upper;
-            self.result(ProbeTest::Lifetime, TestResult::Lifetime { lower, upper });
-            self.finish();
-        } else {
-            self.bisections += 1;
-            let upper = self.lifetime_upper.unwrap_or(wait);
-            let next = self.lifetime_lower + (upper - self.lifetime_lower) / 2;
-            self.lifetime_round(now, next);
-        }
-    }
-
     fn finish(&mut self) {
         self.step = Step::Done;
         self.attempt = None;
@@ -1245,113 +684,5 @@ impl Prober {
             self.report.nat_detected = self.nat_detected();
         }
         self.events.push_back(ProbeEvent::Done(self.report.clone()));
-    }
-}
-
-#[cfg(test)]
-mod test {
-    use super::*;
-
-    /// Locals in the prober's order (even, even, odd, odd, …) starting at `base`.
-    fn locals(base: u16, n: usize) -> Vec<u16> {
-        let ports: Vec<u16> = (0..n as u16).map(|i| base + i).collect();
-        parity_pairs_order(&ports)
-            .into_iter()
-            .map(|i| ports[i as usize])
-            .collect()
-    }
-
-    #[test]
-    fn parity_pairs_alternate_in_pairs() {
-        let ports = [40_001, 40_002, 40_003, 40_004, 40_005, 40_006, 40_008];
-        let order: Vec<u16> = parity_pairs_order(&ports)
-            .into_iter()
-            .map(|i| ports[i as usize])
-            .collect();
-        assert_eq!(
-            order,
-            [40_002, 40_004, 40_001, 40_003, 40_006, 40_008, 40_005]
-        );
-    }
-
-    #[test]
-    fn preserved_ports_are_preserve_even_with_one_collision() {
-        let mut s: Vec<(u16, u16)> = locals(40_000, 12).into_iter().map(|l| (l, l)).collect();
-        assert_eq!(
-            classify_port_allocation(&s),
-            Some((PortAllocation::Preserve, None))
-        );
-        s[5].1 = 1024;
-        assert_eq!(
-            classify_port_allocation(&s),
-            Some((PortAllocation::Preserve, None))
-        );
-        s[6].1 = 1025;
-        assert_ne!(
-            classify_port_allocation(&s).map(|c| c.0),
-            Some(PortAllocation::Preserve)
-        );
-    }
-
-    #[test]
-    fn sequential_without_parity_is_not_mistaken_for_parity() {
-        // A sequential allocator hands out 1024, 1025, … whatever the local parity.
-        let s: Vec<(u16, u16)> = locals(40_000, 12).into_iter().zip(1024..).collect();
-        assert_eq!(
-            classify_port_allocation(&s),
-            Some((PortAllocation::Sequential, Some(false)))
-        );
-    }
-
-    #[test]
-    fn sequential_with_parity_and_one_wrap() {
-        let mut next = 65_530u16;
-        let s: Vec<(u16, u16)> = locals(40_000, 12)
-            .into_iter()
-            .map(|l| {
-                if next % 2 != l % 2 {
-                    next = next.wrapping_add(1);
-                }
-                if !(1024..65_535).contains(&next) {
-                    next = 1024 + l % 2;
-                }
-                let m = next;
-                next = next.wrapping_add(1);
-                (l, m)
-            })
-            .collect();
-        assert_eq!(
-            classify_port_allocation(&s),
-            Some((PortAllocation::Sequential, Some(true))),
-            "{s:?}"
-        );
-    }
-
-    #[test]
-    fn random_ports_are_random_and_parity_is_seen() {
-        let mut rng = SplitMix64::new(99);
-        let s: Vec<(u16, u16)> = locals(40_000, 12)
-            .into_iter()
-            .map(|l| {
-                let r = 1024 + (rng.next_u64() % 64_000) as u16;
-                (l, r)
-            })
-            .collect();
-        let (a, p) = classify_port_allocation(&s).unwrap();
-        assert_eq!(a, PortAllocation::Random, "{s:?}");
-        assert_eq!(p, Some(false), "{s:?}");
-        let with_parity: Vec<(u16, u16)> = s.iter().map(|&(l, m)| (l, m - m % 2 + l % 2)).collect();
-        assert_eq!(
-            classify_port_allocation(&with_parity),
-            Some((PortAllocation::Random, Some(true)))
-        );
-    }
-
-    #[test]
-    fn parity_needs_both_local_parities_and_enough_samples() {
-        let one_parity: Vec<(u16, u16)> =
-            (0..8u16).map(|i| (40_000 + 2 * i, 2000 + 7 * i)).collect();
-        assert_eq!(classify_port_allocation(&one_parity).unwrap().1, None);
-        assert_eq!(classify_port_allocation(&one_parity[..3]), None);
     }
 }

@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 use super::input::Command;
 #[cfg(doc)]
 use super::input::Input;
-use super::{FiveTuple, TurnServer};
+use super::{FiveTuple, Outcome, TurnServer};
 use crate::stun::{Attribute, Class, Message};
 use crate::turn::attrs::{self, error, kind};
 use crate::turn::auth::Credentials;
@@ -294,9 +294,6 @@ impl TcpRelay {
     }
 }
 
-/// Outcome of a request handler: success attributes, or an error code with reason.
-type Outcome = Result<Vec<Attribute>, (u16, &'static str)>;
-
 const BAD: (u16, &str) = (error::BAD_REQUEST, "Bad Request");
 
 fn connection_id_attr(id: ConnectionId) -> Attribute {
@@ -450,13 +447,7 @@ impl TurnServer {
         let msg = Message::new(Class::Indication, method::CONNECTION_ATTEMPT, tid)
             .with(attrs::xor_address(kind::XOR_PEER_ADDRESS, peer, &tid))
             .with(connection_id_attr(id));
-        self.transmits.push_back(super::Transmit {
-            transport: ft.transport,
-            from: ft.server,
-            to: ft.client,
-            conn: None,
-            data: msg.emit(),
-        });
+        self.send_to_client(ft, msg.emit());
     }
 
     /// Right after [`Input::TcpAccepted`] for `relayed` and
