@@ -409,16 +409,16 @@ fn main() -> ExitCode {
             harness::cmd::bench::latency::sip_options(to, count)
         }
         Command::BenchUdpSend { to, size, seconds } => {
-            harness::cmd::bench::nat::udp_send(to, size, seconds)
+            harness::cmd::bench::load::udp_send(to, size, seconds)
         }
         Command::BenchUdpRecv { port, seconds } => {
-            harness::cmd::bench::nat::udp_recv(port, seconds)
+            harness::cmd::bench::load::udp_recv(port, seconds)
         }
         Command::BenchTcpSend { to, size, seconds } => {
-            harness::cmd::bench::nat::tcp_send(to, size, seconds)
+            harness::cmd::bench::load::tcp_send(to, size, seconds)
         }
         Command::BenchTcpRecv { port, seconds } => {
-            harness::cmd::bench::nat::tcp_recv(port, seconds)
+            harness::cmd::bench::load::tcp_recv(port, seconds)
         }
         Command::Serve {
             what:
