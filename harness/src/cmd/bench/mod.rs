@@ -10,4 +10,6 @@
 pub mod latency;
 pub mod load;
 pub mod nat;
+mod procstat;
 pub mod proxy;
+mod sipp_stats;

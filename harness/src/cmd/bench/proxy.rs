@@ -29,14 +29,16 @@
 //! only when `pinhole serve proxy --help` succeeds; until then its row says so and its
 //! JSON figures are null.
 
+use super::nat::{find_program, run_in};
+use super::procstat::{clock_ticks, loadavg, tree_ticks};
+use super::sipp_stats::{Load, parse_stats, round};
 use crate::cli::{EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_INVALID, EXIT_PASS};
-use crate::cmd::bench::nat::{find_program, run_in};
 use anyhow::{Context, Result, anyhow, bail};
 use emulator::fabric::kernel::KernelFabric;
 use emulator::fabric::kernel::sys::{self, HostNs};
 use emulator::topology::{Host, Network, Topology};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
@@ -69,7 +71,7 @@ const START_WAIT: Duration = Duration::from_secs(15);
 /// A call whose next message does not come within this long fails (SIPp `-recv_timeout`).
 const RECV_TIMEOUT_MS: u32 = 10_000;
 /// A rate is sustained when SIPp placed the calls at least this fraction of it.
-const SUSTAINED: f64 = 0.9;
+pub(crate) const SUSTAINED: f64 = 0.9;
 
 const UAC_XML: &str = include_str!("../../../../interop/sipp/uac_call.xml");
 const UAS_XML: &str = include_str!("../../../../interop/sipp/uas_answer.xml");
@@ -243,77 +245,6 @@ fn stop(child: &mut Child, grace: Duration) {
     let _ = wait_until(child, now() + grace);
 }
 
-/// `/proc/PID/stat` fields after the command name: index 1 is the ppid, 11 utime, 12
-/// stime, 13 cutime, 14 cstime (proc(5), counting from field 3 `state` as 0).
-fn stat_fields(pid: u32) -> Option<Vec<u64>> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 1..];
-    Some(
-        rest.split_whitespace()
-            .map(|f| f.parse().unwrap_or(0))
-            .collect(),
-    )
-}
-
-/// The process tree under `root` (itself included), from `/proc` of the sandbox's PID
-/// namespace.
-fn tree(root: u32) -> Vec<u32> {
-    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            if let Some(f) = stat_fields(pid) {
-                children.entry(f[1] as u32).or_default().push(pid);
-            }
-        }
-    }
-    let mut all = vec![root];
-    let mut i = 0;
-    while i < all.len() {
-        if let Some(c) = children.get(&all[i]) {
-            all.extend(c);
-        }
-        i += 1;
-    }
-    all
-}
-
-/// CPU time of `root`'s process tree so far, in clock ticks: utime+stime of every live
-/// process, plus the children `root` has reaped (its cutime+cstime).
-fn tree_ticks(root: u32) -> (u64, usize) {
-    let pids = tree(root);
-    let mut ticks = 0;
-    for &pid in &pids {
-        if let Some(f) = stat_fields(pid) {
-            ticks += f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-            if pid == root {
-                ticks += f.get(13).copied().unwrap_or(0) + f.get(14).copied().unwrap_or(0);
-            }
-        }
-    }
-    (ticks, pids.len())
-}
-
-/// Clock ticks per second of `/proc/PID/stat` (`getconf CLK_TCK`; 100 on Linux).
-fn clock_ticks() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .filter(|&t| t > 0)
-        .unwrap_or(100)
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
 /// Send OPTIONS to the proxy from the caller's host until any SIP response comes back.
 fn wait_ready(uac: &HostNs, proxy: &mut Child, log: &StderrTail) -> Result<()> {
     let sock = {
@@ -378,95 +309,6 @@ impl StderrTail {
         let l = self.0.lock().unwrap_or_else(|p| p.into_inner());
         l.iter().cloned().collect::<Vec<_>>().join("\n")
     }
-}
-
-/// What one SIPp caller run counted (its `-trace_stat` file, cumulative columns).
-#[derive(Clone, Debug, Default)]
-struct Load {
-    rate: u32,
-    calls: u64,
-    created: u64,
-    successful: u64,
-    failed: u64,
-    /// From SIPp's start to the statistics row by which every call was created, seconds.
-    elapsed: f64,
-    exit: Option<i32>,
-    /// Proxy CPU during the run, ms (CPU run only).
-    cpu_ms: Option<f64>,
-}
-
-impl Load {
-    fn achieved_cps(&self) -> f64 {
-        if self.elapsed > 0.0 {
-            self.created as f64 / self.elapsed
-        } else {
-            0.0
-        }
-    }
-
-    fn clean(&self) -> bool {
-        self.failed == 0
-            && self.successful == self.calls
-            && self.achieved_cps() >= SUSTAINED * f64::from(self.rate)
-    }
-
-    fn json(&self) -> Value {
-        json!({
-            "rate": self.rate,
-            "calls": self.calls,
-            "created": self.created,
-            "successful": self.successful,
-            "failed": self.failed,
-            "placing_seconds": round(self.elapsed, 3),
-            "achieved_cps": round(self.achieved_cps(), 1),
-            "sipp_exit": self.exit,
-            "clean": self.clean(),
-        })
-    }
-}
-
-fn round(x: f64, places: i32) -> f64 {
-    let f = 10f64.powi(places);
-    (x * f).round() / f
-}
-
-/// Seconds since the epoch from a SIPp statistics time column (`date\ttime\tepoch`).
-fn stat_time(s: &str) -> Option<f64> {
-    s.rsplit('\t').next()?.trim().parse().ok()
-}
-
-/// Parse SIPp's `-trace_stat` CSV (a row every 100 ms and a final one): the counts
-/// come from the last row; the placing time is from the start to the first row by which
-/// every call had been created, so a slow tail of the last calls does not lower the rate.
-fn parse_stats(text: &str, load: &mut Load) -> Result<()> {
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines
-        .next()
-        .context("an empty statistics file")?
-        .split(';')
-        .collect();
-    let rows: Vec<BTreeMap<&str, &str>> = lines
-        .map(|l| header.iter().copied().zip(l.split(';')).collect())
-        .collect();
-    let last = rows.last().context("no statistics row")?;
-    let num = |row: &BTreeMap<&str, &str>, k: &str| -> Result<u64> {
-        row.get(k)
-            .and_then(|v| v.trim().parse().ok())
-            .with_context(|| format!("no {k} in SIPp's statistics"))
-    };
-    load.created = num(last, "OutgoingCall(C)")?;
-    load.successful = num(last, "SuccessfulCall(C)")?;
-    load.failed = num(last, "FailedCall(C)")?;
-    let start = last.get("StartTime").and_then(|s| stat_time(s));
-    let placed = rows
-        .iter()
-        .find(|r| num(r, "OutgoingCall(C)").is_ok_and(|n| n >= load.created))
-        .and_then(|r| r.get("CurrentTime").and_then(|s| stat_time(s)));
-    load.elapsed = match (start, placed) {
-        (Some(a), Some(b)) => (b - a).max(0.0),
-        _ => 0.0,
-    };
-    Ok(())
 }
 
 /// The three hosts and what runs on them.
