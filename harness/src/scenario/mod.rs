@@ -26,6 +26,7 @@ pub mod matrix;
 pub mod model;
 mod parse;
 mod parse_run;
+mod parse_services;
 mod parse_topology;
 mod validate;
 pub mod values;
