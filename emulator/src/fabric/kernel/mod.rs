@@ -50,6 +50,7 @@
 //! the real network (`pinhole probe` against a real NAT) must not call
 //! [`sys::enter_sandbox`].
 
+mod batch;
 mod fabric;
 #[allow(unsafe_code)]
 pub mod sys;
