@@ -167,6 +167,9 @@ enum Command {
         size: usize,
         #[arg(long)]
         seconds: f64,
+        /// Datagrams per system call (1: `sendto`, more: `sendmmsg`).
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
     },
     /// Sink for `bench`: counts UDP datagrams on PORT for SECONDS from the first one.
     #[command(hide = true)]
@@ -299,6 +302,10 @@ enum BenchWhat {
         /// Print one JSON object on stdout (progress stays on stderr).
         #[arg(long)]
         json: bool,
+        /// How the UDP sender offers its load: `sendmmsg` (64 datagrams a system call, as
+        /// fast as one core can) or `sendto` (one datagram a call).
+        #[arg(long, value_enum, default_value = "sendmmsg")]
+        sender: harness::cmd::bench::nat::Sender,
     },
     /// SIPp calls (REGISTER once, then INVITE/ACK/BYE along the Record-Route) through
     /// Kamailio with its stock configuration and through pinhole's proxy: CPU time per 1,000
@@ -370,10 +377,16 @@ fn main() -> ExitCode {
             harness::cmd::interactive::exec(id.as_deref(), &host, &command)
         }
         Command::Bench {
-            what: BenchWhat::Nat { seconds, json },
+            what:
+                BenchWhat::Nat {
+                    seconds,
+                    json,
+                    sender,
+                },
         } => harness::cmd::bench::nat::nat(&harness::cmd::bench::nat::NatBenchOptions {
             seconds,
             json,
+            sender,
         }),
         Command::Bench {
             what:
@@ -408,9 +421,12 @@ fn main() -> ExitCode {
         Command::BenchSipOptions { to, count } => {
             harness::cmd::bench::latency::sip_options(to, count)
         }
-        Command::BenchUdpSend { to, size, seconds } => {
-            harness::cmd::bench::load::udp_send(to, size, seconds)
-        }
+        Command::BenchUdpSend {
+            to,
+            size,
+            seconds,
+            batch,
+        } => harness::cmd::bench::load::udp_send(to, size, seconds, batch),
         Command::BenchUdpRecv { port, seconds } => {
             harness::cmd::bench::load::udp_recv(port, seconds)
         }

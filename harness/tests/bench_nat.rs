@@ -23,8 +23,27 @@ fn positive(v: &Value, path: &str) {
 
 #[test]
 fn bench_nat_prints_every_figure() {
+    check_bench_nat("sendmmsg");
+}
+
+/// The one-datagram-per-call sender too (`--sender sendto`), so that the comparison does
+/// not rest on one sender.
+#[test]
+fn bench_nat_with_the_sendto_sender() {
+    check_bench_nat("sendto");
+}
+
+fn check_bench_nat(sender: &str) {
     let out = Command::new(env!("CARGO_BIN_EXE_pinhole"))
-        .args(["bench", "nat", "--seconds", "1", "--json"])
+        .args([
+            "bench",
+            "nat",
+            "--seconds",
+            "1",
+            "--json",
+            "--sender",
+            sender,
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -39,6 +58,7 @@ fn bench_nat_prints_every_figure() {
     );
     let v: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(v["sender"], sender, "{v}");
     for p in [
         "udp64.pinhole_pps",
         "udp1200.pinhole_pps",

@@ -274,7 +274,7 @@ impl OsNet {
     ///
     /// Spurious returns are possible (a socket that became writable, data that an agent
     /// then leaves unread): callers poll their agents and wait again. A socket left unread
-    /// for [`UNREAD_PATIENCE`] waits stops keeping them short until new data comes.
+    /// for a few waits (`UNREAD_PATIENCE`) stops keeping them short until new data comes.
     pub fn wait(&mut self, deadline: Option<Instant>) {
         self.unread.retain(|_, waits| {
             *waits += 1;

@@ -5,7 +5,7 @@
 //! | [`serve`] | `pinhole serve proxy\|stun\|turn`, and the hidden `pinhole turn-client`: services and checks on this machine's sockets |
 //! | [`probe`] | `pinhole probe`: classify a real NAT and write a replayable profile |
 //! | [`interactive`] | `pinhole up` / `exec` / `down`: a topology kept up for commands from other shells |
-//! | [`bench`] | `pinhole bench nat\|proxy\|latency` |
+//! | [`bench`](mod@bench) | `pinhole bench nat\|proxy\|latency` |
 
 pub mod bench;
 pub mod interactive;

@@ -2,7 +2,7 @@
 //! runs in its host's namespaces with its output collected (bounded), is stopped — SIGTERM,
 //! then SIGKILL after [`KILL_GRACE`] — at its `timeout` or at the end of the scenario, and
 //! its end wakes the driver through a pidfd. What it did is a
-//! [`RunOutcome`](super::timeline::RunOutcome).
+//! [`RunOutcome`].
 
 use super::timeline::RunOutcome;
 use emulator::fabric::kernel::sys;

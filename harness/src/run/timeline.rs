@@ -4,7 +4,7 @@
 //! before it is done and not before its `at:`. What a step does, what it records and how the
 //! report is filled do not depend on the fabric; what does — the clock, serving services
 //! while time passes, changing a link or a NAT of the running fabric, starting a real
-//! program — is behind [`StepHost`], implemented by the virtual fabric's driver
+//! program — is behind `StepHost`, implemented by the virtual fabric's driver
 //! ([`crate::run::sim`]) and the kernel fabric's ([`crate::run::kernel`]). Keeping the
 //! timeline in one place means a new step kind or report field is written once and the
 //! fabrics cannot drift apart (`tests/fabric_equivalence.rs` compares their verdicts).

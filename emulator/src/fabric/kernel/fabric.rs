@@ -129,7 +129,7 @@ pub struct Snapshot {
     /// rather than with a write of their own (all but the first of each).
     pub coalesced: u64,
     /// Engine events dropped because [`KernelFabric::poll_event`] had not taken the
-    /// earlier ones (the queue holds [`EVENT_QUEUE`]).
+    /// earlier ones (the queue holds 4,096).
     pub events_lost: u64,
 }
 
@@ -339,7 +339,7 @@ impl KernelFabric {
     }
 
     /// The engine's next event (drops, NAT mappings, link changes…) with the time it
-    /// happened, if one is waiting. Events not taken pile up to [`EVENT_QUEUE`]; the rest
+    /// happened, if one is waiting. Events not taken pile up to 4,096; the rest
     /// are counted in [`Snapshot::events_lost`].
     pub fn poll_event(&self) -> Option<(Instant, EngineEvent)> {
         self.events.try_recv().ok()

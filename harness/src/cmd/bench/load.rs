@@ -73,7 +73,8 @@ pub fn udp_recv(port: u16, seconds: f64) -> Result<u8> {
 
 /// Hidden `bench-udp-send`: send `size`-byte datagrams to `to` as fast as possible for
 /// `seconds`, then print how many as JSON.
-pub fn udp_send(to: SocketAddr, size: usize, seconds: f64) -> Result<u8> {
+pub fn udp_send(to: SocketAddr, size: usize, seconds: f64, batch: usize) -> Result<u8> {
+    let batch = batch.clamp(1, sys::MAX_BATCH);
     let sock = UdpSocket::bind(SocketAddr::new(ip("0.0.0.0"), 0))?;
     sock.connect(to)?;
     let datagram = vec![0x5a_u8; size];
@@ -82,7 +83,11 @@ pub fn udp_send(to: SocketAddr, size: usize, seconds: f64) -> Result<u8> {
     let mut sent = 0u64;
     while now() < end {
         // ECONNREFUSED (an ICMP error for an earlier datagram) and ENOBUFS are transient.
-        if let Ok(n) = sys::send_repeated(sock.as_fd(), &datagram, sys::MAX_BATCH) {
+        if batch == 1 {
+            if sock.send(&datagram).is_ok() {
+                sent += 1;
+            }
+        } else if let Ok(n) = sys::send_repeated(sock.as_fd(), &datagram, batch) {
             sent += n as u64;
         }
     }

@@ -294,7 +294,7 @@ pub struct Spec {
     pub agents: Vec<Agents>,
     /// The timeline.
     pub steps: Vec<Step>,
-    /// Expectations. In a [`super::Cell`], only those whose `when:` holds.
+    /// Expectations. In a [`crate::scenario::Cell`], only those whose `when:` holds.
     pub expect: Vec<Expectation>,
 }
 
