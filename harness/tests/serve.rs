@@ -163,7 +163,7 @@ fn serve_refuses_bad_arguments_clearly() {
 }
 
 /// `pinhole serve proxy` on loopback answers an OPTIONS for itself and stops cleanly on
-/// SIGTERM (exit 0, "stopped"), as the README says.
+/// SIGTERM (exit 0, "stopped"), as docs/reference.md says.
 #[test]
 fn serve_proxy_answers_and_stops_on_sigterm() {
     let port = 20_000 + ((std::process::id() + 7_000) % 20_000) as u16;
@@ -204,7 +204,7 @@ fn serve_proxy_answers_and_stops_on_sigterm() {
 
 /// coturn's `turnutils_uclient -T` (RFC 6062: two TCP allocations, Connect,
 /// ConnectionAttempt, two ConnectionBinds, 20 messages each way) against `pinhole serve
-/// turn` on loopback: 40 of 40, as the README says. Skipped where coturn's tools are
+/// turn` on loopback: 40 of 40, as docs/reference.md says. Skipped where coturn's tools are
 /// missing, unless CI requires them (`cargo xtask test` installs them).
 #[test]
 fn uclient_tcp_relay_against_serve_turn() {

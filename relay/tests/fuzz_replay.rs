@@ -1,6 +1,6 @@
 //! Replays the committed fuzz corpora (`fuzz/corpus/TARGET/`, `fuzz/regressions/TARGET/`)
 //! through the fuzz targets' own bodies (`fuzz/bodies/relay.rs`), as ordinary tests: no
-//! nightly, no libFuzzer. See README.md, "Fuzzing".
+//! nightly, no libFuzzer. See docs/fuzzing.md.
 
 #[path = "../../fuzz/bodies/relay.rs"]
 mod bodies;

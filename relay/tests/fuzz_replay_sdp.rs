@@ -1,6 +1,6 @@
 //! Replays the committed `sdp_parse` fuzz corpus (`fuzz/corpus/sdp_parse/`,
 //! `fuzz/regressions/sdp_parse/`) through the target's own body (`fuzz/bodies/sdp.rs`), as
-//! an ordinary test. See README.md, "Fuzzing".
+//! an ordinary test. See docs/fuzzing.md.
 
 #[path = "../../fuzz/bodies/sdp.rs"]
 mod bodies;

@@ -145,6 +145,48 @@ pub trait Agent<N: Net> {
     fn drain_events(&mut self, _rec: &mut crate::run::events::Recorder) {}
 }
 
+/// `impl Agent<N> for $ty<N>` by the type's own (inherent) `poll`, `poll_timeout` and
+/// `is_done`: the steps' agents.
+macro_rules! agent_by_inherent_methods {
+    ($ty:ident) => {
+        impl<N: $crate::agents::net::Net> $crate::agents::net::Agent<N> for $ty<N> {
+            fn poll(&mut self, net: &mut N) {
+                $ty::poll(self, net)
+            }
+            fn poll_timeout(&self) -> Option<std::time::Instant> {
+                $ty::poll_timeout(self)
+            }
+            fn is_done(&self) -> bool {
+                $ty::is_done(self)
+            }
+        }
+    };
+}
+pub(crate) use agent_by_inherent_methods;
+
+/// `impl Agent<N> for $ty<N>` for a service: its own `poll` and `poll_timeout`, never
+/// waited for (`is_done` is always true), and its `log` field handed to the cell's event
+/// log as the service `$name` on its `host`.
+macro_rules! service_agent {
+    ($ty:ident, $name:literal) => {
+        impl<N: $crate::agents::net::Net> $crate::agents::net::Agent<N> for $ty<N> {
+            fn poll(&mut self, net: &mut N) {
+                $ty::poll(self, net)
+            }
+            fn poll_timeout(&self) -> Option<std::time::Instant> {
+                $ty::poll_timeout(self)
+            }
+            fn is_done(&self) -> bool {
+                true
+            }
+            fn drain_events(&mut self, rec: &mut $crate::run::events::Recorder) {
+                rec.service(self.host, $name, &mut self.log);
+            }
+        }
+    };
+}
+pub(crate) use service_agent;
+
 // ===== the virtual fabric =====
 
 impl Net for Sim {

@@ -4,8 +4,7 @@
 //! Shared by both fabrics through [`crate::run::timeline`], so a measure is judged — and its
 //! messages worded — the same way whichever fabric ran the step.
 
-use crate::run::timeline::RunOutcome;
-use crate::run::timeline::{StepResult, ms};
+use super::results::{RunOutcome, StepResult, ms};
 use crate::scenario::Cell;
 use crate::scenario::model::Measure;
 use reports::{CellReport, Check};

@@ -3,7 +3,8 @@
 //!
 //! | module | what it is |
 //! |---|---|
-//! | [`timeline`] | the step timeline of a cell, one for both fabrics, behind a `StepHost` trait each fabric implements; a `run` step's [`timeline::RunOutcome`] |
+//! | [`timeline`] | the step timeline of a cell, one for both fabrics, behind a `StepHost` trait each fabric implements |
+//! | [`results`] | what steps produce (a `run` step's [`results::RunOutcome`]), for the judge and the report |
 //! | [`sim`] | the virtual fabric's driver (virtual time, smoltcp hosts) |
 //! | [`kernel`] | the kernel fabric's driver (network namespaces, real programs) |
 //! | [`programs`] | real programs of `run` steps: output, stop, exit |
@@ -13,8 +14,8 @@
 //! | [`capture`] | `--pcap DIR`: a capture file per interface and cell |
 //! | [`pool`] | the worker pool of `pinhole run` |
 //!
-//! Imports go one way: `pool` → `sim`/`kernel` → `timeline` → `judge`; `services`,
-//! `events`, `capture` and `programs` are leaves.
+//! Imports go one way: `pool` → `sim`/`kernel` → `timeline` → `judge` → `results`;
+//! `services`, `events`, `capture`, `programs` and `results` are leaves (no import circle).
 
 use std::path::PathBuf;
 
@@ -24,6 +25,7 @@ pub(crate) mod judge;
 pub mod kernel;
 pub mod pool;
 pub mod programs;
+pub mod results;
 pub mod services;
 pub mod sim;
 pub mod timeline;

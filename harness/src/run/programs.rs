@@ -4,7 +4,7 @@
 //! its end wakes the driver through a pidfd. What it did is a
 //! [`RunOutcome`].
 
-use super::timeline::RunOutcome;
+use super::results::RunOutcome;
 use emulator::fabric::kernel::sys;
 use std::io::Read;
 use std::os::fd::OwnedFd;

@@ -8,8 +8,9 @@
 use super::CellOptions;
 use super::capture::PcapSink;
 use super::events::Recorder;
+use super::results::{StepResult, ms};
 use super::services::{host_names, start_services};
-use super::timeline::{self, StepHost, StepResult, ms};
+use super::timeline::{self, StepHost};
 use crate::agents::net::Agent;
 use crate::convert;
 use crate::scenario::Cell;

@@ -9,11 +9,12 @@
 //! timeline in one place means a new step kind or report field is written once and the
 //! fabrics cannot drift apart (`tests/fabric_equivalence.rs` compares their verdicts).
 
+use super::judge::{check_expectations, results_json};
+use super::results::{StepResult, ms};
 use crate::agents::net::{Agent, Net};
 use crate::agents::steps::probe::Probe;
-use crate::agents::steps::punch::{Punch, PunchOutcome};
+use crate::agents::steps::punch::Punch;
 use crate::convert;
-use crate::run::judge::{check_expectations, results_json};
 use crate::scenario::Cell;
 use crate::scenario::model::{self as m, Measure, StepKind};
 use emulator::DropReason;
@@ -21,20 +22,11 @@ use emulator::fabric::engine::EngineStats;
 use emulator::link::LinkConfig;
 use emulator::nat::NatStats;
 use emulator::topology::{Attachment, Topology};
-use relay::stun::{ProbeReport, ProberConfig, Tests};
+use relay::stun::{ProberConfig, Tests};
 use reports::{CellReport, DropCount, StepReport};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
-
-/// What a step produced, for expectations and the report.
-#[derive(Clone, Debug)]
-pub(crate) enum StepResult {
-    Done,
-    Punch(PunchOutcome),
-    Probe(ProbeReport),
-    Run(RunOutcome),
-}
 
 /// What the timeline needs from the fabric a cell runs on. Times are scenario times:
 /// durations since the cell's t = 0. Errors are the cell's error message; they end the
@@ -84,19 +76,6 @@ pub(crate) trait StepHost {
     /// The error of a step kind this fabric cannot run (the availability check rejects it
     /// before the run; it is never silently skipped).
     fn not_available(&self, step: &str, kind: &str) -> String;
-}
-
-/// What a `run` step's program did.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct RunOutcome {
-    /// Exit status; a program ended by a signal has 128 + the signal number, as in a shell.
-    pub exit: Option<i64>,
-    /// Whether pinhole stopped it (timeout or end of scenario).
-    pub stopped: bool,
-    /// Its standard output (up to [`OUTPUT_LIMIT`](super::programs::OUTPUT_LIMIT) bytes, lossy UTF-8).
-    pub stdout: String,
-    /// Its standard error (likewise).
-    pub stderr: String,
 }
 
 /// The error of a cell that ended with zero checks (SCENARIO-FORMAT.md: it fails).
@@ -254,11 +233,6 @@ pub(crate) fn record_counters<'a>(
             report.nats.insert(n.name.clone(), nat_counters(s));
         }
     }
-}
-
-/// A duration in whole milliseconds, as reports write times.
-pub(crate) fn ms(d: Duration) -> u64 {
-    d.as_millis() as u64
 }
 
 /// The host index of a host name (validated by the parser).

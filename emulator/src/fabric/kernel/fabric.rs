@@ -13,7 +13,7 @@
 //! when [`Engine::passes_aggregates`] allows and are cut into packets in userspace when it
 //! does not; consecutive UDP datagrams of a flow written as one USO super-datagram. One
 //! engine thread: on the two-core machines this runs on, the senders and receivers need the
-//! other core (README, `pinhole bench nat`).
+//! other core (docs/performance.md, `pinhole bench nat`).
 //!
 //! The engine thread owns the engine. The rest of the program talks to it through
 //! [`KernelFabric`]'s methods (a channel plus a [`mio::Waker`]): link changes, NAT

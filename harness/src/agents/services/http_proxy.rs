@@ -7,8 +7,8 @@
 //! other side drains), upstream connections that do not complete within
 //! [`CONNECT_TIMEOUT`] fail with 502.
 
-use crate::agents::net::{Agent, Net, NetError, TcpPhase};
-use crate::run::events::{Recorder, ServiceLog, debug_record};
+use crate::agents::net::{Net, NetError, TcpPhase};
+use crate::run::events::{ServiceLog, debug_record};
 pub use relay::http_proxy::basic_credentials;
 use relay::http_proxy::{Input, ProxyConfig, Tunnel, TunnelEvent, TunnelOutput};
 use std::net::{IpAddr, SocketAddr};
@@ -293,18 +293,4 @@ impl<N: Net> HttpProxyService<N> {
     }
 }
 
-impl<N: Net> Agent<N> for HttpProxyService<N> {
-    fn poll(&mut self, net: &mut N) {
-        HttpProxyService::poll(self, net)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        HttpProxyService::poll_timeout(self)
-    }
-    /// A service is never waited for.
-    fn is_done(&self) -> bool {
-        true
-    }
-    fn drain_events(&mut self, rec: &mut Recorder) {
-        rec.service(self.host, "http-proxy", &mut self.log);
-    }
-}
+crate::agents::net::service_agent!(HttpProxyService, "http-proxy");

@@ -18,8 +18,8 @@
 //! one socket is unconnected on both fabrics (the virtual hosts' smoltcp has no such
 //! error at all), so a datagram to a dead port waits for Timer B/F.
 
-use crate::agents::net::{Agent, Net, TcpPhase};
-use crate::run::events::{Recorder, ServiceLog, service_event};
+use crate::agents::net::{Net, TcpPhase};
+use crate::run::events::{ServiceLog, service_event};
 use crate::scenario::model as m;
 use relay::sip::proxy::Transmit;
 use relay::sip::proxy::{Input, KeepaliveConfig, NatConfig, Proxy, ProxyConfig, ProxyEvent};
@@ -347,21 +347,7 @@ impl<N: Net> SipProxyService<N> {
     }
 }
 
-impl<N: Net> Agent<N> for SipProxyService<N> {
-    fn poll(&mut self, net: &mut N) {
-        SipProxyService::poll(self, net)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        SipProxyService::poll_timeout(self)
-    }
-    /// A service is never waited for.
-    fn is_done(&self) -> bool {
-        true
-    }
-    fn drain_events(&mut self, rec: &mut Recorder) {
-        rec.service(self.host, "sip-proxy", &mut self.log);
-    }
-}
+crate::agents::net::service_agent!(SipProxyService, "sip-proxy");
 
 fn transport_name(t: Transport) -> &'static str {
     match t {

@@ -1,8 +1,8 @@
 //! The `stun` service: a thin driver between [`relay::stun::Server`] and UDP sockets on a
 //! host of any [`Net`] (one socket per RFC 5780 transport address).
 
-use crate::agents::net::{Agent, Net, NetError};
-use crate::run::events::{Recorder, ServiceLog, debug_record};
+use crate::agents::net::{Net, NetError};
+use crate::run::events::{ServiceLog, debug_record};
 use relay::stun::{Server, ServerConfig};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -66,18 +66,4 @@ impl<N: Net> StunService<N> {
     }
 }
 
-impl<N: Net> Agent<N> for StunService<N> {
-    fn poll(&mut self, net: &mut N) {
-        StunService::poll(self, net)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        StunService::poll_timeout(self)
-    }
-    /// A service is never waited for.
-    fn is_done(&self) -> bool {
-        true
-    }
-    fn drain_events(&mut self, rec: &mut Recorder) {
-        rec.service(self.host, "stun", &mut self.log);
-    }
-}
+crate::agents::net::service_agent!(StunService, "stun");

@@ -25,9 +25,9 @@
 //! queue towards that side is empty; a reset or error closes both sides. Connections the
 //! core closes linger [`CLOSE_LINGER`] to flush what is queued (then are reset).
 
-use crate::agents::net::{Agent, Net, NetError, TcpPhase};
+use crate::agents::net::{Net, NetError, TcpPhase};
 use crate::agents::tls::TlsStream;
-use crate::run::events::{Recorder, ServiceLog, debug_record};
+use crate::run::events::{ServiceLog, debug_record};
 use relay::stun::{Server as StunServer, ServerConfig};
 use relay::turn::stream::Framer;
 use relay::turn::{
@@ -589,18 +589,4 @@ impl<N: Net> TurnService<N> {
     }
 }
 
-impl<N: Net> Agent<N> for TurnService<N> {
-    fn poll(&mut self, net: &mut N) {
-        TurnService::poll(self, net)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        TurnService::poll_timeout(self)
-    }
-    /// A service is never waited for.
-    fn is_done(&self) -> bool {
-        true
-    }
-    fn drain_events(&mut self, rec: &mut Recorder) {
-        rec.service(self.host, "turn", &mut self.log);
-    }
-}
+crate::agents::net::service_agent!(TurnService, "turn");

@@ -3,7 +3,7 @@
 //! test, [`PORT_SAMPLES`] sample sockets, half of each local port parity where the host's
 //! port allocator allows it).
 
-use crate::agents::net::{Agent, Net, NetError};
+use crate::agents::net::{Net, NetError};
 use relay::stun::{
     PORT_SAMPLES, ProbeEvent, ProbeReport, Prober, ProberConfig, SocketId as ProbeSocket,
 };
@@ -170,14 +170,4 @@ fn bind_samples<N: Net>(
     Ok(kept)
 }
 
-impl<N: Net> Agent<N> for Probe<N> {
-    fn poll(&mut self, net: &mut N) {
-        Probe::poll(self, net)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        Probe::poll_timeout(self)
-    }
-    fn is_done(&self) -> bool {
-        Probe::is_done(self)
-    }
-}
+crate::agents::net::agent_by_inherent_methods!(Probe);

@@ -11,7 +11,7 @@
 //!
 //! The step ends as soon as both sides are connected, or at the timeout.
 
-use crate::agents::net::{Agent, Net, NetError, TcpPhase};
+use crate::agents::net::{Net, NetError, TcpPhase};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -346,17 +346,7 @@ impl<N: Net> Punch<N> {
     }
 }
 
-impl<N: Net> Agent<N> for Punch<N> {
-    fn poll(&mut self, net: &mut N) {
-        Punch::poll(self, net)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        Punch::poll_timeout(self)
-    }
-    fn is_done(&self) -> bool {
-        Punch::is_done(self)
-    }
-}
+crate::agents::net::agent_by_inherent_methods!(Punch);
 
 fn parse_id(data: &[u8], prefix: &str) -> Option<usize> {
     let s = std::str::from_utf8(data).ok()?;
