@@ -19,41 +19,33 @@ pub const EXIT_ENVIRONMENT: u8 = 3;
 /// What this build can run on `fabric`. Everything else in the scenario format parses, and
 /// is then refused with "not available yet" (exit 2) rather than silently skipped.
 pub fn availability(fabric: Fabric) -> Availability {
+    // Everything built so far runs on both fabrics, except real programs (`run` steps),
+    // which need the kernel fabric's namespaces.
+    let built = Availability {
+        stun: true,
+        sip_proxy: true,
+        turn: true,
+        turn_tls: true,
+        http_proxy: true,
+        firewalls: true,
+        probe_steps: true,
+        punch_steps: true,
+        tcp_punch: true,
+        link_steps: true,
+        nat_steps: true,
+        sip_alg: true,
+        probe_lifetime: true,
+        ..Availability::default()
+    };
     match fabric {
         Fabric::Virtual => Availability {
             virtual_fabric: true,
-            stun: true,
-            sip_proxy: true,
-            turn: true,
-            turn_tls: true,
-            http_proxy: true,
-            firewalls: true,
-            probe_steps: true,
-            punch_steps: true,
-            tcp_punch: true,
-            link_steps: true,
-            nat_steps: true,
-            sip_alg: true,
-            probe_lifetime: true,
-            ..Availability::default()
+            ..built
         },
         Fabric::Kernel => Availability {
             kernel_fabric: true,
-            stun: true,
-            sip_proxy: true,
-            turn: true,
-            turn_tls: true,
-            http_proxy: true,
-            firewalls: true,
-            probe_steps: true,
-            punch_steps: true,
-            tcp_punch: true,
             run_steps: true,
-            link_steps: true,
-            nat_steps: true,
-            sip_alg: true,
-            probe_lifetime: true,
-            ..Availability::default()
+            ..built
         },
     }
 }

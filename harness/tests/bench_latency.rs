@@ -3,13 +3,9 @@
 //! and not negative. Timing is printed, never asserted: no figure is compared with a
 //! threshold or another figure.
 
-use serde_json::Value;
-use std::process::Command;
+mod kernel_common;
 
-fn required() -> bool {
-    std::env::var_os("CI").is_some_and(|v| v == "true")
-        || std::env::var_os("PINHOLE_REQUIRE_NAMESPACES").is_some()
-}
+use serde_json::Value;
 
 fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
     path.split('.').fold(v, |x, k| &x[k])
@@ -23,32 +19,18 @@ fn number(v: &Value, path: &str) -> f64 {
 
 #[test]
 fn bench_latency_prints_every_figure() {
-    let out = Command::new(env!("CARGO_BIN_EXE_pinhole"))
-        .args([
-            "bench",
-            "latency",
-            "--count",
-            "30",
-            "--delayed-count",
-            "5",
-            "--idle-seconds",
-            "0.5",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(3) && !required() {
-        eprintln!("skipped: the kernel fabric cannot run here: {stderr}");
+    let Some(v) = kernel_common::run_bench(&[
+        "latency",
+        "--count",
+        "30",
+        "--delayed-count",
+        "5",
+        "--idle-seconds",
+        "0.5",
+        "--json",
+    ]) else {
         return;
-    }
-    assert!(
-        out.status.success(),
-        "pinhole bench latency: {}: {stderr}",
-        out.status
-    );
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    };
     for (m, asked) in [
         ("udp_echo.zero_delay", 30.0),
         ("udp_echo.delayed", 5.0),

@@ -2,13 +2,10 @@
 //! every measurement. Performance is printed, never asserted: no figure is compared with
 //! a threshold or another figure.
 
-use serde_json::Value;
-use std::process::Command;
+mod kernel_common;
 
-fn required() -> bool {
-    std::env::var_os("CI").is_some_and(|v| v == "true")
-        || std::env::var_os("PINHOLE_REQUIRE_NAMESPACES").is_some()
-}
+use kernel_common::required;
+use serde_json::Value;
 
 fn positive(v: &Value, path: &str) {
     let mut x = v;
@@ -34,30 +31,11 @@ fn bench_nat_with_the_sendto_sender() {
 }
 
 fn check_bench_nat(sender: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pinhole"))
-        .args([
-            "bench",
-            "nat",
-            "--seconds",
-            "1",
-            "--json",
-            "--sender",
-            sender,
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(3) && !required() {
-        eprintln!("skipped: the kernel fabric cannot run here: {stderr}");
+    let Some(v) =
+        kernel_common::run_bench(&["nat", "--seconds", "1", "--json", "--sender", sender])
+    else {
         return;
-    }
-    assert!(
-        out.status.success(),
-        "pinhole bench nat: {}: {stderr}",
-        out.status
-    );
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    };
     assert_eq!(v["sender"], sender, "{v}");
     for p in [
         "udp64.pinhole_pps",

@@ -3,42 +3,25 @@
 //! every call with none failed at a low rate.
 //! Performance is printed, never asserted: no figure is compared with a threshold.
 
-use serde_json::Value;
-use std::process::Command;
+mod kernel_common;
 
-fn required() -> bool {
-    std::env::var_os("CI").is_some_and(|v| v == "true")
-        || std::env::var_os("PINHOLE_REQUIRE_NAMESPACES").is_some()
-}
+use kernel_common::required;
+use serde_json::Value;
 
 #[test]
 fn bench_proxy_runs_kamailio_calls_without_failures() {
-    let out = Command::new(env!("CARGO_BIN_EXE_pinhole"))
-        .args([
-            "bench",
-            "proxy",
-            "--seconds",
-            "2",
-            "--cpu-rate",
-            "20",
-            "--rates",
-            "20",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(3) && !required() {
-        eprintln!("skipped: the kernel fabric or sipp is not available here: {stderr}");
+    let Some(v) = kernel_common::run_bench(&[
+        "proxy",
+        "--seconds",
+        "2",
+        "--cpu-rate",
+        "20",
+        "--rates",
+        "20",
+        "--json",
+    ]) else {
         return;
-    }
-    assert!(
-        out.status.success(),
-        "pinhole bench proxy: {}: {stderr}",
-        out.status
-    );
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    };
     for key in [
         "pinhole_cpu_ms_per_1000_calls",
         "kamailio_cpu_ms_per_1000_calls",

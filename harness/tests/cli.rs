@@ -7,6 +7,16 @@ fn pinhole() -> Command {
     Command::new(env!("CARGO_BIN_EXE_pinhole"))
 }
 
+/// Assert that a run exited 0 (showing its stderr if not).
+fn succeeded(out: &std::process::Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn tmpdir(tag: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("pinhole-cli-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
@@ -43,12 +53,7 @@ fn run_passes_fails_and_rejects_with_the_documented_codes() {
         .arg(&good)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("PASS tiny punch"), "{text}");
     assert!(dir.join("report/report.json").exists());
@@ -149,12 +154,7 @@ fn run_passes_fails_and_rejects_with_the_documented_codes() {
         .arg(&kernel)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -164,12 +164,7 @@ fn validate_reports_ok_and_errors() {
     let good = dir.join("good.yaml");
     std::fs::write(&good, PASSING).unwrap();
     let out = pinhole().arg("validate").arg(&good).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let out = pinhole()
         .arg("validate")
         .arg(dir.join("missing.yaml"))
@@ -179,12 +174,7 @@ fn validate_reports_ok_and_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such file"));
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let out = pinhole().arg("validate").arg(&shipped).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -16,6 +16,8 @@
 //! reports the reason and passes as skipped — unless `CI` or `PINHOLE_REQUIRE_NAMESPACES`
 //! is set, where it must run.
 
+mod kernel_common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -31,8 +33,7 @@ fn shipped_kernel_scenarios_pass() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let required = std::env::var_os("CI").is_some_and(|v| v == "true")
-        || std::env::var_os("PINHOLE_REQUIRE_NAMESPACES").is_some();
+    let required = kernel_common::required();
     if out.status.code() == Some(3) && !required {
         eprintln!("skipped: the kernel fabric cannot run here:\n{stderr}");
         return;
@@ -227,8 +228,7 @@ fn a_program_under_the_machines_tmp_runs_in_a_host() {
         .arg(&file)
         .output()
         .unwrap();
-    let required = std::env::var_os("CI").is_some_and(|v| v == "true")
-        || std::env::var_os("PINHOLE_REQUIRE_NAMESPACES").is_some();
+    let required = kernel_common::required();
     if out.status.code() == Some(3) && !required {
         eprintln!("skipped: {}", String::from_utf8_lossy(&out.stderr));
     } else {

@@ -4,13 +4,11 @@
 
 #![allow(clippy::disallowed_methods)] // waits on real processes, in real time
 
+mod kernel_common;
+
+use kernel_common::required;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn required() -> bool {
-    std::env::var_os("CI").is_some_and(|v| v == "true")
-        || std::env::var_os("PINHOLE_REQUIRE_NAMESPACES").is_some()
-}
 
 /// Pids whose command line contains `marker`.
 fn pids_with(marker: &str) -> Vec<u32> {

@@ -4,13 +4,11 @@
 //! four presets, all nine mapping × filtering combinations, and the three port
 //! allocations with and without parity.
 
+mod kernel_common;
+
+use kernel_common::required;
 use std::path::Path;
 use std::process::Command;
-
-fn required() -> bool {
-    std::env::var_os("CI").is_some_and(|v| v == "true")
-        || std::env::var_os("PINHOLE_REQUIRE_NAMESPACES").is_some()
-}
 
 fn recording_scenario(nat_axes: &str, matrix: &str) -> String {
     format!(

@@ -23,6 +23,29 @@ impl Drop for Guard {
     }
 }
 
+/// The stdout lines of a running server.
+type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
+
+/// Start `pinhole serve ARGS…` and read its banner up to "serving until SIGINT or
+/// SIGTERM": the guarded server, its remaining stdout lines, and the banner.
+fn serve(args: &[&str]) -> (Guard, Lines, String) {
+    let child = pinhole()
+        .arg("serve")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut g = Guard(child);
+    let mut lines = BufReader::new(g.0.stdout.take().unwrap()).lines();
+    let mut banner = String::new();
+    while !banner.contains("serving until SIGINT or SIGTERM") {
+        banner.push_str(&lines.next().expect("the banner").unwrap());
+        banner.push('\n');
+    }
+    (g, lines, banner)
+}
+
 /// SIGTERM: a clean stop, exit 0, and "stopped" said.
 fn stops_cleanly_on_sigterm(g: &mut Guard, lines: impl Iterator<Item = std::io::Result<String>>) {
     let pid = g.0.id().to_string();
@@ -43,32 +66,16 @@ fn stops_cleanly_on_sigterm(g: &mut Guard, lines: impl Iterator<Item = std::io::
 fn serve_turn_answers_and_stops_on_sigterm() {
     let port = 20_000 + (std::process::id() % 20_000) as u16;
     let listen = format!("127.0.0.1:{port}");
-    let child = pinhole()
-        .args([
-            "serve",
-            "turn",
-            "--listen",
-            &listen,
-            "--user",
-            "alice:secret",
-        ])
-        .args([
-            "--relay-ports",
-            "40000-40100",
-            "--tls-port",
-            &(port + 1).to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut g = Guard(child);
-    let mut lines = BufReader::new(g.0.stdout.take().unwrap()).lines();
-    let mut banner = String::new();
-    for _ in 0..4 {
-        banner.push_str(&lines.next().unwrap().unwrap());
-        banner.push('\n');
-    }
+    let tls_port = (port + 1).to_string();
+    let turn = ["turn", "--listen", &listen, "--user", "alice:secret"];
+    let (mut g, lines, banner) = serve(
+        &[
+            &turn[..],
+            &["--relay-ports", "40000-40100"],
+            &["--tls-port", &tls_port],
+        ]
+        .concat(),
+    );
     assert!(
         banner.contains(&format!("TURN (RFC 8656) on UDP and TCP {listen}")),
         "{banner}"
@@ -168,20 +175,7 @@ fn serve_refuses_bad_arguments_clearly() {
 fn serve_proxy_answers_and_stops_on_sigterm() {
     let port = 20_000 + ((std::process::id() + 7_000) % 20_000) as u16;
     let listen = format!("127.0.0.1:{port}");
-    let child = pinhole()
-        .args(["serve", "proxy", "--listen", &listen])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut g = Guard(child);
-    let mut lines = BufReader::new(g.0.stdout.take().unwrap()).lines();
-    let mut banner = String::new();
-    while !banner.contains("serving until SIGINT or SIGTERM") {
-        let l = lines.next().expect("banner").unwrap();
-        banner.push_str(&l);
-        banner.push('\n');
-    }
+    let (mut g, lines, banner) = serve(&["proxy", "--listen", &listen]);
     assert!(banner.contains(&listen), "{banner}");
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -224,28 +218,8 @@ fn uclient_tcp_relay_against_serve_turn() {
     }
     let port = 20_000 + ((std::process::id() + 13_000) % 20_000) as u16;
     let listen = format!("127.0.0.1:{port}");
-    let child = pinhole()
-        .args([
-            "serve",
-            "turn",
-            "--listen",
-            &listen,
-            "--user",
-            "alice:secret",
-        ])
-        .args(["--relay-ports", "41000-41100"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut g = Guard(child);
-    let mut lines = BufReader::new(g.0.stdout.take().unwrap()).lines();
-    loop {
-        let l = lines.next().expect("banner").unwrap();
-        if l.contains("serving until SIGINT or SIGTERM") {
-            break;
-        }
-    }
+    let turn = ["turn", "--listen", &listen, "--user", "alice:secret"];
+    let (mut g, lines, _) = serve(&[&turn[..], &["--relay-ports", "41000-41100"]].concat());
     let out = Command::new("timeout")
         .args(["30", "turnutils_uclient", "-T", "-n", "20", "-u", "alice"])
         .args(["-w", "secret", "-p", &port.to_string(), "127.0.0.1"])

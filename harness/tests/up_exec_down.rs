@@ -3,6 +3,9 @@
 
 #![allow(clippy::disallowed_methods)] // waits on real processes, in real time
 
+mod kernel_common;
+
+use kernel_common::required;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -15,11 +18,6 @@ hosts: { alice: { network: home }, server: { network: internet, address: 203.0.1
 
 fn pinhole() -> Command {
     Command::new(env!("CARGO_BIN_EXE_pinhole"))
-}
-
-fn required() -> bool {
-    std::env::var_os("CI").is_some_and(|v| v == "true")
-        || std::env::var_os("PINHOLE_REQUIRE_NAMESPACES").is_some()
 }
 
 /// Start `pinhole up` and wait for its "is up" line; `None` when namespaces are unavailable.

@@ -391,22 +391,32 @@ pub fn turn_client(o: &TurnClientOptions) -> Result<u8> {
             out.mapped.map_or("unknown".into(), |m| m.to_string())
         );
     }
-    println!(
-        "{} {}: sent {}, received {}, lost {}",
-        if o.channel {
-            "ChannelData"
-        } else {
-            "Send/Data indications"
-        },
-        if out.passed() { "OK" } else { "FAILED" },
+    let what = if o.channel {
+        "ChannelData"
+    } else {
+        "Send/Data indications"
+    };
+    Ok(report_check(
+        what,
+        out.passed(),
         out.sent,
         out.received,
-        out.sent - out.received
+        out.error.as_deref(),
+    ))
+}
+
+/// Print a relay check's result line (and its error) and return the exit code: 0 only when
+/// everything sent came back.
+fn report_check(what: &str, passed: bool, sent: u32, received: u32, error: Option<&str>) -> u8 {
+    println!(
+        "{what} {}: sent {sent}, received {received}, lost {}",
+        if passed { "OK" } else { "FAILED" },
+        sent - received
     );
-    if let Some(e) = &out.error {
+    if let Some(e) = error {
         eprintln!("pinhole turn-client: {e}");
     }
-    Ok(if out.passed() { 0 } else { 1 })
+    u8::from(!passed)
 }
 
 /// `pinhole turn-client --tcp-relay`: RFC 6062 between two TCP allocations.
@@ -443,15 +453,11 @@ fn tcp_relay_client(
             a.0, b.0
         );
     }
-    println!(
-        "TCP relay (RFC 6062) {}: sent {}, received {}, lost {}",
-        if out.passed() { "OK" } else { "FAILED" },
+    Ok(report_check(
+        "TCP relay (RFC 6062)",
+        out.passed(),
         out.sent,
         out.received,
-        out.sent - out.received
-    );
-    if let Some(e) = &out.error {
-        eprintln!("pinhole turn-client: {e}");
-    }
-    Ok(if out.passed() { 0 } else { 1 })
+        out.error.as_deref(),
+    ))
 }

@@ -638,6 +638,24 @@ hosts:
         crate::convert::topology(&cell.spec).unwrap()
     }
 
+    #[allow(clippy::disallowed_methods)] // a test's clock origin
+    fn origin() -> Instant {
+        Instant::now()
+    }
+
+    /// A NAT-a UDP mapping created from `internal` to `external`, towards the server.
+    fn created(internal: &str, external: &str) -> EngineEvent {
+        EngineEvent::Nat {
+            nat: 0,
+            event: NatEvent::MappingCreated {
+                proto: Proto::Udp,
+                internal: ep(internal),
+                external: ep(external),
+                remote: ep("203.0.113.5:5060"),
+            },
+        }
+    }
+
     fn ep(s: &str) -> Endpoint {
         let a: SocketAddr = s.parse().unwrap();
         Endpoint::new(a.ip(), a.port())
@@ -645,9 +663,7 @@ hosts:
 
     #[test]
     fn repeated_drops_and_refusals_are_coalesced_and_bounded() {
-        let topo = topo();
-        #[allow(clippy::disallowed_methods)] // a test's clock origin
-        let t0 = Instant::now();
+        let (topo, t0) = (topo(), origin());
         let mut r = Recorder::new(t0, 50);
         for i in 0..1000u64 {
             let t = t0 + Duration::from_millis(i);
@@ -693,23 +709,14 @@ hosts:
 
     #[test]
     fn the_limit_cuts_and_counts() {
-        let topo = topo();
-        #[allow(clippy::disallowed_methods)] // a test's clock origin
-        let t0 = Instant::now();
+        let (topo, t0) = (topo(), origin());
         let mut r = Recorder::new(t0, 3);
         for i in 0..10u16 {
-            r.engine(
-                t0,
-                EngineEvent::Nat {
-                    nat: 0,
-                    event: NatEvent::MappingCreated {
-                        proto: Proto::Udp,
-                        internal: ep(&format!("10.0.1.2:{}", 5000 + i)),
-                        external: ep(&format!("203.0.113.11:{}", 5000 + i)),
-                        remote: ep("203.0.113.5:5060"),
-                    },
-                },
+            let (int, ext) = (
+                format!("10.0.1.2:{}", 5000 + i),
+                format!("203.0.113.11:{}", 5000 + i),
             );
+            r.engine(t0, created(&int, &ext));
         }
         let live = vec![MappingInfo {
             proto: Proto::Udp,
@@ -777,22 +784,9 @@ hosts:
 
     #[test]
     fn sip_peers_resolve_through_the_nat_mappings_of_the_log() {
-        let topo = topo();
-        #[allow(clippy::disallowed_methods)] // a test's clock origin
-        let t0 = Instant::now();
+        let (topo, t0) = (topo(), origin());
         let mut r = Recorder::new(t0, 100);
-        r.engine(
-            t0,
-            EngineEvent::Nat {
-                nat: 0,
-                event: NatEvent::MappingCreated {
-                    proto: Proto::Udp,
-                    internal: ep("10.0.1.2:5060"),
-                    external: ep("203.0.113.11:1024"),
-                    remote: ep("203.0.113.5:5060"),
-                },
-            },
-        );
+        r.engine(t0, created("10.0.1.2:5060", "203.0.113.11:1024"));
         let server = topo.host_id("server").unwrap();
         let mut log = ServiceLog::default();
         log.push(

@@ -16,7 +16,7 @@ use super::events::Recorder;
 use super::judge::results_json;
 use super::programs::{Running, collect, with_own_binary};
 use super::results::{RunOutcome, StepResult, ms};
-use super::services::{host_names, start_services};
+use super::services::start_all;
 use super::timeline::{self, StepHost};
 use crate::agents::net::Agent;
 use crate::agents::os::{EXTERNAL_TOKENS, NsGuard, OsNet};
@@ -323,20 +323,8 @@ fn run_steps(
     d.fabric
         .wake_on_output(std::sync::Arc::new(waker))
         .map_err(|e| e.to_string())?;
-    let mut outcome = Ok(());
-    let names = host_names(d.fabric.topology());
-    for svc in &spec.services {
-        let h = d
-            .fabric
-            .topology()
-            .host_id(&svc.host)
-            .ok_or_else(|| format!("unknown host `{}`", svc.host))?;
-        let primary = d.fabric.topology().hosts[h].addresses[0];
-        match start_services(&mut d.net, h, primary, svc, cell.seed, &names) {
-            Ok(mut s) => d.services.append(&mut s),
-            Err(e) => outcome = Err(e),
-        }
-    }
+    let topo = d.fabric.topology().clone();
+    let mut outcome = start_all(&mut d.net, &topo, spec, cell.seed).map(|s| d.services = s);
     if outcome.is_ok() {
         outcome = timeline::run_steps(cell, &mut d, report, results);
     }

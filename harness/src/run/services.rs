@@ -52,6 +52,33 @@ pub fn turn_config(
     }
 }
 
+/// Start every host's services of a scenario (`services:` of `spec`) on `net`, whose
+/// hosts are `topo`'s: what listens before t = 0.
+///
+/// # Errors
+///
+/// A service that cannot start (a port taken, a certificate refused), with its host.
+pub fn start_all<N: Net + 'static>(
+    net: &mut N,
+    topo: &emulator::topology::Topology,
+    spec: &m::Spec,
+    seed: u64,
+) -> Result<Vec<Box<dyn Agent<N>>>, String> {
+    let names = host_names(topo);
+    let mut all = Vec::new();
+    for s in &spec.services {
+        let h = topo
+            .host_id(&s.host)
+            .ok_or_else(|| format!("unknown host `{}`", s.host))?;
+        let primary = *topo.hosts[h]
+            .addresses
+            .first()
+            .ok_or_else(|| format!("host `{}` has no address", s.host))?;
+        all.append(&mut start_services(net, h, primary, s, seed, &names)?);
+    }
+    Ok(all)
+}
+
 /// Start the services of one host (`stun`, `turn`, `http-proxy`, `sip-proxy`): a `stun` service sharing
 /// the `turn` service's port becomes part of it; on different ports they are two.
 pub fn start_services<N: Net + 'static>(

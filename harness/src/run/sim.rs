@@ -9,7 +9,7 @@ use super::CellOptions;
 use super::capture::PcapSink;
 use super::events::Recorder;
 use super::results::{StepResult, ms};
-use super::services::{host_names, start_services};
+use super::services::start_all;
 use super::timeline::{self, StepHost};
 use crate::agents::net::Agent;
 use crate::convert;
@@ -211,17 +211,8 @@ fn run_steps(
         events: Recorder::new(epoch, opts.events_limit()),
     };
     // Services listen before t = 0.
-    let names = host_names(d.sim.topology());
-    for s in &spec.services {
-        let h = d
-            .sim
-            .topology()
-            .host_id(&s.host)
-            .ok_or_else(|| format!("unknown host `{}`", s.host))?;
-        let primary = d.sim.host_addresses(h)[0];
-        let mut svcs = start_services(&mut d.sim, h, primary, s, cell.seed, &names)?;
-        d.services.append(&mut svcs);
-    }
+    let topo = d.sim.topology().clone();
+    d.services = start_all(&mut d.sim, &topo, spec, cell.seed)?;
     let mut result = timeline::run_steps(cell, &mut d, report, results);
     report.ended_ms = ms(d.elapsed());
     drain_captures(&mut d.pcap, &mut d.sim);

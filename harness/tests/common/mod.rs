@@ -5,7 +5,7 @@
 use emulator::fabric::sim::Sim;
 use harness::agents::net::Agent;
 use harness::agents::turn_client::UdpEcho;
-use harness::run::services::{host_names, start_services};
+use harness::run::services::start_all;
 use std::time::{Duration, Instant};
 
 pub struct World {
@@ -30,13 +30,8 @@ impl World {
         #[allow(clippy::disallowed_methods)] // the virtual clock's origin
         let epoch = Instant::now();
         let mut sim = Sim::new(topo, seed, epoch).unwrap();
-        let names = host_names(sim.topology());
-        let mut services = Vec::new();
-        for svc in &cell.spec.services {
-            let h = sim.topology().host_id(&svc.host).unwrap();
-            let primary = sim.host_addresses(h)[0];
-            services.extend(start_services(&mut sim, h, primary, svc, seed, &names).unwrap());
-        }
+        let topo = sim.topology().clone();
+        let services = start_all(&mut sim, &topo, &cell.spec, seed).unwrap();
         let peer = sim.topology().host_id("peer").unwrap();
         let echo = UdpEcho::start(&mut sim, peer, echo_port).unwrap();
         World {

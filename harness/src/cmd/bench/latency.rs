@@ -31,11 +31,11 @@ use emulator::link::LinkConfig;
 use emulator::topology::Attachment;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Host A's address (behind the NAT), as in [`topology`].
 const A_ADDR: &str = "10.0.1.2";
@@ -70,14 +70,7 @@ pub struct LatencyBenchOptions {
     pub json: bool,
 }
 
-#[allow(clippy::disallowed_methods)] // measures real time: a driver
-fn now() -> Instant {
-    Instant::now()
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().expect("a constant address")
-}
+use super::{ip, now};
 
 /// Round-trip times of one measurement.
 #[derive(Clone, Debug, Default)]
@@ -328,13 +321,8 @@ pub fn latency(opts: &LatencyBenchOptions) -> Result<u8> {
         eprintln!("pinhole: --idle-seconds must be more than 0 and at most 600");
         return Ok(EXIT_INVALID);
     }
-    if let Err(e) = sys::enter_sandbox() {
-        eprintln!("pinhole: {e}");
-        return Ok(if e.is_unsupported() {
-            EXIT_ENVIRONMENT
-        } else {
-            EXIT_FAIL
-        });
+    if let Err(code) = super::enter_sandbox() {
+        return Ok(code);
     }
     let fabric = match KernelFabric::start(topology(), 1, false) {
         Ok(f) => f,

@@ -8,19 +8,11 @@ use anyhow::{Result, bail};
 use emulator::fabric::kernel::sys;
 use serde_json::json;
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-#[allow(clippy::disallowed_methods)] // a load program: the real clock
-fn now() -> Instant {
-    Instant::now()
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse()
-        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
-}
+use super::{ip, now};
 
 fn wait_first<T>(mut f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
     let deadline = now() + FIRST_PACKET_WAIT;

@@ -13,3 +13,32 @@ pub mod nat;
 mod procstat;
 pub mod proxy;
 mod sipp_stats;
+
+use crate::cli::{EXIT_ENVIRONMENT, EXIT_FAIL};
+use emulator::fabric::kernel::sys;
+use std::net::IpAddr;
+use std::time::Instant;
+
+#[allow(clippy::disallowed_methods)] // benchmarks run in real time: drivers
+fn now() -> Instant {
+    Instant::now()
+}
+
+/// A constant address of a benchmark's topology.
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("a constant address")
+}
+
+/// Enter pinhole's sandbox (user + PID + mount + network namespaces) before any thread
+/// exists; `Err(exit code)` with the reason printed when the machine cannot: 3 where
+/// namespaces are not allowed, 1 otherwise.
+fn enter_sandbox() -> Result<sys::Sandbox, u8> {
+    sys::enter_sandbox().map_err(|e| {
+        eprintln!("pinhole: {e}");
+        if e.is_unsupported() {
+            EXIT_ENVIRONMENT
+        } else {
+            EXIT_FAIL
+        }
+    })
+}

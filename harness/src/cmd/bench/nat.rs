@@ -27,9 +27,9 @@ use emulator::nat::{NatConfig, Preset};
 use emulator::topology::{Host, NatNode, Network, Topology};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Host A's address (behind the NAT).
 const A_ADDR: &str = "10.0.1.2";
@@ -83,14 +83,7 @@ impl Sender {
     }
 }
 
-#[allow(clippy::disallowed_methods)] // load generation runs in real time: a driver
-fn now() -> Instant {
-    Instant::now()
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().expect("a constant address")
-}
+use super::{ip, now};
 
 /// The measured topology: `a` in `home` behind a port-restricted NAT to `internet`,
 /// where `b` is.
@@ -154,6 +147,11 @@ pub(crate) fn find_program(name: &str) -> Option<String> {
 
 /// Run `argv` in `ns` to completion (feeding `stdin`), failing with its stderr.
 pub(crate) fn run_in(ns: &HostNs, argv: &[&str], stdin: Option<&str>) -> Result<()> {
+    output_in(ns, argv, stdin).map(drop)
+}
+
+/// Run `argv` in `ns` (with `stdin` if given) and return its stdout; fail with its stderr.
+pub(crate) fn output_in(ns: &HostNs, argv: &[&str], stdin: Option<&str>) -> Result<String> {
     let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
     let mut child = ns
         .spawn(
@@ -164,7 +162,7 @@ pub(crate) fn run_in(ns: &HostNs, argv: &[&str], stdin: Option<&str>) -> Result<
             } else {
                 Stdio::null()
             },
-            Stdio::null(),
+            Stdio::piped(),
             Stdio::piped(),
         )
         .map_err(|e| anyhow!("{e}"))?;
@@ -182,7 +180,7 @@ pub(crate) fn run_in(ns: &HostNs, argv: &[&str], stdin: Option<&str>) -> Result<
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The kernel side: three namespaces joined by veth pairs, the middle one forwarding
@@ -543,13 +541,8 @@ pub fn nat(opts: &NatBenchOptions) -> Result<u8> {
         eprintln!("pinhole: --seconds must be more than 0 and at most 600");
         return Ok(EXIT_INVALID);
     }
-    if let Err(e) = sys::enter_sandbox() {
-        eprintln!("pinhole: {e}");
-        return Ok(if e.is_unsupported() {
-            EXIT_ENVIRONMENT
-        } else {
-            EXIT_FAIL
-        });
+    if let Err(code) = super::enter_sandbox() {
+        return Ok(code);
     }
     let secs = opts.seconds;
     let (rss_before, _) = memory_kib();

@@ -29,7 +29,7 @@
 //! only when `pinhole serve proxy --help` succeeds; until then its row says so and its
 //! JSON figures are null.
 
-use super::nat::{find_program, run_in};
+use super::nat::{find_program, output_in, run_in};
 use super::procstat::{clock_ticks, loadavg, tree_ticks};
 use super::sipp_stats::{Load, parse_stats, round};
 use crate::cli::{EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_INVALID, EXIT_PASS};
@@ -40,7 +40,7 @@ use emulator::topology::{Host, Network, Topology};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -90,14 +90,7 @@ pub struct ProxyBenchOptions {
     pub json: bool,
 }
 
-#[allow(clippy::disallowed_methods)] // load generation runs in real time: a driver
-fn now() -> Instant {
-    Instant::now()
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().expect("a constant address")
-}
+use super::{ip, now};
 
 /// The measured topology: `uac`, `proxy` and `uas` on one network, no NAT.
 pub fn topology() -> Topology {
@@ -190,25 +183,6 @@ fn pinhole_program() -> ProxyProgram {
         argv,
         prepare: Vec::new(),
     }
-}
-
-/// Run `argv` in `ns` and return its stdout (failing with its stderr).
-fn output_in(ns: &HostNs, argv: &[&str]) -> Result<String> {
-    let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-    let child = ns
-        .spawn(&argv, &[], Stdio::null(), Stdio::piped(), Stdio::piped())
-        .map_err(|e| anyhow!("{e}"))?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!(
-            "`{}` in {}: {}: {}",
-            argv.join(" "),
-            ns.name(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Put the scenario files into `ns`'s private /tmp.
@@ -381,13 +355,13 @@ impl Bench<'_> {
             None => bail!("SIPp (caller) did not stop within its bound and was killed"),
             Some(c) => bail!(
                 "SIPp (caller) exited {c}: {}",
-                output_in(self.uac, &["head", "-c", "600", &errors]).unwrap_or_default()
+                output_in(self.uac, &["head", "-c", "600", &errors], None).unwrap_or_default()
             ),
         }
-        let text = output_in(self.uac, &["cat", &stat]).with_context(|| {
+        let text = output_in(self.uac, &["cat", &stat], None).with_context(|| {
             format!(
                 "SIPp (caller) exited {exit:?} without statistics: {}",
-                output_in(self.uac, &["head", "-c", "600", &errors]).unwrap_or_default()
+                output_in(self.uac, &["head", "-c", "600", &errors], None).unwrap_or_default()
             )
         })?;
         parse_stats(&text, &mut load)?;
@@ -395,7 +369,7 @@ impl Bench<'_> {
             eprintln!(
                 "pinhole bench proxy: {tag} at {rate} calls/s: {} failed; SIPp says: {}",
                 load.failed,
-                output_in(self.uac, &["head", "-c", "600", &errors]).unwrap_or_default()
+                output_in(self.uac, &["head", "-c", "600", &errors], None).unwrap_or_default()
             );
         }
         Ok(load)
@@ -566,13 +540,8 @@ pub fn proxy(opts: &ProxyBenchOptions) -> Result<u8> {
         );
         return Ok(EXIT_ENVIRONMENT);
     };
-    if let Err(e) = sys::enter_sandbox() {
-        eprintln!("pinhole: {e}");
-        return Ok(if e.is_unsupported() {
-            EXIT_ENVIRONMENT
-        } else {
-            EXIT_FAIL
-        });
+    if let Err(code) = super::enter_sandbox() {
+        return Ok(code);
     }
     let fabric = match KernelFabric::start(topology(), 1, false) {
         Ok(f) => f,
