@@ -70,8 +70,6 @@ const KAMAILIO_SHM_MB: u32 = 256;
 const START_WAIT: Duration = Duration::from_secs(15);
 /// A call whose next message does not come within this long fails (SIPp `-recv_timeout`).
 const RECV_TIMEOUT_MS: u32 = 10_000;
-/// A rate is sustained when SIPp placed the calls at least this fraction of it.
-pub(crate) const SUSTAINED: f64 = 0.9;
 
 const UAC_XML: &str = include_str!("../../../../interop/sipp/uac_call.xml");
 const UAS_XML: &str = include_str!("../../../../interop/sipp/uas_answer.xml");

@@ -1,11 +1,13 @@
 //! SIPp's `-trace_stat` CSV: the counters `pinhole bench proxy` reads per load step.
 
-use super::proxy::SUSTAINED;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// What one SIPp caller run counted (its `-trace_stat` file, cumulative columns).
+/// A rate is sustained when SIPp placed the calls at least this fraction of it.
+const SUSTAINED: f64 = 0.9;
+
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Load {
     pub(crate) rate: u32,
