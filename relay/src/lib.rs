@@ -11,6 +11,8 @@
 //!   Contact fixing (the OpenSIPS nat_traversal/nathelper behaviours), and a
 //!   transaction-stateful proxy (RFC 3261 §16/§17 timers A–K, RFC 3581 rport) that reports
 //!   registrations, dialogs and the SIP ladder as typed events.
+//! - [`control`]: how a proxy drives a media relay; so far the bencode codec of rtpengine's
+//!   "ng" control protocol (the relay itself is not built yet).
 //!
 //! Shared pieces: [`io`] (the vocabulary below), [`demux`] (RFC 7983 first-byte
 //! demultiplexing of one port), [`rng`] (the cores' one seeded generator).
@@ -76,6 +78,7 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
+pub mod control;
 pub mod demux;
 pub mod http_proxy;
 pub mod io;

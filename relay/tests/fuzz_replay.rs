@@ -39,3 +39,8 @@ fn turn_server() {
         bodies::turn_server,
     );
 }
+
+#[test]
+fn ng_bencode() {
+    replay::replay(env!("CARGO_MANIFEST_DIR"), "ng_bencode", bodies::ng_bencode);
+}
