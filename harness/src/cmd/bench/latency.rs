@@ -22,10 +22,9 @@
 //! one counts as lost), and a time limit per measurement. The servers are stopped by PID;
 //! the sandbox takes the namespaces and anything left with it.
 
-use crate::cli::{EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_INVALID, EXIT_PASS};
+use crate::cli::{EXIT_FAIL, EXIT_INVALID, EXIT_PASS};
 use crate::cmd::bench::nat::topology;
 use anyhow::{Context, Result, anyhow, bail};
-use emulator::fabric::kernel::KernelFabric;
 use emulator::fabric::kernel::sys::{self, HostNs};
 use emulator::link::LinkConfig;
 use emulator::topology::Attachment;
@@ -302,15 +301,6 @@ fn scenario_options(count: u32) -> Result<Value> {
         .with_context(|| format!("the OPTIONS client printed {stdout:?}"))
 }
 
-fn fabric_error(e: emulator::fabric::kernel::KernelError) -> u8 {
-    eprintln!("pinhole: {e}");
-    if e.is_environment() {
-        EXIT_ENVIRONMENT
-    } else {
-        EXIT_FAIL
-    }
-}
-
 /// `pinhole bench latency`: returns the exit code.
 pub fn latency(opts: &LatencyBenchOptions) -> Result<u8> {
     if !(1..=100_000).contains(&opts.count) || !(1..=10_000).contains(&opts.delayed_count) {
@@ -324,9 +314,9 @@ pub fn latency(opts: &LatencyBenchOptions) -> Result<u8> {
     if let Err(code) = super::enter_sandbox() {
         return Ok(code);
     }
-    let fabric = match KernelFabric::start(topology(), 1, false) {
+    let fabric = match super::start_fabric(topology()) {
         Ok(f) => f,
-        Err(e) => return Ok(fabric_error(e)),
+        Err(code) => return Ok(code),
     };
     let (a, b) = (fabric.host(0), fabric.host(1));
     let b_echo = SocketAddr::new(ip(B_ADDR), ECHO_PORT);

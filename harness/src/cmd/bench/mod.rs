@@ -29,6 +29,21 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("a constant address")
 }
 
+/// Start a benchmark's kernel fabric (seed 1, no capture); `Err(exit code)` with the
+/// reason printed when it cannot start: 3 where the machine cannot run it, 1 otherwise.
+fn start_fabric(
+    topo: emulator::topology::Topology,
+) -> Result<emulator::fabric::kernel::KernelFabric, u8> {
+    emulator::fabric::kernel::KernelFabric::start(topo, 1, false).map_err(|e| {
+        eprintln!("pinhole: {e}");
+        if e.is_environment() {
+            EXIT_ENVIRONMENT
+        } else {
+            EXIT_FAIL
+        }
+    })
+}
+
 /// Enter pinhole's sandbox (user + PID + mount + network namespaces) before any thread
 /// exists; `Err(exit code)` with the reason printed when the machine cannot: 3 where
 /// namespaces are not allowed, 1 otherwise.

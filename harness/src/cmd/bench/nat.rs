@@ -6,7 +6,7 @@
 //! Both sides have the same addresses: host A 10.0.1.2 in `home`, its gateway 10.0.1.1,
 //! the NAT's public address 203.0.113.11 and host B 203.0.113.5 in `internet`.
 //!
-//! - pinhole: [`KernelFabric`] with hosts `a` and `b` (TUN devices) and a port-restricted
+//! - pinhole: [`KernelFabric`](emulator::fabric::kernel::KernelFabric) with hosts `a` and `b` (TUN devices) and a port-restricted
 //!   NAT; every packet crosses the engine thread of this process.
 //! - kernel: namespaces `k-a` — `k-r` — `k-b` joined by veth pairs (default offloads); `k-r`
 //!   forwards (`ip_forward=1`) and masquerades (`nft`). Set up with `ip` and `nft`.
@@ -19,10 +19,10 @@
 //! Every agent stops by itself after its time; the sandbox takes the namespaces, devices
 //! and processes with it when the command exits.
 
-use crate::cli::{EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_INVALID, EXIT_PASS};
+use crate::cli::{EXIT_INVALID, EXIT_PASS};
 use anyhow::{Context, Result, anyhow, bail};
+use emulator::fabric::kernel::Snapshot;
 use emulator::fabric::kernel::sys::{self, HostNs};
-use emulator::fabric::kernel::{KernelFabric, Snapshot};
 use emulator::nat::{NatConfig, Preset};
 use emulator::topology::{Host, NatNode, Network, Topology};
 use serde_json::{Value, json};
@@ -546,16 +546,9 @@ pub fn nat(opts: &NatBenchOptions) -> Result<u8> {
     }
     let secs = opts.seconds;
     let (rss_before, _) = memory_kib();
-    let fabric = match KernelFabric::start(topology(), 1, false) {
+    let fabric = match super::start_fabric(topology()) {
         Ok(f) => f,
-        Err(e) => {
-            eprintln!("pinhole: {e}");
-            return Ok(if e.is_environment() {
-                EXIT_ENVIRONMENT
-            } else {
-                EXIT_FAIL
-            });
-        }
+        Err(code) => return Ok(code),
     };
     let (rss_started, _) = memory_kib();
     let (a, b) = (fabric.host(0), fabric.host(1));

@@ -34,7 +34,6 @@ use super::procstat::{clock_ticks, loadavg, tree_ticks};
 use super::sipp_stats::{Load, parse_stats, round};
 use crate::cli::{EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_INVALID, EXIT_PASS};
 use anyhow::{Context, Result, anyhow, bail};
-use emulator::fabric::kernel::KernelFabric;
 use emulator::fabric::kernel::sys::{self, HostNs};
 use emulator::topology::{Host, Network, Topology};
 use serde_json::{Value, json};
@@ -541,16 +540,9 @@ pub fn proxy(opts: &ProxyBenchOptions) -> Result<u8> {
     if let Err(code) = super::enter_sandbox() {
         return Ok(code);
     }
-    let fabric = match KernelFabric::start(topology(), 1, false) {
+    let fabric = match super::start_fabric(topology()) {
         Ok(f) => f,
-        Err(e) => {
-            eprintln!("pinhole: {e}");
-            return Ok(if e.is_environment() {
-                EXIT_ENVIRONMENT
-            } else {
-                EXIT_FAIL
-            });
-        }
+        Err(code) => return Ok(code),
     };
     let bench = Bench {
         uac: fabric.host(0),

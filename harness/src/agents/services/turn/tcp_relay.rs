@@ -108,25 +108,17 @@ impl<N: Net> TurnService<N> {
             },
         );
         let c = &mut self.conns[i];
-        let phase = net.tcp_state(c.socket);
-        if failed || phase == TcpPhase::Closed && !c.shut {
-            self.server.handle_input(
-                now,
-                Input::TcpClosed {
-                    id,
-                    side: TcpSide::Client,
-                },
-            );
-        } else if !c.eof_seen && net.tcp_recv_closed(c.socket) {
-            c.eof_seen = true;
-            self.server.handle_input(
-                now,
-                Input::TcpEof {
-                    id,
-                    side: TcpSide::Client,
-                },
-            );
-        }
+        let closed = failed || net.tcp_state(c.socket) == TcpPhase::Closed && !c.shut;
+        let (socket, eof_seen) = (c.socket, &mut c.eof_seen);
+        report_end(
+            &mut self.server,
+            net,
+            now,
+            (id, TcpSide::Client),
+            socket,
+            closed,
+            eof_seen,
+        );
     }
 
     /// Follow outgoing connects; read bound peer connections (unless the client's queue
@@ -180,24 +172,17 @@ impl<N: Net> TurnService<N> {
             let Some(p) = self.peers.get_mut(&id) else {
                 continue;
             };
-            if net.tcp_state(p.socket) == TcpPhase::Closed && !p.shut {
-                self.server.handle_input(
-                    now,
-                    Input::TcpClosed {
-                        id,
-                        side: TcpSide::Peer,
-                    },
-                );
-            } else if !p.eof_seen && net.tcp_recv_closed(p.socket) {
-                p.eof_seen = true;
-                self.server.handle_input(
-                    now,
-                    Input::TcpEof {
-                        id,
-                        side: TcpSide::Peer,
-                    },
-                );
-            }
+            let closed = net.tcp_state(p.socket) == TcpPhase::Closed && !p.shut;
+            let (socket, eof_seen) = (p.socket, &mut p.eof_seen);
+            report_end(
+                &mut self.server,
+                net,
+                now,
+                (id, TcpSide::Peer),
+                socket,
+                closed,
+                eof_seen,
+            );
         }
     }
 
@@ -210,24 +195,34 @@ impl<N: Net> TurnService<N> {
     pub(super) fn bind_relays_first(&mut self, net: &mut N) -> Vec<Command> {
         let mut rest = Vec::new();
         while let Some(cmd) = self.server.poll_command() {
-            match cmd {
-                Command::BindRelay { relayed } => {
-                    match net.udp_bind(self.host, Some(relayed.ip()), relayed.port()) {
-                        Ok((s, _)) => {
-                            self.relayed.insert(relayed, s);
-                        }
-                        Err(_) => self.stats.relay_bind_failures += 1,
-                    }
-                }
-                Command::CloseRelay { relayed } => {
-                    if let Some(s) = self.relayed.remove(&relayed) {
-                        net.close(s);
-                    }
-                }
-                other => rest.push(other),
+            if let Some(other) = self.relay_socket_command(net, cmd) {
+                rest.push(other);
             }
         }
         rest
+    }
+
+    /// Carry out `cmd` if it binds or closes a relayed UDP socket; any other command is
+    /// handed back.
+    fn relay_socket_command(&mut self, net: &mut N, cmd: Command) -> Option<Command> {
+        match cmd {
+            Command::BindRelay { relayed } => {
+                match net.udp_bind(self.host, Some(relayed.ip()), relayed.port()) {
+                    Ok((s, _)) => {
+                        self.relayed.insert(relayed, s);
+                    }
+                    Err(_) => self.stats.relay_bind_failures += 1,
+                }
+                None
+            }
+            Command::CloseRelay { relayed } => {
+                if let Some(s) = self.relayed.remove(&relayed) {
+                    net.close(s);
+                }
+                None
+            }
+            other => Some(other),
+        }
     }
 
     /// Carry out the core's commands (`first`, then whatever the core queues meanwhile):
@@ -235,20 +230,10 @@ impl<N: Net> TurnService<N> {
     pub(super) fn run_commands(&mut self, net: &mut N, now: Instant, first: Vec<Command>) {
         let mut first = first.into_iter();
         while let Some(cmd) = first.next().or_else(|| self.server.poll_command()) {
+            let Some(cmd) = self.relay_socket_command(net, cmd) else {
+                continue;
+            };
             match cmd {
-                Command::BindRelay { relayed } => {
-                    match net.udp_bind(self.host, Some(relayed.ip()), relayed.port()) {
-                        Ok((s, _)) => {
-                            self.relayed.insert(relayed, s);
-                        }
-                        Err(_) => self.stats.relay_bind_failures += 1,
-                    }
-                }
-                Command::CloseRelay { relayed } => {
-                    if let Some(s) = self.relayed.remove(&relayed) {
-                        net.close(s);
-                    }
-                }
                 Command::Listen { relayed } => {
                     let mut v = Vec::new();
                     for _ in 0..RELAY_LISTEN_SLOTS {
@@ -348,7 +333,29 @@ impl<N: Net> TurnService<N> {
                         });
                     }
                 }
+                // Carried out by `relay_socket_command` above.
+                Command::BindRelay { .. } | Command::CloseRelay { .. } => {}
             }
         }
+    }
+}
+
+/// Tell the core how one side of an RFC 6062 connection ended, if it did: `closed` (reset,
+/// failed, or gone without our shutdown) as `TcpClosed`; otherwise the side's FIN as
+/// `TcpEof`, once (`eof_seen`).
+fn report_end<N: Net>(
+    server: &mut relay::turn::TurnServer,
+    net: &mut N,
+    now: Instant,
+    (id, side): (ConnectionId, TcpSide),
+    socket: N::Socket,
+    closed: bool,
+    eof_seen: &mut bool,
+) {
+    if closed {
+        server.handle_input(now, Input::TcpClosed { id, side });
+    } else if !*eof_seen && net.tcp_recv_closed(socket) {
+        *eof_seen = true;
+        server.handle_input(now, Input::TcpEof { id, side });
     }
 }
