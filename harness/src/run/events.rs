@@ -18,7 +18,7 @@ use emulator::wire::{Endpoint, Proto};
 use emulator::{Direction, DropReason};
 use reports::events::{DEFAULT_LIMIT, Event, EventKind};
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 /// Where a record happened, by id.
@@ -473,17 +473,16 @@ impl<'a> PeerPaths<'a> {
             };
             nats.push(self.topo.nats[n].name.clone());
             let key = Endpoint::new(ip, addr.port()).to_string();
-            match self.maps[n].get(&key).and_then(|i| parse_endpoint(i)) {
+            match self.maps[n]
+                .get(&key)
+                .and_then(|i| i.parse::<SocketAddr>().ok())
+            {
                 Some(inner) => addr = inner,
                 None => break,
             }
         }
         (None, nats)
     }
-}
-
-fn parse_endpoint(s: &str) -> Option<SocketAddr> {
-    s.parse().ok()
 }
 
 fn proto_name(p: Proto) -> String {
@@ -601,16 +600,6 @@ fn split_top_level(s: &str) -> Vec<&str> {
         parts.push(&s[start..]);
     }
     parts
-}
-
-/// Text of an address for a record.
-pub fn addr_text(a: SocketAddr) -> String {
-    a.to_string()
-}
-
-/// Text of an IP for a record.
-pub fn ip_text(a: IpAddr) -> String {
-    a.to_string()
 }
 
 #[cfg(test)]
