@@ -194,7 +194,17 @@ fn virtual_lab_parses() {
     let sp = sv.sip_proxy.as_ref().unwrap();
     assert_eq!(
         (sp.port, sp.media, sp.ice),
-        (5060, MediaPolicy::WhenNatted, IcePolicy::Passthrough)
+        (5060, MediaPolicy::WhenNatted, None)
+    );
+    // `ice:` not given: add the relay candidate where media is relayed, else pass through.
+    assert_eq!(sp.ice_for(true), IcePolicy::AddRelayCandidate);
+    assert_eq!(sp.ice_for(false), IcePolicy::Passthrough);
+    // The host declares a relay: the proxy uses it.
+    assert_eq!(
+        sp.relay,
+        RelayUse::Declared {
+            host: "server".into()
+        }
     );
     assert_eq!(
         sp.nat.keepalive.as_ref().unwrap().method,

@@ -188,7 +188,9 @@ pub(crate) fn run_steps<H: StepHost>(
                     None => return Err(format!("probe `{name}` did not finish")),
                 }
             }
-            StepKind::Call { .. } | StepKind::Reinvite { .. } => {
+            // Refused by `check_available` before a cell starts; kept here so that a
+            // runner that forgets the check still fails rather than skip the step.
+            StepKind::Call { .. } | StepKind::Reinvite { .. } | StepKind::Service { .. } => {
                 return Err(host.not_available(&name, step_kind(&step.kind)));
             }
         };
@@ -257,6 +259,7 @@ fn step_kind(k: &StepKind) -> &'static str {
         StepKind::Wait(_) => "wait",
         StepKind::Link { .. } => "link",
         StepKind::Nat { .. } => "nat",
+        StepKind::Service { .. } => "service",
     }
 }
 

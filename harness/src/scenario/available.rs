@@ -16,8 +16,11 @@ pub struct Availability {
     pub virtual_fabric: bool,
     /// `sip-proxy` services.
     pub sip_proxy: bool,
-    /// `media-relay` services.
+    /// `media-relay` services, and with them the `sip-proxy` media policies that need a
+    /// relay (`media: relay | when-natted`) and `ice:` other than `passthrough`.
     pub media_relay: bool,
+    /// `dispatcher` services.
+    pub dispatcher: bool,
     /// `stun` services.
     pub stun: bool,
     /// `turn` services.
@@ -46,6 +49,9 @@ pub struct Availability {
     pub link_steps: bool,
     /// `nat` steps.
     pub nat_steps: bool,
+    /// `service` steps (stop, kill or drain a service mid-run). The gate a runner sets
+    /// once it carries them out; until then they are refused (exit 2).
+    pub service_steps: bool,
     /// `sip_alg: rewrite`.
     pub sip_alg: bool,
     /// Binding lifetime measurement of probe steps.
@@ -60,6 +66,7 @@ impl Availability {
             virtual_fabric: true,
             sip_proxy: true,
             media_relay: true,
+            dispatcher: true,
             stun: true,
             turn: true,
             turn_tls: true,
@@ -74,6 +81,7 @@ impl Availability {
             run_steps: true,
             link_steps: true,
             nat_steps: true,
+            service_steps: true,
             sip_alg: true,
             probe_lifetime: true,
         }
@@ -145,10 +153,13 @@ pub fn check_available(spec: &Spec, file: &Path, features: &Availability) -> Vec
                         ),
                     );
                 }
-                if x.ice != IcePolicy::Passthrough && !features.media_relay {
+                if let Some(ice) = x.ice
+                    && ice != IcePolicy::Passthrough
+                    && !features.media_relay
+                {
                     no(
                         x.pos,
-                        &format!("`ice: {}` (SDP rewriting)", x.ice),
+                        &format!("`ice: {ice}` (SDP rewriting)"),
                         "write `ice: passthrough`",
                     );
                 }
@@ -156,6 +167,9 @@ pub fn check_available(spec: &Spec, file: &Path, features: &Availability) -> Vec
         }
         if let (Some(x), false) = (&s.media_relay, features.media_relay) {
             no(x.pos, "the `media-relay` service", "");
+        }
+        if let (Some(x), false) = (&s.dispatcher, features.dispatcher) {
+            no(x.pos, "the `dispatcher` service", "");
         }
         if let (Some(x), false) = (&s.stun, features.stun) {
             no(x.pos, "the `stun` service", "");
@@ -226,6 +240,9 @@ pub fn check_available(spec: &Spec, file: &Path, features: &Availability) -> Vec
             }
             StepKind::Link { .. } if !features.link_steps => no(s.pos, "the `link` step", ""),
             StepKind::Nat { .. } if !features.nat_steps => no(s.pos, "the `nat` step", ""),
+            StepKind::Service { .. } if !features.service_steps => {
+                no(s.pos, "the `service` step", "")
+            }
             _ => {}
         }
     }

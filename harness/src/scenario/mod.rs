@@ -25,6 +25,7 @@ mod files;
 pub mod matrix;
 pub mod model;
 mod parse;
+mod parse_media;
 mod parse_run;
 mod parse_services;
 mod parse_topology;
@@ -36,7 +37,7 @@ pub use available::{Availability, check_available};
 pub use error::{Error, Pos, ScenarioErrors};
 pub use matrix::Matrix;
 pub use model::*;
-pub use values::{Comparison, Op, PortRange, Rate};
+pub use values::{Comparison, Op, PortRange, Rate, UaPattern};
 
 use error::Errors;
 use sha2::{Digest, Sha256};

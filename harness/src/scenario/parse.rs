@@ -109,6 +109,8 @@ pub(crate) struct Parser {
     pub(crate) steps: Vec<Step>,
     /// Files the scenario names (TLS certificates), read by [`super::files`] after parsing.
     pub(crate) files: Vec<super::files::NamedFile>,
+    /// What the media services' checks need once every host's services are parsed.
+    pub(crate) media: super::parse_media::MediaRefs,
 }
 
 /// The closest of `candidates` to `word`, if close enough to be a likely typo.
@@ -176,6 +178,7 @@ impl Parser {
             agents: Vec::new(),
             steps: Vec::new(),
             files: Vec::new(),
+            media: Default::default(),
         }
     }
 

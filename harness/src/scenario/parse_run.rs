@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 const STEP_KINDS: &[&str] = &[
-    "call", "reinvite", "probe", "punch", "run", "wait", "link", "nat",
+    "call", "reinvite", "probe", "punch", "run", "wait", "link", "nat", "service",
 ];
 
 impl Parser {
@@ -95,6 +95,7 @@ impl Parser {
             StepKindName::Run => &["on", "cmd", "timeout"],
             StepKindName::Link => &["on", "set"],
             StepKindName::Nat => &["on", "action", "addresses"],
+            StepKindName::Service => &["on", "type", "action"],
             StepKindName::Wait => &[],
         };
         let mut keys = vec!["name", "at", "wait"];
@@ -256,6 +257,7 @@ impl Parser {
                 StepKind::Link { on: on?, up, down }
             }
             StepKindName::Nat => self.nat_step(&f, n, &what)?,
+            StepKindName::Service => self.service_step(&f, n, &what)?,
             StepKindName::Wait => return None,
         };
         Some(Step {
@@ -264,6 +266,82 @@ impl Parser {
             wait,
             kind: stepkind,
             pos,
+        })
+    }
+
+    /// `service: { on: HOST, type: media-relay|dispatcher|sip-proxy, action:
+    /// stop|kill|drain }`: the host must declare that service; `drain` is for media relays.
+    fn service_step(&mut self, f: &Fields<'_>, n: &Node, what: &str) -> Option<StepKind> {
+        let on = match f.get("on") {
+            Some(x) => self.host_ref(x, "`on`"),
+            None => {
+                self.missing(n.pos, "on", what, "HOST");
+                None
+            }
+        };
+        let service = match f.get("type") {
+            Some(x) => self.kw(
+                x,
+                "service type",
+                ServiceType::from_keyword,
+                ServiceType::VALUES,
+            ),
+            None => {
+                self.missing(n.pos, "type", what, "media-relay");
+                None
+            }
+        };
+        let action = match f.get("action") {
+            Some(x) => self.kw(
+                x,
+                "service action",
+                ServiceAction::from_keyword,
+                ServiceAction::VALUES,
+            ),
+            None => {
+                self.missing(n.pos, "action", what, "stop");
+                None
+            }
+        };
+        let (on, service, action) = (on?, service?, action?);
+        let runs = self.services.iter().any(|s| {
+            s.host == on
+                && match service {
+                    ServiceType::MediaRelay => s.media_relay.is_some(),
+                    ServiceType::Dispatcher => s.dispatcher.is_some(),
+                    ServiceType::SipProxy => s.sip_proxy.is_some(),
+                }
+        });
+        if !runs {
+            let pos = f.get("on").map_or(n.pos, |x| x.pos);
+            let mut help =
+                format!("add `services: {{ {on}: {{ {service}: {{…}} }} }}` or name another host");
+            if service == ServiceType::MediaRelay {
+                help.push_str(
+                    " (the relay a `sip-proxy` starts when its host declares none is not \
+                     a step's target: declare it to act on it)",
+                );
+            }
+            self.e.help(
+                pos,
+                format!("`on`: host `{on}` runs no `{service}` service"),
+                help,
+            );
+            return None;
+        }
+        if action == ServiceAction::Drain && service != ServiceType::MediaRelay {
+            let pos = f.get("action").map_or(n.pos, |x| x.pos);
+            self.e.help(
+                pos,
+                format!("`drain` applies to media relays, not to a `{service}`"),
+                "use `action: stop` (graceful) or `action: kill` (abrupt)",
+            );
+            return None;
+        }
+        Some(StepKind::Service {
+            on,
+            service,
+            action,
         })
     }
 

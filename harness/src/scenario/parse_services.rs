@@ -7,7 +7,14 @@ use super::yaml::Node;
 use std::net::IpAddr;
 use std::time::Duration;
 
-const SERVICE_KEYS: &[&str] = &["sip-proxy", "media-relay", "stun", "turn", "http-proxy"];
+const SERVICE_KEYS: &[&str] = &[
+    "sip-proxy",
+    "media-relay",
+    "stun",
+    "turn",
+    "http-proxy",
+    "dispatcher",
+];
 
 impl Parser {
     // ===== services =====
@@ -25,25 +32,11 @@ impl Parser {
             let Some(f) = self.map(&e.value, &what, SERVICE_KEYS) else {
                 continue;
             };
-            let sip_proxy = f.get("sip-proxy").and_then(|n| self.sip_proxy(n));
-            let media_relay = f.get("media-relay").and_then(|n| {
-                let f = self.map(n, "`media-relay`", &["ports", "latching", "idle_timeout"])?;
-                Some(MediaRelay {
-                    ports: self
-                        .opt(&f, "ports", parse_port_range)
-                        .unwrap_or(PortRange {
-                            first: 40000,
-                            last: 40999,
-                        }),
-                    latching: self
-                        .opt_kw(&f, "latching", Latching::from_keyword, Latching::VALUES)
-                        .unwrap_or(Latching::Strict),
-                    idle_timeout: self
-                        .opt_duration(&f, "idle_timeout")
-                        .unwrap_or(Duration::from_secs(60)),
-                    pos: n.pos,
-                })
-            });
+            let sip_proxy = f.get("sip-proxy").and_then(|n| self.sip_proxy(n, &host));
+            let media_relay = f
+                .get("media-relay")
+                .and_then(|n| self.media_relay(n, &host));
+            let dispatcher = f.get("dispatcher").and_then(|n| self.dispatcher(n, &host));
             let stun = f.get("stun").and_then(|n| self.stun(n, &host));
             let turn = f.get("turn").and_then(|n| {
                 let f = self.map(
@@ -97,6 +90,35 @@ impl Parser {
                     pos: n.pos,
                 })
             });
+            // The UDP ports the older services bind, for the overlap check of the media
+            // relay and the dispatcher (see `parse_media`).
+            let one = |p: u16| PortRange { first: p, last: p };
+            if let Some(x) = &sip_proxy {
+                let what = format!("the `sip-proxy` port {}", x.port);
+                self.old_claim(&host, what, one(x.port), x.pos);
+            }
+            if let Some(x) = &stun {
+                self.old_claim(
+                    &host,
+                    format!("the `stun` port {}", x.port),
+                    one(x.port),
+                    x.pos,
+                );
+                if let Some(a) = &x.alternate {
+                    let what = format!("the `stun` alternate port {}", a.port);
+                    self.old_claim(&host, what, one(a.port), x.pos);
+                }
+            }
+            if let Some(x) = &turn {
+                self.old_claim(
+                    &host,
+                    format!("the `turn` port {}", x.port),
+                    one(x.port),
+                    x.pos,
+                );
+                let what = format!("the `turn` relay_ports {}", x.relay_ports);
+                self.old_claim(&host, what, x.relay_ports, x.pos);
+            }
             if known {
                 self.services.push(Services {
                     host,
@@ -105,10 +127,12 @@ impl Parser {
                     stun,
                     turn,
                     http_proxy,
+                    dispatcher,
                     pos: e.key.pos,
                 });
             }
         }
+        self.media_checks();
     }
 
     /// `tls_cert` and `tls_key` of a `turn` service: both or neither, only with a
@@ -175,8 +199,21 @@ impl Parser {
         out
     }
 
-    fn sip_proxy(&mut self, n: &Node) -> Option<SipProxy> {
-        let f = self.map(n, "`sip-proxy`", &["port", "nat", "media", "ice"])?;
+    fn sip_proxy(&mut self, n: &Node, host: &str) -> Option<SipProxy> {
+        let f = self.map(
+            n,
+            "`sip-proxy`",
+            &[
+                "port",
+                "nat",
+                "media",
+                "ice",
+                "ice_priority",
+                "media_relay",
+                "dispatcher",
+                "secret",
+            ],
+        )?;
         let mut nat = SipNat {
             test: NatTests::ALL,
             fix_contact: true,
@@ -215,15 +252,18 @@ impl Parser {
                 });
             }
         }
+        let (ice_priority, secret) = self.sip_proxy_media(&f, host);
         Some(SipProxy {
             port: self.opt_port(&f, "port").unwrap_or(5060),
             nat,
             media: self
                 .opt_kw(&f, "media", MediaPolicy::from_keyword, MediaPolicy::VALUES)
                 .unwrap_or(MediaPolicy::WhenNatted),
-            ice: self
-                .opt_kw(&f, "ice", IcePolicy::from_keyword, IcePolicy::VALUES)
-                .unwrap_or(IcePolicy::Passthrough),
+            ice: self.opt_kw(&f, "ice", IcePolicy::from_keyword, IcePolicy::VALUES),
+            ice_priority,
+            // Resolved by `media_checks` once every host's services are known.
+            relay: RelayUse::None,
+            secret,
             pos: n.pos,
         })
     }

@@ -255,6 +255,60 @@ pub fn parse_port_range(s: &str) -> Result<PortRange, String> {
     Ok(PortRange { first, last })
 }
 
+/// A User-Agent pattern of a `media-relay`'s `asymmetric_clients` list (the seeds'
+/// "asymmetric clients list", matched on the SIP `User-Agent` header, RFC 3261 §20.41):
+/// a case-insensitive (ASCII) substring, where `*` stands for any run of characters.
+/// `grandstream` matches `Grandstream GXP2000 1.1.6.46`; `linksys*2.0` matches
+/// `Linksys/SPA942-6.1.5 (2.0)`. Unanchored: a leading or trailing `*` changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UaPattern {
+    /// The pattern as written.
+    pub text: String,
+}
+
+impl UaPattern {
+    /// Whether `user_agent` matches: the pattern's `*`-separated pieces occur in it, in
+    /// order, without overlapping, ignoring ASCII case.
+    pub fn matches(&self, user_agent: &str) -> bool {
+        let ua = user_agent.to_ascii_lowercase();
+        let mut from = 0;
+        for piece in self.text.split('*').filter(|p| !p.is_empty()) {
+            let piece = piece.to_ascii_lowercase();
+            match ua[from..].find(&piece) {
+                Some(i) => from += i + piece.len(),
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+impl fmt::Display for UaPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Parses a User-Agent pattern: printable text with at least one character other than
+/// `*` (a pattern of only `*` would match every client: write `latching: off` instead).
+///
+/// # Errors
+/// A message describing the expected syntax.
+pub fn parse_ua_pattern(s: &str) -> Result<UaPattern, String> {
+    if s.trim().is_empty() || s.chars().all(|c| c == '*' || c.is_whitespace()) {
+        return Err(format!(
+            "`{s}` matches every client; write part of a User-Agent like `Grandstream*1.0` \
+             (or `latching: off` to treat every client as asymmetric)"
+        ));
+    }
+    if s.chars().any(char::is_control) {
+        return Err("a User-Agent pattern holds no control characters".to_string());
+    }
+    Ok(UaPattern {
+        text: s.to_string(),
+    })
+}
+
 /// A comparison operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Op {
@@ -420,5 +474,20 @@ mod test {
         assert!(same_meaning("0%", "0.0%"));
         assert!(same_meaning("1s", "1000ms"));
         assert!(!same_meaning("symmetric", "full-cone"));
+    }
+
+    #[test]
+    fn user_agent_patterns() {
+        let p = |s: &str| parse_ua_pattern(s).unwrap();
+        assert!(p("grandstream").matches("Grandstream GXP2000 1.1.6.46"));
+        assert!(p("Linksys*2.0").matches("Linksys/SPA942-6.1.5 (2.0)"));
+        assert!(!p("linksys*2.0").matches("2.0 Linksys"));
+        assert!(p("*snom*").matches("snom360/8.7.3"));
+        assert!(!p("a*a").matches("a"));
+        assert!(p("a*a").matches("aa"));
+        assert!(!p("polycom").matches("Grandstream"));
+        assert!(parse_ua_pattern("*").is_err());
+        assert!(parse_ua_pattern(" ").is_err());
+        assert!(parse_ua_pattern("a\u{7}").is_err());
     }
 }

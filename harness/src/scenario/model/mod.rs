@@ -5,7 +5,7 @@
 //! the [`Pos`] of the key that asked for them.
 
 use super::error::Pos;
-use super::values::{Comparison, PortRange, Rate};
+use super::values::{Comparison, PortRange, Rate, UaPattern};
 use emulator::Prefix;
 // The cores own their scenario keywords (`VALUES`, `from_keyword`, `as_str`): the model
 // holds their enums, no mirrors.
@@ -62,8 +62,14 @@ keyword_enum!(
     }
 );
 
+// SWITCH POINT (#13): the media relay's latching keyword. `relay::media::Latching` (the
+// relay core's own enum) did not exist when this was written; once it does, with the same
+// keywords (`VALUES`, `from_keyword`, `as_str`, `Display`), replace this `keyword_enum!`
+// with `pub use relay::media::Latching;` — nothing else in the scenario code names the
+// variants' definition, so that one line is the whole switch.
 keyword_enum!(
-    /// The media relay's latching.
+    /// The media relay's latching: from which source the relay learns where to send each
+    /// side's media (the "RTP Bleed" defence, see `docs/reference.md`).
     Latching {
         /// Latch only to the signalled address (the default).
         Strict = "strict",
@@ -71,6 +77,46 @@ keyword_enum!(
         FirstPacket = "first-packet",
         /// No latching (asymmetric clients).
         Off = "off",
+    }
+);
+
+// SWITCH POINT (#13): like `Latching`, a local keyword enum until the relay crate has one
+// for the ng `ice-priority` extension; then `pub use` it here instead.
+keyword_enum!(
+    /// Where the relay candidate a `sip-proxy` inserts ranks among a stream's ICE
+    /// candidates (RFC 8445 §5.1.2.1 type preference).
+    IcePriority {
+        /// Below every other candidate: ICE takes the relay only when no direct pair
+        /// works (the default).
+        Lowest = "lowest",
+        /// Above every other candidate: ICE prefers the relay.
+        Highest = "highest",
+    }
+);
+
+keyword_enum!(
+    /// The kind of service a `service` step acts on.
+    ServiceType {
+        /// `media-relay`
+        MediaRelay = "media-relay",
+        /// `dispatcher`
+        Dispatcher = "dispatcher",
+        /// `sip-proxy`
+        SipProxy = "sip-proxy",
+    }
+);
+
+keyword_enum!(
+    /// What a `service` step does to a running service.
+    ServiceAction {
+        /// Graceful stop: the service ends what it holds as on shutdown (a relay sends its
+        /// media-ended notices) and closes its sockets.
+        Stop = "stop",
+        /// Abrupt end, as a crashed process: sockets vanish, nothing is sent.
+        Kill = "kill",
+        /// A media relay stops taking new sessions and exits after its last one ends
+        /// (MediaProxy's graceful relay shutdown). Media relays only.
+        Drain = "drain",
     }
 );
 
@@ -117,6 +163,8 @@ keyword_enum!(
         Link = "link",
         /// `nat`
         Nat = "nat",
+        /// `service`
+        Service = "service",
     }
 );
 

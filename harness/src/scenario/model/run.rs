@@ -96,6 +96,17 @@ pub enum StepKind {
         /// What to do.
         action: NatAction,
     },
+    /// Act on a running service (failover and drain scenarios). Done when the service is
+    /// gone for `stop` and `kill`; for `drain`, done once the relay stops taking sessions,
+    /// unless `wait: true` (then when it has exited after its last session).
+    Service {
+        /// The host running it (declares that service).
+        on: String,
+        /// Which of the host's services.
+        service: ServiceType,
+        /// What to do (`drain`: media relays only).
+        action: ServiceAction,
+    },
 }
 
 impl StepKind {
@@ -110,6 +121,7 @@ impl StepKind {
             StepKind::Wait(_) => StepKindName::Wait,
             StepKind::Link { .. } => StepKindName::Link,
             StepKind::Nat { .. } => StepKindName::Nat,
+            StepKind::Service { .. } => StepKindName::Service,
         }
     }
 }
@@ -121,7 +133,8 @@ pub struct Step {
     pub name: Option<String>,
     /// Not before this scenario time.
     pub at: Option<Duration>,
-    /// For call/reinvite/run: done when the call ends or the program exits.
+    /// For call/reinvite/run: done when the call ends or the program exits; for a
+    /// `service` step that drains: when the relay has exited.
     pub wait: bool,
     /// What it does.
     pub kind: StepKind,
