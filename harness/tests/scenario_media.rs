@@ -851,3 +851,41 @@ fn shipped_and_interop_scenarios_still_load_and_run() {
         }
     }
 }
+
+/// The example of `docs/reference.md` ("The media relay in scenarios").
+#[test]
+fn the_documented_example() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/good_scenarios/media-relay.yaml");
+    let s = scenario::load(&p).unwrap_or_else(|e| panic!("{e}"));
+    let spec = &s.spec;
+    let edge = spec.services_of("edge").unwrap().sip_proxy.clone().unwrap();
+    assert_eq!(
+        edge.relay,
+        RelayUse::Dispatcher {
+            host: "dispatch".into()
+        }
+    );
+    assert_eq!(edge.secret.as_deref(), Some("correct-horse"));
+    let r2 = spec
+        .services_of("relay-2")
+        .unwrap()
+        .media_relay
+        .clone()
+        .unwrap();
+    assert_eq!(r2.secret.as_deref(), Some("correct-horse"));
+    assert_eq!(r2.ports, MediaRelay::defaults(r2.pos).ports);
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/reference.md"))
+            .unwrap();
+    assert!(
+        docs.contains("      relays: [relay-1, relay-2]   # hosts that declare a media-relay"),
+        "docs/reference.md shows this file's services"
+    );
+    assert!(matches!(
+        spec.steps[1].kind,
+        StepKind::Service {
+            action: ServiceAction::Kill,
+            ..
+        }
+    ));
+}
