@@ -234,6 +234,13 @@ fn media_relay_invalid_values() {
         let rest = format!("services:\n  r1:\n    media-relay: {{ {kv} }}\n");
         assert_error(&rest, needle, 0, message, help);
     }
+    // One problem, one error: the relay's own ports are not an overlap between services.
+    let all = errors("services:\n  r1:\n    media-relay: { ng_port: 40010 }\n");
+    assert_eq!(
+        all.lines().filter(|l| !l.starts_with("  help")).count(),
+        1,
+        "{all}"
+    );
 }
 
 // ===== sip-proxy =====
@@ -397,6 +404,13 @@ fn dispatcher_invalid() {
         "add `relays: [HOST, …]`",
     );
     assert_error(
+        &d("relays: "),
+        "relays: ",
+        0,
+        "`relays` is empty; a dispatcher needs one",
+        "",
+    );
+    assert_error(
         &d("relays: []"),
         "[]",
         0,
@@ -491,10 +505,25 @@ fn one_secret_per_control_channel_inherited() {
         services(&s, "r2").media_relay.as_ref().unwrap().secret,
         None
     );
+    assert_eq!(
+        s.spec.proxy_relay("proxy").unwrap().secret.as_deref(),
+        Some("mine")
+    );
     // The implicit relay gets the proxy's secret from the proxy (it has no entry).
     let s = load("services:\n  proxy:\n    sip-proxy: { secret: mine }\n");
     let p = services(&s, "proxy").sip_proxy.clone().unwrap();
     assert_eq!(p.secret.as_deref(), Some("mine"));
+    let implicit = s.spec.proxy_relay("proxy").unwrap();
+    assert_eq!(
+        implicit,
+        MediaRelay {
+            secret: Some("mine".into()),
+            ..MediaRelay::defaults(p.pos)
+        }
+    );
+    // Through a dispatcher, or with no relay: none used directly.
+    let s = load("services:\n  proxy:\n    sip-proxy: { media: never }\n");
+    assert_eq!(s.spec.proxy_relay("proxy"), None);
 }
 
 #[test]
@@ -592,6 +621,15 @@ fn relay_ports_must_not_overlap_the_hosts_other_services() {
         0,
         "on host `proxy`, the ports 40000-40999 of the `media-relay` this `sip-proxy` starts (its host declares none) and the `turn` relay_ports 40000-49999",
         "or name a relay with `media_relay: HOST`",
+    );
+    // The proxy's own port inside the range of the relay it starts.
+    let rest = "services:\n  proxy:\n    sip-proxy: { port: 40000 }\n";
+    assert_error(
+        rest,
+        "{ port",
+        0,
+        "on host `proxy`, the ports 40000-40999 of the `media-relay` this `sip-proxy` starts (its host declares none) and the `sip-proxy` port 40000",
+        "",
     );
     // Other hosts' ports, and the older services among themselves, are not checked.
     load(

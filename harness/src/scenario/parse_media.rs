@@ -33,6 +33,9 @@ pub(crate) const DISPATCHER_KEYS: &[&str] = &["relays", "secret", "health_interv
 #[derive(Clone, Debug)]
 pub(crate) struct PortClaim {
     pub(crate) host: String,
+    /// The service it belongs to (`media-relay`, `implicit relay`, `turn`, …): one
+    /// service's own ports are checked where it is parsed, not here.
+    pub(crate) owner: &'static str,
     /// What it is, as a message names it: "the `media-relay` ports 40000-40999".
     pub(crate) what: String,
     pub(crate) range: PortRange,
@@ -117,9 +120,18 @@ impl Parser {
         Some(s)
     }
 
-    fn claim(&mut self, host: &str, what: String, range: PortRange, pos: Pos, fix: String) {
+    fn claim(
+        &mut self,
+        owner: &'static str,
+        host: &str,
+        what: String,
+        range: PortRange,
+        pos: Pos,
+        fix: String,
+    ) {
         self.media.ports.push(PortClaim {
             host: host.to_string(),
+            owner,
             what,
             range,
             pos,
@@ -129,9 +141,17 @@ impl Parser {
     }
 
     /// Records a UDP port range of a service that existed before #13.
-    pub(crate) fn old_claim(&mut self, host: &str, what: String, range: PortRange, pos: Pos) {
+    pub(crate) fn old_claim(
+        &mut self,
+        owner: &'static str,
+        host: &str,
+        what: String,
+        range: PortRange,
+        pos: Pos,
+    ) {
         self.media.ports.push(PortClaim {
             host: host.to_string(),
+            owner,
             what,
             range,
             pos,
@@ -212,6 +232,7 @@ impl Parser {
             );
         }
         self.claim(
+            "media-relay",
             host,
             format!("the `media-relay` ports {}", r.ports),
             r.ports,
@@ -219,6 +240,7 @@ impl Parser {
             "set the relay's `ports` to a range no other service of the host uses".into(),
         );
         self.claim(
+            "media-relay",
             host,
             format!("the `media-relay` ng_port {}", r.ng_port),
             PortRange {
@@ -268,9 +290,15 @@ impl Parser {
             None => self.missing(n.pos, "relays", "`dispatcher`", "[HOST, …]"),
             Some(list) => {
                 let items = self.seq(list, "`relays`", help);
-                if items.is_empty() && list.as_seq().is_some() {
+                // `relays:` with nothing after it: at the key, where the value is missing.
+                let null = list.as_scalar().is_some_and(|x| x.is_null());
+                let pos = match f.entry("relays") {
+                    Some(e) if null => e.key.pos,
+                    _ => list.pos,
+                };
+                if items.is_empty() && (list.as_seq().is_some() || null) {
                     self.e
-                        .help(list.pos, "`relays` is empty; a dispatcher needs one", help);
+                        .help(pos, "`relays` is empty; a dispatcher needs one", help);
                 }
                 for item in items {
                     let Some(h) = self.host_ref(item, "`relays`") else {
@@ -306,6 +334,7 @@ impl Parser {
         };
         let pos = f.get("port").map_or(n.pos, |x| x.pos);
         self.claim(
+            "dispatcher",
             host,
             format!("the `dispatcher` port {}", d.port),
             PortRange {
@@ -448,6 +477,7 @@ impl Parser {
                          free ports, or name a relay with `media_relay: HOST`"
                     );
                     self.claim(
+                        "implicit relay",
                         &host,
                         format!(
                             "the ports {} of the `media-relay` this `sip-proxy` starts (its \
@@ -459,6 +489,7 @@ impl Parser {
                         fix.clone(),
                     );
                     self.claim(
+                        "implicit relay",
                         &host,
                         format!(
                             "the ng_port {} of the `media-relay` this `sip-proxy` starts",
@@ -587,7 +618,7 @@ impl Parser {
         let claims = self.media.ports.clone();
         for (j, b) in claims.iter().enumerate() {
             for a in &claims[..j] {
-                if a.host != b.host || !(a.new || b.new) {
+                if a.host != b.host || a.owner == b.owner || !(a.new || b.new) {
                     continue;
                 }
                 if a.range.first > b.range.last || b.range.first > a.range.last {

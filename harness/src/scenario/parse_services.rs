@@ -95,10 +95,11 @@ impl Parser {
             let one = |p: u16| PortRange { first: p, last: p };
             if let Some(x) = &sip_proxy {
                 let what = format!("the `sip-proxy` port {}", x.port);
-                self.old_claim(&host, what, one(x.port), x.pos);
+                self.old_claim("sip-proxy", &host, what, one(x.port), x.pos);
             }
             if let Some(x) = &stun {
                 self.old_claim(
+                    "stun",
                     &host,
                     format!("the `stun` port {}", x.port),
                     one(x.port),
@@ -106,18 +107,19 @@ impl Parser {
                 );
                 if let Some(a) = &x.alternate {
                     let what = format!("the `stun` alternate port {}", a.port);
-                    self.old_claim(&host, what, one(a.port), x.pos);
+                    self.old_claim("stun", &host, what, one(a.port), x.pos);
                 }
             }
             if let Some(x) = &turn {
                 self.old_claim(
+                    "turn",
                     &host,
                     format!("the `turn` port {}", x.port),
                     one(x.port),
                     x.pos,
                 );
                 let what = format!("the `turn` relay_ports {}", x.relay_ports);
-                self.old_claim(&host, what, x.relay_ports, x.pos);
+                self.old_claim("turn", &host, what, x.relay_ports, x.pos);
             }
             if known {
                 self.services.push(Services {

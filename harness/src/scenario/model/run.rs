@@ -320,6 +320,21 @@ impl Spec {
     pub fn ua_of(&self, host: &str) -> Option<&Ua> {
         self.agents.iter().find(|a| a.host == host)?.ua.as_ref()
     }
+    /// The configuration of the relay the `sip-proxy` on `host` uses directly: the
+    /// declared `media-relay` it resolved to ([`RelayUse::Declared`]), or for
+    /// [`RelayUse::Implicit`] the defaults ([`MediaRelay::defaults`], at the proxy's
+    /// position) with the proxy's `secret`. `None` for a dispatcher, no relay, or no proxy.
+    pub fn proxy_relay(&self, host: &str) -> Option<MediaRelay> {
+        let proxy = self.services_of(host)?.sip_proxy.as_ref()?;
+        match &proxy.relay {
+            RelayUse::Declared { host } => self.services_of(host)?.media_relay.clone(),
+            RelayUse::Implicit { .. } => Some(MediaRelay {
+                secret: proxy.secret.clone(),
+                ..MediaRelay::defaults(proxy.pos)
+            }),
+            RelayUse::Dispatcher { .. } | RelayUse::None => None,
+        }
+    }
     /// The step named `name`.
     pub fn step(&self, name: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.name.as_deref() == Some(name))
