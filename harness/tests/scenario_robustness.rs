@@ -5,8 +5,24 @@ use proptest::prelude::*;
 use std::path::Path;
 
 fn good() -> (String, std::path::PathBuf) {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/good_scenarios/format-examples.yaml");
+    good_file("format-examples.yaml")
+}
+
+fn good_file(name: &str) -> (String, std::path::PathBuf) {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/good_scenarios")
+        .join(name);
     (std::fs::read_to_string(&p).unwrap(), p)
+}
+
+/// `text` with `len` bytes at `at` replaced by `with`, if both ends are char boundaries.
+fn mutate(text: &str, at: usize, len: usize, with: &str) -> Option<String> {
+    let at = at.min(text.len());
+    let end = (at + len).min(text.len());
+    if !text.is_char_boundary(at) || !text.is_char_boundary(end) {
+        return None;
+    }
+    Some(format!("{}{}{}", &text[..at], with, &text[end..]))
 }
 
 proptest! {
@@ -27,6 +43,22 @@ proptest! {
                 if e.file == path {
                     prop_assert!(e.pos.line >= 1 && e.pos.line <= lines, "{e}");
                 }
+            }
+        }
+    }
+
+    /// The same for the media relay's services and the `service` step (the
+    /// cross-service checks: relay choice, secrets, port overlaps).
+    #[test]
+    fn media_relay_mutations_never_panic(at in 0usize..2600, len in 0usize..40, with in "[ a-z0-9:,{}\\[\\]\\-\n.%*]{0,12}") {
+        let (text, path) = good_file("media-relay.yaml");
+        let Some(mutated) = mutate(&text, at, len, &with) else {
+            return Ok(());
+        };
+        let lines = mutated.lines().count() + 1;
+        if let Err(errs) = harness::scenario::load_str(&mutated, &path) {
+            for e in errs.errors() {
+                prop_assert!(e.pos.line >= 1 && e.pos.line <= lines, "{e}");
             }
         }
     }
