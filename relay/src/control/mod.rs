@@ -13,7 +13,9 @@
 
 pub mod bencode;
 pub mod client;
+pub mod dispatcher;
 pub mod ng;
 
 pub use client::{ClientConfig, ClientOutcome, NgClient, RequestId};
+pub use dispatcher::{Dispatcher, DispatcherConfig, DispatcherEvent, RelayState};
 pub use ng::{NgCommand, NgError, NgMessage, NgReply};
