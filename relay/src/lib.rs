@@ -11,8 +11,9 @@
 //!   Contact fixing (the OpenSIPS nat_traversal/nathelper behaviours), and a
 //!   transaction-stateful proxy (RFC 3261 §16/§17 timers A–K, RFC 3581 rport) that reports
 //!   registrations, dialogs and the SIP ladder as typed events.
-//! - [`control`]: how a proxy drives a media relay; so far the bencode codec of rtpengine's
-//!   "ng" control protocol (the relay itself is not built yet).
+//! - [`control`]: how a proxy drives a media relay: rtpengine's "ng" control protocol
+//!   (bencode codec, typed commands and replies with pinhole's extensions, shared-secret
+//!   auth, reply cache) and the sans-IO [`control::NgClient`] the proxy uses.
 //!
 //! Shared pieces: [`io`] (the vocabulary below), [`demux`] (RFC 7983 first-byte
 //! demultiplexing of one port), [`rng`] (the cores' one seeded generator).

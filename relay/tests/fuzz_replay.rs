@@ -44,3 +44,8 @@ fn turn_server() {
 fn ng_bencode() {
     replay::replay(env!("CARGO_MANIFEST_DIR"), "ng_bencode", bodies::ng_bencode);
 }
+
+#[test]
+fn ng_command() {
+    replay::replay(env!("CARGO_MANIFEST_DIR"), "ng_command", bodies::ng_command);
+}

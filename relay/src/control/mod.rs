@@ -1,8 +1,21 @@
-//! How a SIP proxy drives a media relay (DESIGN.md `control`).
+//! How a SIP proxy drives a media relay (DESIGN.md `control`): rtpengine's "ng" control
+//! protocol, which Kamailio's and OpenSIPS's `rtpengine` modules speak, so that they,
+//! pinhole's proxy and `pinhole bench relay` all drive a relay the same way.
 //!
-//! Today this holds the wire codec of rtpengine's "ng" control protocol ([`bencode`]: one
-//! bencoded dictionary per UDP datagram behind a cookie), the format Kamailio's and
-//! OpenSIPS's `rtpengine` modules speak. The media relay and the ng commands (ping, offer,
-//! answer, delete, query, list) that use it are not built yet (issue #13).
+//! - [`bencode`]: the wire codec (one bencoded dictionary per UDP datagram behind a
+//!   cookie).
+//! - [`ng`]: the typed commands (ping, offer, answer, delete, query, list, and pinhole's
+//!   media-ended and drain) and replies, the shared-secret `auth`, the reply cache.
+//! - [`client`]: [`NgClient`], the sans-IO control client (cookies, retransmission,
+//!   timeout) a proxy uses to talk to a relay or a dispatcher.
+//!
+//! The ng server that maps commands onto the relay is not built yet (issue #13).
 
 pub mod bencode;
+pub mod client;
+pub mod dispatcher;
+pub mod ng;
+
+pub use client::{ClientConfig, ClientOutcome, NgClient, RequestId};
+pub use dispatcher::{Dispatcher, DispatcherConfig, DispatcherEvent, RelayState};
+pub use ng::{NgCommand, NgError, NgMessage, NgReply};
