@@ -12,7 +12,9 @@
 //!   transaction-stateful proxy (RFC 3261 §16/§17 timers A–K, RFC 3581 rport) that reports
 //!   registrations, dialogs and the SIP ladder as typed events.
 //! - [`control`]: how a proxy drives a media relay; so far the bencode codec of rtpengine's
-//!   "ng" control protocol (the relay itself is not built yet).
+//!   "ng" control protocol.
+//! - [`rtp`]: RTP and RTCP (RFC 3550) as zero-copy views: the fixed header, compound
+//!   RTCP with sender/receiver report blocks, RFC 5761 RTP/RTCP demultiplexing.
 //!
 //! Shared pieces: [`io`] (the vocabulary below), [`demux`] (RFC 7983 first-byte
 //! demultiplexing of one port), [`rng`] (the cores' one seeded generator).
@@ -83,6 +85,7 @@ pub mod demux;
 pub mod http_proxy;
 pub mod io;
 pub mod rng;
+pub mod rtp;
 pub mod sdp;
 pub mod sip;
 pub mod stun;

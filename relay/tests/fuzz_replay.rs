@@ -44,3 +44,13 @@ fn turn_server() {
 fn ng_bencode() {
     replay::replay(env!("CARGO_MANIFEST_DIR"), "ng_bencode", bodies::ng_bencode);
 }
+
+#[test]
+fn rtp_parse() {
+    replay::replay(env!("CARGO_MANIFEST_DIR"), "rtp_parse", bodies::rtp_parse);
+}
+
+#[test]
+fn rtcp_parse() {
+    replay::replay(env!("CARGO_MANIFEST_DIR"), "rtcp_parse", bodies::rtcp_parse);
+}
