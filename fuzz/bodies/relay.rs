@@ -1001,3 +1001,41 @@ pub fn ng_command(data: &[u8]) {
         );
     }
 }
+
+/// `rtp_parse`: the RTP header view (`relay::rtp`). Whatever checks reads every field
+/// without panicking; its `Repr` re-emits to bytes that parse to the same `Repr`; the RFC
+/// 5761 demultiplexer never panics.
+pub fn rtp_parse(data: &[u8]) {
+    use relay::rtp::{Packet, Repr, is_rtcp};
+    let _ = is_rtcp(data);
+    if let Ok(p) = Packet::new_checked(data) {
+        assert!(p.header_len() + p.padding_len() <= data.len());
+        let _ = (p.marker(), p.sequence_number(), p.timestamp(), p.ssrc());
+        let _ = p.extension_header();
+        let repr = Repr::parse(&p);
+        assert_eq!(repr.payload, p.payload());
+        let bytes = repr.to_bytes().expect("a parsed header re-emits");
+        let again = Packet::new_checked(&bytes[..]).expect("emitted RTP parses");
+        assert_eq!(Repr::parse(&again), repr, "emit → parse changed the header");
+    }
+}
+
+/// `rtcp_parse`: RTCP compound packets (`relay::rtp::rtcp`). A checked compound walks to
+/// its end, its report blocks read in place, and what re-emits parses to the same
+/// packets. Nothing panics.
+pub fn rtcp_parse(data: &[u8]) {
+    use relay::rtp::rtcp::Compound;
+    if let Ok(c) = Compound::new_checked(data) {
+        let total: usize = c.packets().map(|p| p.total_len()).sum();
+        assert_eq!(total, data.len(), "the chain does not cover the datagram");
+        for b in c.report_blocks() {
+            let _ = b.jitter_ms(8000);
+        }
+        let reprs = c.reprs();
+        // A padded body that is not a multiple of 4 bytes is refused by emit: fine.
+        if let Ok(bytes) = Compound::emit(&reprs) {
+            let again = Compound::new_checked(&bytes).expect("emitted RTCP parses");
+            assert_eq!(again.reprs(), reprs, "emit → parse changed the packets");
+        }
+    }
+}

@@ -7,7 +7,8 @@
 #[path = "../bodies/emulator.rs"]
 pub mod emulator_bodies;
 
-/// stun_parse, stun_server, sip_parse, sip_proxy, turn_server, ng_bencode, ng_command.
+/// stun_parse, stun_server, sip_parse, sip_proxy, turn_server, ng_bencode, ng_command,
+/// rtp_parse, rtcp_parse.
 #[path = "../bodies/relay.rs"]
 pub mod relay_bodies;
 

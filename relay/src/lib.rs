@@ -14,6 +14,11 @@
 //! - [`control`]: how a proxy drives a media relay: rtpengine's "ng" control protocol
 //!   (bencode codec, typed commands and replies with pinhole's extensions, shared-secret
 //!   auth, reply cache) and the sans-IO [`control::NgClient`] the proxy uses.
+//! - [`media`]: the media relay (MediaProxy-style, rtpengine-controllable): per-call port
+//!   pairs, strict latching against RTP Bleed, ICE-aware forwarding, idle timeouts,
+//!   accounting records, a zero-copy fast path.
+//! - [`rtp`]: RTP and RTCP (RFC 3550) as zero-copy views: the fixed header, compound
+//!   RTCP with sender/receiver report blocks, RFC 5761 RTP/RTCP demultiplexing.
 //!
 //! Shared pieces: [`io`] (the vocabulary below), [`demux`] (RFC 7983 first-byte
 //! demultiplexing of one port), [`rng`] (the cores' one seeded generator).
@@ -21,7 +26,7 @@
 //! # One vocabulary, one drive contract
 //!
 //! Every core (STUN server and prober, TURN server and client, SIP proxy, HTTP CONNECT
-//! tunnel, and the media relay and UA to come) is a sans-IO state machine spoken to in
+//! tunnel, media relay, and the UA to come) is a sans-IO state machine spoken to in
 //! the same words, as quinn-proto and str0m are:
 //!
 //! - **Input**: `handle_input(now, …)` — `now` first, always. A core with one kind of
@@ -83,7 +88,9 @@ pub mod control;
 pub mod demux;
 pub mod http_proxy;
 pub mod io;
+pub mod media;
 pub mod rng;
+pub mod rtp;
 pub mod sdp;
 pub mod sip;
 pub mod stun;

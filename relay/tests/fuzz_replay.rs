@@ -49,3 +49,13 @@ fn ng_bencode() {
 fn ng_command() {
     replay::replay(env!("CARGO_MANIFEST_DIR"), "ng_command", bodies::ng_command);
 }
+
+#[test]
+fn rtp_parse() {
+    replay::replay(env!("CARGO_MANIFEST_DIR"), "rtp_parse", bodies::rtp_parse);
+}
+
+#[test]
+fn rtcp_parse() {
+    replay::replay(env!("CARGO_MANIFEST_DIR"), "rtcp_parse", bodies::rtcp_parse);
+}

@@ -24,9 +24,9 @@ pub use fields::{
     is_ice_attribute,
 };
 pub use rewrite::{
-    IcePolicy, MediaControl, Party, RelayEndpoint, RewriteError, RewriteReport, Role, SessionKey,
-    SkipReason, StreamOutcome, StreamRequest, relay_candidate_priority, rewrite_answer,
-    rewrite_offer,
+    IcePolicy, IcePriority, MediaControl, Party, RelayEndpoint, RewriteError, RewriteReport, Role,
+    SessionKey, SkipReason, StreamOutcome, StreamRequest, relay_candidate_priority,
+    relay_candidate_priority_with, rewrite_answer, rewrite_offer, rewrite_with,
 };
 pub use session::{Eol, Line, Media, Sdp};
 

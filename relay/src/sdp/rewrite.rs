@@ -271,12 +271,69 @@ pub struct RewriteError<E: std::error::Error + 'static> {
     pub source: E,
 }
 
+/// Where the relay candidate of [`IcePolicy::AddRelayCandidate`] ranks among an
+/// endpoint's candidates (the `sip-proxy.ice_priority` scenario key, ng's pinhole
+/// extension `ice-priority`).
+///
+/// RFC 8445 §5.1.2.1: priority = 2²⁴·type preference + 2⁸·local preference + (256 −
+/// component). The RFC recommends type preference 0 for relayed candidates, so they are
+/// tried last and chosen only when no direct pair works ([`IcePriority::Lowest`], the
+/// default). [`IcePriority::Highest`] gives the relay candidate type preference 126, the
+/// value the RFC recommends for host candidates, so that it ranks with the best and ICE
+/// nominates the relayed pair when it works — for deployments that want media through
+/// the relay whatever ICE could find (accounting, lawful recording, a stable path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum IcePriority {
+    /// `lowest`: type preference 0 (RFC 8445 §5.1.2.2's value for relayed candidates).
+    #[default]
+    Lowest,
+    /// `highest`: type preference 126 (the host value of §5.1.2.2).
+    Highest,
+}
+
+impl IcePriority {
+    /// The scenario/ng keywords.
+    pub const VALUES: &'static [&'static str] = &["lowest", "highest"];
+
+    /// The policy a keyword names.
+    pub fn from_keyword(s: &str) -> Option<IcePriority> {
+        match s {
+            "lowest" => Some(IcePriority::Lowest),
+            "highest" => Some(IcePriority::Highest),
+            _ => None,
+        }
+    }
+
+    /// The keyword.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IcePriority::Lowest => "lowest",
+            IcePriority::Highest => "highest",
+        }
+    }
+
+    /// The RFC 8445 §5.1.2.1 type preference: 0 or 126.
+    pub fn type_preference(self) -> u32 {
+        match self {
+            IcePriority::Lowest => 0,
+            IcePriority::Highest => 126,
+        }
+    }
+}
+
 /// RFC 8445 §5.1.2.1 priority of a relayed candidate: type preference 0 (relayed, the
 /// RFC's recommendation), local preference 65535 (one relay address), component 1 or 2.
 pub fn relay_candidate_priority(component: u16) -> u32 {
-    let type_pref: u32 = 0;
+    relay_candidate_priority_with(IcePriority::Lowest, component)
+}
+
+/// RFC 8445 §5.1.2.1 priority of the relay candidate under `priority` (type preference 0
+/// or 126, local preference 65535, component 1 or 2).
+pub fn relay_candidate_priority_with(priority: IcePriority, component: u16) -> u32 {
     let local_pref: u32 = 65_535;
-    (type_pref << 24) + (local_pref << 8) + (256 - u32::from(component.clamp(1, 256)))
+    (priority.type_preference() << 24)
+        + (local_pref << 8)
+        + (256 - u32::from(component.clamp(1, 256)))
 }
 
 /// Rewrites an offer written by `party` (see the module docs).
@@ -287,7 +344,15 @@ pub fn rewrite_offer<M: MediaControl>(
     ice: IcePolicy,
     control: &mut M,
 ) -> Result<RewriteReport, RewriteError<M::Error>> {
-    rewrite(sdp, session, party, Role::Offer, ice, control)
+    rewrite(
+        sdp,
+        session,
+        party,
+        Role::Offer,
+        ice,
+        IcePriority::Lowest,
+        control,
+    )
 }
 
 /// Rewrites an answer written by `party` (see the module docs).
@@ -298,7 +363,29 @@ pub fn rewrite_answer<M: MediaControl>(
     ice: IcePolicy,
     control: &mut M,
 ) -> Result<RewriteReport, RewriteError<M::Error>> {
-    rewrite(sdp, session, party, Role::Answer, ice, control)
+    rewrite(
+        sdp,
+        session,
+        party,
+        Role::Answer,
+        ice,
+        IcePriority::Lowest,
+        control,
+    )
+}
+
+/// [`rewrite_offer`]/[`rewrite_answer`] with the relay candidate's [`IcePriority`] (the
+/// two keep the RFC's [`IcePriority::Lowest`]).
+pub fn rewrite_with<M: MediaControl>(
+    sdp: &mut Sdp,
+    session: SessionKey<'_>,
+    party: Party,
+    role: Role,
+    ice: IcePolicy,
+    priority: IcePriority,
+    control: &mut M,
+) -> Result<RewriteReport, RewriteError<M::Error>> {
+    rewrite(sdp, session, party, role, ice, priority, control)
 }
 
 struct Plan {
@@ -350,6 +437,7 @@ fn rewrite<M: MediaControl>(
     party: Party,
     role: Role,
     ice: IcePolicy,
+    priority: IcePriority,
     control: &mut M,
 ) -> Result<RewriteReport, RewriteError<M::Error>> {
     // 1. Ask the relay for every stream; nothing changes yet.
@@ -426,7 +514,7 @@ fn rewrite<M: MediaControl>(
                     IcePolicy::AddRelayCandidate
                         if media.media_line().is_udp() && (ice_in_session || media.has_ice()) =>
                     {
-                        add_relay_candidates(media, plan, eol)
+                        add_relay_candidates(media, plan, priority, eol)
                     }
                     _ => 0,
                 };
@@ -527,7 +615,12 @@ fn fnv1a(bytes: &[u8], seed: u32) -> u32 {
     h
 }
 
-fn add_relay_candidates(media: &mut Media, plan: &Plan, eol: super::session::Eol) -> usize {
+fn add_relay_candidates(
+    media: &mut Media,
+    plan: &Plan,
+    priority: IcePriority,
+    eol: super::session::Eol,
+) -> usize {
     let lines = media.lines_mut();
     let existing: Vec<(String, u16)> = lines
         .iter()
@@ -565,7 +658,7 @@ fn add_relay_candidates(media: &mut Media, plan: &Plan, eol: super::session::Eol
     for (k, (component, relay, original)) in components.into_iter().enumerate() {
         let value = format!(
             "candidate:{foundation} {component} UDP {} {} {} typ relay raddr {} rport {}",
-            relay_candidate_priority(component),
+            relay_candidate_priority_with(priority, component),
             relay.ip(),
             relay.port(),
             original.ip(),
