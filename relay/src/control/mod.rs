@@ -9,13 +9,16 @@
 //! - [`client`]: [`NgClient`], the sans-IO control client (cookies, retransmission,
 //!   timeout) a proxy uses to talk to a relay or a dispatcher.
 //!
-//! The ng server that maps commands onto the relay is not built yet (issue #13).
+//! - [`server`]: [`NgServer`], a [`crate::media::MediaRelay`] served over ng.
+//! - [`dispatcher`]: [`Dispatcher`], several relays behind one ng address.
 
 pub mod bencode;
 pub mod client;
 pub mod dispatcher;
 pub mod ng;
+pub mod server;
 
 pub use client::{ClientConfig, ClientOutcome, NgClient, RequestId};
-pub use dispatcher::{Dispatcher, DispatcherConfig, DispatcherEvent, RelayState};
+pub use dispatcher::{DRAINING, Dispatcher, DispatcherConfig, DispatcherEvent, RelayState};
 pub use ng::{NgCommand, NgError, NgMessage, NgReply};
+pub use server::{NgServer, ServerConfig, ServerEvent};
