@@ -143,6 +143,19 @@ pub trait Agent<N: Net> {
     /// Hand the events gathered since the last call to the cell's log (services record
     /// their core's events; agents with nothing to report keep this default).
     fn drain_events(&mut self, _rec: &mut crate::run::events::Recorder) {}
+    /// The service this agent is (its host and its scenario keyword, `media-relay`, …),
+    /// for `service` steps; `None` for agents that are not services.
+    fn service(&self) -> Option<(usize, &'static str)> {
+        None
+    }
+    /// A `service` step's action on this service (SCENARIO-FORMAT.md "Steps").
+    fn act(
+        &mut self,
+        _net: &mut N,
+        action: crate::scenario::model::ServiceAction,
+    ) -> Result<(), String> {
+        Err(format!("`{action}` is not implemented for this service"))
+    }
 }
 
 /// `impl Agent<N> for $ty<N>` by the type's own (inherent) `poll`, `poll_timeout` and
@@ -181,6 +194,35 @@ macro_rules! service_agent {
             }
             fn drain_events(&mut self, rec: &mut $crate::run::events::Recorder) {
                 rec.service(self.host, $name, &mut self.log);
+            }
+            fn service(&self) -> Option<(usize, &'static str)> {
+                Some((self.host, $name))
+            }
+        }
+    };
+    ($ty:ident, $name:literal, $act:ident) => {
+        impl<N: $crate::agents::net::Net> $crate::agents::net::Agent<N> for $ty<N> {
+            fn poll(&mut self, net: &mut N) {
+                $ty::poll(self, net)
+            }
+            fn poll_timeout(&self) -> Option<std::time::Instant> {
+                $ty::poll_timeout(self)
+            }
+            fn is_done(&self) -> bool {
+                true
+            }
+            fn drain_events(&mut self, rec: &mut $crate::run::events::Recorder) {
+                rec.service(self.host, $name, &mut self.log);
+            }
+            fn service(&self) -> Option<(usize, &'static str)> {
+                Some((self.host, $name))
+            }
+            fn act(
+                &mut self,
+                net: &mut N,
+                action: $crate::scenario::model::ServiceAction,
+            ) -> Result<(), String> {
+                $ty::$act(self, net, action)
             }
         }
     };

@@ -246,6 +246,15 @@ impl StepHost for KDriver {
         Ok(())
     }
 
+    fn service_action(
+        &mut self,
+        host: usize,
+        kind: &str,
+        action: m::ServiceAction,
+    ) -> Result<(), String> {
+        super::timeline::act_on_service(&mut self.services, &mut self.net, host, kind, action)
+    }
+
     fn not_available(&self, step: &str, kind: &str) -> String {
         format!("step `{step}` ({kind}) is not available on the kernel fabric yet")
     }

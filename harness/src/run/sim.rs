@@ -170,6 +170,15 @@ impl StepHost for Driver {
         Err(self.not_available(step, "run"))
     }
 
+    fn service_action(
+        &mut self,
+        host: usize,
+        kind: &str,
+        action: m::ServiceAction,
+    ) -> Result<(), String> {
+        super::timeline::act_on_service(&mut self.services, &mut self.sim, host, kind, action)
+    }
+
     fn not_available(&self, step: &str, kind: &str) -> String {
         format!("step `{step}` ({kind}) is not available yet")
     }

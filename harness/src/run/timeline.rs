@@ -73,6 +73,15 @@ pub(crate) trait StepHost {
         wait: bool,
     ) -> Result<(), String>;
 
+    /// A `service` step's `action` on the service `kind` (its scenario keyword) of host
+    /// `host`.
+    fn service_action(
+        &mut self,
+        host: usize,
+        kind: &str,
+        action: m::ServiceAction,
+    ) -> Result<(), String>;
+
     /// The error of a step kind this fabric cannot run (the availability check rejects it
     /// before the run; it is never silently skipped).
     fn not_available(&self, step: &str, kind: &str) -> String;
@@ -188,9 +197,19 @@ pub(crate) fn run_steps<H: StepHost>(
                     None => return Err(format!("probe `{name}` did not finish")),
                 }
             }
+            StepKind::Service {
+                on,
+                service,
+                action,
+            } => {
+                let h = host_id(host.topology(), on)?;
+                host.service_action(h, service.as_str(), *action)
+                    .map_err(|e| format!("service step `{name}` on `{on}`: {e}"))?;
+                StepResult::Done
+            }
             // Refused by `check_available` before a cell starts; kept here so that a
             // runner that forgets the check still fails rather than skip the step.
-            StepKind::Call { .. } | StepKind::Reinvite { .. } | StepKind::Service { .. } => {
+            StepKind::Call { .. } | StepKind::Reinvite { .. } => {
                 return Err(host.not_available(&name, step_kind(&step.kind)));
             }
         };
@@ -389,4 +408,19 @@ fn merge_link(
             base.mtu
         },
     }
+}
+
+/// A `service` step on whichever fabric: the service `kind` of `host` among `services`.
+pub(crate) fn act_on_service<N: Net>(
+    services: &mut [Box<dyn Agent<N>>],
+    net: &mut N,
+    host: usize,
+    kind: &str,
+    action: m::ServiceAction,
+) -> Result<(), String> {
+    let svc = services
+        .iter_mut()
+        .find(|s| s.service() == Some((host, kind)))
+        .ok_or_else(|| format!("no `{kind}` service runs there"))?;
+    svc.act(net, action)
 }

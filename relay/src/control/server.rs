@@ -350,6 +350,38 @@ impl NgServer {
         self.drain_client();
     }
 
+    /// Ends every session (the relay is shutting down) and tells each call's controller
+    /// with `media-ended` (reason `relay-stopped`), sent once: a stopping relay does not
+    /// stay to retransmit. Returns how many calls ended.
+    pub fn stop_all(&mut self, now: Instant) -> usize {
+        let calls = self.relay.calls();
+        for call_id in &calls {
+            let from_tag = self
+                .relay
+                .query(now, call_id)
+                .first()
+                .map(|r| r.from_tag.clone())
+                .unwrap_or_default();
+            self.relay.delete(now, call_id, None);
+            if let Some(to) = self.controllers.remove(call_id) {
+                let command = NgCommand::MediaEnded {
+                    call_id: call_id.clone(),
+                    from_tag,
+                    reason: "relay-stopped".to_string(),
+                };
+                let id = self.client.send(now, to, &command);
+                self.client.cancel(id);
+                self.events.push_back(ServerEvent::NoticeSent {
+                    to,
+                    call_id: call_id.clone(),
+                    reason: "relay-stopped".to_string(),
+                });
+            }
+        }
+        self.drain_client();
+        calls.len()
+    }
+
     /// The relay's timers (idle timeouts), the notices' retransmissions, the reply cache.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.relay.handle_timeout(now);

@@ -174,6 +174,12 @@ pub enum Latching {
     Off,
 }
 
+impl std::fmt::Display for Latching {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Latching {
     /// The scenario keywords.
     pub const VALUES: &'static [&'static str] = &["strict", "first-packet", "off"];

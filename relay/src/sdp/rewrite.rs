@@ -291,6 +291,12 @@ pub enum IcePriority {
     Highest,
 }
 
+impl std::fmt::Display for IcePriority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl IcePriority {
     /// The scenario/ng keywords.
     pub const VALUES: &'static [&'static str] = &["lowest", "highest"];

@@ -62,37 +62,12 @@ keyword_enum!(
     }
 );
 
-// SWITCH POINT (#13): the media relay's latching keyword. `relay::media::Latching` (the
-// relay core's own enum) did not exist when this was written; once it does, with the same
-// keywords (`VALUES`, `from_keyword`, `as_str`, `Display`), replace this `keyword_enum!`
-// with `pub use relay::media::Latching;` — nothing else in the scenario code names the
-// variants' definition, so that one line is the whole switch.
-keyword_enum!(
-    /// The media relay's latching: from which source the relay learns where to send each
-    /// side's media (the "RTP Bleed" defence, see `docs/reference.md`).
-    Latching {
-        /// Latch only to the signalled address (the default).
-        Strict = "strict",
-        /// Latch to the first packet's source.
-        FirstPacket = "first-packet",
-        /// No latching (asymmetric clients).
-        Off = "off",
-    }
-);
+/// The media relay's latching (`media-relay.latching`): the relay core's own keywords.
+pub use relay::media::Latching;
 
-// SWITCH POINT (#13): like `Latching`, a local keyword enum until the relay crate has one
-// for the ng `ice-priority` extension; then `pub use` it here instead.
-keyword_enum!(
-    /// Where the relay candidate a `sip-proxy` inserts ranks among a stream's ICE
-    /// candidates (RFC 8445 §5.1.2.1 type preference).
-    IcePriority {
-        /// Below every other candidate: ICE takes the relay only when no direct pair
-        /// works (the default).
-        Lowest = "lowest",
-        /// Above every other candidate: ICE prefers the relay.
-        Highest = "highest",
-    }
-);
+/// Where the relay candidate a `sip-proxy` inserts ranks among a stream's ICE candidates
+/// (`sip-proxy.ice_priority`, RFC 8445 §5.1.2.1 type preference): the SDP rewrite's own.
+pub use relay::sdp::IcePriority;
 
 keyword_enum!(
     /// The kind of service a `service` step acts on.
