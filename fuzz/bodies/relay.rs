@@ -337,10 +337,13 @@ pub fn sip_parse(data: &[u8]) {
     }
 }
 
+#[path = "ng_relay.rs"]
+mod ng_relay;
+
 /// The SIP proxy core fed a sequence of messages from four UAs (UDP or TCP, NAT tests,
 /// Contact fixing and keepalives on) with time jumps between them; the seed byte also
-/// picks whether the proxy has a media controller (an in-memory relay with few ports, so
-/// refusals happen) and its media and ICE policies.
+/// picks whether the proxy has a media relay (an in-memory ng peer over a relay with few
+/// ports, so refusals happen) and its media and ICE policies.
 ///
 /// Invariants: nothing panics; everything the proxy sends parses as SIP (with the framing
 /// of its transport), except the 400/505 answers that echo a malformed request's fields,
@@ -382,6 +385,7 @@ pub fn sip_proxy(data: &[u8]) {
     config.seed = u64::from(seed);
     // The seed byte also picks the media side, so the committed inputs keep their meaning:
     // no controller, or a media policy and ICE policy with a relay of 1–4 port pairs.
+    let relay_ng: SocketAddr = "203.0.113.5:2223".parse().expect("an address");
     config.media = MediaConfig {
         policy: match seed % 4 {
             3 => MediaPolicy::Relay,
@@ -393,24 +397,36 @@ pub fn sip_proxy(data: &[u8]) {
             IcePolicy::Strip,
             IcePolicy::Passthrough,
         ][usize::from(seed / 4) % 3],
+        relay: (!seed.is_multiple_of(4)).then_some(relay_ng),
+        ..MediaConfig::default()
     };
     let pool = std::sync::Arc::new(std::sync::Mutex::new(PortPool::default()));
-    let mut p = if seed.is_multiple_of(4) {
-        Proxy::new(config)
-    } else {
-        Proxy::with_media(
-            config,
-            PoolRelay {
-                pool: pool.clone(),
-                capacity: 1 + usize::from(seed >> 2) % 4,
-            },
-        )
-    };
+    // the relay, over ng, answering at once
+    let mut relay = ng_relay::NgTestRelay::new(
+        PoolRelay {
+            pool: pool.clone(),
+            capacity: 1 + usize::from(seed >> 2) % 4,
+        },
+        None,
+    );
+    let mut p = Proxy::new(config);
     let mut now = epoch();
     // The last message sent, for a driver's transport error report.
     let mut last: Option<Transmit> = None;
-    let check = |p: &mut Proxy, last: &mut Option<Transmit>| {
+    let mut check = |p: &mut Proxy, last: &mut Option<Transmit>, now: std::time::Instant| {
         while let Some(t) = p.poll_transmit() {
+            if t.to == relay_ng {
+                if let Some(reply) = relay.serve(now, &t.data) {
+                    let flow = Flow {
+                        transport: Transport::Udp,
+                        local: proxy_addr,
+                        remote: relay_ng,
+                        conn: None,
+                    };
+                    p.handle_input(now, PInput::Message { flow, bytes: reply });
+                }
+                continue;
+            }
             *last = Some(t.clone());
             let framing = if t.transport == Transport::Udp {
                 Framing::Datagram
@@ -453,7 +469,7 @@ pub fn sip_proxy(data: &[u8]) {
             && t <= now
         {
             p.handle_timeout(now);
-            check(&mut p, &mut last);
+            check(&mut p, &mut last, now);
         }
         let flow = Flow {
             transport,
@@ -481,7 +497,7 @@ pub fn sip_proxy(data: &[u8]) {
             let bytes = inp.bytes(2048).to_vec();
             p.handle_input(now, PInput::Message { flow, bytes });
         }
-        check(&mut p, &mut last);
+        check(&mut p, &mut last, now);
     }
     // three idle hours: everything winds down
     for _ in 0..100_000 {
@@ -491,12 +507,13 @@ pub fn sip_proxy(data: &[u8]) {
         }
         now = now.max(t);
         p.handle_timeout(now);
-        check(&mut p, &mut last);
+        check(&mut p, &mut last, now);
     }
     assert_eq!(p.transaction_count(), (0, 0), "transactions leak");
     assert_eq!(p.dialog_count(), 0, "dialogs leak");
     assert_eq!(p.registrar().binding_count(), 0, "bindings leak");
     assert_eq!(p.media_session_count(), 0, "media sessions leak");
+    assert_eq!(p.parked_count(), 0, "parked messages leak");
     let pool = pool.lock().expect("not poisoned");
     assert!(pool.pairs.is_empty(), "relay ports leak: {:?}", pool.pairs);
 }

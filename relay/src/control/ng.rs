@@ -1,5 +1,5 @@
 //! The commands and replies of rtpengine's "ng" control protocol, typed, over the
-//! [`bencode`](super::bencode) codec; the shared-secret `auth` of pinhole's peers; and the
+//! [`super::bencode`] codec; the shared-secret `auth` of pinhole's peers; and the
 //! reply cache that makes a retransmitted (or replayed) request change nothing.
 //!
 //! # Commands

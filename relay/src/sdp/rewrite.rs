@@ -190,6 +190,10 @@ pub enum SkipReason {
     Multicast,
     /// Its `m=` has a port count (layered encoding, RFC 8866 §5.14): not relayed.
     PortCount,
+    /// It carries media, but a relay asked over ng returned it as the endpoint wrote it
+    /// (the proxy reads the report from the two descriptions; never from
+    /// [`rewrite_offer`]/[`rewrite_answer`]).
+    LeftByRelay,
 }
 
 /// What happened to one stream.

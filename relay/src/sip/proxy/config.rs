@@ -1,5 +1,6 @@
 //! Proxy settings, inputs, outputs and events (the STYLE.md vocabulary).
 
+pub use crate::control::ng::IcePriority;
 use crate::sdp::{IcePolicy, Party, RewriteReport, Role};
 use crate::sip::nat::NatTests;
 use crate::sip::registrar::{RegistrarConfig, RemovalReason};
@@ -122,23 +123,44 @@ impl std::fmt::Display for MediaPolicy {
     }
 }
 
-/// Media handling (`sip-proxy.media`, `sip-proxy.ice`). It only takes effect on a proxy
-/// built with a media controller ([`crate::sip::proxy::Proxy::with_media`]); without one
-/// SDP is never touched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Media handling (`sip-proxy.media`, `sip-proxy.ice`, and where the relay is). It only
+/// takes effect with a relay address ([`MediaConfig::relay`]); without one SDP is never
+/// touched. See [`crate::sip::proxy::media`] for what is sent and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaConfig {
     /// Which calls go through the relay.
     pub policy: MediaPolicy,
-    /// What happens to ICE attributes of relayed descriptions.
+    /// What happens to ICE attributes of relayed descriptions (sent as the ng `ICE` key:
+    /// `strip` → `remove`, `add-relay-candidate` → `force-relay`, `passthrough` → none).
     pub ice: IcePolicy,
+    /// The ng control address of the media relay, or of the dispatcher in front of
+    /// several (`sip-proxy.media_relay` / `dispatcher`; a `media-relay` service listens
+    /// on port 2223 by default). ng requests go from the proxy's SIP UDP socket; the
+    /// driver hands every datagram from this address to the proxy as usual
+    /// ([`crate::sip::proxy::Input::Message`] on that socket), and the proxy reads it as ng.
+    pub relay: Option<SocketAddr>,
+    /// The shared secret of the control channel (`sip-proxy.secret`): every ng message is
+    /// signed with it and every reply must verify.
+    pub secret: Option<String>,
+    /// How long an offer or answer waits for the relay's reply before the message fails
+    /// (503 for a request's offer, forwarded unchanged otherwise). Default 2 s.
+    pub reply_timeout: Duration,
+    /// RFC 8445 priority of the relay candidate with `ice: add-relay-candidate`
+    /// (`sip-proxy.ice_priority`, sent as pinhole's ng `ice-priority`). Default lowest.
+    pub ice_priority: IcePriority,
 }
 
 impl Default for MediaConfig {
-    /// The scenario defaults: `media: when-natted`, `ice: passthrough`.
+    /// The scenario defaults: `media: when-natted`, `ice: passthrough`, no relay, no
+    /// secret, a 2 s reply timeout, lowest relay candidate priority.
     fn default() -> MediaConfig {
         MediaConfig {
             policy: MediaPolicy::WhenNatted,
             ice: IcePolicy::Passthrough,
+            relay: None,
+            secret: None,
+            reply_timeout: Duration::from_secs(2),
+            ice_priority: IcePriority::Lowest,
         }
     }
 }
@@ -161,7 +183,7 @@ pub struct ProxyConfig {
     pub record_route: bool,
     /// A dialog without in-dialog traffic for this long ends (`DialogEnded{Timeout}`).
     pub dialog_timeout: Duration,
-    /// Media relay policy (used with a media controller only).
+    /// Media relay policy and the relay's address.
     pub media: MediaConfig,
     /// Seed for the keepalive spread and branch ids.
     pub seed: u64,
@@ -266,6 +288,12 @@ pub enum DialogEndReason {
     TransportError,
     /// No in-dialog traffic for the dialog timeout.
     Timeout,
+    /// The media relay ended the call's session (ng `media-ended`, e.g. its idle timeout)
+    /// and the proxy sent a BYE to both sides.
+    MediaEnded {
+        /// The relay's reason.
+        reason: String,
+    },
 }
 
 /// Why a message was dropped without an answer.

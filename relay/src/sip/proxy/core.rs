@@ -7,10 +7,12 @@
 //! - `dialog`: dialog tracking and its timeout (§12);
 //! - `keepalive`: OPTIONS/NOTIFY pings towards NATed contacts;
 //! - `connections`: open connections, reuse and response targets (§18);
-//! - `failure`: transport errors (§18.4).
+//! - `failure`: transport errors (§18.4);
+//! - `parking`: messages parked while the media relay is asked, resumed where they
+//!   stopped, and the dialog ended by the relay (`media-ended`).
 
 use super::config::*;
-use super::media::{DynMediaControl, MediaSessions};
+use super::media::{MediaSessions, Source};
 use super::transaction::{ClientTx, ServerTx, State, TIMERS, TimerIndex, TxId, slot};
 use crate::rng::SplitMix64;
 use crate::sip::headers::{NameAddr, Via};
@@ -27,11 +29,13 @@ mod connections;
 mod dialog;
 mod failure;
 mod keepalive;
+mod parking;
 mod register;
 mod routing;
 mod transactions;
 
 use dialog::Dialog;
+use parking::Resume;
 
 /// Counters for reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -69,7 +73,7 @@ pub struct Proxy {
     transmits: VecDeque<Transmit>,
     events: VecDeque<ProxyEvent>,
     stats: ProxyStats,
-    media: MediaSessions,
+    media: MediaSessions<Resume>,
 }
 
 const MAGIC: &str = "z9hG4bK";
@@ -98,21 +102,21 @@ fn ladder_fields(msg: &Message) -> (String, String, String) {
 }
 
 impl Proxy {
-    /// A proxy with an empty registrar that never touches SDP (no media relay).
+    /// A proxy with an empty registrar. It has SDP rewritten by a media relay when
+    /// `config.media.relay` names one (see [`super::media`] for which messages, which
+    /// calls, and what happens when the relay refuses or does not answer); without one it
+    /// never touches SDP.
     pub fn new(config: ProxyConfig) -> Proxy {
-        Proxy::build(config, None)
-    }
-
-    /// A proxy that puts `control` into calls' SDP by `config.media` (see
-    /// [`super::media`] for which messages, which calls, and what happens on refusal).
-    pub fn with_media<M: DynMediaControl + 'static>(config: ProxyConfig, control: M) -> Proxy {
-        Proxy::build(config, Some(Box::new(control)))
-    }
-
-    fn build(config: ProxyConfig, control: Option<Box<dyn DynMediaControl>>) -> Proxy {
         let rng = SplitMix64::new(config.seed ^ 0x9e37_79b9_7f4a_7c15);
+        let udp = config
+            .listen
+            .iter()
+            .find(|(t, _)| *t == Transport::Udp)
+            .or(config.listen.first())
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 5060)));
         Proxy {
-            media: MediaSessions::new(config.media, control),
+            media: MediaSessions::new(config.media.clone(), udp, config.seed),
             registrar: Registrar::new(config.registrar),
             config,
             servers: BTreeMap::new(),
@@ -154,6 +158,11 @@ impl Proxy {
         self.media.session_count()
     }
 
+    /// Messages parked while the media relay is asked (or queued behind one that is).
+    pub fn parked_count(&self) -> usize {
+        self.media.parked_count()
+    }
+
     /// The next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
@@ -171,6 +180,7 @@ impl Proxy {
             self.registrar.poll_timeout(),
             self.dialog_timers.first().map(|e| e.0),
             self.keepalive_due.first().map(|e| e.0),
+            self.media.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -229,9 +239,16 @@ impl Proxy {
             Input::Closed(conn) => self.handle_closed(conn),
             Input::TransportError { flow, bytes } => self.handle_transport_error(now, flow, &bytes),
         }
+        self.run_media(now);
     }
 
     fn handle_message(&mut self, now: Instant, flow: Flow, bytes: &[u8]) {
+        if flow.transport == Transport::Udp && self.media.relay() == Some(flow.remote) {
+            // the relay's (or dispatcher's) ng datagrams share the SIP UDP socket
+            self.media
+                .handle_ng(now, flow.remote, bytes, &mut self.events);
+            return;
+        }
         self.stats.received += 1;
         self.learn_connection(flow);
         let framing = if flow.transport.is_reliable() {
@@ -322,5 +339,7 @@ impl Proxy {
         }
         self.expire_dialogs(now);
         self.send_due_keepalives(now);
+        self.media.handle_timeout(now, &mut self.events);
+        self.run_media(now);
     }
 }

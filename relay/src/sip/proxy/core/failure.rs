@@ -84,14 +84,14 @@ impl Proxy {
         self.remove_client(cid);
         let Some(sid) = server else { return }; // a CANCEL: the INVITE still runs
         if method == "INVITE" {
-            self.end_attempt(sid, DialogEndReason::TransportError);
+            self.end_attempt(now, sid, DialogEndReason::TransportError);
         }
         self.respond(now, sid, 500, "Server Internal Error");
     }
 
     /// The dialog attempt of server INVITE `sid` ended before a 2xx: the event and the
     /// media session go, as for a failure response or Timer B.
-    pub(super) fn end_attempt(&mut self, sid: TxId, reason: DialogEndReason) {
+    pub(super) fn end_attempt(&mut self, now: Instant, sid: TxId, reason: DialogEndReason) {
         let Some(call_id) = self
             .servers
             .get(&sid)
@@ -105,7 +105,7 @@ impl Proxy {
                 call_id: call_id.clone(),
                 reason,
             });
-            self.media.end(&call_id, &mut self.events);
+            self.media.end(now, &call_id, &mut self.events);
         }
     }
 

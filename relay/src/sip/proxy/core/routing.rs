@@ -6,6 +6,7 @@ use super::*;
 
 /// What the request preamble ([`Proxy::request_preamble`]) makes of a request or an ACK
 /// on its way to a target.
+#[derive(Debug)]
 pub(super) struct Preamble {
     /// Max-Forwards as it arrived (RFC 3261 §16.3 step 3), `None` when absent (then the
     /// forwarded copy gets 70, §16.6 step 3).
@@ -153,15 +154,20 @@ impl Proxy {
         self.note_nat(&mut msg, flow, natted);
         let media_natted = self.media.active()
             && (!natted.is_empty() || natted_target || self.source_natted(flow.remote));
-        if let Err((code, reason)) = self
-            .media
-            .on_request(&mut msg, media_natted, &mut self.events)
-        {
-            self.respond(now, id, code, reason);
-            return;
-        }
-        self.track_request_dialog(now, &msg, &method);
-        self.forward_request(now, id, msg, dest, natted_target, &pre);
+        // the media side may park it until the relay answers (`parking`)
+        let source = Source {
+            remote: flow.remote,
+            natted: media_natted,
+        };
+        let resume = Resume::Request {
+            server: id,
+            dest,
+            natted_target,
+            pre,
+            method,
+        };
+        self.media
+            .submit(now, msg, source, Some(id), resume, &mut self.events);
     }
 
     /// An ACK: absorbed by the INVITE server transaction it completes (a non-2xx's), or,
@@ -198,14 +204,23 @@ impl Proxy {
             return;
         };
         pre.set_max_forwards(&mut msg);
-        // an answer in the ACK (offerless INVITE); an ACK is never refused
-        let _ = self.media.on_request(&mut msg, false, &mut self.events);
         let branch = format!(
             "{MAGIC}{:016x}",
             fnv(&[via.branch().unwrap_or_default(), "ACK"], self.config.seed)
         );
-        self.push_our_via(&mut msg, dest, &branch);
-        self.send(dest, &msg);
+        // an answer in the ACK (offerless INVITE); an ACK is never refused
+        let source = Source {
+            remote: flow.remote,
+            natted: false,
+        };
+        self.media.submit(
+            now,
+            msg,
+            source,
+            None,
+            Resume::Ack { dest, branch },
+            &mut self.events,
+        );
     }
 
     /// The request preamble, the same for every request and for the ACK of a 2xx, run

@@ -86,7 +86,13 @@ impl Proxy {
         };
         self.respond(now, id, 200, "OK");
         let client = self.servers.get(&inv).and_then(|s| s.client);
-        let Some(cid) = client else { return };
+        let Some(cid) = client else {
+            // not forwarded yet: parked while the media relay is asked (`parking`)
+            if self.media.cancel_parked(now, inv, &mut self.events) {
+                self.respond(now, inv, 487, "Request Terminated");
+            }
+            return;
+        };
         let state = self.clients.get(&cid).map(|c| c.state);
         match state {
             Some(State::Proceeding) => self.send_cancel(now, cid),
@@ -166,8 +172,18 @@ impl Proxy {
                     let dest = self.next_hop_for_response(&next, flow);
                     self.fix_response_contact(&mut msg, flow, false);
                     let natted = self.media.active() && self.response_natted(&msg, flow.remote);
-                    self.media.on_response(&mut msg, natted, &mut self.events);
-                    self.send(dest, &msg);
+                    let source = Source {
+                        remote: flow.remote,
+                        natted,
+                    };
+                    self.media.submit(
+                        now,
+                        msg,
+                        source,
+                        None,
+                        Resume::Stateless { dest },
+                        &mut self.events,
+                    );
                     return;
                 }
             }
@@ -264,7 +280,7 @@ impl Proxy {
             // RFC 3261 §16.7 step 6: a 503 upstream would say that this proxy cannot serve
             // any request; when it is the only response (no forking here) a 500 goes instead.
             if invite {
-                self.track_response_dialog(now, &msg, code);
+                self.track_response_dialog(now, &msg, code, flow);
             }
             self.respond(now, sid, 500, "Server Internal Error");
             return;
@@ -272,11 +288,18 @@ impl Proxy {
         self.fix_response_contact(&mut msg, flow, natted_target);
         let natted =
             self.media.active() && (natted_target || self.response_natted(&msg, flow.remote));
-        self.media.on_response(&mut msg, natted, &mut self.events);
-        if invite {
-            self.track_response_dialog(now, &msg, code);
-        }
-        self.send_upstream(now, sid, msg);
+        let source = Source {
+            remote: flow.remote,
+            natted,
+        };
+        let resume = Resume::Response {
+            server: sid,
+            invite,
+            code,
+            from: flow,
+        };
+        self.media
+            .submit(now, msg, source, None, resume, &mut self.events);
     }
 
     /// Whether the sender of a response is behind a NAT: a NATed binding's path, or a
@@ -371,7 +394,7 @@ impl Proxy {
                         });
                         if let Some(sid) = server {
                             if method == "INVITE" {
-                                self.end_attempt(sid, DialogEndReason::TransactionTimeout);
+                                self.end_attempt(now, sid, DialogEndReason::TransactionTimeout);
                             }
                             self.respond(now, sid, 408, "Request Timeout");
                         }
