@@ -24,6 +24,9 @@ pub fn availability(fabric: Fabric) -> Availability {
     let built = Availability {
         stun: true,
         sip_proxy: true,
+        media_relay: true,
+        dispatcher: true,
+        service_steps: true,
         turn: true,
         turn_tls: true,
         http_proxy: true,

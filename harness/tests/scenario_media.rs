@@ -765,80 +765,23 @@ fn service_steps_invalid() {
     );
 }
 
-// ===== what stays refused =====
+// ===== what runs now =====
 
 #[test]
-fn the_runner_refuses_what_it_does_not_build_yet() {
+fn the_runner_runs_the_relay_the_dispatcher_and_service_steps() {
     let s = load(&format!(
         "{SERVICE_STEP_HOSTS}steps:\n  - service: {{ on: r1, type: media-relay, action: kill }}\n"
     ));
     let file = Path::new("x.yaml");
     assert!(check_available(&s.spec, file, &Availability::all()).is_empty());
     let cell = &s.cells().unwrap()[0];
-    let problems: Vec<String> = harness::cli::cell_problems(cell, file, Fabric::Virtual)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    let has = |m: &str| problems.iter().any(|p| p.contains(m));
-    assert!(
-        has("the `service` step is not available yet"),
-        "{problems:#?}"
-    );
-    assert!(
-        has("the `dispatcher` service is not available yet"),
-        "{problems:#?}"
-    );
-    assert!(
-        has("the `media-relay` service is not available yet"),
-        "{problems:#?}"
-    );
-    assert!(
-        has("`media: when-natted`: media relay not available yet"),
-        "{problems:#?}"
-    );
-    // Positioned on the step.
-    let step_at = format!(
-        "x.yaml:{}: the `service` step",
-        at(
-            &format!(
-                "{SERVICE_STEP_HOSTS}steps:\n  - service: {{ on: r1, type: media-relay, action: kill }}\n"
-            ),
-            "service: {",
-            0
-        )
-    );
-    assert!(has(&step_at), "{step_at} in {problems:#?}");
-    // Each gate on its own.
-    let without = |f: fn(&mut Availability)| {
-        let mut a = Availability::all();
-        f(&mut a);
-        check_available(&s.spec, file, &a)
+    for fabric in [Fabric::Virtual, Fabric::Kernel] {
+        let problems: Vec<String> = harness::cli::cell_problems(cell, file, fabric)
             .iter()
-            .map(|e| e.message.clone())
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(
-        without(|a| a.service_steps = false),
-        ["the `service` step is not available yet"]
-    );
-    assert_eq!(
-        without(|a| a.dispatcher = false),
-        ["the `dispatcher` service is not available yet"]
-    );
-    // A written `ice:` other than passthrough still needs the relay; not written, it does
-    // not (the proxy's `media: never` is what runs today).
-    let s = load("services:\n  proxy:\n    sip-proxy: { media: never, ice: strip }\n");
-    let cell = &s.cells().unwrap()[0];
-    let problems = harness::cli::cell_problems(cell, file, Fabric::Virtual);
-    assert!(
-        problems.iter().any(|p| p
-            .message
-            .contains("`ice: strip` (SDP rewriting) is not available yet")),
-        "{problems:?}"
-    );
-    let s = load("services:\n  proxy:\n    sip-proxy: { media: never }\n");
-    let cell = &s.cells().unwrap()[0];
-    assert!(harness::cli::cell_problems(cell, file, Fabric::Virtual).is_empty());
+            .map(ToString::to_string)
+            .collect();
+        assert!(problems.is_empty(), "{fabric:?}: {problems:#?}");
+    }
 }
 
 #[test]
@@ -882,8 +825,19 @@ fn shipped_and_interop_scenarios_still_load_and_run() {
             assert!(problems.is_empty(), "{}: {problems:?}", cell.name);
             for sv in &cell.spec.services {
                 if let Some(p) = &sv.sip_proxy {
-                    // Signalling-only proxies start no relay.
-                    assert_eq!(p.relay, RelayUse::None, "{}", cell.name);
+                    // With the defaults (`media: when-natted`) a proxy whose host
+                    // declares no relay starts one.
+                    if p.media != relay::sip::proxy::MediaPolicy::Never && sv.media_relay.is_none()
+                    {
+                        assert_eq!(
+                            p.relay,
+                            RelayUse::Implicit {
+                                host: sv.host.clone()
+                            },
+                            "{}",
+                            cell.name
+                        );
+                    }
                 }
             }
         }

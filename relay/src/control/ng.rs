@@ -117,35 +117,9 @@ impl Ice {
     }
 }
 
-/// Where the relay candidate goes among the endpoint's (pinhole's `ice-priority`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum IcePriority {
-    /// The lowest priority (type preference 0, RFC 8445 §5.1.2.2): used only when every
-    /// direct pair fails. The default.
-    #[default]
-    Lowest,
-    /// The highest: ICE nominates the relayed pair first.
-    Highest,
-}
-
-impl IcePriority {
-    /// The keyword.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IcePriority::Lowest => "lowest",
-            IcePriority::Highest => "highest",
-        }
-    }
-
-    /// The priority a keyword names.
-    pub fn from_keyword(s: &str) -> Option<IcePriority> {
-        match s {
-            "lowest" => Some(IcePriority::Lowest),
-            "highest" => Some(IcePriority::Highest),
-            _ => None,
-        }
-    }
-}
+/// Where the relay candidate goes among the endpoint's (pinhole's `ice-priority`): the
+/// SDP rewrite's own type.
+pub use crate::sdp::IcePriority;
 
 /// The keys of an `offer` or `answer`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

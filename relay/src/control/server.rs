@@ -38,12 +38,11 @@
 use super::bencode::Value;
 use super::client::{ClientConfig, ClientOutcome, NgClient};
 use super::ng::{
-    self, AUTH_FAILED, Extra, Ice, IcePriority as NgIcePriority, NgCommand, NgError, NgMessage,
-    NgReply, OfferAnswer, ReplyCache,
+    self, AUTH_FAILED, Extra, Ice, NgCommand, NgError, NgMessage, NgReply, OfferAnswer, ReplyCache,
 };
 use crate::Transmit;
 use crate::media::{MediaError, MediaRelay, SignalRequest};
-use crate::sdp::{IcePriority, Role, Sdp};
+use crate::sdp::{Role, Sdp};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -285,10 +284,7 @@ impl NgServer {
             received_from,
             user_agent: oa.user_agent.as_deref(),
             ice: Ice::policy(oa.ice.as_ref()),
-            ice_priority: match oa.ice_priority {
-                Some(NgIcePriority::Highest) => IcePriority::Highest,
-                _ => IcePriority::Lowest,
-            },
+            ice_priority: oa.ice_priority.unwrap_or_default(),
         };
         match self.relay.signal(now, &req, &mut sdp) {
             Ok(_) => {

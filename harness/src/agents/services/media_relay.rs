@@ -33,7 +33,7 @@ pub fn media_relay_config(
     }
     let mut r = RelayConfig::new(bind, spec.ports.first..=spec.ports.last);
     r.advertised = spec.advertised_address;
-    r.streams_max = spec.streams_max;
+    r.streams_max = spec.streams_max as usize;
     r.latching = spec.latching;
     r.latching_window = spec.latching_window;
     r.idle_timeout = spec.idle_timeout;
@@ -41,7 +41,7 @@ pub fn media_relay_config(
     r.asymmetric_clients = spec
         .asymmetric_clients
         .iter()
-        .map(|p| p.as_str().to_string())
+        .map(|p| p.text.clone())
         .collect();
     r.seed = seed;
     let mut s = ServerConfig::new(SocketAddr::new(primary, spec.ng_port));
@@ -139,7 +139,8 @@ impl<N: Net> MediaRelayService<N> {
         for (local, s) in sockets {
             while let Some((remote, data)) = net.udp_recv(s) {
                 let relay = self.server.relay_mut();
-                if let Verdict::Forward { from, to } = relay.handle_packet(now, local, remote, &data)
+                if let Verdict::Forward { from, to } =
+                    relay.handle_packet(now, local, remote, &data)
                     && let Some(&out) = self.ports.get(&from)
                 {
                     // A full send buffer drops the packet, as a congested socket would.

@@ -22,7 +22,9 @@ use crate::agents::net::{Net, TcpPhase};
 use crate::run::events::{ServiceLog, service_event};
 use crate::scenario::model as m;
 use relay::sip::proxy::Transmit;
-use relay::sip::proxy::{Input, KeepaliveConfig, NatConfig, Proxy, ProxyConfig, ProxyEvent};
+use relay::sip::proxy::{
+    Input, KeepaliveConfig, MediaConfig, MediaPolicy, NatConfig, Proxy, ProxyConfig, ProxyEvent,
+};
 use relay::sip::{ConnId, Flow, Frame, Limits, PONG, StreamFramer, Transport};
 use reports::events::EventKind;
 use std::collections::VecDeque;
@@ -44,6 +46,16 @@ pub fn proxy_config(ip: IpAddr, spec: &m::SipProxy, seed: u64) -> ProxyConfig {
     let addr = SocketAddr::new(ip, spec.port);
     let mut c = ProxyConfig::new(addr);
     c.seed = seed;
+    // The relay's address is the runner's to fill in (`media.relay`); without one the
+    // proxy never touches SDP.
+    c.media = MediaConfig {
+        policy: spec.media,
+        ice: spec.ice_for(spec.media != MediaPolicy::Never),
+        relay: None,
+        secret: spec.secret.clone(),
+        ice_priority: spec.ice_priority,
+        ..MediaConfig::default()
+    };
     c.nat = NatConfig {
         tests: spec.nat.test,
         fix_contact: spec.nat.fix_contact,
