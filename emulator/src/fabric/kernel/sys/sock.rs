@@ -236,6 +236,31 @@ pub fn recv_sized(
     }
 }
 
+/// Raise this process's soft limit of open files (`RLIMIT_NOFILE`) to its hard limit, for
+/// a load generator or relay holding a socket per media port; returns the new soft limit.
+///
+/// # Errors
+///
+/// The OS error of `getrlimit`/`setrlimit`.
+pub fn raise_open_files_limit() -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit for the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: `lim` is a valid rlimit, read only by the call.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(lim.rlim_cur)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,5 +309,12 @@ mod tests {
         }
         assert_eq!(got, vec![b"a".to_vec(), b"bbb".to_vec(), b"cc".to_vec()]);
         assert_eq!(send_batch_to::<&[u8]>(tx.as_fd(), to, &[]).unwrap(), 0);
+    }
+
+    #[test]
+    fn the_open_files_limit_ends_at_the_hard_limit() {
+        let soft = raise_open_files_limit().unwrap();
+        assert_eq!(raise_open_files_limit().unwrap(), soft);
+        assert!(soft > 0);
     }
 }

@@ -25,6 +25,7 @@ const SLOT: usize = 2048;
 
 /// Read the pairs from stdin, bind, print `ready`, forward.
 pub fn forwarder(address: IpAddr, first_port: u16) -> Result<u8> {
+    let _ = sys::raise_open_files_limit();
     {
         // The bench reads the idle memory here, before any socket exists.
         let mut out = std::io::stdout().lock();

@@ -56,18 +56,31 @@ const PPS_PER_CALL: u32 = 100;
 const DRAIN: Duration = Duration::from_millis(300);
 /// Most calls: each takes two generator sockets and up to four relay ports.
 const MAX_CALLS: u32 = 4000;
+/// The steps of a run without `--rates`.
+const DEFAULT_RATES: [u32; 7] = [20_000, 50_000, 100_000, 150_000, 200_000, 250_000, 300_000];
+/// The steps of an `--overload` search without `--rates`.
+const DEFAULT_OVERLOAD_RATES: [u32; 6] = [10_000, 20_000, 40_000, 60_000, 80_000, 100_000];
+
+impl RelayBenchOptions {
+    /// The steps: `--rates`, or the mode's default.
+    pub fn rates(&self) -> Vec<u32> {
+        match &self.rates {
+            Some(r) => r.clone(),
+            None if self.overload => DEFAULT_OVERLOAD_RATES.to_vec(),
+            None => DEFAULT_RATES.to_vec(),
+        }
+    }
+}
 
 /// Options of `pinhole bench relay`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct RelayBenchOptions {
     /// Target packet rates of the steps, packets/s over both directions (a call is 100:
     /// 50 each way), in increasing order; a target's steps stop after its first with loss.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "20000,50000,100000,150000,200000"
-    )]
-    pub rates: Vec<u32>,
+    /// Default 20000,50000,100000,150000,200000,250000,300000; with `--overload`
+    /// 10000,20000,40000,60000,80000,100000 (the search under the CPU cap).
+    #[arg(long, value_delimiter = ',')]
+    pub rates: Option<Vec<u32>>,
     /// Length of each step, seconds (bounds its packets: rate × seconds).
     #[arg(long, default_value_t = 2.0)]
     pub step_seconds: f64,
@@ -92,6 +105,11 @@ pub struct RelayBenchOptions {
     /// Length of the 50 % load after the overload, seconds.
     #[arg(long, default_value_t = 3.0)]
     pub recovery_seconds: f64,
+    /// A packet later than this (one way, milliseconds) counts against a step as a lost
+    /// one does — a phone's jitter buffer would drop it; a relay that queues instead of
+    /// keeping up is not lossless.
+    #[arg(long, default_value_t = 50)]
+    pub late_ms: u32,
     /// Print one JSON object on stdout (progress stays on stderr).
     #[arg(long)]
     pub json: bool,
@@ -166,6 +184,7 @@ struct Bench {
     legs: Legs,
     raw: RawSender,
     seconds: f64,
+    late: Duration,
 }
 
 impl Bench {
@@ -197,7 +216,10 @@ impl Bench {
         let t1 = pid.and_then(process_cpu_ns);
         let cpu_s = t0.zip(t1).map(|(a, b)| b.saturating_sub(a) as f64 / 1e9);
         let planned_s = f64::from(phases[0].rounds) * load::PERIOD.as_secs_f64();
-        Ok((Step::new(rate, calls, &out, planned_s, cpu_s), out))
+        Ok((
+            Step::new(rate, calls, &out, planned_s, cpu_s, self.late),
+            out,
+        ))
     }
 
     /// The steps through `routes` until the first lossy one (or all, `stop_at_loss` off).
@@ -233,13 +255,18 @@ pub fn relay(opts: &RelayBenchOptions) -> Result<u8> {
         return Ok(EXIT_INVALID);
     }
     let max_rate = MAX_CALLS * PPS_PER_CALL / if opts.overload { 2 } else { 1 };
-    if opts.rates.is_empty()
-        || opts.rates.iter().any(|&r| r < PPS_PER_CALL || r > max_rate)
-        || opts.rates.windows(2).any(|w| w[0] >= w[1])
+    let rates = opts.rates();
+    if rates.is_empty()
+        || rates.iter().any(|&r| r < PPS_PER_CALL || r > max_rate)
+        || rates.windows(2).any(|w| w[0] >= w[1])
     {
         eprintln!(
             "pinhole: --rates must be increasing, each between {PPS_PER_CALL} and {max_rate} packets/s"
         );
+        return Ok(EXIT_INVALID);
+    }
+    if opts.late_ms == 0 || opts.late_ms > 10_000 {
+        eprintln!("pinhole: --late-ms must be between 1 and 10000");
         return Ok(EXIT_INVALID);
     }
     if opts.overload
@@ -256,8 +283,11 @@ pub fn relay(opts: &RelayBenchOptions) -> Result<u8> {
     if let Err(code) = super::enter_sandbox() {
         return Ok(code);
     }
-    let max = *opts.rates.last().unwrap_or(&PPS_PER_CALL);
+    let max = *rates.last().unwrap_or(&PPS_PER_CALL);
     let calls = (max / PPS_PER_CALL * if opts.overload { 2 } else { 1 }) as usize;
+    if let Err(e) = sys::raise_open_files_limit() {
+        eprintln!("pinhole bench relay: could not raise the open files limit: {e}");
+    }
     let topo = Topo::setup()?;
     let legs = Legs::open(&topo.gen_ns, super::ip(GEN_ADDR), calls)?;
     let raw = RawSender::open(&topo.gen_ns)?;
@@ -266,6 +296,7 @@ pub fn relay(opts: &RelayBenchOptions) -> Result<u8> {
         legs,
         raw,
         seconds: opts.step_seconds,
+        late: Duration::from_millis(u64::from(opts.late_ms)),
     };
     let load_before = loadavg();
     eprintln!(
@@ -306,7 +337,7 @@ fn compare(
     opts: &RelayBenchOptions,
 ) -> Result<serde_json::Map<String, Value>> {
     let null_routes = bench.null_routes();
-    let null = bench.steps("generator", &opts.rates, &null_routes, None)?;
+    let null = bench.steps("generator", &opts.rates(), &null_routes, None)?;
     let mut results: Vec<(Target, report::Measured)> = Vec::new();
     for &t in targets {
         let r = match t.argv() {
@@ -314,7 +345,7 @@ fn compare(
                 eprintln!("pinhole bench relay: {}: {why}", t.name());
                 Err(why)
             }
-            Ok(_) => measure(bench, t, &opts.rates).map_err(|e| {
+            Ok(_) => measure(bench, t, &opts.rates()).map_err(|e| {
                 eprintln!("pinhole bench relay: {}: {e:#}", t.name());
                 format!("error: {e:#}")
             }),
@@ -382,7 +413,7 @@ fn overload_one(bench: &Bench, t: Target, opts: &RelayBenchOptions) -> Result<Va
         limit.how
     );
     let routes = running.routes.clone();
-    let steps = bench.steps(t.name(), &opts.rates, &routes, Some(&mut running))?;
+    let steps = bench.steps(t.name(), &opts.rates(), &routes, Some(&mut running))?;
     let Some(lossless) = steps.iter().filter(|s| s.lossless()).map(|s| s.rate).max() else {
         return Ok(json!({
             "available": true,

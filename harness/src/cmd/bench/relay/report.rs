@@ -2,8 +2,9 @@
 //! table at the end.
 //!
 //! Definitions: a step is *lossless* when the generator sent every planned packet on
-//! time (it kept pace: its sending took at most 2 % + 50 ms longer than planned) and every
-//! one arrived. *Packets/s per core* is delivered packets per CPU-second of the relay
+//! time (it kept pace: its sending took at most 2 % + 50 ms longer than planned), every
+//! one arrived, and none later than `--late-ms` (one way; a relay that falls behind and
+//! works off a queue delivers everything, late). *Packets/s per core* is delivered packets per CPU-second of the relay
 //! process (utime+stime of all its threads, to the nanosecond from `/proc/PID/task/*/schedstat`). The
 //! *added latency* at a step is the relay path's one-way latency percentile minus the same
 //! percentile of the generator's own path (A's socket straight to B's, no relay) at the
@@ -30,6 +31,9 @@ pub(crate) struct Step {
     duplicates: u64,
     foreign: u64,
     send_errors: u64,
+    /// Received later than the bound.
+    late: u64,
+    late_ms: u128,
     send_seconds: f64,
     planned_seconds: f64,
     cpu_seconds: Option<f64>,
@@ -49,7 +53,10 @@ impl Step {
         out: &Outcome,
         planned_seconds: f64,
         cpu_seconds: Option<f64>,
+        late: std::time::Duration,
     ) -> Step {
+        let bound = u32::try_from(late.as_nanos()).unwrap_or(u32::MAX);
+        let late_count = out.latency_ns.len() - out.latency_ns.partition_point(|&l| l <= bound);
         Step {
             rate,
             calls,
@@ -59,6 +66,8 @@ impl Step {
             duplicates: out.duplicates,
             foreign: out.foreign,
             send_errors: out.send_errors,
+            late: late_count as u64,
+            late_ms: late.as_millis(),
             send_seconds: out.send_seconds,
             planned_seconds,
             cpu_seconds,
@@ -86,9 +95,9 @@ impl Step {
         self.sent == self.planned && self.send_seconds <= self.planned_seconds * 1.02 + 0.05
     }
 
-    /// Every packet sent on time and delivered.
+    /// Every packet sent on time and delivered, none late.
     pub fn lossless(&self) -> bool {
-        self.kept_pace() && self.lost() == 0
+        self.kept_pace() && self.lost() == 0 && self.late == 0
     }
 
     fn delivered_pps(&self) -> f64 {
@@ -110,13 +119,14 @@ impl Step {
     pub fn progress(&self) -> String {
         let l = |x: Option<f64>| x.map_or("—".into(), |v| format!("{v:.0}"));
         format!(
-            "{:>7} pps ({:>4} calls): delivered {:>7.0} pps, lost {} ({:.4} %), CPU {} % → {} pps/core, \
+            "{:>7} pps ({:>4} calls): delivered {:>7.0} pps, lost {} ({:.4} %), late {}, CPU {} % → {} pps/core, \
              latency p50/p99/p999 {}/{}/{} µs{}",
             self.rate,
             self.calls,
             self.delivered_pps(),
             self.lost(),
             100.0 * self.loss_ratio(),
+            self.late,
             self.cpu_percent().map_or("—".into(), |c| format!("{c:.0}")),
             l(self.pps_per_core()),
             l(self.latency_us[0]),
@@ -144,6 +154,8 @@ impl Step {
             "received": self.received,
             "lost": self.lost(),
             "loss_ratio": self.loss_ratio(),
+            "late": self.late,
+            "late_ms": self.late_ms,
             "duplicates": self.duplicates,
             "foreign": self.foreign,
             "send_errors": self.send_errors,
@@ -181,9 +193,8 @@ pub(crate) fn summary(
         .filter_map(|(_, r)| r.as_ref().ok().map(|(s, _)| s))
         .collect();
     let common = opts
-        .rates
-        .iter()
-        .copied()
+        .rates()
+        .into_iter()
         .filter(|&r| lossless_at(null, r) && measured.iter().all(|s| lossless_at(s, r)))
         .max();
     let at = |steps: &[Step], rate: Option<u32>| -> Option<Step> {
@@ -267,7 +278,7 @@ pub(crate) fn summary(
         }),
     );
     out.insert("targets".into(), Value::Object(targets));
-    out.insert("rates".into(), json!(opts.rates));
+    out.insert("rates".into(), json!(opts.rates()));
     out.insert("step_seconds".into(), json!(opts.step_seconds));
     out
 }
@@ -277,7 +288,8 @@ pub(crate) fn print_table(out: &Map<String, Value>, opts: &RelayBenchOptions) {
     let common = out["common_step_pps"].as_u64();
     println!(
         "pinhole bench relay — G.711 calls (172-byte RTP, 50 pps each way), steps {:?} pps, {} s each",
-        opts.rates, opts.step_seconds
+        opts.rates(),
+        opts.step_seconds
     );
     println!(
         "generator's own path (no relay): max lossless {} pps",
