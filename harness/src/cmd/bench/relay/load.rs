@@ -118,6 +118,8 @@ pub(crate) struct StreamTrace {
     pub sent: u32,
     /// Sequence numbers received (bit set).
     pub received: Vec<u64>,
+    /// Sequence numbers received no later than the bound given to [`run`].
+    pub on_time: Vec<u64>,
     /// Per phase, the first sequence number sent in it (None: not sending then).
     pub phase_first: Vec<Option<u32>>,
 }
@@ -130,9 +132,14 @@ impl StreamTrace {
             .is_some_and(|w| w & (1 << (seq % 64)) != 0)
     }
 
-    /// Sequence numbers in `from..self.sent` that never arrived: the last one.
+    /// Of the sequence numbers in `from..self.sent`, the last one that did not arrive in
+    /// time (lost or late).
     pub fn last_missing_from(&self, from: u32) -> Option<u32> {
-        (from..self.sent).rev().find(|&s| !self.got(s))
+        (from..self.sent).rev().find(|&s| {
+            self.on_time
+                .get(s as usize / 64)
+                .is_none_or(|w| w & (1 << (s % 64)) == 0)
+        })
     }
 }
 
@@ -366,6 +373,7 @@ struct Received {
     foreign: u64,
     latency_ns: Vec<u32>,
     bits: Vec<Vec<u64>>,
+    on_time: Vec<Vec<u64>>,
 }
 
 /// Count what arrives on the legs until `stop`.
@@ -375,6 +383,7 @@ fn receive(
     streams: usize,
     rounds: u32,
     epoch: Instant,
+    late_ns: u64,
     stop: &AtomicBool,
 ) -> Result<Received> {
     let words = (rounds as usize).div_ceil(64);
@@ -384,6 +393,7 @@ fn receive(
         foreign: 0,
         latency_ns: Vec::with_capacity(streams * rounds as usize),
         bits: vec![vec![0u64; words]; streams],
+        on_time: vec![vec![0u64; words]; streams],
     };
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0u8; sys::MAX_BATCH * SLOT];
@@ -436,8 +446,12 @@ fn receive(
                     let mut ts = [0u8; 8];
                     ts.copy_from_slice(&rtp[12..20]);
                     let sent = u64::from_be_bytes(ts);
+                    let latency = at.saturating_sub(sent);
+                    if latency <= late_ns {
+                        r.on_time[stream][seq as usize / 64] |= bit;
+                    }
                     r.latency_ns
-                        .push(u32::try_from(at.saturating_sub(sent)).unwrap_or(u32::MAX));
+                        .push(u32::try_from(latency).unwrap_or(u32::MAX));
                 }
             }
         }
@@ -445,13 +459,15 @@ fn receive(
 }
 
 /// Run `phases` over `routes` (at least as many as the largest phase's calls), wait
-/// `drain` for packets still in flight, and count. Bounded: the phases' rounds.
+/// `drain` for packets still in flight, and count (packets later than `late` are marked
+/// so per stream). Bounded: the phases' rounds.
 pub(crate) fn run(
     raw: &RawSender,
     legs: &Legs,
     routes: &[Route],
     phases: &[Phase],
     drain: Duration,
+    late: Duration,
 ) -> Result<Outcome> {
     let calls = phases.iter().map(|p| p.calls).max().unwrap_or(0);
     let rounds: u32 = phases.iter().map(|p| p.rounds).sum();
@@ -480,7 +496,10 @@ pub(crate) fn run(
     let epoch = now();
     let stop = AtomicBool::new(false);
     let (sent, received) = std::thread::scope(|scope| {
-        let receiver = scope.spawn(|| receive(&mut poll, legs, streams, rounds, epoch, &stop));
+        let late_ns = u64::try_from(late.as_nanos()).unwrap_or(u64::MAX);
+        let (poll, stop) = (&mut poll, &stop);
+        let receiver =
+            scope.spawn(move || receive(poll, legs, streams, rounds, epoch, late_ns, stop));
         let sent = send(raw, legs, routes, phases, epoch);
         std::thread::sleep(drain);
         stop.store(true, Ordering::Release);
@@ -494,11 +513,12 @@ pub(crate) fn run(
     let streams = sent
         .per_stream
         .iter()
-        .zip(received.bits)
+        .zip(received.bits.into_iter().zip(received.on_time))
         .enumerate()
-        .map(|(k, (&n, bits))| StreamTrace {
+        .map(|(k, (&n, (bits, on_time)))| StreamTrace {
             sent: n,
             received: bits,
+            on_time,
             phase_first: sent.phase_first.iter().map(|p| p[k]).collect(),
         })
         .collect();

@@ -54,12 +54,14 @@ pub(crate) const PORT_MAX: u16 = 39999;
 const PPS_PER_CALL: u32 = 100;
 /// Time after a load for packets still in flight.
 const DRAIN: Duration = Duration::from_millis(300);
+/// Time after the overload run for packets still queued in the relay.
+const OVERLOAD_DRAIN: Duration = Duration::from_secs(1);
 /// Most calls: each takes two generator sockets and up to four relay ports.
 const MAX_CALLS: u32 = 4000;
 /// The steps of a run without `--rates`.
 const DEFAULT_RATES: [u32; 7] = [20_000, 50_000, 100_000, 150_000, 200_000, 250_000, 300_000];
 /// The steps of an `--overload` search without `--rates`.
-const DEFAULT_OVERLOAD_RATES: [u32; 6] = [10_000, 20_000, 40_000, 60_000, 80_000, 100_000];
+const DEFAULT_OVERLOAD_RATES: [u32; 7] = [10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 150_000];
 
 impl RelayBenchOptions {
     /// The steps: `--rates`, or the mode's default.
@@ -78,7 +80,7 @@ pub struct RelayBenchOptions {
     /// Target packet rates of the steps, packets/s over both directions (a call is 100:
     /// 50 each way), in increasing order; a target's steps stop after its first with loss.
     /// Default 20000,50000,100000,150000,200000,250000,300000; with `--overload`
-    /// 10000,20000,40000,60000,80000,100000 (the search under the CPU cap).
+    /// 10000,20000,40000,60000,80000,100000,150000 (the search under the CPU cap).
     #[arg(long, value_delimiter = ',')]
     pub rates: Option<Vec<u32>>,
     /// Length of each step, seconds (bounds its packets: rate × seconds).
@@ -92,10 +94,15 @@ pub struct RelayBenchOptions {
     #[arg(long)]
     pub compare: bool,
     /// Overload test instead of the steps: cap the target's CPU (a cgroup), find its
-    /// highest lossless step under that cap, then send 2× that for `--overload-seconds`
-    /// and 50 % for `--recovery-seconds`, and report per stream when it delivers again.
+    /// highest lossless step under that cap (none lost, none late), then send
+    /// `--overload-factor` × that for `--overload-seconds` and 50 % for
+    /// `--recovery-seconds`, and report per stream when it delivers every packet in time
+    /// again.
     #[arg(long)]
     pub overload: bool,
+    /// The overload of `--overload`: this many times the lossless rate.
+    #[arg(long, default_value_t = 2)]
+    pub overload_factor: u32,
     /// The CPU cap of `--overload`, % of one core.
     #[arg(long, default_value_t = 25)]
     pub cpu_limit: u32,
@@ -212,7 +219,7 @@ impl Bench {
             rounds: self.rounds(self.seconds),
         }];
         let t0 = pid.and_then(process_cpu_ns);
-        let out = load::run(&self.raw, &self.legs, routes, &phases, DRAIN)?;
+        let out = load::run(&self.raw, &self.legs, routes, &phases, DRAIN, self.late)?;
         let t1 = pid.and_then(process_cpu_ns);
         let cpu_s = t0.zip(t1).map(|(a, b)| b.saturating_sub(a) as f64 / 1e9);
         let planned_s = f64::from(phases[0].rounds) * load::PERIOD.as_secs_f64();
@@ -222,13 +229,14 @@ impl Bench {
         ))
     }
 
-    /// The steps through `routes` until the first lossy one (or all, `stop_at_loss` off).
+    /// The steps through `routes` until the first that does not `pass`.
     fn steps(
         &self,
         name: &str,
         rates: &[u32],
         routes: &[Route],
         mut running: Option<&mut Running>,
+        pass: fn(&Step) -> bool,
     ) -> Result<Vec<Step>> {
         let mut steps = Vec::new();
         for &rate in rates {
@@ -238,9 +246,9 @@ impl Bench {
             let pid = running.as_deref().map(Running::pid);
             let (s, _) = self.step(rate, routes, pid)?;
             eprintln!("pinhole bench relay: {name:<10} {}", s.progress());
-            let lossless = s.lossless();
+            let passed = pass(&s);
             steps.push(s);
-            if !lossless {
+            if !passed {
                 break;
             }
         }
@@ -254,7 +262,16 @@ pub fn relay(opts: &RelayBenchOptions) -> Result<u8> {
         eprintln!("pinhole: --step-seconds must be between 0.2 and 60");
         return Ok(EXIT_INVALID);
     }
-    let max_rate = MAX_CALLS * PPS_PER_CALL / if opts.overload { 2 } else { 1 };
+    if !(1..=8).contains(&opts.overload_factor) {
+        eprintln!("pinhole: --overload-factor must be between 1 and 8");
+        return Ok(EXIT_INVALID);
+    }
+    let factor = if opts.overload {
+        opts.overload_factor
+    } else {
+        1
+    };
+    let max_rate = MAX_CALLS * PPS_PER_CALL / factor;
     let rates = opts.rates();
     if rates.is_empty()
         || rates.iter().any(|&r| r < PPS_PER_CALL || r > max_rate)
@@ -284,7 +301,7 @@ pub fn relay(opts: &RelayBenchOptions) -> Result<u8> {
         return Ok(code);
     }
     let max = *rates.last().unwrap_or(&PPS_PER_CALL);
-    let calls = (max / PPS_PER_CALL * if opts.overload { 2 } else { 1 }) as usize;
+    let calls = (max / PPS_PER_CALL * factor) as usize;
     if let Err(e) = sys::raise_open_files_limit() {
         eprintln!("pinhole bench relay: could not raise the open files limit: {e}");
     }
@@ -337,7 +354,13 @@ fn compare(
     opts: &RelayBenchOptions,
 ) -> Result<serde_json::Map<String, Value>> {
     let null_routes = bench.null_routes();
-    let null = bench.steps("generator", &opts.rates(), &null_routes, None)?;
+    let null = bench.steps(
+        "generator",
+        &opts.rates(),
+        &null_routes,
+        None,
+        Step::lossless,
+    )?;
     let mut results: Vec<(Target, report::Measured)> = Vec::new();
     for &t in targets {
         let r = match t.argv() {
@@ -364,7 +387,7 @@ fn measure(bench: &Bench, t: Target, rates: &[u32]) -> Result<(Vec<Step>, Value)
     );
     let mut running = Running::start(t, &bench.topo.relay, &bench.topo.gen_ns, &bench.legs)?;
     let routes = running.routes.clone();
-    let steps = bench.steps(t.name(), rates, &routes, Some(&mut running))?;
+    let steps = bench.steps(t.name(), rates, &routes, Some(&mut running), Step::lossless)?;
     let info = json!({
         "command": running.command,
         "sessions": running.routes.len(),
@@ -398,6 +421,8 @@ fn overload(
     let mut out = serde_json::Map::new();
     out.insert("mode".into(), json!("overload"));
     out.insert("cpu_limit_percent".into(), json!(opts.cpu_limit));
+    out.insert("overload_factor".into(), json!(opts.overload_factor));
+    out.insert("late_ms".into(), json!(opts.late_ms));
     out.insert("overload_seconds".into(), json!(opts.overload_seconds));
     out.insert("recovery_seconds".into(), json!(opts.recovery_seconds));
     out.insert("targets".into(), Value::Object(per));
@@ -413,7 +438,13 @@ fn overload_one(bench: &Bench, t: Target, opts: &RelayBenchOptions) -> Result<Va
         limit.how
     );
     let routes = running.routes.clone();
-    let steps = bench.steps(t.name(), &opts.rates(), &routes, Some(&mut running))?;
+    let steps = bench.steps(
+        t.name(),
+        &opts.rates(),
+        &routes,
+        Some(&mut running),
+        Step::lossless,
+    )?;
     let Some(lossless) = steps.iter().filter(|s| s.lossless()).map(|s| s.rate).max() else {
         return Ok(json!({
             "available": true,
@@ -422,7 +453,7 @@ fn overload_one(bench: &Bench, t: Target, opts: &RelayBenchOptions) -> Result<Va
             "steps": steps.iter().map(Step::json).collect::<Vec<_>>(),
         }));
     };
-    let high = (2 * lossless / PPS_PER_CALL) as usize;
+    let high = (opts.overload_factor * lossless / PPS_PER_CALL) as usize;
     let low = ((lossless / 2) / PPS_PER_CALL).max(1) as usize;
     let phases = [
         Phase {
@@ -443,9 +474,17 @@ fn overload_one(bench: &Bench, t: Target, opts: &RelayBenchOptions) -> Result<Va
         opts.recovery_seconds
     );
     running.check_alive()?;
-    let out = load::run(&bench.raw, &bench.legs, &routes, &phases, DRAIN)?;
+    // Long enough for late packets to arrive: they count as late, not lost.
+    let out = load::run(
+        &bench.raw,
+        &bench.legs,
+        &routes,
+        &phases,
+        OVERLOAD_DRAIN,
+        bench.late,
+    )?;
     running.check_alive()?;
-    let v = report::overload_json(t, &limit.how, lossless, &phases, &out, &steps);
+    let v = report::overload_json(t, &limit.how, lossless, &phases, &out, &steps, bench.late);
     drop(running);
     drop(limit);
     Ok(v)

@@ -348,6 +348,7 @@ pub(crate) fn overload_json(
     phases: &[Phase; 2],
     out: &Outcome,
     steps: &[Step],
+    late: std::time::Duration,
 ) -> Value {
     let rounds_per_s = (1.0 / PERIOD.as_secs_f64()) as u32;
     // Phase 1: how evenly the excess was dropped (per-stream delivered fraction).
@@ -388,6 +389,7 @@ pub(crate) fn overload_json(
         "target": t.name(),
         "limit": limit,
         "lossless_pps_under_limit": lossless,
+        "lossless_means": "none lost, none later than late_ms",
         "overload_pps": phases[0].calls as u32 * super::PPS_PER_CALL,
         "recovery_pps": phases[1].calls as u32 * super::PPS_PER_CALL,
         "sent": out.sent,
@@ -398,6 +400,8 @@ pub(crate) fn overload_json(
         "recovered_within_1s": within,
         "not_recovered": streams - within,
         "still_losing_in_last_second": never,
+        "late": out.latency_ns.iter().filter(|&&l| u128::from(l) > late.as_nanos()).count(),
+        "late_ms": late.as_millis(),
         "recovery_ms": {
             "p50": recovery_ms.get(recovery_ms.len() / 2),
             "max": recovery_ms.last(),
@@ -409,8 +413,13 @@ pub(crate) fn overload_json(
 /// The human output of `--overload`.
 pub(crate) fn print_overload(out: &Map<String, Value>) {
     println!(
-        "pinhole bench relay --overload — CPU cap {} % of one core; 2× the lossless rate for {} s, then 50 % for {} s",
-        out["cpu_limit_percent"], out["overload_seconds"], out["recovery_seconds"]
+        "pinhole bench relay --overload — CPU cap {} % of one core; {}× the lossless rate for {} s, then 50 % for {} s; \
+         in time: ≤ {} ms one way",
+        out["cpu_limit_percent"],
+        out["overload_factor"],
+        out["overload_seconds"],
+        out["recovery_seconds"],
+        out["late_ms"]
     );
     for t in ALL {
         let v = &out["targets"][t.name()];
@@ -423,13 +432,18 @@ pub(crate) fn print_overload(out: &Map<String, Value>) {
         }
         println!(
             "{:<10} limit: {}\n           lossless {} pps under the limit; overload {} pps: per-stream delivered {}–{}; \
-             then {} pps: {} of {} streams delivered every packet again within 1 s (p50 {} ms, max {} ms), {} still losing in the last second",
+             {} lost, {} late; then {} pps: {} of {} streams delivered every packet in time again within 1 s (p50 {} ms, max {} ms), {} still losing or late in the last second",
             t.name(),
             v["limit"].as_str().unwrap_or(""),
             v["lossless_pps_under_limit"],
             v["overload_pps"],
             v["overload_delivered_fraction_per_stream"]["min"],
             v["overload_delivered_fraction_per_stream"]["max"],
+            v["sent"]
+                .as_u64()
+                .unwrap_or(0)
+                .saturating_sub(v["received"].as_u64().unwrap_or(0)),
+            v["late"],
             v["recovery_pps"],
             v["recovered_within_1s"],
             v["recovery_streams"],
