@@ -197,6 +197,14 @@ enum Command {
         #[arg(long)]
         seconds: f64,
     },
+    /// The do-nothing forwarder of `bench relay`: port pairs from stdin, then forwards.
+    #[command(hide = true)]
+    BenchRelayForwarder {
+        #[arg(long)]
+        address: std::net::IpAddr,
+        #[arg(long)]
+        first_port: u16,
+    },
     /// Client for `bench latency`: COUNT SIP OPTIONS round trips to ADDR:PORT, as JSON.
     #[command(hide = true)]
     BenchSipOptions {
@@ -329,6 +337,13 @@ enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// Simulated G.711 calls (172-byte RTP, 50 packets/s each way) through a media relay at
+    /// stepped rates: delivered packets/s, loss, the relay's CPU and packets/s per core,
+    /// p50/p99/p999 one-way latency added, memory per session. `--compare` runs the same
+    /// steps through a do-nothing forwarder, rtpengine (userspace), coturn (TURN channels)
+    /// and pinhole's relay; `--overload` caps the relay's CPU and checks that every stream
+    /// recovers after 2× its lossless rate. Needs namespaces (exit 3 without).
+    Relay(harness::cmd::bench::relay::RelayBenchOptions),
     /// Round-trip times through pinhole's drivers on the kernel fabric: UDP echo through
     /// one NAT with 0-delay links and with a 30 ms link (p50/p99), SIP OPTIONS through
     /// `pinhole serve proxy` and through a scenario's `sip-proxy` service, and the CPU an
@@ -418,6 +433,13 @@ fn main() -> ExitCode {
                 json,
             },
         ),
+        Command::Bench {
+            what: BenchWhat::Relay(opts),
+        } => harness::cmd::bench::relay::relay(&opts),
+        Command::BenchRelayForwarder {
+            address,
+            first_port,
+        } => harness::cmd::bench::relay::forwarder::forwarder(address, first_port),
         Command::BenchSipOptions { to, count } => {
             harness::cmd::bench::latency::sip_options(to, count)
         }

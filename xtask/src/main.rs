@@ -32,6 +32,11 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     // install by the policy-rc.d in `ensure_deps`.
     ("sip-tester", "sipp"),
     ("kamailio", "kamailio"),
+    // `pinhole bench relay --compare`: Debian's rtpengine in userspace (`--table=-1`) driven
+    // over its ng port, next to coturn (above) and pinhole's relay
+    // (harness/tests/bench_relay.rs); its system service is kept from starting on install
+    // by the same policy-rc.d.
+    ("rtpengine-daemon", "rtpengine"),
 ];
 
 /// PyPI packages the interop tests need, with the module to import (to check for it).

@@ -24,6 +24,7 @@
 
 use crate::cli::{EXIT_FAIL, EXIT_INVALID, EXIT_PASS};
 use crate::cmd::bench::nat::topology;
+use crate::cmd::bench::procstat::process_cpu_ns;
 use anyhow::{Context, Result, anyhow, bail};
 use emulator::fabric::kernel::sys::{self, HostNs};
 use emulator::link::LinkConfig;
@@ -189,19 +190,6 @@ fn sip_options_in(ns: &HostNs, to: SocketAddr, count: u32) -> Result<Value> {
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.trim())
         .with_context(|| format!("the OPTIONS client printed {text:?}"))
-}
-
-/// On-CPU time so far of every thread of process `pid`, in ns (`schedstat`'s first field).
-fn process_cpu_ns(pid: u32) -> Option<u64> {
-    let mut total = 0;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .ok()?
-        .flatten()
-    {
-        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
-        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(total)
 }
 
 /// Stop a server we started: SIGTERM, and SIGKILL if it has not gone within 2 s.

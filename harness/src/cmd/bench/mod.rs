@@ -5,6 +5,7 @@
 //! | [`nat`] | `pinhole bench nat`: pinhole's kernel fabric against Linux's nftables NAT, side by side |
 //! | [`proxy`] | `pinhole bench proxy`: SIPp call load through Kamailio (stock configuration) and pinhole's proxy |
 //! | [`load`] | the hidden load programs `bench nat` runs in its hosts |
+//! | [`relay`] | `pinhole bench relay`: G.711 calls through pinhole's relay, rtpengine, coturn and a do-nothing forwarder |
 //! | [`latency`] | `pinhole bench latency`: round trips through pinhole's drivers, idle CPU of its services |
 
 pub mod latency;
@@ -12,6 +13,7 @@ pub mod load;
 pub mod nat;
 mod procstat;
 pub mod proxy;
+pub mod relay;
 mod sipp_stats;
 
 use crate::cli::{EXIT_ENVIRONMENT, EXIT_FAIL};

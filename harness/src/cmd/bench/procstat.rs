@@ -74,3 +74,18 @@ pub(crate) fn loadavg() -> String {
         .trim()
         .to_string()
 }
+
+/// On-CPU time so far (user + system, what utime+stime count, to the nanosecond) of every
+/// thread of process `pid`, in ns (`schedstat`'s first field): `/proc/PID/stat`'s clock
+/// ticks are too coarse for short measurements.
+pub(crate) fn process_cpu_ns(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}

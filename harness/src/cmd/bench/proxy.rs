@@ -208,7 +208,7 @@ fn wait_until(child: &mut Child, deadline: Instant) -> Result<Option<i32>> {
 }
 
 /// Stop a process we started: SIGTERM, then SIGKILL after `grace`.
-fn stop(child: &mut Child, grace: Duration) {
+pub(crate) fn stop(child: &mut Child, grace: Duration) {
     if matches!(child.try_wait(), Ok(Some(_))) {
         return;
     }
@@ -257,10 +257,10 @@ fn wait_ready(uac: &HostNs, proxy: &mut Child, log: &StderrTail) -> Result<()> {
 
 /// The last lines a child wrote to stderr (drained by a thread so it never blocks).
 #[derive(Clone, Default)]
-struct StderrTail(Arc<Mutex<VecDeque<String>>>);
+pub(crate) struct StderrTail(Arc<Mutex<VecDeque<String>>>);
 
 impl StderrTail {
-    fn drain(&self, child: &mut Child) {
+    pub(crate) fn drain(&self, child: &mut Child) {
         if let Some(err) = child.stderr.take() {
             let lines = Arc::clone(&self.0);
             std::thread::spawn(move || {
@@ -276,7 +276,7 @@ impl StderrTail {
         }
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let l = self.0.lock().unwrap_or_else(|p| p.into_inner());
         l.iter().cloned().collect::<Vec<_>>().join("\n")
     }

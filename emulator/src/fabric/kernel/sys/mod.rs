@@ -13,7 +13,9 @@
 //!   ([`HostNs::add_tun_offload`], [`TunOffloads`]).
 //! - [`TimerFd`] (nanosecond deadlines) and [`pidfd_open`] (child exits) are file
 //!   descriptors a driver registers with its readiness set next to its sockets.
-//! - [`send_repeated`] and [`recv_many`] move many datagrams per system call (`pinhole bench`).
+//! - [`send_repeated`], [`send_batch_to`], [`recv_many`] and [`recv_sized`] move many
+//!   datagrams per system call (`pinhole bench`); [`raise_open_files_limit`] makes room
+//!   for a socket per media port.
 //! - [`ExecServer`] and [`exec_remote`] let another process run programs in the hosts of
 //!   a running sandbox (`pinhole exec`).
 
@@ -30,7 +32,9 @@ use std::io;
 pub use exec::{ExecRequest, ExecServer, exec_remote};
 pub use host::{HostNs, NetnsGuard, RESOLV_CONF};
 pub use sandbox::{IdMap, Sandbox, enter_sandbox, in_sandbox};
-pub use sock::{MAX_BATCH, recv_many, send_repeated};
+pub use sock::{
+    MAX_BATCH, raise_open_files_limit, recv_many, recv_sized, send_batch_to, send_repeated,
+};
 pub use timer::{TimerFd, pidfd_open, set_timer_slack};
 pub use tun::{
     TUN_F_CSUM, TUN_F_TSO_ECN, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6, TunOffloads,
