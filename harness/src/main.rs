@@ -296,6 +296,53 @@ enum ServeWhat {
         #[arg(long)]
         legacy_channels: bool,
     },
+    /// Media relay (MediaProxy-style RTP relay with strict latching) controlled over
+    /// rtpengine's ng protocol: what Kamailio's `rtpengine` module, pinhole's proxy (through
+    /// a `dispatcher` or directly) and `pinhole bench relay` talk to. Runs until an ng
+    /// `drain` has let every session end, --duration passes, or it is stopped.
+    Relay {
+        /// The address media ports are bound on (a concrete address of this machine).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+        listen: std::net::IpAddr,
+        /// Media ports, `A-B` (RTP on even ports, RTCP on the next odd one).
+        #[arg(long, value_name = "A-B", default_value = "40000-40999")]
+        ports: String,
+        /// The ng control address (default: the --listen address, port 2223).
+        #[arg(long, value_name = "ADDR:PORT")]
+        ng: Option<std::net::SocketAddr>,
+        /// Shared secret of the control channel (every ng message signed, HMAC-SHA256).
+        #[arg(long)]
+        secret: Option<String>,
+        /// Latching: strict (the signalled source only, within the window), first-packet
+        /// (MediaProxy's), off (asymmetric clients).
+        #[arg(long, default_value = "strict")]
+        latching: String,
+        /// How long after an offer/answer a side may latch.
+        #[arg(long, default_value = "5s")]
+        latching_window: String,
+        /// End a session with no media for this long once media has flowed.
+        #[arg(long, default_value = "60s")]
+        idle_timeout: String,
+        /// End a session that never carried media this long after signalling.
+        #[arg(long, default_value = "90s")]
+        idle_timeout_before_media: String,
+        /// The address written into SDP instead of --listen (a relay behind 1:1 NAT).
+        #[arg(long, value_name = "ADDR")]
+        advertised: Option<std::net::IpAddr>,
+        /// Streams per session at most.
+        #[arg(long, default_value_t = 64)]
+        streams_max: usize,
+        /// A User-Agent pattern of asymmetric clients (case-insensitive, `*` wildcard;
+        /// repeatable): their media goes to the SDP address, no latching.
+        #[arg(long = "asymmetric-client", value_name = "PATTERN")]
+        asymmetric_clients: Vec<String>,
+        /// Append one accounting record (JSON line) per ended session to FILE.
+        #[arg(long, value_name = "FILE")]
+        accounting: Option<std::path::PathBuf>,
+        /// Exit after this long (default: run until stopped or drained).
+        #[arg(long)]
+        duration: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -466,9 +513,52 @@ fn main() -> ExitCode {
                     fix_contact,
                 },
         } => harness::cmd::serve::serve_proxy(listen, domains, fix_contact),
+        Command::Serve {
+            what:
+                ServeWhat::Relay {
+                    listen,
+                    ports,
+                    ng,
+                    secret,
+                    latching,
+                    latching_window,
+                    idle_timeout,
+                    idle_timeout_before_media,
+                    advertised,
+                    streams_max,
+                    asymmetric_clients,
+                    accounting,
+                    duration,
+                },
+        } => (|| {
+            let d = |s: &str, what: &str| {
+                harness::scenario::values::parse_duration(s)
+                    .map_err(|e| anyhow::anyhow!("{what}: {e}"))
+            };
+            let o = harness::cmd::serve_relay::RelayServeOptions {
+                listen,
+                ports: harness::cmd::serve::parse_port_range(&ports).context("--ports")?,
+                ng: ng.unwrap_or(std::net::SocketAddr::new(listen, 2223)),
+                secret,
+                latching: harness::cmd::serve_relay::parse_latching(&latching)
+                    .context("--latching")?,
+                latching_window: d(&latching_window, "--latching-window")?,
+                idle_timeout: d(&idle_timeout, "--idle-timeout")?,
+                idle_timeout_before_media: d(
+                    &idle_timeout_before_media,
+                    "--idle-timeout-before-media",
+                )?,
+                advertised,
+                streams_max,
+                asymmetric_clients,
+                accounting,
+                duration: duration.map(|x| d(&x, "--duration")).transpose()?,
+            };
+            harness::cmd::serve_relay::serve_relay(&o)
+        })(),
         Command::Serve { what } => (|| {
             let opts = match what {
-                ServeWhat::Proxy { .. } => unreachable!("matched above"),
+                ServeWhat::Proxy { .. } | ServeWhat::Relay { .. } => unreachable!("matched above"),
                 ServeWhat::Stun { common } => harness::cmd::serve::ServeOptions {
                     turn: false,
                     listen: common.listen,

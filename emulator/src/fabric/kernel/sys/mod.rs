@@ -33,7 +33,8 @@ pub use exec::{ExecRequest, ExecServer, exec_remote};
 pub use host::{HostNs, NetnsGuard, RESOLV_CONF};
 pub use sandbox::{IdMap, Sandbox, enter_sandbox, in_sandbox};
 pub use sock::{
-    MAX_BATCH, raise_open_files_limit, recv_many, recv_sized, send_batch_to, send_repeated,
+    MAX_BATCH, raise_open_files_limit, recv_batch_from, recv_many, recv_sized, send_batch_to,
+    send_repeated,
 };
 pub use timer::{TimerFd, pidfd_open, set_timer_slack};
 pub use tun::{

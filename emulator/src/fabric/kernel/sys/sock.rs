@@ -318,3 +318,94 @@ mod tests {
         assert!(soft > 0);
     }
 }
+
+/// The source address a `recvmmsg(2)` filled in, if it is IPv4 or IPv6.
+fn from_sockaddr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match i32::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in; storage is larger
+            // than and aligned for it.
+            let sin: libc::sockaddr_in = unsafe { std::ptr::read((&raw const *storage).cast()) };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            Some(SocketAddr::new(ip.into(), u16::from_be(sin.sin_port)))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6: libc::sockaddr_in6 = unsafe { std::ptr::read((&raw const *storage).cast()) };
+            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                ip,
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// Like [`recv_sized`], and also each datagram's source: `from[i]` is the sender of the
+/// datagram in slot `i` (`None` for a family other than IPv4/IPv6). A relay, which must
+/// know who sent each packet, receives a batch with one `recvmmsg(2)`.
+///
+/// # Errors
+///
+/// [`io::ErrorKind::InvalidInput`] for `slot == 0`; the OS error of `recvmmsg`.
+pub fn recv_batch_from(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    slot: usize,
+    lens: &mut [usize],
+    from: &mut [Option<SocketAddr>],
+) -> io::Result<usize> {
+    if slot == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "slot of 0 bytes",
+        ));
+    }
+    let n = (buf.len() / slot)
+        .min(MAX_BATCH)
+        .min(lens.len())
+        .min(from.len());
+    if n == 0 {
+        return Ok(0);
+    }
+    // SAFETY: iovec, mmsghdr and sockaddr_storage are plain old data; all-zero is valid.
+    let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut names: [libc::sockaddr_storage; MAX_BATCH] = unsafe { std::mem::zeroed() };
+    for (i, chunk) in buf.chunks_exact_mut(slot).take(n).enumerate() {
+        iovs[i].iov_base = chunk.as_mut_ptr().cast();
+        iovs[i].iov_len = slot;
+        msgs[i].msg_hdr.msg_iov = &raw mut iovs[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = (&raw mut names[i]).cast();
+        msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
+    }
+    // SAFETY: `n` headers, each with one iovec over a disjoint `slot`-byte piece of `buf`
+    // and its own address buffer; all outlive the call.
+    let r = cvt_retry(|| unsafe {
+        libc::recvmmsg(
+            fd.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            n as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    });
+    match r {
+        Ok(got) => {
+            let got = usize::try_from(got).unwrap_or(0);
+            for i in 0..got {
+                lens[i] = (msgs[i].msg_len as usize).min(slot);
+                from[i] = from_sockaddr(&names[i]);
+            }
+            Ok(got)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+        Err(e) => Err(e),
+    }
+}
