@@ -4,16 +4,17 @@
 //!
 //! The driver: one thread, mio (epoll, edge-triggered) readiness on the ng socket and on
 //! one UDP socket per relay port the core asks for ([`relay::media::Command::BindPort`]).
-//! A readable media socket is drained with `recvmmsg(2)` batches (up to
-//! [`sys::MAX_BATCH`] datagrams with their sources); each datagram takes the core's
+//! Readable media sockets are served round-robin, up to [`BUDGET`] datagrams per socket
+//! per turn with one `recvmmsg(2)` (with their sources); each datagram takes the core's
 //! zero-copy path ([`relay::media::MediaRelay::handle_packet`]: no allocation, no lock), and
 //! runs of datagrams with the same verdict leave with one `sendmmsg(2)` from the socket
 //! the verdict names. Control and timers (idle timeouts, `media-ended` notices) share the
 //! loop; the wait's deadline is the core's next timeout.
 //!
-//! Under overload each socket's receive buffer overflows on its own (the kernel drops the
-//! excess per socket, so per stream), and every socket is drained each round: no stream
-//! can starve another, and a stream delivers again as soon as the load falls.
+//! Under overload each socket's receive buffer (64 KiB, about a second of one stream)
+//! overflows on its own — the kernel drops the excess per socket, so per stream — and
+//! every ready socket gets its turn each round: no stream can starve another, and a
+//! stream delivers again as soon as the load falls.
 //!
 //! Not built: sharding sessions over several threads or cores (one thread serves every
 //! session), io_uring batching across sockets, GSO/GRO (a relayed datagram goes to one
@@ -68,9 +69,14 @@ pub struct RelayServeOptions {
     pub duration: Option<Duration>,
 }
 
+/// Datagrams taken from one socket per turn (see the round-robin in [`serve_relay`]).
+const BUDGET: usize = 16;
+
 /// A bound media port.
 struct Port {
     socket: UdpSocket,
+    /// In the ready queue.
+    queued: bool,
 }
 
 /// Run the relay until it is drained (after an ng `drain`), `duration` passes, or the
@@ -130,6 +136,8 @@ pub fn serve_relay(o: &RelayServeOptions) -> Result<u8> {
     let mut lens = [0usize; sys::MAX_BATCH];
     let mut from = [None; sys::MAX_BATCH];
     let mut verdicts: Vec<Option<(SocketAddr, SocketAddr)>> = vec![None; sys::MAX_BATCH];
+    // Media sockets with datagrams (maybe) left, in turn order.
+    let mut ready: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
     let mut ng_buf = vec![0u8; 65536];
     loop {
         #[allow(clippy::disallowed_methods)] // the driver's clock
@@ -141,7 +149,11 @@ pub fn serve_relay(o: &RelayServeOptions) -> Result<u8> {
             .into_iter()
             .flatten()
             .min();
-        let wait = deadline.map(|d| d.saturating_duration_since(now));
+        let wait = if ready.is_empty() {
+            deadline.map(|d| d.saturating_duration_since(now))
+        } else {
+            Some(Duration::ZERO)
+        };
         match poll.poll(&mut events, wait) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -161,62 +173,78 @@ pub fn serve_relay(o: &RelayServeOptions) -> Result<u8> {
                 continue;
             }
             let i = ev.token().0 - 1;
-            let Some(port) = ports.get(i).and_then(Option::as_ref) else {
+            if let Some(Some(p)) = ports.get_mut(i)
+                && !p.queued
+            {
+                p.queued = true;
+                ready.push_back(i);
+            }
+        }
+        // Serve the ready sockets round-robin, at most BUDGET datagrams each per turn: under
+        // overload every stream gets its share and its own socket buffer drops its own
+        // excess, so no stream starves another.
+        let mut turns = ready.len();
+        while turns > 0 {
+            turns -= 1;
+            let Some(i) = ready.pop_front() else { break };
+            let Some(Some(port)) = ports.get(i) else {
                 continue;
             };
             let local = SocketAddr::new(o.listen, o.ports.0 + i as u16);
-            // Edge-triggered: drain the socket.
-            loop {
-                let n = sys::recv_batch_from(
-                    port.socket.as_fd(),
-                    &mut buf,
-                    SLOT,
-                    &mut lens,
-                    &mut from,
-                )?;
-                if n == 0 {
-                    break;
+            let n = sys::recv_batch_from(
+                port.socket.as_fd(),
+                &mut buf[..BUDGET * SLOT],
+                SLOT,
+                &mut lens,
+                &mut from,
+            )?;
+            if n == BUDGET {
+                // more may wait: its next turn comes after every other ready socket's
+                ready.push_back(i);
+            } else if let Some(Some(p)) = ports.get_mut(i) {
+                p.queued = false;
+            }
+            let relay = server.relay_mut();
+            for k in 0..n {
+                verdicts[k] = match from[k] {
+                    Some(src) => match relay.handle_packet(
+                        now,
+                        local,
+                        src,
+                        &buf[k * SLOT..k * SLOT + lens[k]],
+                    ) {
+                        Verdict::Forward { from, to } => Some((from, to)),
+                        Verdict::Drop(_) => None,
+                    },
+                    None => None,
+                };
+            }
+            // Runs of the same (socket, destination) leave in one sendmmsg.
+            let mut k = 0;
+            while k < n {
+                let Some((out, to)) = verdicts[k] else {
+                    k += 1;
+                    continue;
+                };
+                let mut end = k + 1;
+                while end < n && verdicts[end] == Some((out, to)) {
+                    end += 1;
                 }
-                let relay = server.relay_mut();
-                for k in 0..n {
-                    verdicts[k] = match from[k] {
-                        Some(src) => match relay.handle_packet(
-                            now,
-                            local,
-                            src,
-                            &buf[k * SLOT..k * SLOT + lens[k]],
-                        ) {
-                            Verdict::Forward { from, to } => Some((from, to)),
-                            Verdict::Drop(_) => None,
-                        },
-                        None => None,
-                    };
-                }
-                // Runs of the same (socket, destination) leave in one sendmmsg.
-                let mut k = 0;
-                while k < n {
-                    let Some((out, to)) = verdicts[k] else {
-                        k += 1;
-                        continue;
-                    };
-                    let mut end = k + 1;
-                    while end < n && verdicts[end] == Some((out, to)) {
-                        end += 1;
+                let slot = usize::from(out.port().wrapping_sub(o.ports.0));
+                if let Some(Some(p)) = ports.get(slot) {
+                    let mut packets: [&[u8]; sys::MAX_BATCH] = [&[]; sys::MAX_BATCH];
+                    for (j, p) in packets.iter_mut().enumerate().take(end - k) {
+                        let at = (k + j) * SLOT;
+                        *p = &buf[at..at + lens[k + j]];
                     }
-                    let slot = usize::from(out.port().wrapping_sub(o.ports.0));
-                    if let Some(Some(p)) = ports.get(slot) {
-                        let mut packets: [&[u8]; sys::MAX_BATCH] = [&[]; sys::MAX_BATCH];
-                        for (j, p) in packets.iter_mut().enumerate().take(end - k) {
-                            let at = (k + j) * SLOT;
-                            *p = &buf[at..at + lens[k + j]];
-                        }
-                        // A full send buffer drops the rest, as a congested link would.
-                        let _ = sys::send_batch_to(p.socket.as_fd(), to, &packets[..end - k]);
-                    }
-                    k = end;
+                    // A full send buffer drops the rest, as a congested link would.
+                    let _ = sys::send_batch_to(p.socket.as_fd(), to, &packets[..end - k]);
                 }
+                k = end;
             }
         }
+        // One round per loop: what is still ready gets its next turn after control and
+        // timers were served (the wait above does not block then).
         if server.poll_timeout().is_some_and(|t| t <= now) {
             server.handle_timeout(now);
         } else {
@@ -234,7 +262,10 @@ pub fn serve_relay(o: &RelayServeOptions) -> Result<u8> {
                                 Token(slot + 1),
                                 Interest::READABLE,
                             )?;
-                            ports[slot] = Some(Port { socket });
+                            ports[slot] = Some(Port {
+                                socket,
+                                queued: false,
+                            });
                         }
                         Err(e) => {
                             eprintln!("pinhole relay: cannot bind {addr}: {e}");
@@ -278,8 +309,10 @@ fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
         socket2::Domain::IPV6
     };
     let s = socket2::Socket::new(domain, socket2::Type::DGRAM, None)?;
-    // Room for a burst: a relay round is short, but a busy machine delays it.
-    let _ = s.set_recv_buffer_size(1 << 20);
+    // Room for a burst of about a second of one stream (the kernel counts ~1 KiB per small
+    // datagram), not more: a packet queued longer is useless to a phone's jitter buffer,
+    // and a bounded queue per stream is what keeps an overload's drops per stream.
+    let _ = s.set_recv_buffer_size(64 * 1024);
     s.bind(&addr.into())?;
     s.set_nonblocking(true)?;
     Ok(UdpSocket::from(s))
