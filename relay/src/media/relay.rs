@@ -189,6 +189,8 @@ impl MediaControl for Control<'_, '_> {
                 let (Some(a), Some(b)) = (legs.next(), legs.next()) else {
                     return Err(MediaError::UnknownSession); // unreachable: two legs pushed
                 };
+                // Exactly: a Vec of streams this size would otherwise reserve four.
+                sess.streams.reserve_exact(1);
                 sess.streams.push(Stream {
                     index: r.index,
                     media: r.media.into(),
