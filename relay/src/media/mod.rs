@@ -26,9 +26,10 @@
 //!   audio, video, `application`, T.38 `udptl`), at most [`RelayConfig::streams_max`].
 //! - Each stream has one **leg** per side: a pair of relay ports (RTP on an even port,
 //!   RTCP on the next, RFC 3550 §11) on one of the relay's [`RelayConfig::addresses`] of
-//!   the writer's address family. The pair is always reserved; the RTCP port is bound
-//!   ([`Command::BindPort`]) only when the side does not use rtcp-mux (RFC 5761), so a
-//!   later answer that refuses mux gets its RTCP port without moving the stream. Side X
+//!   the writer's address family. The pair is always reserved; the RTCP ports are bound
+//!   ([`Command::BindPort`]) until offer and answer both carry `a=rtcp-mux` (RFC 5761
+//!   §5.1.1) and closed then ([`Command::ClosePort`]), so an answer that refuses mux, or a
+//!   re-offer that drops it, finds its RTCP ports without moving the stream. Side X
 //!   sends to and receives from its own leg's ports; a packet arriving on leg X is sent
 //!   out of the other leg's matching port to the other side. The leg facing side X is
 //!   what the *other* party's rewritten SDP names (with [`RelayConfig::advertised`] in
@@ -149,6 +150,8 @@
 //! of streams a re-offer disables (they are released when the session ends), and
 //! answering STUN.
 
+mod control;
+mod latch;
 mod ports;
 mod relay;
 mod session;
