@@ -146,7 +146,10 @@
 //! Transcoding, SRTP termination or re-keying (SDES/DTLS-SRTP pass through untouched),
 //! recording, RTP header rewriting (SSRC/sequence), bandwidth policing, TCP media, BUNDLE
 //! awareness (bundled streams are un-bundled: one leg per `m=`), bridging between address
-//! families within one stream (both legs take the writer's family), releasing the ports
+//! families within one stream (both legs take the writer's family), SSRC continuity as a
+//! plausibility test (the issue names it; within the window the version and payload
+//! type decide, and a moved source is followed through signalling or ICE only), a
+//! session's ports moving to another family on a re-offer, releasing the ports
 //! of streams a re-offer disables (they are released when the session ends), and
 //! answering STUN.
 
