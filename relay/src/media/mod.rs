@@ -136,6 +136,40 @@
 //! (bind or close sockets), [`MediaRelay::poll_transmit`], [`MediaRelay::poll_event`] and
 //! [`MediaRelay::poll_notice`]; wait for a datagram or [`MediaRelay::poll_timeout`]. The
 //! control calls (`offer`, `answer`, `delete`) are `handle_*`s too: drain after them.
+//!
+//! ```no_run
+//! # use std::time::Instant;
+//! # use std::net::SocketAddr;
+//! use relay::media::{Command, MediaRelay, RelayConfig, Verdict};
+//! # fn wait(_: Option<Instant>) -> Option<(SocketAddr, SocketAddr, Vec<u8>)> { None }
+//! # fn send(_: SocketAddr, _: SocketAddr, _: &[u8]) {}
+//! # fn bind(_: SocketAddr) {}
+//! # fn close(_: SocketAddr) {}
+//! let config = RelayConfig::new(vec!["203.0.113.1".parse().unwrap()], 30000..=39999);
+//! let mut relay = MediaRelay::new(config).expect("valid config");
+//! loop {
+//!     // (offer/answer/delete calls from the control side go here too)
+//!     match wait(relay.poll_timeout()) {
+//!         Some((local, remote, data)) => {
+//!             if let Verdict::Forward { from, to } =
+//!                 relay.handle_packet(Instant::now(), local, remote, &data)
+//!             {
+//!                 send(from, to, &data); // the same bytes, from the other leg's port
+//!             }
+//!         }
+//!         None => relay.handle_timeout(Instant::now()),
+//!     }
+//!     while let Some(c) = relay.poll_command() {
+//!         match c {
+//!             Command::BindPort(a) => bind(a),
+//!             Command::ClosePort(a) => close(a),
+//!         }
+//!     }
+//!     while let Some(_event) = relay.poll_event() {}
+//!     while let Some(_ended) = relay.poll_notice() { /* ng `media-ended` to the proxy */ }
+//! }
+//! ```
+//!
 //! [`Input::BindFailed`]`(addr)`: the driver could not bind a port the core asked for;
 //! the pair is withdrawn from the pool for the life of the core
 //! ([`MediaRelay::ports_quarantined`]) and the session that held it ends with
