@@ -1056,3 +1056,127 @@ pub fn rtcp_parse(data: &[u8]) {
         }
     }
 }
+
+/// `media_relay`: the media relay core (`relay::media`) driven by the input: offers,
+/// answers (with or without rtcp-mux and ICE), deletes, datagrams from the two parties
+/// and from a stranger to any relay port, time steps. Nothing panics; the stranger is
+/// never a destination under strict latching (it sends no STUN: one that knows the ICE
+/// password may move a latch by design); and once every call is deleted, every
+/// port is free and every bound socket closed.
+pub fn media_relay(data: &[u8]) {
+    use relay::media::{Command, MediaRelay, RelayConfig, Role, SignalRequest, Verdict};
+    use relay::sdp::Sdp;
+    use std::collections::BTreeSet;
+    let mut input = Input::new(data);
+    let mut config = RelayConfig::new(
+        vec![
+            IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1)),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ],
+        30000..=30015,
+    );
+    config.seed = u64::from(input.u8());
+    let mut relay = MediaRelay::new(config).expect("valid config");
+    let mut now = epoch();
+    let mut bound = BTreeSet::new();
+    let a_src = SocketAddr::from(([198, 51, 100, 10], 50000));
+    let b_src = SocketAddr::from(([198, 51, 100, 20], 60000));
+    let stranger = SocketAddr::from(([192, 0, 2, 66], 7777));
+    let sdp = |ip: &str, mux: bool, ice: bool| {
+        let v = if ip.contains(':') { "IP6" } else { "IP4" };
+        let mut s = format!(
+            "v=0\r\no=- 1 1 IN {v} {ip}\r\ns=-\r\nc=IN {v} {ip}\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 96\r\na=rtpmap:96 opus/48000/2\r\n"
+        );
+        if mux {
+            s.push_str("a=rtcp-mux\r\n");
+        }
+        if ice {
+            s.push_str("a=ice-ufrag:uf\r\na=ice-pwd:pwpwpwpwpwpwpwpwpwpwpwpw\r\n");
+        }
+        s
+    };
+    let mut steps = 0;
+    while !input.is_empty() && steps < 200 {
+        steps += 1;
+        let op = input.u8();
+        let call = format!("c{}", op >> 5);
+        match op % 6 {
+            0 | 1 => {
+                let flags = input.u8();
+                let role = if op % 6 == 1 {
+                    Role::Answer
+                } else {
+                    Role::Offer
+                };
+                let (tag_from, tag_to) = if flags & 4 == 0 {
+                    ("ta", "tb")
+                } else {
+                    ("tb", "ta")
+                };
+                let mut req = SignalRequest::new(
+                    &call,
+                    tag_from,
+                    (role == Role::Answer || flags & 8 != 0).then_some(tag_to),
+                    role,
+                );
+                req.received_from = Some(if (role == Role::Offer) == (flags & 4 == 0) {
+                    a_src
+                } else {
+                    b_src
+                });
+                let ip = if flags & 16 != 0 {
+                    "2001:db8::5"
+                } else {
+                    "10.0.0.2"
+                };
+                if let Ok(mut s) = Sdp::parse(sdp(ip, flags & 1 != 0, flags & 2 != 0).as_bytes()) {
+                    let _ = relay.signal(now, &req, &mut s);
+                }
+            }
+            2 => {
+                relay.delete(now, &call, None);
+            }
+            3 | 4 => {
+                let port = 30000 + u16::from(input.u8() % 16);
+                let local = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1)), port);
+                let src = match input.u8() % 3 {
+                    0 => a_src,
+                    1 => b_src,
+                    _ => stranger,
+                };
+                let len = usize::from(input.u8() % 64);
+                let bytes = input.bytes(len);
+                // A stranger that knows the ICE password is an endpoint (a verified check
+                // moves the latch by design): the stranger sends no STUN.
+                if src == stranger && bytes.first().is_some_and(|b| *b < 4) {
+                    continue;
+                }
+                if let Verdict::Forward { to, .. } = relay.handle_packet(now, local, src, bytes) {
+                    assert_ne!(to, stranger, "media sent to a stranger");
+                }
+            }
+            _ => {
+                now += Duration::from_secs(u64::from(input.u8()));
+                relay.handle_timeout(now);
+            }
+        }
+        while let Some(c) = relay.poll_command() {
+            match c {
+                Command::BindPort(a) => assert!(bound.insert(a), "{a} bound twice"),
+                Command::ClosePort(a) => assert!(bound.remove(&a), "{a} closed unbound"),
+            }
+        }
+        while relay.poll_event().is_some() {}
+        while relay.poll_notice().is_some() {}
+    }
+    for call in relay.calls() {
+        relay.delete(now, &call, None);
+    }
+    while let Some(c) = relay.poll_command() {
+        if let Command::ClosePort(a) = c {
+            bound.remove(&a);
+        }
+    }
+    assert!(bound.is_empty(), "sockets left bound: {bound:?}");
+    assert_eq!(relay.free_pairs(), relay.total_pairs(), "ports leaked");
+}

@@ -8,7 +8,7 @@
 pub mod emulator_bodies;
 
 /// stun_parse, stun_server, sip_parse, sip_proxy, turn_server, ng_bencode, ng_command,
-/// rtp_parse, rtcp_parse.
+/// rtp_parse, rtcp_parse, media_relay.
 #[path = "../bodies/relay.rs"]
 pub mod relay_bodies;
 

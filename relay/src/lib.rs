@@ -1,6 +1,11 @@
 //! pinhole's servers as sans-IO cores.
 //!
 //! - [`sdp`]: SDP (RFC 8866) parse/serialise, hold detection, the media-relay rewrite.
+//! - [`media`]: the media relay (MediaProxy-style, rtpengine-controllable): per-call port
+//!   pairs, strict latching against RTP Bleed, ICE-aware forwarding, idle timeouts,
+//!   accounting records, a zero-copy fast path.
+//! - [`rtp`]: RTP and RTCP (RFC 3550) as zero-copy views: the fixed header, compound
+//!   RTCP with sender/receiver report blocks, RFC 5761 RTP/RTCP demultiplexing.
 //! - [`stun`]: STUN codec, RFC 5780 server and NAT behaviour prober.
 //! - [`turn`]: RFC 8656 TURN server core (UDP, long-term credentials, deny list).
 //! - [`http_proxy`]: an authenticating HTTP CONNECT proxy (RFC 9110 §9.3.6), the way out
@@ -13,12 +18,9 @@
 //!   registrations, dialogs and the SIP ladder as typed events.
 //! - [`control`]: how a proxy drives a media relay: rtpengine's "ng" control protocol
 //!   (bencode codec, typed commands and replies with pinhole's extensions, shared-secret
-//!   auth, reply cache) and the sans-IO [`control::NgClient`] the proxy uses.
-//! - [`media`]: the media relay (MediaProxy-style, rtpengine-controllable): per-call port
-//!   pairs, strict latching against RTP Bleed, ICE-aware forwarding, idle timeouts,
-//!   accounting records, a zero-copy fast path.
-//! - [`rtp`]: RTP and RTCP (RFC 3550) as zero-copy views: the fixed header, compound
-//!   RTCP with sender/receiver report blocks, RFC 5761 RTP/RTCP demultiplexing.
+//!   auth, reply cache), the sans-IO [`control::NgClient`] the proxy uses, the
+//!   [`control::NgServer`] that serves a relay over ng, and the [`control::Dispatcher`]
+//!   in front of several relays.
 //!
 //! Shared pieces: [`io`] (the vocabulary below), [`demux`] (RFC 7983 first-byte
 //! demultiplexing of one port), [`rng`] (the cores' one seeded generator).

@@ -59,3 +59,12 @@ fn rtp_parse() {
 fn rtcp_parse() {
     replay::replay(env!("CARGO_MANIFEST_DIR"), "rtcp_parse", bodies::rtcp_parse);
 }
+
+#[test]
+fn media_relay() {
+    replay::replay(
+        env!("CARGO_MANIFEST_DIR"),
+        "media_relay",
+        bodies::media_relay,
+    );
+}

@@ -331,6 +331,33 @@ fn rtcp_mux_uses_one_port_and_reports_loss_and_jitter() {
 }
 
 #[test]
+fn rtcp_mux_refused_by_the_answer_keeps_rtcp_ports() {
+    let mut w = World::new(config());
+    let ra = w.req("call-1", "ta", None, A_SIG);
+    w.offer(&ra, &sdp_text(addr(A_SDP), true, None, ""))
+        .unwrap();
+    assert_eq!(w.bound.len(), 4, "RTCP ports ready until the answer");
+    let rb = w.req("call-1", "ta", Some("tb"), B_SIG);
+    w.answer(&rb, &sdp_text(addr(B_SDP), false, None, ""))
+        .unwrap();
+    assert_eq!(w.bound.len(), 4);
+    let to_a = w.to_relay_from_a.unwrap();
+    let to_b = w.to_relay_from_b.unwrap();
+    assert_eq!(to_a.rtcp.port(), to_a.rtp.port() + 1);
+    // A falls back to RTCP on its own port; B's RTCP goes to A's RTP port + 1.
+    let (from, to) = fwd(w.packet(to_b.rtcp, "198.51.100.20:60002", &rr(0, 0, 0)));
+    assert_eq!((from, to), (to_a.rtcp, addr("10.0.0.2:4001")));
+    // A re-offer with mux accepted by both closes them.
+    let ra = w.req("call-1", "ta", Some("tb"), A_SIG);
+    w.offer(&ra, &sdp_text(addr(A_SDP), true, None, ""))
+        .unwrap();
+    let rb = w.req("call-1", "ta", Some("tb"), B_SIG);
+    w.answer(&rb, &sdp_text(addr(B_SDP), true, None, ""))
+        .unwrap();
+    assert_eq!(w.bound.len(), 2);
+}
+
+#[test]
 fn ipv6_calls() {
     let mut w = World::new(config());
     let a6 = "[2001:db8:a::2]:4000";

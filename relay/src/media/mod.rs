@@ -26,9 +26,10 @@
 //!   audio, video, `application`, T.38 `udptl`), at most [`RelayConfig::streams_max`].
 //! - Each stream has one **leg** per side: a pair of relay ports (RTP on an even port,
 //!   RTCP on the next, RFC 3550 §11) on one of the relay's [`RelayConfig::addresses`] of
-//!   the writer's address family. The pair is always reserved; the RTCP port is bound
-//!   ([`Command::BindPort`]) only when the side does not use rtcp-mux (RFC 5761), so a
-//!   later answer that refuses mux gets its RTCP port without moving the stream. Side X
+//!   the writer's address family. The pair is always reserved; the RTCP ports are bound
+//!   ([`Command::BindPort`]) until offer and answer both carry `a=rtcp-mux` (RFC 5761
+//!   §5.1.1) and closed then ([`Command::ClosePort`]), so an answer that refuses mux, or a
+//!   re-offer that drops it, finds its RTCP ports without moving the stream. Side X
 //!   sends to and receives from its own leg's ports; a packet arriving on leg X is sent
 //!   out of the other leg's matching port to the other side. The leg facing side X is
 //!   what the *other* party's rewritten SDP names (with [`RelayConfig::advertised`] in
@@ -135,6 +136,40 @@
 //! (bind or close sockets), [`MediaRelay::poll_transmit`], [`MediaRelay::poll_event`] and
 //! [`MediaRelay::poll_notice`]; wait for a datagram or [`MediaRelay::poll_timeout`]. The
 //! control calls (`offer`, `answer`, `delete`) are `handle_*`s too: drain after them.
+//!
+//! ```no_run
+//! # use std::time::Instant;
+//! # use std::net::SocketAddr;
+//! use relay::media::{Command, MediaRelay, RelayConfig, Verdict};
+//! # fn wait(_: Option<Instant>) -> Option<(SocketAddr, SocketAddr, Vec<u8>)> { None }
+//! # fn send(_: SocketAddr, _: SocketAddr, _: &[u8]) {}
+//! # fn bind(_: SocketAddr) {}
+//! # fn close(_: SocketAddr) {}
+//! let config = RelayConfig::new(vec!["203.0.113.1".parse().unwrap()], 30000..=39999);
+//! let mut relay = MediaRelay::new(config).expect("valid config");
+//! loop {
+//!     // (offer/answer/delete calls from the control side go here too)
+//!     match wait(relay.poll_timeout()) {
+//!         Some((local, remote, data)) => {
+//!             if let Verdict::Forward { from, to } =
+//!                 relay.handle_packet(Instant::now(), local, remote, &data)
+//!             {
+//!                 send(from, to, &data); // the same bytes, from the other leg's port
+//!             }
+//!         }
+//!         None => relay.handle_timeout(Instant::now()),
+//!     }
+//!     while let Some(c) = relay.poll_command() {
+//!         match c {
+//!             Command::BindPort(a) => bind(a),
+//!             Command::ClosePort(a) => close(a),
+//!         }
+//!     }
+//!     while let Some(_event) = relay.poll_event() {}
+//!     while let Some(_ended) = relay.poll_notice() { /* ng `media-ended` to the proxy */ }
+//! }
+//! ```
+//!
 //! [`Input::BindFailed`]`(addr)`: the driver could not bind a port the core asked for;
 //! the pair is withdrawn from the pool for the life of the core
 //! ([`MediaRelay::ports_quarantined`]) and the session that held it ends with
@@ -145,10 +180,15 @@
 //! Transcoding, SRTP termination or re-keying (SDES/DTLS-SRTP pass through untouched),
 //! recording, RTP header rewriting (SSRC/sequence), bandwidth policing, TCP media, BUNDLE
 //! awareness (bundled streams are un-bundled: one leg per `m=`), bridging between address
-//! families within one stream (both legs take the writer's family), releasing the ports
+//! families within one stream (both legs take the writer's family), SSRC continuity as a
+//! plausibility test (the issue names it; within the window the version and payload
+//! type decide, and a moved source is followed through signalling or ICE only), a
+//! session's ports moving to another family on a re-offer, releasing the ports
 //! of streams a re-offer disables (they are released when the session ends), and
 //! answering STUN.
 
+mod control;
+mod latch;
 mod ports;
 mod relay;
 mod session;

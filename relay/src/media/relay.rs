@@ -1,25 +1,23 @@
-//! [`MediaRelay`]: control (offer/answer/delete), the fast path, timers.
+//! [`MediaRelay`]: the session table, the control calls (offer/answer/delete), the fast
+//! path, timers.
 
-use super::ports::{Owner, PortTable};
-use super::session::{Codec, Leg, Session, Stream};
+use super::control::{Control, scan};
+use super::latch::accept;
+use super::ports::PortTable;
+use super::session::Session;
 use super::{
-    Accounting, Command, Component, ConfigError, DropReason, EndReason, Input, LatchVia, Latching,
+    Accounting, Command, Component, ConfigError, DropReason, EndReason, Input, Latching,
     MediaEnded, MediaError, MediaEvent, RelayConfig, SessionId, SignalRequest, Verdict,
     user_agent_matches,
 };
-use crate::demux::{MultiplexKind, classify};
 use crate::io::Transmit;
 use crate::rng::SplitMix64;
 use crate::rtp;
 use crate::sdp::{
-    MediaControl, Party, RelayEndpoint, RewriteReport, Role, Sdp, SessionKey, SkipReason,
-    StreamOutcome, StreamRequest, rewrite_with,
+    Party, RewriteReport, Role, Sdp, SessionKey, SkipReason, StreamOutcome, rewrite_with,
 };
-use crate::stun::attr::kind;
-use crate::stun::integrity::check_integrity;
-use crate::stun::{Class, Method};
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Most events held for the driver; beyond, events are counted and dropped
@@ -32,7 +30,7 @@ const EVENTS_RESERVED: usize = 1_024;
 const REJECT_EVENT_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
-struct Bounded<T> {
+pub(super) struct Bounded<T> {
     q: VecDeque<T>,
     dropped: u64,
 }
@@ -54,331 +52,23 @@ impl<T> Bounded<T> {
     }
 }
 
-/// What the SDP says about one `m=` section, read before the rewrite.
-#[derive(Debug, Default)]
-struct StreamInfo {
-    formats: u128,
-    codecs: Vec<Codec>,
-    ice: Option<(Box<str>, Box<str>)>,
-}
-
-fn scan(sdp: &Sdp) -> Vec<StreamInfo> {
-    let attr = |lines: &[crate::sdp::Line], name: &str| -> Option<String> {
-        lines.iter().find_map(|l| match l.attribute() {
-            Some((n, Some(v))) if n == name => Some(v.trim().to_owned()),
-            _ => None,
-        })
-    };
-    let s_ufrag = attr(sdp.session_lines(), "ice-ufrag");
-    let s_pwd = attr(sdp.session_lines(), "ice-pwd");
-    sdp.media()
-        .iter()
-        .map(|m| {
-            let formats = m
-                .media_line()
-                .formats
-                .iter()
-                .filter_map(|f| f.parse::<u8>().ok())
-                .filter(|pt| *pt < 128)
-                .fold(0u128, |acc, pt| acc | (1u128 << pt));
-            let codecs = m
-                .lines()
-                .iter()
-                .filter_map(|l| match l.attribute() {
-                    Some(("rtpmap", Some(v))) => {
-                        let (pt, rest) = v.trim().split_once(' ')?;
-                        let pt: u8 = pt.parse().ok().filter(|p| *p < 128)?;
-                        let mut enc = rest.trim().split('/');
-                        let name = enc.next()?.into();
-                        let clock = enc.next()?.parse().ok()?;
-                        Some(Codec { pt, name, clock })
-                    }
-                    _ => None,
-                })
-                .collect();
-            let ufrag = attr(m.lines(), "ice-ufrag").or_else(|| s_ufrag.clone());
-            let pwd = attr(m.lines(), "ice-pwd").or_else(|| s_pwd.clone());
-            StreamInfo {
-                formats,
-                codecs,
-                ice: ufrag.zip(pwd).map(|(u, p)| (u.into(), p.into())),
-            }
-        })
-        .collect()
-}
-
-fn family(v4: bool) -> &'static str {
-    if v4 { "IPv4" } else { "IPv6" }
-}
-
 /// The sans-IO media relay (see the module docs).
 #[derive(Debug)]
 pub struct MediaRelay {
-    config: RelayConfig,
-    tables: Vec<PortTable>,
-    rng: SplitMix64,
-    sessions: Vec<Option<Session>>,
-    generations: Vec<u32>,
-    free_slots: Vec<u32>,
-    by_call: HashMap<Box<str>, Vec<u32>>,
-    timers: BTreeSet<(Instant, u32)>,
-    commands: VecDeque<Command>,
-    transmits: VecDeque<Transmit>,
-    events: Bounded<MediaEvent>,
-    notices: VecDeque<MediaEnded>,
-    draining: bool,
-    unknown_port_drops: u64,
-}
-
-/// The relay seen as a [`MediaControl`] for one offer or answer.
-struct Control<'r, 'q> {
-    relay: &'r mut MediaRelay,
-    slot: u32,
-    side: usize,
-    now: Instant,
-    req: &'q SignalRequest<'q>,
-    info: &'q [StreamInfo],
-    mode: Latching,
-}
-
-impl MediaControl for Control<'_, '_> {
-    type Error = MediaError;
-
-    fn relay_stream(&mut self, r: &StreamRequest<'_>) -> Result<RelayEndpoint, MediaError> {
-        let relay = &mut *self.relay;
-        let window = relay.config.latching_window;
-        let streams_max = relay.config.streams_max;
-        let slot = self.slot;
-        let Some(sess) = relay.sessions[slot as usize].as_mut() else {
-            return Err(MediaError::UnknownSession);
-        };
-        let pos = match sess.streams.iter().position(|s| s.index == r.index) {
-            Some(p) => p,
-            None => {
-                if sess.streams.len() >= streams_max {
-                    return Err(MediaError::StreamsMax { limit: streams_max });
-                }
-                // streams_max ≤ 65535 (checked by MediaRelay::new).
-                let stream = sess.streams.len() as u16;
-                let v4 = r.rtp.is_ipv4();
-                let mut legs = Vec::with_capacity(2);
-                for side in 0..2u8 {
-                    let owner = Owner {
-                        slot,
-                        stream,
-                        side,
-                        socket: 0,
-                    };
-                    match alloc(&mut relay.tables, &relay.config, &mut relay.rng, v4, owner) {
-                        Ok((addr, port)) => legs.push(Leg::new(addr, port, relay.config.latching)),
-                        Err(e) => {
-                            for leg in &legs {
-                                relay.tables[usize::from(leg.addr)].give_back(leg.rtp_port, false);
-                            }
-                            return Err(e);
-                        }
-                    }
-                }
-                for leg in &legs {
-                    let ip = relay.tables[usize::from(leg.addr)].ip;
-                    relay
-                        .commands
-                        .push_back(Command::BindPort(SocketAddr::new(ip, leg.rtp_port)));
-                }
-                let mut legs = legs.into_iter();
-                let (Some(a), Some(b)) = (legs.next(), legs.next()) else {
-                    return Err(MediaError::UnknownSession); // unreachable: two legs pushed
-                };
-                sess.streams.push(Stream {
-                    index: r.index,
-                    media: r.media.into(),
-                    rtp: r.proto.to_ascii_uppercase().contains("RTP"),
-                    held: false,
-                    legs: [a, b],
-                });
-                sess.streams.len() - 1
-            }
-        };
-        let stream = &mut sess.streams[pos];
-        let side = self.side;
-        let now = self.now;
-        {
-            let leg = &mut stream.legs[side];
-            leg.sdp = Some([r.rtp, r.rtcp]);
-            leg.mux = Some(r.rtcp_mux);
-            leg.allowed_ip = Some(self.req.received_from.map_or(r.rtp.ip(), |a| a.ip()));
-            leg.window_until = now.checked_add(window);
-            if leg.mode == Latching::FirstPacket || self.mode == Latching::FirstPacket {
-                leg.latched = [None, None];
-            }
-            leg.mode = self.mode;
-            if let Some(info) = self.info.get(r.index) {
-                leg.formats = info.formats;
-                leg.codecs = info.codecs.clone().into_boxed_slice();
-                leg.ice = info.ice.clone().map(Box::new);
-            }
-        }
-        if self.req.role == Role::Answer {
-            stream.legs[1 - side].window_until = now.checked_add(window);
-        }
-        stream.media = r.media.into();
-        // RTCP ports: bound for a side that does not mux (or, before its SDP, when the
-        // other side does not offer mux).
-        for k in 0..2 {
-            let need = match stream.legs[k].mux {
-                Some(m) => !m,
-                None => !stream.legs[1 - k].mux.unwrap_or(false),
-            };
-            let leg = &mut stream.legs[k];
-            if need != leg.rtcp_bound {
-                leg.rtcp_bound = need;
-                let at = SocketAddr::new(relay.tables[usize::from(leg.addr)].ip, leg.rtp_port + 1);
-                relay.commands.push_back(if need {
-                    Command::BindPort(at)
-                } else {
-                    Command::ClosePort(at)
-                });
-            }
-        }
-        let other = &stream.legs[1 - side];
-        let ip = advertised(&relay.config, relay.tables[usize::from(other.addr)].ip);
-        let rtp = SocketAddr::new(ip, other.rtp_port);
-        Ok(RelayEndpoint {
-            rtp,
-            rtcp: if r.rtcp_mux {
-                rtp
-            } else {
-                SocketAddr::new(ip, other.rtp_port + 1)
-            },
-        })
-    }
-
-    fn end_session(&mut self, _session: SessionKey<'_>) {
-        // A refused rewrite is cleaned up by MediaRelay::signal.
-    }
-}
-
-fn advertised(config: &RelayConfig, local: IpAddr) -> IpAddr {
-    match config.advertised {
-        Some(a) if a.is_ipv4() == local.is_ipv4() => a,
-        _ => local,
-    }
-}
-
-fn alloc(
-    tables: &mut [PortTable],
-    config: &RelayConfig,
-    rng: &mut SplitMix64,
-    v4: bool,
-    owner: Owner,
-) -> Result<(u8, u16), MediaError> {
-    let mut any = false;
-    for (i, t) in tables.iter_mut().enumerate() {
-        if t.ip.is_ipv4() != v4 {
-            continue;
-        }
-        any = true;
-        if let Some(port) = t.take(config.port_allocation, rng, owner) {
-            // At most 255 addresses (checked by MediaRelay::new).
-            return Ok((i as u8, port));
-        }
-    }
-    Err(if any {
-        MediaError::NoPorts(family(v4))
-    } else {
-        MediaError::NoAddress(family(v4))
-    })
-}
-
-/// Whether `data` is a verified ICE check (or check response) from side `side` of
-/// `stream` (see the module docs).
-fn ice_verified(stream: &Stream, side: usize, data: &[u8]) -> bool {
-    let (Some(mine), Some(theirs)) = (&stream.legs[side].ice, &stream.legs[1 - side].ice) else {
-        return false;
-    };
-    let Ok(p) = crate::stun::Packet::new_checked(data) else {
-        return false;
-    };
-    if p.method() != Method::Binding {
-        return false;
-    }
-    match p.class() {
-        Class::Request => {
-            // RFC 8445 §7.2.2: USERNAME "their-ufrag:my-ufrag", key: their password.
-            let want = (theirs.0.as_bytes(), mine.0.as_bytes());
-            let user_ok = p.attributes().flatten().any(|a| {
-                a.typ == kind::USERNAME
-                    && a.value.len() == want.0.len() + 1 + want.1.len()
-                    && a.value.starts_with(want.0)
-                    && a.value[want.0.len()] == b':'
-                    && a.value.ends_with(want.1)
-            });
-            user_ok && check_integrity(data, theirs.1.as_bytes()) == Some(true)
-        }
-        // §7.2.5.? responses are protected with the responder's (this side's) password.
-        Class::Success => check_integrity(data, mine.1.as_bytes()) == Some(true),
-        _ => false,
-    }
-}
-
-fn plausible(stream: &Stream, data: &[u8], component: Component) -> bool {
-    if !stream.rtp {
-        return !data.is_empty();
-    }
-    if classify(data) != MultiplexKind::Rtp {
-        return false;
-    }
-    match component {
-        Component::Rtcp => rtp::Compound::new_checked(data).is_ok(),
-        Component::Rtp => rtp::Packet::new_checked(data).is_ok_and(|p| {
-            (stream.legs[0].formats | stream.legs[1].formats) >> p.payload_type() & 1 == 1
-        }),
-    }
-}
-
-/// Latching decision for a packet on `side`'s leg, port `socket`.
-fn accept(
-    now: Instant,
-    stream: &Stream,
-    side: usize,
-    socket: usize,
-    remote: SocketAddr,
-    data: &[u8],
-    component: Component,
-) -> Result<Option<LatchVia>, DropReason> {
-    let leg = &stream.legs[side];
-    if leg.mode == Latching::Off {
-        return Ok(None);
-    }
-    let latched = leg.latched[socket];
-    if latched == Some(remote) {
-        return Ok(None);
-    }
-    if stream.rtp && classify(data) == MultiplexKind::Stun && ice_verified(stream, side, data) {
-        return Ok(Some(LatchVia::IceCheck));
-    }
-    match leg.mode {
-        Latching::Off => Ok(None),
-        Latching::FirstPacket if latched.is_none() => Ok(Some(LatchVia::FirstPacket)),
-        Latching::FirstPacket => Err(DropReason::WrongSource),
-        Latching::Strict => {
-            if leg.window_until.is_none_or(|t| now > t) {
-                return Err(if latched.is_some() {
-                    DropReason::WrongSource
-                } else {
-                    DropReason::WindowClosed
-                });
-            }
-            if leg.allowed_ip != Some(remote.ip()) {
-                return Err(DropReason::WrongAddress);
-            }
-            if plausible(stream, data, component) {
-                Ok(Some(LatchVia::Window))
-            } else {
-                Err(DropReason::Implausible)
-            }
-        }
-    }
+    pub(super) config: RelayConfig,
+    pub(super) tables: Vec<PortTable>,
+    pub(super) rng: SplitMix64,
+    pub(super) sessions: Vec<Option<Session>>,
+    pub(super) generations: Vec<u32>,
+    pub(super) free_slots: Vec<u32>,
+    pub(super) by_call: HashMap<Box<str>, Vec<u32>>,
+    pub(super) timers: BTreeSet<(Instant, u32)>,
+    pub(super) commands: VecDeque<Command>,
+    pub(super) transmits: VecDeque<Transmit>,
+    pub(super) events: Bounded<MediaEvent>,
+    pub(super) notices: VecDeque<MediaEnded>,
+    pub(super) draining: bool,
+    pub(super) unknown_port_drops: u64,
 }
 
 impl MediaRelay {
