@@ -261,64 +261,6 @@ pub fn raise_open_files_limit() -> io::Result<u64> {
     Ok(lim.rlim_cur)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::UdpSocket;
-    use std::os::fd::AsFd;
-
-    #[test]
-    fn sends_a_batch_over_loopback() {
-        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
-        tx.connect(rx.local_addr().unwrap()).unwrap();
-        assert_eq!(send_repeated(tx.as_fd(), b"hello", 3).unwrap(), 3);
-        let mut buf = [0u8; 16];
-        assert_eq!(rx.recv(&mut buf).unwrap(), 5);
-        let mut many = vec![0u8; 4 * 2048];
-        rx.set_read_timeout(Some(std::time::Duration::from_millis(500)))
-            .unwrap();
-        let mut got = (0, 0);
-        while got.0 < 2 {
-            let (n, b) = recv_many(rx.as_fd(), &mut many, 2048).unwrap();
-            got = (got.0 + n, got.1 + b);
-        }
-        assert_eq!(got, (2, 10));
-        assert_eq!(send_repeated(tx.as_fd(), b"x", 0).unwrap(), 0);
-        rx.set_nonblocking(true).unwrap();
-        assert_eq!(recv_many(rx.as_fd(), &mut many, 2048).unwrap(), (0, 0));
-    }
-
-    #[test]
-    fn sends_different_datagrams_and_receives_their_sizes() {
-        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let to = rx.local_addr().unwrap();
-        let packets: [&[u8]; 3] = [b"a", b"bbb", b"cc"];
-        assert_eq!(send_batch_to(tx.as_fd(), to, &packets).unwrap(), 3);
-        rx.set_read_timeout(Some(std::time::Duration::from_millis(500)))
-            .unwrap();
-        let mut buf = vec![0u8; 4 * 16];
-        let mut lens = [0usize; 4];
-        let mut got = Vec::new();
-        while got.len() < 3 {
-            let n = recv_sized(rx.as_fd(), &mut buf, 16, &mut lens).unwrap();
-            for (i, &l) in lens[..n].iter().enumerate() {
-                got.push(buf[i * 16..i * 16 + l].to_vec());
-            }
-        }
-        assert_eq!(got, vec![b"a".to_vec(), b"bbb".to_vec(), b"cc".to_vec()]);
-        assert_eq!(send_batch_to::<&[u8]>(tx.as_fd(), to, &[]).unwrap(), 0);
-    }
-
-    #[test]
-    fn the_open_files_limit_ends_at_the_hard_limit() {
-        let soft = raise_open_files_limit().unwrap();
-        assert_eq!(raise_open_files_limit().unwrap(), soft);
-        assert!(soft > 0);
-    }
-}
-
 /// The source address a `recvmmsg(2)` filled in, if it is IPv4 or IPv6.
 fn from_sockaddr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match i32::from(storage.ss_family) {
@@ -407,5 +349,105 @@ pub fn recv_batch_from(
         }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn sends_a_batch_over_loopback() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.connect(rx.local_addr().unwrap()).unwrap();
+        assert_eq!(send_repeated(tx.as_fd(), b"hello", 3).unwrap(), 3);
+        let mut buf = [0u8; 16];
+        assert_eq!(rx.recv(&mut buf).unwrap(), 5);
+        let mut many = vec![0u8; 4 * 2048];
+        rx.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+            .unwrap();
+        let mut got = (0, 0);
+        while got.0 < 2 {
+            let (n, b) = recv_many(rx.as_fd(), &mut many, 2048).unwrap();
+            got = (got.0 + n, got.1 + b);
+        }
+        assert_eq!(got, (2, 10));
+        assert_eq!(send_repeated(tx.as_fd(), b"x", 0).unwrap(), 0);
+        rx.set_nonblocking(true).unwrap();
+        assert_eq!(recv_many(rx.as_fd(), &mut many, 2048).unwrap(), (0, 0));
+    }
+
+    #[test]
+    fn sends_different_datagrams_and_receives_their_sizes() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        let packets: [&[u8]; 3] = [b"a", b"bbb", b"cc"];
+        assert_eq!(send_batch_to(tx.as_fd(), to, &packets).unwrap(), 3);
+        rx.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+            .unwrap();
+        let mut buf = vec![0u8; 4 * 16];
+        let mut lens = [0usize; 4];
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            let n = recv_sized(rx.as_fd(), &mut buf, 16, &mut lens).unwrap();
+            for (i, &l) in lens[..n].iter().enumerate() {
+                got.push(buf[i * 16..i * 16 + l].to_vec());
+            }
+        }
+        assert_eq!(got, vec![b"a".to_vec(), b"bbb".to_vec(), b"cc".to_vec()]);
+        assert_eq!(send_batch_to::<&[u8]>(tx.as_fd(), to, &[]).unwrap(), 0);
+    }
+
+    #[test]
+    fn the_open_files_limit_ends_at_the_hard_limit() {
+        let soft = raise_open_files_limit().unwrap();
+        assert_eq!(raise_open_files_limit().unwrap(), soft);
+        assert!(soft > 0);
+    }
+
+    #[test]
+    fn a_batch_comes_with_its_sources() {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_nonblocking(true).unwrap();
+        let to = rx.local_addr().unwrap();
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        a.send_to(b"one", to).unwrap();
+        b.send_to(b"second", to).unwrap();
+        let mut buf = vec![0u8; 4 * 64];
+        let (mut lens, mut from) = ([0usize; 4], [None; 4]);
+        let mut got = 0;
+        for _ in 0..100 {
+            got += recv_batch_from(
+                rx.as_fd(),
+                &mut buf[got * 64..],
+                64,
+                &mut lens[got..],
+                &mut from[got..],
+            )
+            .unwrap();
+            if got == 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(got, 2);
+        assert_eq!(
+            (&buf[..lens[0]], from[0]),
+            (&b"one"[..], Some(a.local_addr().unwrap()))
+        );
+        assert_eq!(
+            (&buf[64..64 + lens[1]], from[1]),
+            (&b"second"[..], Some(b.local_addr().unwrap()))
+        );
+        // nothing left: a non-blocking empty socket gives 0
+        assert_eq!(
+            recv_batch_from(rx.as_fd(), &mut buf, 64, &mut lens, &mut from).unwrap(),
+            0
+        );
     }
 }
