@@ -343,13 +343,14 @@ mod ng_relay;
 /// The SIP proxy core fed a sequence of messages from four UAs (UDP or TCP, NAT tests,
 /// Contact fixing and keepalives on) with time jumps between them; the seed byte also
 /// picks whether the proxy has a media relay (an in-memory ng peer over a relay with few
-/// ports, so refusals happen) and its media and ICE policies.
+/// ports, so refusals happen), its media and ICE policies, and whether the relay answers
+/// at once, at the next step (messages park and queue) or never (offers time out).
 ///
 /// Invariants: nothing panics; everything the proxy sends parses as SIP (with the framing
 /// of its transport), except the 400/505 answers that echo a malformed request's fields,
 /// and a Content-Length it sends matches the body (SDP rewrites included); after three
 /// idle hours every transaction, dialog, binding, pending keepalive and media session is
-/// gone and the relay holds no port (no leak).
+/// gone, nothing is parked, and the relay holds no port (no leak).
 pub fn sip_proxy(data: &[u8]) {
     use relay::sdp::IcePolicy;
     use relay::sip::nat::NatTests;
@@ -413,45 +414,76 @@ pub fn sip_proxy(data: &[u8]) {
     let mut now = epoch();
     // The last message sent, for a driver's transport error report.
     let mut last: Option<Transmit> = None;
-    let mut check = |p: &mut Proxy, last: &mut Option<Transmit>, now: std::time::Instant| {
-        while let Some(t) = p.poll_transmit() {
-            if t.to == relay_ng {
-                if let Some(reply) = relay.serve(now, &t.data) {
-                    let flow = Flow {
-                        transport: Transport::Udp,
-                        local: proxy_addr,
-                        remote: relay_ng,
-                        conn: None,
-                    };
-                    p.handle_input(now, PInput::Message { flow, bytes: reply });
-                }
-                continue;
-            }
-            *last = Some(t.clone());
-            let framing = if t.transport == Transport::Udp {
-                Framing::Datagram
-            } else {
-                Framing::Stream
+    // How the relay answers (the seed's top bits): at once, at the next step (messages
+    // of a call queue behind a parked one meanwhile, and time may jump past the reply
+    // timeout), or never (every offer times out).
+    let relay_mode = seed >> 6;
+    let mut held: Vec<Vec<u8>> = Vec::new();
+    let mut check =
+        |p: &mut Proxy, last: &mut Option<Transmit>, now: std::time::Instant, release: bool| {
+            let relay_flow = Flow {
+                transport: Transport::Udp,
+                local: proxy_addr,
+                remote: relay_ng,
+                conn: None,
             };
-            // A 400/505 to a malformed request echoes its (malformed) fields, RFC 3261
-            // §8.2.6.2; everything else the proxy sends must parse.
-            let answer_to_malformed =
-                t.data.starts_with(b"SIP/2.0 400 ") || t.data.starts_with(b"SIP/2.0 505 ");
-            match Message::parse_with(&t.data, &Limits::default(), framing) {
-                Err(e) if !answer_to_malformed => panic!(
-                    "the proxy sent something unparseable ({e}): {}",
-                    String::from_utf8_lossy(&t.data)
-                ),
-                Ok(m) => {
-                    if let Ok(Some(n)) = m.content_length() {
-                        assert_eq!(n, m.body().len(), "Content-Length after a rewrite");
+            if release {
+                for data in std::mem::take(&mut held) {
+                    if let Some(reply) = relay.serve(now, &data) {
+                        p.handle_input(
+                            now,
+                            PInput::Message {
+                                flow: relay_flow,
+                                bytes: reply,
+                            },
+                        );
                     }
                 }
-                Err(_) => {}
             }
-        }
-        while p.poll_event().is_some() {}
-    };
+            while let Some(t) = p.poll_transmit() {
+                if t.to == relay_ng {
+                    match relay_mode {
+                        2 => held.push(t.data),
+                        3 => {}
+                        _ => {
+                            if let Some(reply) = relay.serve(now, &t.data) {
+                                p.handle_input(
+                                    now,
+                                    PInput::Message {
+                                        flow: relay_flow,
+                                        bytes: reply,
+                                    },
+                                );
+                            }
+                        }
+                    }
+                    continue;
+                }
+                *last = Some(t.clone());
+                let framing = if t.transport == Transport::Udp {
+                    Framing::Datagram
+                } else {
+                    Framing::Stream
+                };
+                // A 400/505 to a malformed request echoes its (malformed) fields, RFC 3261
+                // §8.2.6.2; everything else the proxy sends must parse.
+                let answer_to_malformed =
+                    t.data.starts_with(b"SIP/2.0 400 ") || t.data.starts_with(b"SIP/2.0 505 ");
+                match Message::parse_with(&t.data, &Limits::default(), framing) {
+                    Err(e) if !answer_to_malformed => panic!(
+                        "the proxy sent something unparseable ({e}): {}",
+                        String::from_utf8_lossy(&t.data)
+                    ),
+                    Ok(m) => {
+                        if let Ok(Some(n)) = m.content_length() {
+                            assert_eq!(n, m.body().len(), "Content-Length after a rewrite");
+                        }
+                    }
+                    Err(_) => {}
+                }
+            }
+            while p.poll_event().is_some() {}
+        };
     for _ in 0..24 {
         if inp.is_empty() {
             break;
@@ -469,7 +501,7 @@ pub fn sip_proxy(data: &[u8]) {
             && t <= now
         {
             p.handle_timeout(now);
-            check(&mut p, &mut last, now);
+            check(&mut p, &mut last, now, true);
         }
         let flow = Flow {
             transport,
@@ -497,7 +529,7 @@ pub fn sip_proxy(data: &[u8]) {
             let bytes = inp.bytes(2048).to_vec();
             p.handle_input(now, PInput::Message { flow, bytes });
         }
-        check(&mut p, &mut last, now);
+        check(&mut p, &mut last, now, true);
     }
     // three idle hours: everything winds down
     for _ in 0..100_000 {
@@ -507,7 +539,7 @@ pub fn sip_proxy(data: &[u8]) {
         }
         now = now.max(t);
         p.handle_timeout(now);
-        check(&mut p, &mut last, now);
+        check(&mut p, &mut last, now, true);
     }
     assert_eq!(p.transaction_count(), (0, 0), "transactions leak");
     assert_eq!(p.dialog_count(), 0, "dialogs leak");

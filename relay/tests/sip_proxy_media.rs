@@ -1400,3 +1400,42 @@ fn a_cancel_for_a_parked_invite() {
     assert!(matches!(n.ng_commands().last(), Some(NgCommand::Delete(_))));
     assert_eq!(n.proxy.media_session_count(), 0);
 }
+
+#[test]
+fn media_ended_bye_follows_the_route_set_to_a_proxy_beyond_us() {
+    let mut n = Net::relay();
+    n.register(ALICE);
+    n.register(BOB);
+    n.send(
+        ALICE,
+        &invite_head(ALICE, BOB, "rs", "z9hG4bKrs", "application/sdp"),
+        &sdp(ALICE, 4000, ""),
+    );
+    let inv = n.one_to(BOB);
+    // a proxy between us and bob record-routed too (it sits before us in the list)
+    let mut head = response_head(&inv, 200, "OK", BOB, true);
+    head.push_str("Record-Route: <sip:198.51.100.99;lr>, <sip:203.0.113.1;lr>\n");
+    n.send(BOB, &head, &sdp(BOB, 5004, ""));
+    n.one_to(ALICE);
+    let notice = encode_request(
+        b"relay_9",
+        &NgCommand::MediaEnded {
+            call_id: "rs".into(),
+            from_tag: "frs".into(),
+            reason: "idle-timeout".into(),
+        },
+        None,
+    );
+    n.d.input_on(udp_flow(RELAY_NG), notice);
+    let via_proxy = n.take_to(addr("198.51.100.99:5060"));
+    assert_eq!(via_proxy.len(), 1);
+    let bye = &via_proxy[0];
+    assert_eq!(bye.method().unwrap().as_str(), "BYE");
+    assert_eq!(bye.get("Route"), Some("<sip:198.51.100.99;lr>"));
+    assert_eq!(
+        bye.request_uri().unwrap().to_string(),
+        format!("sip:bob@{}", BOB.private)
+    );
+    let to_alice = n.one_to(ALICE);
+    assert!(to_alice.get("Route").is_none());
+}

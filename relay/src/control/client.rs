@@ -7,7 +7,11 @@
 //! §17.1.2.2 does for non-INVITE requests over UDP) and gives up after [`ClientConfig::timeout`] (default 2 s):
 //! [`ClientOutcome::TimedOut`]. The server's reply cache makes the retransmissions
 //! harmless (the command runs once). Cookies are `PREFIX_N`, a seeded random prefix per
-//! client and a counter, so two clients of one relay do not share cookies.
+//! client and a counter, so two clients of one relay do not share cookies (a driver that
+//! restarts a client within the relay's 30 s reply cache must give it another seed, or the
+//! relay answers the new requests from its cache). A reply with a pending cookie that
+//! cannot be read (rtpengine's `result: load limit`, a malformed `sdp`) fails that request
+//! at once, as an error reply; one failing `auth` is ignored (anyone can forge it).
 //!
 //! The client also serves the requests a relay sends to it (pinhole's `media-ended`): it
 //! answers `{result: ok}` (`ping` gets `pong`; any other command an error) with the reply
@@ -250,12 +254,28 @@ impl NgClient {
                 None
             }
             Err(e) => {
-                self.stats.ignored += 1;
-                let is_request = bencode_has_command(data);
-                if is_request {
+                if bencode_has_command(data) {
+                    self.stats.ignored += 1;
                     self.answer(now, from, &cookie, &NgReply::error(e.to_string()));
+                    return None;
                 }
-                None
+                // a reply this side cannot read (rtpengine's `result: load limit`, a
+                // malformed `sdp`): the request failed, no use waiting for the timeout
+                let id = self.by_cookie.get(&cookie).copied();
+                match id {
+                    Some(id) if self.pending.get(&id).is_some_and(|p| p.peer == from) => {
+                        self.cancel(id);
+                        self.stats.replies += 1;
+                        Some(ClientOutcome::Reply {
+                            id,
+                            reply: NgReply::error(e.to_string()),
+                        })
+                    }
+                    _ => {
+                        self.stats.ignored += 1;
+                        None
+                    }
+                }
             }
         }
     }
@@ -449,6 +469,26 @@ mod test {
             r.message,
             Ok(NgMessage::Reply(NgReply::Error { .. }))
         ));
+    }
+
+    #[test]
+    fn an_unreadable_reply_fails_the_request_at_once() {
+        let (mut c, t0) = client(None);
+        let id = c.send(t0, addr(RELAY), &NgCommand::Ping);
+        let cookie = decode(&sent(&mut c)[0].data, None).unwrap().cookie;
+        let mut load_limit = cookie.clone();
+        load_limit.extend_from_slice(b" d6:result10:load limite");
+        match c.handle_datagram(t0, addr(RELAY), &load_limit) {
+            Some(ClientOutcome::Reply {
+                id: got,
+                reply: NgReply::Error { reason },
+            }) => {
+                assert_eq!(got, id);
+                assert!(reason.contains("load limit"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.pending_count(), 0);
     }
 
     #[test]

@@ -136,15 +136,18 @@ use super::config::{MediaConfig, MediaPolicy, ProxyEvent};
 use crate::Transmit;
 use crate::control::ng::{CallRef, Ice, NgCommand, NgReply, OfferAnswer};
 use crate::control::{ClientConfig, ClientOutcome, NgClient, RequestId};
-use crate::sdp::{
-    Connection, HoldKind, IcePolicy, Party, RelayEndpoint, RewriteReport, Role, Sdp, SkipReason,
-    StreamOutcome, is_ice_attribute,
-};
+use crate::sdp::{IcePolicy, Party, RewriteReport, Role, Sdp};
 use crate::sip::message::{Message, Method};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::Instant;
+
+mod body;
+mod report;
+
+use body::sdp_in;
+use report::describe;
 
 /// Rewrites kept per call for retransmissions.
 const RECENT: usize = 4;
@@ -864,96 +867,6 @@ fn apply(
     Ok(report)
 }
 
-/// Where stream `index` receives (RTP, RTCP) and its hold form, or why it carries no
-/// media to relay (the rules of [`crate::sdp::rewrite`]).
-fn stream_endpoint(
-    sdp: &Sdp,
-    index: usize,
-) -> Result<(SocketAddr, SocketAddr, Option<HoldKind>), SkipReason> {
-    let media = &sdp.media()[index];
-    let m = media.media_line();
-    if m.port == 0 {
-        return Err(SkipReason::Disabled);
-    }
-    let hold = sdp.hold(index);
-    if let Some(h @ (HoldKind::Inactive | HoldKind::UnspecifiedAddress)) = hold {
-        return Err(SkipReason::Held(h));
-    }
-    if m.port_count.is_some() {
-        return Err(SkipReason::PortCount);
-    }
-    let conn = sdp
-        .effective_connection(index)
-        .ok_or(SkipReason::NoAddress)?;
-    let ip = conn.ip().ok_or(SkipReason::Unresolved)?;
-    if ip.is_multicast() || conn.ttl.is_some() || conn.count.is_some() {
-        return Err(SkipReason::Multicast);
-    }
-    let rtp = SocketAddr::new(ip, m.port);
-    let rtcp = match media.rtcp() {
-        Some(r) => {
-            let rip = r.connection.as_ref().and_then(Connection::ip).unwrap_or(ip);
-            SocketAddr::new(rip, r.port)
-        }
-        None if media.rtcp_mux() => rtp,
-        None => SocketAddr::new(ip, m.port.checked_add(1).unwrap_or(m.port)),
-    };
-    Ok((rtp, rtcp, hold))
-}
-
-fn relay_candidates(sdp: &Sdp, index: usize) -> usize {
-    sdp.media()[index]
-        .lines()
-        .iter()
-        .filter(|l| {
-            l.attribute().is_some_and(|(n, v)| {
-                n == "candidate" && v.is_some_and(|v| v.contains(" typ relay"))
-            })
-        })
-        .count()
-}
-
-fn ice_lines(sdp: &Sdp) -> usize {
-    let is_ice = |l: &crate::sdp::Line| l.attribute().is_some_and(|(n, _)| is_ice_attribute(n));
-    sdp.session_lines().iter().filter(|l| is_ice(l)).count()
-        + sdp
-            .media()
-            .iter()
-            .map(|m| m.lines().iter().filter(|l| is_ice(l)).count())
-            .sum::<usize>()
-}
-
-/// What the relay did to each stream, read from the description before and after.
-fn describe(before: &Sdp, after: &Sdp) -> RewriteReport {
-    let mut report = RewriteReport::default();
-    for index in 0..before.media().len() {
-        let outcome = match stream_endpoint(before, index) {
-            Err(reason) => StreamOutcome::Skipped { index, reason },
-            Ok((rtp, rtcp, hold)) => match stream_endpoint(after, index) {
-                Ok((new_rtp, new_rtcp, _)) if new_rtp != rtp => StreamOutcome::Relayed {
-                    index,
-                    original_rtp: rtp,
-                    original_rtcp: rtcp,
-                    relay: RelayEndpoint {
-                        rtp: new_rtp,
-                        rtcp: new_rtcp,
-                    },
-                    hold,
-                    candidates_added: relay_candidates(after, index)
-                        .saturating_sub(relay_candidates(before, index)),
-                },
-                _ => StreamOutcome::Skipped {
-                    index,
-                    reason: SkipReason::LeftByRelay,
-                },
-            },
-        };
-        report.streams.push(outcome);
-    }
-    report.ice_lines_removed = ice_lines(before).saturating_sub(ice_lines(after));
-    report
-}
-
 fn rewritten(
     call_id: &str,
     key: &RepeatKey,
@@ -990,138 +903,4 @@ fn repeat(
     msg.set_body(r.rewritten.clone());
     events.push_back(rewritten(call_id, key, r.role, r.report.clone(), true));
     true
-}
-
-/// The media type of a Content-Type value, lower-cased, without parameters.
-fn media_type(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase()
-}
-
-/// The byte range of the SDP in the body of `msg`, if it has one (see the module docs).
-fn sdp_in(msg: &Message) -> Option<Range<usize>> {
-    if msg.body().is_empty() {
-        return None;
-    }
-    if msg
-        .get("Content-Encoding")
-        .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"))
-    {
-        return None;
-    }
-    let ct = msg.get("Content-Type")?;
-    let mt = media_type(ct);
-    if mt == "application/sdp" {
-        return Some(0..msg.body().len());
-    }
-    if !mt.starts_with("multipart/") {
-        return None;
-    }
-    let boundary = ct.split(';').skip(1).find_map(|p| {
-        let (n, v) = p.split_once('=')?;
-        n.trim()
-            .eq_ignore_ascii_case("boundary")
-            .then(|| v.trim().trim_matches('"').to_string())
-    })?;
-    multipart_sdp(msg.body(), &boundary)
-}
-
-fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    if needle.is_empty() || from > hay.len() {
-        return None;
-    }
-    hay[from..]
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
-}
-
-/// The byte range of the first `application/sdp` part's body in a multipart body
-/// (RFC 2046 §5.1.1: a delimiter is `--boundary` at the start of the body or after CRLF;
-/// the CRLF before a delimiter belongs to it; `--boundary--` closes).
-fn multipart_sdp(body: &[u8], boundary: &str) -> Option<std::ops::Range<usize>> {
-    if boundary.is_empty() || boundary.len() > 70 {
-        return None;
-    }
-    let delim = format!("--{boundary}").into_bytes();
-    let mut at = 0;
-    // the first delimiter
-    let mut pos = loop {
-        let p = find(body, &delim, at)?;
-        if p == 0 || body[..p].ends_with(b"\r\n") {
-            break p;
-        }
-        at = p + 1;
-    };
-    loop {
-        let after = pos + delim.len();
-        if body[after..].starts_with(b"--") {
-            return None; // closed without an SDP part
-        }
-        let start = find(body, b"\r\n", after)? + 2;
-        // the next delimiter
-        let mut from = start;
-        let next = loop {
-            let p = find(body, &delim, from)?;
-            if p >= start + 2 && body[..p].ends_with(b"\r\n") {
-                break p;
-            }
-            from = p + 1;
-        };
-        let part = &body[start..next - 2];
-        let (headers, content_start) = if part.starts_with(b"\r\n") {
-            (&part[..0], 2)
-        } else {
-            let h = find(part, b"\r\n\r\n", 0)?;
-            (&part[..h], h + 4)
-        };
-        let is_sdp = std::str::from_utf8(headers).ok().is_some_and(|h| {
-            h.split("\r\n").any(|l| {
-                l.split_once(':').is_some_and(|(n, v)| {
-                    n.trim().eq_ignore_ascii_case("Content-Type")
-                        && media_type(v) == "application/sdp"
-                })
-            })
-        });
-        if is_sdp {
-            return Some(start + content_start..next - 2);
-        }
-        pos = next;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn multipart_finds_the_sdp_part() {
-        let body = b"preamble\r\n--b1\r\nContent-Type: application/isup\r\n\r\nISUP\r\n--b1\r\nContent-Type: application/sdp\r\n\r\nv=0\r\nm=audio 1 RTP/AVP 0\r\n\r\n--b1--\r\n";
-        let r = multipart_sdp(body, "b1").unwrap();
-        assert_eq!(&body[r], b"v=0\r\nm=audio 1 RTP/AVP 0\r\n");
-        assert!(
-            multipart_sdp(b"--b1\r\nContent-Type: text/plain\r\n\r\nx\r\n--b1--", "b1").is_none()
-        );
-        assert!(
-            multipart_sdp(
-                b"--b1\r\nContent-Type: application/sdp\r\n\r\nunclosed",
-                "b1"
-            )
-            .is_none()
-        );
-        // a delimiter-like string inside a part that is not after CRLF is content
-        let body = b"--b1\r\ncontent-type: Application/SDP; x=1\r\n\r\na--b1\r\n--b1--";
-        let r = multipart_sdp(body, "b1").unwrap();
-        assert_eq!(&body[r], b"a--b1");
-    }
-
-    #[test]
-    fn media_types() {
-        assert_eq!(media_type(" Application/SDP ;charset=x"), "application/sdp");
-        assert_eq!(media_type("multipart/mixed;boundary=x"), "multipart/mixed");
-    }
 }

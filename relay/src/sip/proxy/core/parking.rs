@@ -161,10 +161,6 @@ impl Proxy {
         bye.push_header(Header::new("To", to_hdr));
         bye.push_header(Header::new("Call-ID", call_id));
         bye.push_header(Header::new("CSeq", format!("{seq} BYE")));
-        bye.push_header(Header::new(
-            "Reason",
-            "SIP;cause=200;text=\"media relay ended the call\"",
-        ));
         bye.push_header(Header::new("Content-Length", "0"));
         self.start_own_request(now, bye, dest, branch);
     }
