@@ -11,8 +11,7 @@
 //! the verdict names. Control and timers (idle timeouts, `media-ended` notices) share the
 //! loop; the wait's deadline is the core's next timeout.
 //!
-//! Under overload each socket's receive buffer (64 KiB, about a second of one stream)
-//! overflows on its own — the kernel drops the excess per socket, so per stream — and
+//! Under overload each socket's short receive buffer ([`RECV_BUFFER`]) overflows on its own — the kernel drops the excess per socket, so per stream — and
 //! every ready socket gets its turn each round: no stream can starve another, and a
 //! stream delivers again as soon as the load falls.
 //!
@@ -68,6 +67,14 @@ pub struct RelayServeOptions {
     /// Exit after this long (a bounded run); `None`: until stopped or drained.
     pub duration: Option<Duration>,
 }
+
+/// The receive buffer of a media socket: room for a burst of a few packets of one stream
+/// (the kernel doubles the value and charges about 1 KiB per small datagram), not more. A
+/// packet queued longer than a phone's jitter buffer waits is useless, and a short queue
+/// per stream is what makes an overload drop its excess per stream and lets every stream
+/// deliver in time again as soon as the load falls (a long one would take seconds to
+/// work off).
+const RECV_BUFFER: usize = 8 * 1024;
 
 /// Datagrams taken from one socket per turn (see the round-robin in [`serve_relay`]).
 const BUDGET: usize = 16;
@@ -309,10 +316,8 @@ fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
         socket2::Domain::IPV6
     };
     let s = socket2::Socket::new(domain, socket2::Type::DGRAM, None)?;
-    // Room for a burst of about a second of one stream (the kernel counts ~1 KiB per small
-    // datagram), not more: a packet queued longer is useless to a phone's jitter buffer,
-    // and a bounded queue per stream is what keeps an overload's drops per stream.
-    let _ = s.set_recv_buffer_size(64 * 1024);
+    // See RECV_BUFFER.
+    let _ = s.set_recv_buffer_size(RECV_BUFFER);
     s.bind(&addr.into())?;
     s.set_nonblocking(true)?;
     Ok(UdpSocket::from(s))

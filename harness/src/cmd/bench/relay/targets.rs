@@ -116,6 +116,14 @@ impl Target {
                     format!("{PORT_MIN}-{PORT_MAX}"),
                     "--ng".into(),
                     format!("{relay}:{NG_PORT}"),
+                    // The bench sets up every session before its first step, so a call's
+                    // media may start many seconds after its answer; strict latching's
+                    // window (5 s by default: phones send within a second of the answer)
+                    // would close first. Latching stays strict: from the signalled IP only.
+                    "--latching-window".into(),
+                    "1h".into(),
+                    "--idle-timeout-before-media".into(),
+                    "1h".into(),
                 ])
             }
             Target::Rtpengine => {
