@@ -57,7 +57,6 @@ pub fn forwarder(address: IpAddr, first_port: u16) -> Result<u8> {
             .filter(|&p| p != 0)
             .context("the port range runs past 65535")?;
         let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
-        let _ = s.set_recv_buffer_size(1 << 20);
         s.bind(&SocketAddr::new(address, port).into())
             .with_context(|| format!("bind {address}:{port}"))?;
         s.set_nonblocking(true)?;

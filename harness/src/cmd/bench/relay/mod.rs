@@ -78,7 +78,8 @@ impl RelayBenchOptions {
 #[derive(Clone, Debug, clap::Args)]
 pub struct RelayBenchOptions {
     /// Target packet rates of the steps, packets/s over both directions (a call is 100:
-    /// 50 each way), in increasing order; a target's steps stop after its first with loss.
+    /// 50 each way), in increasing order; a target's steps stop after its first that is
+    /// not lossless (a packet lost or late, or the generator behind).
     /// Default 20000,50000,100000,150000,200000,250000,300000; with `--overload`
     /// 10000,20000,40000,60000,80000,100000,150000 (the search under the CPU cap).
     #[arg(long, value_delimiter = ',')]
@@ -106,7 +107,7 @@ pub struct RelayBenchOptions {
     /// The CPU cap of `--overload`, % of one core.
     #[arg(long, default_value_t = 25)]
     pub cpu_limit: u32,
-    /// Length of the 2× overload, seconds.
+    /// Length of the overload, seconds.
     #[arg(long, default_value_t = 5.0)]
     pub overload_seconds: f64,
     /// Length of the 50 % load after the overload, seconds.

@@ -39,7 +39,7 @@ pub enum Target {
     Rtpengine,
     /// coturn's `turnserver`, TURN channels.
     Coturn,
-    /// The do-nothing epoll + recvmmsg→sendmmsg forwarder (`bench-relay-forwarder`).
+    /// the do-nothing epoll + recvmmsg→sendmmsg forwarder (`bench-relay-forwarder`).
     Forwarder,
 }
 
