@@ -342,6 +342,10 @@ enum ServeWhat {
         /// Exit after this long (default: run until stopped or drained).
         #[arg(long)]
         duration: Option<String>,
+        /// Shard sessions over this many threads (each its slice of --ports and its own ng
+        /// port, ng port + 1 + i, behind a dispatcher on --ng).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
     },
 }
 
@@ -529,6 +533,7 @@ fn main() -> ExitCode {
                     asymmetric_clients,
                     accounting,
                     duration,
+                    threads,
                 },
         } => (|| {
             let d = |s: &str, what: &str| {
@@ -553,6 +558,7 @@ fn main() -> ExitCode {
                 asymmetric_clients,
                 accounting,
                 duration: duration.map(|x| d(&x, "--duration")).transpose()?,
+                threads,
             };
             harness::cmd::serve_relay::serve_relay(&o)
         })(),

@@ -234,3 +234,151 @@ fn uclient_tcp_relay_against_serve_turn() {
     );
     stops_cleanly_on_sigterm(&mut g, lines);
 }
+
+/// `pinhole serve relay` on loopback, as Kamailio's rtpengine module drives it: an offer
+/// and an answer over ng, RTP both ways through the relay, a sprayer from another loopback
+/// address that is never latched nor reaches a party (strict latching), the session's
+/// accounting record after `delete`, and a clean stop — with one thread and with two
+/// shards behind the built-in dispatcher.
+#[test]
+fn serve_relay_relays_a_call_and_keeps_a_sprayer_out() {
+    for (threads, ports) in [("1", "41000-41099"), ("2", "41100-41199")] {
+        relay_call_on_loopback(threads, ports);
+    }
+}
+
+fn relay_call_on_loopback(threads: &str, ports: &str) {
+    use relay::control::ng::{CallRef, NgCommand, NgMessage, NgReply, OfferAnswer};
+    use relay::control::ng::{decode, encode_request};
+    use relay::sdp::Sdp;
+    let ng_port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("pinhole-relay-{}-{threads}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let acct = dir.join("acct.jsonl");
+    let ng_addr = format!("127.0.0.1:{ng_port}");
+    let (mut g, lines, banner) = serve(&[
+        "relay",
+        "--listen",
+        "127.0.0.1",
+        "--ports",
+        ports,
+        "--ng",
+        &ng_addr,
+        "--threads",
+        threads,
+        "--accounting",
+        acct.to_str().unwrap(),
+    ]);
+    assert!(banner.contains("media relay on 127.0.0.1"), "{banner}");
+    let control = UdpSocket::bind("127.0.0.1:0").unwrap();
+    control
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut cookie = 0;
+    let mut ask = |c: &NgCommand| -> NgReply {
+        cookie += 1;
+        let k = format!("t_{cookie}");
+        control
+            .send_to(&encode_request(k.as_bytes(), c, None), &ng_addr)
+            .unwrap();
+        let mut buf = vec![0u8; 65536];
+        let n = control.recv(&mut buf).expect("an ng reply");
+        let r = decode(&buf[..n], None).unwrap();
+        assert_eq!(r.cookie, k.as_bytes());
+        match r.message.unwrap() {
+            NgMessage::Reply(reply) => reply,
+            other => panic!("{other:?}"),
+        }
+    };
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sprayer = UdpSocket::bind("127.0.0.2:0").unwrap();
+    for s in [&a, &b, &sprayer] {
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+    }
+    let sdp = |port: u16| {
+        format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n")
+            .into_bytes()
+    };
+    let relay_port = |reply: &NgReply| -> u16 {
+        let NgReply::Ok { sdp: Some(s), .. } = reply else {
+            panic!("{reply:?}")
+        };
+        Sdp::parse(s).unwrap().media()[0].media_line().port
+    };
+    let call = OfferAnswer {
+        call_id: format!("loop-{threads}"),
+        from_tag: "a-tag".into(),
+        sdp: sdp(a.local_addr().unwrap().port()),
+        ..OfferAnswer::default()
+    };
+    let to_b = relay_port(&ask(&NgCommand::Offer(call.clone())));
+    let to_a = relay_port(&ask(&NgCommand::Answer(OfferAnswer {
+        to_tag: Some("b-tag".into()),
+        sdp: sdp(b.local_addr().unwrap().port()),
+        ..call.clone()
+    })));
+    let rtp = |seq: u8, marker: u8| {
+        let mut p = vec![0x80, 0, 0, seq, 0, 0, 0, 160, marker, 0, 0, 1];
+        p.extend([0xff; 160]);
+        p
+    };
+    // The sprayer first, on both ports: nothing latches to it.
+    for seq in 0..5 {
+        sprayer
+            .send_to(&rtp(seq, 0x66), ("127.0.0.1", to_a))
+            .unwrap();
+        sprayer
+            .send_to(&rtp(seq, 0x66), ("127.0.0.1", to_b))
+            .unwrap();
+    }
+    let mut got_a = 0;
+    let mut got_b = 0;
+    let mut buf = [0u8; 2048];
+    for seq in 0..20 {
+        a.send_to(&rtp(seq, 0xaa), ("127.0.0.1", to_a)).unwrap();
+        b.send_to(&rtp(seq, 0xbb), ("127.0.0.1", to_b)).unwrap();
+        if let Ok((n, from)) = b.recv_from(&mut buf) {
+            assert_eq!(
+                (buf[8], n, from.port()),
+                (0xaa, 172, to_b),
+                "B hears A only"
+            );
+            got_b += 1;
+        }
+        if let Ok((n, from)) = a.recv_from(&mut buf) {
+            assert_eq!(
+                (buf[8], n, from.port()),
+                (0xbb, 172, to_a),
+                "A hears B only"
+            );
+            got_a += 1;
+        }
+    }
+    assert!(got_a >= 18 && got_b >= 18, "{got_a} {got_b}");
+    assert!(
+        sprayer.recv_from(&mut buf).is_err(),
+        "nothing reaches the sprayer"
+    );
+    let del = NgCommand::Delete(CallRef {
+        call_id: call.call_id.clone(),
+        from_tag: Some("a-tag".into()),
+        ..CallRef::default()
+    });
+    assert_eq!(ask(&del), NgReply::ok());
+    stops_cleanly_on_sigterm(&mut g, lines);
+    let record = std::fs::read_to_string(&acct).unwrap();
+    assert!(
+        record.contains(&format!("\"call_id\":\"loop-{threads}\"")),
+        "{record}"
+    );
+    assert!(record.contains("\"reason\":\"deleted\""), "{record}");
+    // The sprayer's 5 packets to each side's port, dropped and counted on that side.
+    assert_eq!(record.matches("\"wrong_address\":5").count(), 2, "{record}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

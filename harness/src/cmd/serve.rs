@@ -102,8 +102,9 @@ struct StopSignal {
 /// The token of the signal pipe in the serving `OsNet`'s readiness set.
 const SIGNAL_TOKEN: usize = EXTERNAL_TOKENS;
 
-fn stop_signal(net: &OsNet) -> Result<StopSignal> {
-    use std::os::fd::AsRawFd;
+/// SIGINT and SIGTERM set the flag and write a byte to the returned socket's peer: register
+/// the socket (edge-triggered; any number of readiness sets may watch it) to be woken.
+pub(crate) fn signal_pipe() -> Result<(Arc<AtomicBool>, std::os::unix::net::UnixStream)> {
     let flag = Arc::new(AtomicBool::new(false));
     let (read, write) = std::os::unix::net::UnixStream::pair().context("a signal pipe")?;
     read.set_nonblocking(true)?;
@@ -113,6 +114,12 @@ fn stop_signal(net: &OsNet) -> Result<StopSignal> {
         signal_hook::low_level::pipe::register(sig, write.try_clone()?)
             .context("install a signal handler")?;
     }
+    Ok((flag, read))
+}
+
+fn stop_signal(net: &OsNet) -> Result<StopSignal> {
+    use std::os::fd::AsRawFd;
+    let (flag, read) = signal_pipe()?;
     net.registry()
         .register(
             &mut mio::unix::SourceFd(&read.as_raw_fd()),

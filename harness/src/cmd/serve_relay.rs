@@ -4,20 +4,28 @@
 //!
 //! The driver: one thread, mio (epoll, edge-triggered) readiness on the ng socket and on
 //! one UDP socket per relay port the core asks for ([`relay::media::Command::BindPort`]).
-//! Readable media sockets are served round-robin, up to [`BUDGET`] datagrams per socket
+//! Readable media sockets are served round-robin, up to `BUDGET` (16) datagrams per socket
 //! per turn with one `recvmmsg(2)` (with their sources); each datagram takes the core's
 //! zero-copy path ([`relay::media::MediaRelay::handle_packet`]: no allocation, no lock), and
 //! runs of datagrams with the same verdict leave with one `sendmmsg(2)` from the socket
 //! the verdict names. Control and timers (idle timeouts, `media-ended` notices) share the
 //! loop; the wait's deadline is the core's next timeout.
 //!
-//! Under overload each socket's short receive buffer ([`RECV_BUFFER`]) overflows on its own — the kernel drops the excess per socket, so per stream — and
-//! every ready socket gets its turn each round: no stream can starve another, and a
-//! stream delivers again as soon as the load falls.
+//! Under overload each socket's short receive buffer (`RECV_BUFFER`, 8 KiB) overflows on
+//! its own — the kernel drops the excess per socket, so per stream — and every ready socket
+//! gets its turn each round: no stream can starve another, and a stream delivers again as
+//! soon as the load falls.
 //!
-//! Not built: sharding sessions over several threads or cores (one thread serves every
-//! session), io_uring batching across sockets, GSO/GRO (a relayed datagram goes to one
-//! peer; a batch per socket is the unit).
+//! With `--threads N` the sessions are sharded: N such loops on threads of their own, each
+//! with its slice of the port range and its own ng port (the ng port + 1 + i), and a
+//! [`relay::control::Dispatcher`] on the ng address that places each new call on a shard
+//! and sends the call's later commands to it (and `drain` to every shard) — the same
+//! dispatcher that spreads calls over relay hosts. Control goes through one more hop;
+//! media never leaves its shard's thread.
+//!
+//! Not built: io_uring batching across sockets, GSO/GRO (a relayed datagram goes to one
+//! peer, and a stream sends one packet per 20 ms: there is nothing to coalesce; a batch per
+//! socket is the unit).
 
 use anyhow::{Context, Result, bail};
 use emulator::fabric::kernel::sys;
@@ -36,6 +44,28 @@ const SLOT: usize = 2048;
 
 /// The ng socket's token; media sockets are `1 + port - first port`.
 const NG: Token = Token(0);
+
+/// The signal pipe's token (SIGINT/SIGTERM wake every loop).
+const SIGNAL: Token = Token(usize::MAX);
+
+/// What stops the loops: the flag SIGINT/SIGTERM set, and the pipe that wakes them.
+#[derive(Clone)]
+struct Stop {
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pipe: std::os::fd::RawFd,
+}
+
+impl Stop {
+    fn requested(&self) -> bool {
+        self.flag.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn register(&self, poll: &Poll) -> Result<()> {
+        poll.registry()
+            .register(&mut SourceFd(&self.pipe), SIGNAL, Interest::READABLE)
+            .context("wait on the signal pipe")
+    }
+}
 
 /// Options of `pinhole serve relay`.
 #[derive(Clone, Debug)]
@@ -66,6 +96,9 @@ pub struct RelayServeOptions {
     pub accounting: Option<PathBuf>,
     /// Exit after this long (a bounded run); `None`: until stopped or drained.
     pub duration: Option<Duration>,
+    /// Shards: sessions spread over this many threads, each with its slice of the port
+    /// range and its own ng port (ng port + 1 + i), behind a dispatcher on the ng address.
+    pub threads: usize,
 }
 
 /// The receive buffer of a media socket: room for a burst of a few packets of one stream
@@ -87,9 +120,182 @@ struct Port {
 }
 
 /// Run the relay until it is drained (after an ng `drain`), `duration` passes, or the
-/// process is stopped.
+/// process is stopped: one thread, or with `threads` > 1 that many shards behind a
+/// dispatcher on the ng address.
 pub fn serve_relay(o: &RelayServeOptions) -> Result<u8> {
     let _ = sys::raise_open_files_limit();
+    #[allow(clippy::disallowed_methods)] // the driver's clock seeds the relay's port choice
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let (flag, pipe) = super::serve::signal_pipe()?;
+    let stop = Stop {
+        flag,
+        pipe: pipe.as_raw_fd(),
+    };
+    println!(
+        "pinhole: media relay on {}:{}-{}, ng on {}{}{}",
+        o.listen,
+        o.ports.0,
+        o.ports.1,
+        o.ng,
+        if o.secret.is_some() { " (secret)" } else { "" },
+        if o.threads > 1 {
+            format!(", {} shards", o.threads)
+        } else {
+            String::new()
+        }
+    );
+    let code = if o.threads <= 1 {
+        let whole = RelayServeOptions {
+            threads: 0,
+            ..o.clone()
+        };
+        serve_shard(&whole, seed, &stop)?
+    } else {
+        serve_sharded(o, seed, &stop)?
+    };
+    drop(pipe);
+    println!("pinhole: stopped");
+    Ok(code)
+}
+
+/// The shards of `threads` > 1: shard `i` has the `i`-th slice of the port range (whole
+/// RTP/RTCP pairs) and its own ng port, `ng` port + 1 + `i` on the ng address.
+fn shards(o: &RelayServeOptions) -> Result<Vec<RelayServeOptions>> {
+    let n = o.threads;
+    let first = o.ports.0 + (o.ports.0 & 1); // RTP ports are even
+    let pairs = (usize::from(o.ports.1) + 1).saturating_sub(usize::from(first)) / 2;
+    if pairs < n {
+        bail!(
+            "--threads {n}: the port range {}-{} holds only {pairs} RTP/RTCP pairs",
+            o.ports.0,
+            o.ports.1
+        );
+    }
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let lo = usize::from(first) + 2 * (pairs * i / n);
+        let hi = usize::from(first) + 2 * (pairs * (i + 1) / n) - 1;
+        let ng_port = u16::try_from(usize::from(o.ng.port()) + 1 + i)
+            .ok()
+            .context("--threads: the shards' ng ports run past 65535")?;
+        let mut shard = o.clone();
+        shard.ports = (lo as u16, hi as u16);
+        shard.ng = SocketAddr::new(o.ng.ip(), ng_port);
+        shard.threads = 1;
+        out.push(shard);
+    }
+    Ok(out)
+}
+
+/// Shards on threads of their own, and a [`relay::control::Dispatcher`] on the ng address
+/// in front of them: a call's commands go to the shard that took it (a random alive one),
+/// `drain` to every shard. Returns when every shard has ended.
+fn serve_sharded(o: &RelayServeOptions, seed: u64, stop: &Stop) -> Result<u8> {
+    use relay::control::{Dispatcher, DispatcherConfig, NgCommand, NgMessage, NgReply, ng};
+    let shards = shards(o)?;
+    let relays: Vec<SocketAddr> = shards.iter().map(|s| s.ng).collect();
+    let mut handles = Vec::new();
+    for (i, shard) in shards.into_iter().enumerate() {
+        let shard_seed = seed ^ ((i as u64 + 1) << 48);
+        let shard_stop = stop.clone();
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("relay-shard-{i}"))
+                .spawn(move || serve_shard(&shard, shard_seed, &shard_stop))?,
+        );
+    }
+    let ng_socket = UdpSocket::bind(o.ng).with_context(|| format!("ng socket {}", o.ng))?;
+    ng_socket.set_nonblocking(true)?;
+    let mut poll = Poll::new()?;
+    poll.registry().register(
+        &mut SourceFd(&ng_socket.as_raw_fd()),
+        NG,
+        Interest::READABLE,
+    )?;
+    stop.register(&poll)?;
+    serving();
+    let secret = o.secret.as_ref().map(|s| s.as_bytes().to_vec());
+    let mut config = DispatcherConfig::new(o.ng, relays.clone());
+    config.secret.clone_from(&secret);
+    config.seed = seed;
+    #[allow(clippy::disallowed_methods)] // the driver's clock
+    let mut dispatcher = Dispatcher::new(config, Instant::now());
+    let mut events = Events::with_capacity(64);
+    let mut buf = vec![0u8; 65536];
+    let mut drain_cookie = 0u64;
+    loop {
+        // Shards stop by themselves (a signal, --duration, drained).
+        if handles.iter().all(std::thread::JoinHandle::is_finished) {
+            break;
+        }
+        #[allow(clippy::disallowed_methods)] // the driver's clock
+        let now = Instant::now();
+        // At least once a second: shards that ended are noticed.
+        let wait = dispatcher
+            .poll_timeout()
+            .map_or(Duration::from_secs(1), |t| t.saturating_duration_since(now))
+            .min(Duration::from_secs(1));
+        match poll.poll(&mut events, Some(wait)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        }
+        #[allow(clippy::disallowed_methods)] // the driver's clock
+        let now = Instant::now();
+        loop {
+            let (n, src) = match ng_socket.recv_from(&mut buf) {
+                Ok(x) => x,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e).context("ng socket"),
+            };
+            let data = &buf[..n];
+            // `drain` drains the whole relay: every shard.
+            if let Ok(r) = ng::decode(data, secret.as_deref())
+                && let Ok(NgMessage::Request(NgCommand::Drain)) = r.message
+            {
+                for shard in &relays {
+                    drain_cookie += 1;
+                    let cookie = format!("drain_{drain_cookie}");
+                    let bytes =
+                        ng::encode_request(cookie.as_bytes(), &NgCommand::Drain, secret.as_deref());
+                    let _ = ng_socket.send_to(&bytes, shard);
+                }
+                let reply = ng::encode_reply(&r.cookie, &NgReply::ok(), secret.as_deref());
+                let _ = ng_socket.send_to(&reply, src);
+                continue;
+            }
+            dispatcher.handle_datagram(now, src, data);
+        }
+        if dispatcher.poll_timeout().is_some_and(|t| t <= now) {
+            dispatcher.handle_timeout(now);
+        }
+        while let Some(t) = dispatcher.poll_transmit() {
+            let _ = ng_socket.send_to(&t.data, t.to);
+        }
+        while dispatcher.poll_event().is_some() {}
+    }
+    for h in handles {
+        match h.join() {
+            Ok(r) => {
+                r?;
+            }
+            Err(_) => bail!("a relay shard panicked"),
+        }
+    }
+    Ok(crate::cli::EXIT_PASS)
+}
+
+/// Says that the ng address takes commands now (once it is bound).
+fn serving() {
+    println!("pinhole: serving until SIGINT or SIGTERM");
+}
+
+/// One relay (a shard, or the whole relay with one thread: `o.threads` 0) on `o.ng` and
+/// `o.ports`.
+fn serve_shard(o: &RelayServeOptions, seed: u64, stop: &Stop) -> Result<u8> {
     let mut rc = RelayConfig::new(vec![o.listen], o.ports.0..=o.ports.1);
     rc.advertised = o.advertised;
     rc.latching = o.latching;
@@ -98,11 +304,6 @@ pub fn serve_relay(o: &RelayServeOptions) -> Result<u8> {
     rc.idle_timeout_before_media = o.idle_timeout_before_media;
     rc.streams_max = o.streams_max;
     rc.asymmetric_clients.clone_from(&o.asymmetric_clients);
-    #[allow(clippy::disallowed_methods)] // the driver's clock seeds the relay's port choice
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
     rc.seed = seed;
     let core = MediaRelay::new(rc).context("relay configuration")?;
     let mut sc = ServerConfig::new(o.ng);
@@ -125,16 +326,12 @@ pub fn serve_relay(o: &RelayServeOptions) -> Result<u8> {
     let mut poll = Poll::new()?;
     poll.registry()
         .register(&mut SourceFd(&ng.as_raw_fd()), NG, Interest::READABLE)?;
+    stop.register(&poll)?;
+    if o.threads == 0 {
+        serving(); // the whole relay, not a shard: its ng socket is bound now
+    }
     let span = usize::from(o.ports.1 - o.ports.0) + 1;
     let mut ports: Vec<Option<Port>> = (0..span).map(|_| None).collect();
-    eprintln!(
-        "pinhole relay: media on {}:{}-{}, ng on {}{}",
-        o.listen,
-        o.ports.0,
-        o.ports.1,
-        o.ng,
-        if o.secret.is_some() { " (secret)" } else { "" }
-    );
 
     #[allow(clippy::disallowed_methods)] // the driver's clock
     let started = Instant::now();
@@ -149,7 +346,7 @@ pub fn serve_relay(o: &RelayServeOptions) -> Result<u8> {
     loop {
         #[allow(clippy::disallowed_methods)] // the driver's clock
         let now = Instant::now();
-        if o.duration.is_some_and(|d| now >= started + d) {
+        if stop.requested() || o.duration.is_some_and(|d| now >= started + d) {
             break;
         }
         let deadline = [server.poll_timeout(), o.duration.map(|d| started + d)]
@@ -169,6 +366,9 @@ pub fn serve_relay(o: &RelayServeOptions) -> Result<u8> {
         #[allow(clippy::disallowed_methods)] // the driver's clock
         let now = Instant::now();
         for ev in &events {
+            if ev.token() == SIGNAL {
+                continue; // the flag is checked at the top of the loop
+            }
             if ev.token() == NG {
                 loop {
                     match ng.recv_from(&mut ng_buf) {
@@ -297,12 +497,15 @@ pub fn serve_relay(o: &RelayServeOptions) -> Result<u8> {
         }
         while let Some(e) = server.relay_mut().poll_event() {
             if let (MediaEvent::SessionEnded { record, .. }, Some(f)) = (&e, accounting.as_mut()) {
-                writeln!(f, "{}", record.to_json_line()).context("accounting file")?;
+                // One write per record: shards append to the same file (O_APPEND).
+                let mut line = record.to_json_line();
+                line.push('\n');
+                f.write_all(line.as_bytes()).context("accounting file")?;
             }
         }
         while server.poll_event().is_some() {}
         if server.relay().is_drained() {
-            eprintln!("pinhole relay: drained, exiting");
+            println!("pinhole: {}: drained", o.ng);
             break;
         }
     }
@@ -328,5 +531,50 @@ pub fn parse_latching(s: &str) -> Result<Latching> {
     match Latching::from_keyword(s) {
         Some(l) => Ok(l),
         None => bail!("`{s}`: one of {}", Latching::VALUES.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(ports: (u16, u16), threads: usize) -> RelayServeOptions {
+        RelayServeOptions {
+            listen: "127.0.0.1".parse().unwrap(),
+            ports,
+            ng: "127.0.0.1:2223".parse().unwrap(),
+            secret: None,
+            latching: Latching::Strict,
+            latching_window: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
+            idle_timeout_before_media: Duration::from_secs(90),
+            advertised: None,
+            streams_max: 64,
+            asymmetric_clients: Vec::new(),
+            accounting: None,
+            duration: None,
+            threads,
+        }
+    }
+
+    #[test]
+    fn shards_split_the_range_into_whole_pairs_with_their_own_ng_ports() {
+        let s = shards(&opts((40001, 40999), 3)).unwrap();
+        let ranges: Vec<(u16, u16)> = s.iter().map(|x| x.ports).collect();
+        // 40002..=40999 holds 499 pairs: 166, 166, 167
+        assert_eq!(ranges, [(40002, 40333), (40334, 40665), (40666, 40999)]);
+        for (i, x) in s.iter().enumerate() {
+            assert_eq!(x.ng.port(), 2224 + i as u16);
+            assert_eq!(x.threads, 1);
+            assert_eq!(x.ports.0 % 2, 0);
+            assert_eq!(x.ports.1 % 2, 1);
+        }
+        assert!(
+            shards(&opts((40000, 40003), 3)).is_err(),
+            "2 pairs for 3 shards"
+        );
+        let mut o = opts((40000, 40999), 2);
+        o.ng = "127.0.0.1:65535".parse().unwrap();
+        assert!(shards(&o).is_err(), "ng ports past 65535");
     }
 }

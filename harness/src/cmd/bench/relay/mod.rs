@@ -12,11 +12,11 @@
 //!
 //! | module | what it is |
 //! |---|---|
-//! | [`load`] | the load generator (paced RTP, batched raw sends, per-stream receive) |
-//! | [`targets`] | the relays: started by PID, sessions over stdin, ng or TURN |
-//! | [`forwarder`] | the hidden `bench-relay-forwarder`: the do-nothing baseline |
-//! | [`limit`] | the cgroup CPU limit of `--overload` |
-//! | [`report`] | per-step figures, the JSON object and the table |
+//! | `load` | the load generator (paced RTP, batched raw sends, per-stream receive) |
+//! | `targets` | the relays: started by PID, sessions over stdin, ng or TURN |
+//! | `forwarder` | the hidden `bench-relay-forwarder`: the do-nothing baseline |
+//! | `limit` | the cgroup CPU limit of `--overload` |
+//! | `report` | per-step figures, the JSON object and the table |
 
 pub mod forwarder;
 mod limit;
