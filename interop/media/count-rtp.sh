@@ -18,5 +18,7 @@ t=$(tshark -r "$cap" -Y 'sip.Method == "INVITE" && sip.CSeq.seq == 2' -T fields 
 after=0
 [ -n "$t" ] && after=$(n "$rtp && frame.time_relative > $t")
 marker=$(n 'frame contains "MALLORY"')
-echo "$who: sent $sent RTP packets; received $got from the relay, $after of them after the re-INVITE; sprayer's packets received: $marker"
+reinvite=
+[ -n "$5" ] && reinvite=", $after of them after the re-INVITE"
+echo "$who: sent $sent RTP packets; received $got from the relay$reinvite; sprayer's packets received: $marker"
 [ "$got" -ge "$min" ] && [ "$after" -ge "$min_after" ] && [ "$marker" -eq 0 ]
