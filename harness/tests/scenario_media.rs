@@ -825,18 +825,15 @@ fn shipped_and_interop_scenarios_still_load_and_run() {
             assert!(problems.is_empty(), "{}: {problems:?}", cell.name);
             for sv in &cell.spec.services {
                 if let Some(p) = &sv.sip_proxy {
-                    // With the defaults (`media: when-natted`) a proxy whose host
-                    // declares no relay starts one.
-                    if p.media != relay::sip::proxy::MediaPolicy::Never && sv.media_relay.is_none()
-                    {
-                        assert_eq!(
-                            p.relay,
-                            RelayUse::Implicit {
-                                host: sv.host.clone()
-                            },
-                            "{}",
-                            cell.name
-                        );
+                    // With the defaults (`media: when-natted`) a proxy uses a relay: the one
+                    // it names, its dispatcher, or one its host starts (implicit) when the
+                    // host declares none.
+                    if p.media != relay::sip::proxy::MediaPolicy::Never {
+                        assert_ne!(p.relay, RelayUse::None, "{}", cell.name);
+                    }
+                    if let RelayUse::Implicit { host } = &p.relay {
+                        assert_eq!(host, &sv.host, "{}", cell.name);
+                        assert!(sv.media_relay.is_none(), "{}", cell.name);
                     }
                 }
             }

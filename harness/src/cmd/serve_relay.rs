@@ -123,6 +123,7 @@ struct Port {
 /// process is stopped: one thread, or with `threads` > 1 that many shards behind a
 /// dispatcher on the ng address.
 pub fn serve_relay(o: &RelayServeOptions) -> Result<u8> {
+    check_ng_outside_ports(o)?;
     let _ = sys::raise_open_files_limit();
     #[allow(clippy::disallowed_methods)] // the driver's clock seeds the relay's port choice
     let seed = std::time::SystemTime::now()
@@ -159,6 +160,30 @@ pub fn serve_relay(o: &RelayServeOptions) -> Result<u8> {
     drop(pipe);
     println!("pinhole: stopped");
     Ok(code)
+}
+
+/// The ng port (and the shards' ng ports) must not be a media port: the relay would try
+/// to bind it for a session and fail.
+fn check_ng_outside_ports(o: &RelayServeOptions) -> Result<()> {
+    let same_address =
+        o.ng.ip() == o.listen || o.ng.ip().is_unspecified() || o.listen.is_unspecified();
+    let last_ng = usize::from(o.ng.port()) + if o.threads > 1 { o.threads } else { 0 };
+    let inside = |p: usize| (usize::from(o.ports.0)..=usize::from(o.ports.1)).contains(&p);
+    if same_address && (usize::from(o.ng.port())..=last_ng).any(inside) {
+        bail!(
+            "--ng {}: its port{} inside --ports {}-{} on the same address (the relay binds \
+             media ports there); pick an ng port outside the range",
+            o.ng,
+            if o.threads > 1 {
+                format!(" or a shard's (up to {last_ng}) is")
+            } else {
+                " is".to_string()
+            },
+            o.ports.0,
+            o.ports.1
+        );
+    }
+    Ok(())
 }
 
 /// The shards of `threads` > 1: shard `i` has the `i`-th slice of the port range (whole
@@ -576,5 +601,14 @@ mod tests {
         let mut o = opts((40000, 40999), 2);
         o.ng = "127.0.0.1:65535".parse().unwrap();
         assert!(shards(&o).is_err(), "ng ports past 65535");
+        // the ng port (or a shard's) inside the media ports is refused
+        let mut o = opts((2000, 3000), 1);
+        assert!(check_ng_outside_ports(&o).is_err());
+        o.ports = (2224, 3000);
+        assert!(check_ng_outside_ports(&o).is_ok());
+        o.threads = 2;
+        assert!(check_ng_outside_ports(&o).is_err(), "shard 0 takes 2224");
+        o.ng = "127.0.0.2:2223".parse().unwrap();
+        assert!(check_ng_outside_ports(&o).is_ok(), "another address");
     }
 }
