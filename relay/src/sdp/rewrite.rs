@@ -406,7 +406,10 @@ struct Plan {
     rtcp_mux: bool,
 }
 
-fn classify(
+/// Where stream `index` receives (RTP, RTCP) and its hold form, or why it carries no
+/// media to relay (the rules of the module docs). Also read by the proxy, which sees the
+/// description before and after an ng relay's rewrite.
+pub(crate) fn stream_endpoint(
     sdp: &Sdp,
     index: usize,
 ) -> Result<(SocketAddr, SocketAddr, Option<HoldKind>), SkipReason> {
@@ -453,7 +456,7 @@ fn rewrite<M: MediaControl>(
     // 1. Ask the relay for every stream; nothing changes yet.
     let mut plans: Vec<Result<Plan, SkipReason>> = Vec::with_capacity(sdp.media().len());
     for index in 0..sdp.media().len() {
-        let plan = match classify(sdp, index) {
+        let plan = match stream_endpoint(sdp, index) {
             Err(reason) => Err(reason),
             Ok((rtp, rtcp, hold)) => {
                 let media = &sdp.media()[index];

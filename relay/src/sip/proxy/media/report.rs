@@ -2,48 +2,8 @@
 //! rewrite (an ng relay returns SDP, not a report): the [`RewriteReport`] of
 //! [`ProxyEvent::MediaRewritten`](super::ProxyEvent::MediaRewritten).
 
-use crate::sdp::{
-    Connection, HoldKind, RelayEndpoint, RewriteReport, Sdp, SkipReason, StreamOutcome,
-    is_ice_attribute,
-};
-use std::net::SocketAddr;
-
-/// Where stream `index` receives (RTP, RTCP) and its hold form, or why it carries no
-/// media to relay (the rules of [`crate::sdp::rewrite`]).
-fn stream_endpoint(
-    sdp: &Sdp,
-    index: usize,
-) -> Result<(SocketAddr, SocketAddr, Option<HoldKind>), SkipReason> {
-    let media = &sdp.media()[index];
-    let m = media.media_line();
-    if m.port == 0 {
-        return Err(SkipReason::Disabled);
-    }
-    let hold = sdp.hold(index);
-    if let Some(h @ (HoldKind::Inactive | HoldKind::UnspecifiedAddress)) = hold {
-        return Err(SkipReason::Held(h));
-    }
-    if m.port_count.is_some() {
-        return Err(SkipReason::PortCount);
-    }
-    let conn = sdp
-        .effective_connection(index)
-        .ok_or(SkipReason::NoAddress)?;
-    let ip = conn.ip().ok_or(SkipReason::Unresolved)?;
-    if ip.is_multicast() || conn.ttl.is_some() || conn.count.is_some() {
-        return Err(SkipReason::Multicast);
-    }
-    let rtp = SocketAddr::new(ip, m.port);
-    let rtcp = match media.rtcp() {
-        Some(r) => {
-            let rip = r.connection.as_ref().and_then(Connection::ip).unwrap_or(ip);
-            SocketAddr::new(rip, r.port)
-        }
-        None if media.rtcp_mux() => rtp,
-        None => SocketAddr::new(ip, m.port.checked_add(1).unwrap_or(m.port)),
-    };
-    Ok((rtp, rtcp, hold))
-}
+use crate::sdp::rewrite::stream_endpoint;
+use crate::sdp::{RelayEndpoint, RewriteReport, Sdp, SkipReason, StreamOutcome, is_ice_attribute};
 
 fn relay_candidates(sdp: &Sdp, index: usize) -> usize {
     sdp.media()[index]
