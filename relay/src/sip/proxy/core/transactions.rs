@@ -129,30 +129,7 @@ impl Proxy {
         cancel.push_header(Header::new("Max-Forwards", "70"));
         cancel.push_header(Header::new("Content-Length", "0"));
         let (flow, branch) = (c.flow, c.branch.clone());
-        let bytes = self.send(flow, &cancel);
-        let id = self.new_id();
-        let t1 = self.config.timers.t1;
-        let mut ct = ClientTx {
-            branch: branch.clone(),
-            method: "CANCEL".into(),
-            request: cancel,
-            bytes,
-            flow,
-            state: State::Calling,
-            interval: t1,
-            server: None,
-            cancel_pending: false,
-            ack: None,
-            natted_target: false,
-            timers: [None; TIMERS],
-        };
-        if !flow.transport.is_reliable() {
-            self.timers.arm(&mut ct.timers, id, Timer::TimerE, now + t1);
-        }
-        self.timers
-            .arm(&mut ct.timers, id, Timer::TimerF, now + 64 * t1);
-        self.clients.insert(id, ct);
-        self.client_keys.insert((branch, "CANCEL".into()), id);
+        self.start_own_request(now, cancel, flow, branch);
     }
 
     pub(super) fn handle_response(&mut self, now: Instant, flow: Flow, mut msg: Message) {
