@@ -53,45 +53,86 @@ pub fn send_repeated(fd: BorrowedFd<'_>, datagram: &[u8], count: usize) -> io::R
 ///
 /// [`io::ErrorKind::InvalidInput`] for `slot == 0`; the OS error of `recvmmsg`.
 pub fn recv_many(fd: BorrowedFd<'_>, buf: &mut [u8], slot: usize) -> io::Result<(usize, usize)> {
+    let mut bytes = 0;
+    let got = recv_slots(
+        fd,
+        buf,
+        slot,
+        MAX_BATCH,
+        libc::MSG_WAITFORONE | libc::MSG_TRUNC,
+        false,
+        |_, len, _| bytes += len,
+    )?;
+    Ok((got, bytes))
+}
+
+/// One `recvmmsg(2)` of up to `max` (and [`MAX_BATCH`]) datagrams into `buf` cut into
+/// slots of `slot` bytes, with `flags`; with `names` each datagram's source is read too.
+/// `each(i, msg_len, source)` sees every datagram received. A timeout or an empty
+/// non-blocking socket gives `Ok(0)`: the one body of [`recv_many`], [`recv_sized`] and
+/// [`recv_batch_from`].
+fn recv_slots(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    slot: usize,
+    max: usize,
+    flags: libc::c_int,
+    names: bool,
+    mut each: impl FnMut(usize, usize, Option<SocketAddr>),
+) -> io::Result<usize> {
     if slot == 0 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "slot of 0 bytes",
         ));
     }
-    let n = (buf.len() / slot).min(MAX_BATCH);
+    let n = (buf.len() / slot).min(MAX_BATCH).min(max);
     if n == 0 {
-        return Ok((0, 0));
+        return Ok(0);
     }
-    // SAFETY: iovec and mmsghdr are plain old data; all-zero values are valid.
+    // SAFETY: iovec, mmsghdr and sockaddr_storage are plain old data; all-zero is valid.
     let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
     let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut addrs: [libc::sockaddr_storage; MAX_BATCH] = unsafe { std::mem::zeroed() };
     for (i, chunk) in buf.chunks_exact_mut(slot).take(n).enumerate() {
         iovs[i].iov_base = chunk.as_mut_ptr().cast();
         iovs[i].iov_len = slot;
         msgs[i].msg_hdr.msg_iov = &raw mut iovs[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
+        if names {
+            msgs[i].msg_hdr.msg_name = (&raw mut addrs[i]).cast();
+            msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
+        }
     }
-    // SAFETY: `n` headers, each with one iovec over a disjoint `slot`-byte piece of `buf`;
-    // `buf`, the iovecs and headers outlive the call; MSG_TRUNC makes msg_len the real size.
+    // SAFETY: `n` headers, each with one iovec over a disjoint `slot`-byte piece of `buf`
+    // and (with `names`) its own address buffer; all outlive the call. With MSG_TRUNC
+    // msg_len is the datagram's real size.
     let r = cvt_retry(|| unsafe {
         libc::recvmmsg(
             fd.as_raw_fd(),
             msgs.as_mut_ptr(),
             n as libc::c_uint,
-            libc::MSG_WAITFORONE | libc::MSG_TRUNC,
+            flags,
             std::ptr::null_mut(),
         )
     });
     match r {
         Ok(got) => {
             let got = usize::try_from(got).unwrap_or(0);
-            let bytes = msgs[..got].iter().map(|m| m.msg_len as usize).sum();
-            Ok((got, bytes))
+            for (i, m) in msgs[..got].iter().enumerate() {
+                let source = if names {
+                    from_sockaddr(&addrs[i])
+                } else {
+                    None
+                };
+                each(i, m.msg_len as usize, source);
+            }
+            Ok(got)
         }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
-            Ok((0, 0))
+            Ok(0)
         }
         Err(e) => Err(e),
     }
@@ -190,50 +231,18 @@ pub fn recv_sized(
     slot: usize,
     lens: &mut [usize],
 ) -> io::Result<usize> {
-    if slot == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "slot of 0 bytes",
-        ));
-    }
-    let n = (buf.len() / slot).min(MAX_BATCH).min(lens.len());
-    if n == 0 {
-        return Ok(0);
-    }
-    // SAFETY: iovec and mmsghdr are plain old data; all-zero values are valid.
-    let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
-    for (i, chunk) in buf.chunks_exact_mut(slot).take(n).enumerate() {
-        iovs[i].iov_base = chunk.as_mut_ptr().cast();
-        iovs[i].iov_len = slot;
-        msgs[i].msg_hdr.msg_iov = &raw mut iovs[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-    }
-    // SAFETY: `n` headers, each with one iovec over a disjoint `slot`-byte piece of `buf`;
-    // `buf`, the iovecs and headers outlive the call.
-    let r = cvt_retry(|| unsafe {
-        libc::recvmmsg(
-            fd.as_raw_fd(),
-            msgs.as_mut_ptr(),
-            n as libc::c_uint,
-            libc::MSG_WAITFORONE,
-            std::ptr::null_mut(),
-        )
-    });
-    match r {
-        Ok(got) => {
-            let got = usize::try_from(got).unwrap_or(0);
-            for (l, m) in lens.iter_mut().zip(&msgs[..got]) {
-                *l = (m.msg_len as usize).min(slot);
-            }
-            Ok(got)
-        }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
-            Ok(0)
-        }
-        Err(e) => Err(e),
-    }
+    let max = lens.len();
+    recv_slots(
+        fd,
+        buf,
+        slot,
+        max,
+        libc::MSG_WAITFORONE,
+        false,
+        |i, len, _| {
+            lens[i] = len.min(slot);
+        },
+    )
 }
 
 /// Raise this process's soft limit of open files (`RLIMIT_NOFILE`) to its hard limit, for
@@ -300,56 +309,19 @@ pub fn recv_batch_from(
     lens: &mut [usize],
     from: &mut [Option<SocketAddr>],
 ) -> io::Result<usize> {
-    if slot == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "slot of 0 bytes",
-        ));
-    }
-    let n = (buf.len() / slot)
-        .min(MAX_BATCH)
-        .min(lens.len())
-        .min(from.len());
-    if n == 0 {
-        return Ok(0);
-    }
-    // SAFETY: iovec, mmsghdr and sockaddr_storage are plain old data; all-zero is valid.
-    let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let mut names: [libc::sockaddr_storage; MAX_BATCH] = unsafe { std::mem::zeroed() };
-    for (i, chunk) in buf.chunks_exact_mut(slot).take(n).enumerate() {
-        iovs[i].iov_base = chunk.as_mut_ptr().cast();
-        iovs[i].iov_len = slot;
-        msgs[i].msg_hdr.msg_iov = &raw mut iovs[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-        msgs[i].msg_hdr.msg_name = (&raw mut names[i]).cast();
-        msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
-    }
-    // SAFETY: `n` headers, each with one iovec over a disjoint `slot`-byte piece of `buf`
-    // and its own address buffer; all outlive the call.
-    let r = cvt_retry(|| unsafe {
-        libc::recvmmsg(
-            fd.as_raw_fd(),
-            msgs.as_mut_ptr(),
-            n as libc::c_uint,
-            libc::MSG_DONTWAIT,
-            std::ptr::null_mut(),
-        )
-    });
-    match r {
-        Ok(got) => {
-            let got = usize::try_from(got).unwrap_or(0);
-            for i in 0..got {
-                lens[i] = (msgs[i].msg_len as usize).min(slot);
-                from[i] = from_sockaddr(&names[i]);
-            }
-            Ok(got)
-        }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
-        Err(e) => Err(e),
-    }
+    let max = lens.len().min(from.len());
+    recv_slots(
+        fd,
+        buf,
+        slot,
+        max,
+        libc::MSG_DONTWAIT,
+        true,
+        |i, len, source| {
+            lens[i] = len.min(slot);
+            from[i] = source;
+        },
+    )
 }
 
 #[cfg(test)]
@@ -412,7 +384,10 @@ mod tests {
     #[test]
     fn a_batch_comes_with_its_sources() {
         let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        rx.set_nonblocking(true).unwrap();
+        // Blocking with a bound: `peek_from` waits for a datagram (recv_batch_from itself
+        // never blocks: MSG_DONTWAIT).
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
         let to = rx.local_addr().unwrap();
         let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -421,7 +396,8 @@ mod tests {
         let mut buf = vec![0u8; 4 * 64];
         let (mut lens, mut from) = ([0usize; 4], [None; 4]);
         let mut got = 0;
-        for _ in 0..100 {
+        let mut peek = [0u8; 1];
+        while got < 2 && rx.peek_from(&mut peek).is_ok() {
             got += recv_batch_from(
                 rx.as_fd(),
                 &mut buf[got * 64..],
@@ -430,10 +406,6 @@ mod tests {
                 &mut from[got..],
             )
             .unwrap();
-            if got == 2 {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
         }
         assert_eq!(got, 2);
         assert_eq!(
