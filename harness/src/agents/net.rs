@@ -179,9 +179,10 @@ pub(crate) use agent_by_inherent_methods;
 
 /// `impl Agent<N> for $ty<N>` for a service: its own `poll` and `poll_timeout`, never
 /// waited for (`is_done` is always true), and its `log` field handed to the cell's event
-/// log as the service `$name` on its `host`.
+/// log as the service `$name` on its `host`; with `$act`, its inherent method of that name
+/// serves `service` steps.
 macro_rules! service_agent {
-    ($ty:ident, $name:literal) => {
+    ($ty:ident, $name:literal $(, $act:ident)?) => {
         impl<N: $crate::agents::net::Net> $crate::agents::net::Agent<N> for $ty<N> {
             fn poll(&mut self, net: &mut N) {
                 $ty::poll(self, net)
@@ -198,32 +199,15 @@ macro_rules! service_agent {
             fn service(&self) -> Option<(usize, &'static str)> {
                 Some((self.host, $name))
             }
-        }
-    };
-    ($ty:ident, $name:literal, $act:ident) => {
-        impl<N: $crate::agents::net::Net> $crate::agents::net::Agent<N> for $ty<N> {
-            fn poll(&mut self, net: &mut N) {
-                $ty::poll(self, net)
-            }
-            fn poll_timeout(&self) -> Option<std::time::Instant> {
-                $ty::poll_timeout(self)
-            }
-            fn is_done(&self) -> bool {
-                true
-            }
-            fn drain_events(&mut self, rec: &mut $crate::run::events::Recorder) {
-                rec.service(self.host, $name, &mut self.log);
-            }
-            fn service(&self) -> Option<(usize, &'static str)> {
-                Some((self.host, $name))
-            }
-            fn act(
-                &mut self,
-                net: &mut N,
-                action: $crate::scenario::model::ServiceAction,
-            ) -> Result<(), String> {
-                $ty::$act(self, net, action)
-            }
+            $(
+                fn act(
+                    &mut self,
+                    net: &mut N,
+                    action: $crate::scenario::model::ServiceAction,
+                ) -> Result<(), String> {
+                    $ty::$act(self, net, action)
+                }
+            )?
         }
     };
 }
