@@ -24,7 +24,7 @@
 //! |                   delay since last SR (DLSR)                  |
 //! ```
 
-use super::{Error, VERSION};
+use super::{Error, VERSION, be32};
 
 /// Packet type of a sender report (RFC 3550 §6.4.1).
 pub const SR: u8 = 200;
@@ -43,10 +43,6 @@ pub const HEADER_LEN: usize = 4;
 pub const SENDER_INFO_LEN: usize = 20;
 /// One report block's length (RFC 3550 §6.4.1).
 pub const REPORT_BLOCK_LEN: usize = 24;
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
 
 /// A zero-copy view of one RTCP packet, possibly the first of a compound (the buffer may
 /// go on past [`Packet::total_len`]).
